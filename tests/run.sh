@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The full test command (README.md). .ci/run calls exactly this.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. tests/lib/toolchain.sh
+ensure_toolchain
+
+export CARGO_TERM_COLOR=never
+# CI never updates snapshots: a difference is a failure.
+export INSTA_UPDATE=no
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "format"
+cargo fmt --all -- --check
+
+step "clippy"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+step "generated bindings are up to date (xen-abi-gen check)"
+cargo run --locked -q -p xen-abi-gen -- check
+
+step "tests"
+mkdir -p target
+cargo test --locked --workspace 2>&1 | tee target/test-output.txt
+# One closing line with the totals of every test binary.
+awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i; exit (f > 0) }' target/test-output.txt

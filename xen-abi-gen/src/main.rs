@@ -1,0 +1,130 @@
+//! `xen-abi-gen`: generate, check and inspect the Xen stable-ABI bindings.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand};
+use xen_abi_gen::workflow::{self, REGENERATE};
+use xen_abi_gen::{Arch, View};
+
+#[derive(Parser)]
+#[command(
+    version,
+    about = "Generate and check Rust bindings for Xen's stable ABI"
+)]
+struct Cli {
+    /// Spec directory.
+    #[arg(long, global = true, default_value = "abi-spec")]
+    spec: PathBuf,
+    /// Output directory of the generated Rust modules.
+    #[arg(long, global = true, default_value = "xen-sys/src/generated")]
+    out: PathBuf,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Regenerate the bindings and print a summary.
+    Generate,
+    /// Fail if the committed bindings differ from what the spec generates.
+    Check,
+    /// Print an item's size, alignment and field offsets per architecture.
+    Layout {
+        /// C or Rust name of the item.
+        item: Option<String>,
+        /// Only this architecture (x86_32, x86_64, arm32, arm64).
+        #[arg(long)]
+        arch: Option<Arch>,
+        /// JSON output, one object per architecture.
+        #[arg(long)]
+        json: bool,
+        /// Every struct and union.
+        #[arg(long)]
+        all: bool,
+        /// Lay out as a `__XEN_TOOLS__` build instead of the guest view Rust follows.
+        #[arg(long)]
+        tools: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
+    match cli.cmd {
+        Cmd::Generate => {
+            let t = Instant::now();
+            let g = workflow::generate(&cli.spec)?;
+            workflow::write(&g.files, &cli.out)?;
+            print!("{}", xen_abi_gen::emit::summary::summary(&g.spec));
+            println!(
+                "wrote {} files to {} in {:.0?}",
+                g.files.len(),
+                cli.out.display(),
+                t.elapsed()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Check => {
+            let g = workflow::generate(&cli.spec)?;
+            let stale = workflow::stale(&g.files, &cli.out);
+            if stale.is_empty() {
+                println!(
+                    "{}: up to date ({} files)",
+                    cli.out.display(),
+                    g.files.len()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                eprintln!("the committed bindings in {} are stale:", cli.out.display());
+                for (f, why) in &stale {
+                    eprintln!("  {}/{f} {why}", cli.out.display());
+                }
+                eprintln!("fix: run `{REGENERATE}` and commit the result");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Cmd::Layout {
+            item,
+            arch,
+            json,
+            all,
+            tools,
+        } => {
+            let spec = xen_abi_gen::spec::load(&cli.spec)?;
+            let arches: Vec<Arch> = match arch {
+                Some(a) => vec![a],
+                None => Arch::ALL.to_vec(),
+            };
+            let view = if tools { View::Tools } else { View::Guest };
+            let names = match (item, all) {
+                (Some(i), false) => vec![i],
+                (None, true) => workflow::compound_names(&spec),
+                _ => {
+                    eprintln!("give an item name or --all");
+                    return Ok(ExitCode::from(2));
+                }
+            };
+            for n in names {
+                for l in workflow::layouts(&spec, &n, &arches, view)? {
+                    if json {
+                        println!("{}", serde_json::to_string(&l).unwrap_or_default());
+                    } else {
+                        print!("{}", workflow::layout_text(&l));
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -269,7 +269,7 @@ impl Emitter<'_> {
         let _ = writeln!(out, "impl {n} {{");
         let _ = writeln!(
             out,
-            "/// The union's raw bytes.\npub fn as_bytes(&self) -> &[u8] {{ &self.bytes }}"
+            "/// The union's raw bytes.\npub fn bytes(&self) -> &[u8] {{ &self.bytes }}"
         );
         for f in &c.fields {
             let ty = self.rust_ty(&f.ty);

@@ -224,6 +224,8 @@ pub struct Member {
     pub doc: String,
     /// Release that introduced it.
     pub since: Version,
+    /// Where it is declared.
+    pub loc: Loc,
 }
 
 /// A bitfield group packed into one integer.

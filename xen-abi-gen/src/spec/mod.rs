@@ -96,7 +96,10 @@ pub fn load_sources(sources: &[Source]) -> Result<Spec, Diagnostics> {
                     .unwrap_or_else(|| map.start());
                 diags.push(Diagnostic {
                     loc,
-                    message: e.message().trim().to_owned(),
+                    message: match e.message().trim() {
+                        "" => "the file is not valid TOML for the spec format".to_owned(),
+                        m => m.to_owned(),
+                    },
                     help: Some(
                         "see abi-spec/README.md for the spec format and the keys each item takes"
                             .into(),

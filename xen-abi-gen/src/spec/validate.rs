@@ -557,12 +557,14 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             let label = format!("member `{name}`");
             let doc = cx.doc(ml.clone(), &label, &m.doc);
             let since = cx.since(ml, &label, &m.since, since_item);
+            let loc = cx.at(&m.name);
             members.push(Member {
                 name,
                 value,
                 bit: None,
                 doc,
                 since,
+                loc,
             });
         }
         let prefix = r
@@ -601,6 +603,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 );
             }
             let bit = bit.clamp(0, 63) as u32;
+            let mloc = cx.at(&m.name);
             let label = format!("flag `{name}`");
             let doc = cx.doc(ml.clone(), &label, &m.doc);
             let since = cx.since(ml, &label, &m.since, since_item);
@@ -610,6 +613,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 bit: Some(bit),
                 doc,
                 since,
+                loc: mloc,
             });
         }
         let prefix = r
@@ -647,14 +651,12 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             let m = m.get_ref();
             let name = cx.name(&m.name, "bitfield member");
             let (lsb, width) = (*m.lsb.get_ref(), *m.width.get_ref());
-            if width < 1 || lsb < 0 || lsb + width > i64::from(bits) {
+            let end = i128::from(lsb) + i128::from(width);
+            if width < 1 || lsb < 0 || end > i128::from(bits) {
                 let loc = cx.at(&m.lsb);
                 cx.err(
                     loc,
-                    format!(
-                        "bits {lsb}..{} of `{name}` do not fit the {bits}-bit repr",
-                        lsb + width
-                    ),
+                    format!("bits {lsb}..{end} of `{name}` do not fit the {bits}-bit repr"),
                     "lsb + width must be at most the repr's width, width at least 1",
                 );
             } else {
@@ -893,8 +895,15 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             arg,
             linux: r.linux.as_ref().map(|l| l.get_ref().clone()),
         });
-        items.push(mk_item(cx, common!(r), tl, "ioctl", kind));
+        let mut item = mk_item(cx, common!(r), tl, "ioctl", kind);
+        if r.arg.get_ref() != "none" {
+            // Errors about the argument type point at it.
+            item.loc = cx.at(&r.arg);
+        }
+        items.push(item);
     }
+    // Keep the file's order (the parser groups tables by kind).
+    items.sort_by(|a, b| a.loc.cmp(&b.loc));
     items
 }
 
@@ -951,7 +960,7 @@ fn check_names(spec: &Spec, sink: &mut Sink) {
             ItemKind::Values(v) | ItemKind::Flags(v) => v
                 .members
                 .iter()
-                .map(|m| (m.name.as_str(), &item.loc, "set member"))
+                .map(|m| (m.name.as_str(), &m.loc, "set member"))
                 .collect(),
             ItemKind::Hypercall(h) => h
                 .subops
@@ -1079,6 +1088,18 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
     let engine = Engine::new(spec);
     for (_, item) in spec.items() {
         match &item.kind {
+            ItemKind::Typedef(_) => {
+                for arch in Arch::ALL {
+                    if let Err(e) = engine.item(&item.name, arch, View::Guest) {
+                        sink.error(
+                            item.loc.clone(),
+                            format!("typedef `{}`: {e}", item.name),
+                            "a typedef must resolve to a type without going through itself",
+                        );
+                        break;
+                    }
+                }
+            }
             ItemKind::Struct(c) | ItemKind::Union(c) => {
                 let what = item.kind.keyword();
                 for arch in Arch::ALL {
@@ -1097,6 +1118,9 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
                             break;
                         }
                     };
+                    if l.fields.is_empty() {
+                        sink.error(item.loc.clone(), format!("{what} `{}` has no fields on {arch}", item.name), "every field has `only`, and none names this architecture; C does not allow empty structs");
+                    }
                     for p in &l.padding {
                         match p.before {
                             Some(i) => {

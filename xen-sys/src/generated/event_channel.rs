@@ -7,54 +7,6 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
-/// Number of VIRQ numbers (xen/xen.h); every valid VIRQ_* value is below it.
-///
-/// *Since Xen 3.0.*
-pub const NR_VIRQS: u32 = 24;
-/// Highest FIFO event priority (numerically smallest).
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_PRIORITY_MAX: u32 = 0;
-/// Priority a port gets when it is bound under the FIFO ABI.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7;
-/// Lowest FIFO event priority (numerically largest); EVTCHNOP_set_priority rejects larger values.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_PRIORITY_MIN: u32 = 15;
-/// Number of FIFO priority queues per vCPU (EVTCHN_FIFO_PRIORITY_MIN + 1), i.e. the length of `evtchn_fifo_control_block.head`.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_MAX_QUEUES: u32 = 16;
-/// Bit number (not mask) of the PENDING bit in an event_word_t.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_PENDING: u32 = 31;
-/// Bit number (not mask) of the MASKED bit in an event_word_t.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_MASKED: u32 = 30;
-/// Bit number (not mask) of the LINKED bit in an event_word_t (the word is on a queue).
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_LINKED: u32 = 29;
-/// Bit number (not mask) of the BUSY bit in an event_word_t (Xen is updating the link; the guest must not unmask until it clears).
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_BUSY: u32 = 28;
-/// Width of the link field at the bottom of an event_word_t.
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_LINK_BITS: u32 = 17;
-/// Mask of the link field of an event_word_t ((1 << EVTCHN_FIFO_LINK_BITS) - 1).
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_LINK_MASK: u32 = 0x1ffff;
-/// Maximum number of ports under the FIFO ABI (1 << EVTCHN_FIFO_LINK_BITS = 131072). The 2-level ABI limit EVTCHN_2L_NR_CHANNELS is sizeof(xen_ulong_t)^2 * 64 (1024 on x86_32, 4096 elsewhere).
-///
-/// *Since Xen 4.4.*
-pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 0x20000;
 /// An event-channel port number, local to one domain. Port 0 is never handed out by Xen, so it can serve as an 'unbound' marker.
 ///
 /// *Since Xen 3.0.*
@@ -105,6 +57,406 @@ const _: () = {
     assert!(core::mem::size_of::< EventWord > () == 4);
     assert!(core::mem::align_of::< EventWord > () == 4);
 };
+/// State of an event-channel port as reported by EVTCHNOP_status in `evtchn_status.status`; it selects which member of `evtchn_status.u` is valid.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "evtchn_status_kind")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct EvtchnStatusKind(pub u32);
+impl EvtchnStatusKind {
+    /// The port is not in use.
+    #[doc(alias = "EVTCHNSTAT_closed")]
+    pub const CLOSED: Self = Self(0);
+    /// The port was allocated with EVTCHNOP_alloc_unbound and waits for the domain in `u.unbound.dom` to bind to it.
+    #[doc(alias = "EVTCHNSTAT_unbound")]
+    pub const UNBOUND: Self = Self(1);
+    /// The port is connected to `u.interdomain.port` of domain `u.interdomain.dom`.
+    #[doc(alias = "EVTCHNSTAT_interdomain")]
+    pub const INTERDOMAIN: Self = Self(2);
+    /// The port is bound to the physical IRQ in `u.pirq`.
+    #[doc(alias = "EVTCHNSTAT_pirq")]
+    pub const PIRQ: Self = Self(3);
+    /// The port is bound to the virtual IRQ in `u.virq`.
+    #[doc(alias = "EVTCHNSTAT_virq")]
+    pub const VIRQ: Self = Self(4);
+    /// The port is an inter-processor event channel of the domain itself.
+    #[doc(alias = "EVTCHNSTAT_ipi")]
+    pub const IPI: Self = Self(5);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("EVTCHNSTAT_closed"),
+            1 => Some("EVTCHNSTAT_unbound"),
+            2 => Some("EVTCHNSTAT_interdomain"),
+            3 => Some("EVTCHNSTAT_pirq"),
+            4 => Some("EVTCHNSTAT_virq"),
+            5 => Some("EVTCHNSTAT_ipi"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for EvtchnStatusKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "EvtchnStatusKind({})", self.0),
+        }
+    }
+}
+impl From<u32> for EvtchnStatusKind {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<EvtchnStatusKind> for u32 {
+    fn from(v: EvtchnStatusKind) -> Self {
+        v.0
+    }
+}
+impl XenAbi for EvtchnStatusKind {
+    const C_NAME: &'static str = "evtchn_status_kind";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+/// `EVTCHNSTAT_closed` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_closed: u32 = 0;
+/// `EVTCHNSTAT_unbound` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_unbound: u32 = 1;
+/// `EVTCHNSTAT_interdomain` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_interdomain: u32 = 2;
+/// `EVTCHNSTAT_pirq` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_pirq: u32 = 3;
+/// `EVTCHNSTAT_virq` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_virq: u32 = 4;
+/// `EVTCHNSTAT_ipi` as a plain integer (evtchn_status_kind).
+pub const EVTCHNSTAT_ipi: u32 = 5;
+/// Virtual IRQ numbers (xen/xen.h) a domain can bind with EVTCHNOP_bind_virq. Per-vCPU VIRQs can be bound once on every vCPU and never re-bound; global VIRQs are bound once, on vCPU 0, and may later be moved with EVTCHNOP_bind_vcpu.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "virq")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct Virq(pub u32);
+impl Virq {
+    /// Per-vCPU: timebase update and/or a requested timeout expired.
+    #[doc(alias = "VIRQ_TIMER")]
+    pub const TIMER: Self = Self(0);
+    /// Per-vCPU: request to dump debug information.
+    #[doc(alias = "VIRQ_DEBUG")]
+    pub const DEBUG: Self = Self(1);
+    /// Global (dom0): bytes received on the emergency console.
+    #[doc(alias = "VIRQ_CONSOLE")]
+    pub const CONSOLE: Self = Self(2);
+    /// Global (dom0): an exceptional event occurred for some domain (e.g. it shut down or crashed).
+    #[doc(alias = "VIRQ_DOM_EXC")]
+    pub const DOM_EXC: Self = Self(3);
+    /// Global (dom0): the trace buffers have records available.
+    #[doc(alias = "VIRQ_TBUF")]
+    pub const TBUF: Self = Self(4);
+    /// Global (dom0): a domain has paused for debugging.
+    #[doc(alias = "VIRQ_DEBUGGER")]
+    pub const DEBUGGER: Self = Self(6);
+    /// Per-vCPU: a new Xenoprof sample is available.
+    #[doc(alias = "VIRQ_XENOPROF")]
+    pub const XENOPROF: Self = Self(7);
+    /// Global (dom0): bytes received on the hypervisor console ring.
+    ///
+    /// *Since Xen 3.1.*
+    #[doc(alias = "VIRQ_CON_RING")]
+    pub const CON_RING: Self = Self(8);
+    /// Global (dom0): the state of a physical CPU changed.
+    ///
+    /// *Since Xen 4.0.*
+    #[doc(alias = "VIRQ_PCPU_STATE")]
+    pub const PCPU_STATE: Self = Self(9);
+    /// Global (dom0): a memory event (vm_event) has occurred.
+    ///
+    /// *Since Xen 4.0.*
+    #[doc(alias = "VIRQ_MEM_EVENT")]
+    pub const MEM_EVENT: Self = Self(10);
+    /// Global: an Argo interdomain message arrived.
+    ///
+    /// *Since Xen 4.12.*
+    #[doc(alias = "VIRQ_ARGO")]
+    pub const ARGO: Self = Self(11);
+    /// Global (dom0): the hypervisor is low on heap memory.
+    ///
+    /// *Since Xen 4.2.*
+    #[doc(alias = "VIRQ_ENOMEM")]
+    pub const ENOMEM: Self = Self(12);
+    /// Per-vCPU: performance-monitoring counter interrupt.
+    ///
+    /// *Since Xen 4.6.*
+    #[doc(alias = "VIRQ_XENPMU")]
+    pub const XENPMU: Self = Self(13);
+    /// Architecture-specific VIRQ 0 (x86: VIRQ_MCA, machine-check notification).
+    #[doc(alias = "VIRQ_ARCH_0")]
+    pub const ARCH_0: Self = Self(16);
+    /// Architecture-specific VIRQ 1.
+    #[doc(alias = "VIRQ_ARCH_1")]
+    pub const ARCH_1: Self = Self(17);
+    /// Architecture-specific VIRQ 2.
+    #[doc(alias = "VIRQ_ARCH_2")]
+    pub const ARCH_2: Self = Self(18);
+    /// Architecture-specific VIRQ 3.
+    #[doc(alias = "VIRQ_ARCH_3")]
+    pub const ARCH_3: Self = Self(19);
+    /// Architecture-specific VIRQ 4.
+    #[doc(alias = "VIRQ_ARCH_4")]
+    pub const ARCH_4: Self = Self(20);
+    /// Architecture-specific VIRQ 5.
+    #[doc(alias = "VIRQ_ARCH_5")]
+    pub const ARCH_5: Self = Self(21);
+    /// Architecture-specific VIRQ 6.
+    #[doc(alias = "VIRQ_ARCH_6")]
+    pub const ARCH_6: Self = Self(22);
+    /// Architecture-specific VIRQ 7.
+    #[doc(alias = "VIRQ_ARCH_7")]
+    pub const ARCH_7: Self = Self(23);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("VIRQ_TIMER"),
+            1 => Some("VIRQ_DEBUG"),
+            2 => Some("VIRQ_CONSOLE"),
+            3 => Some("VIRQ_DOM_EXC"),
+            4 => Some("VIRQ_TBUF"),
+            6 => Some("VIRQ_DEBUGGER"),
+            7 => Some("VIRQ_XENOPROF"),
+            8 => Some("VIRQ_CON_RING"),
+            9 => Some("VIRQ_PCPU_STATE"),
+            10 => Some("VIRQ_MEM_EVENT"),
+            11 => Some("VIRQ_ARGO"),
+            12 => Some("VIRQ_ENOMEM"),
+            13 => Some("VIRQ_XENPMU"),
+            16 => Some("VIRQ_ARCH_0"),
+            17 => Some("VIRQ_ARCH_1"),
+            18 => Some("VIRQ_ARCH_2"),
+            19 => Some("VIRQ_ARCH_3"),
+            20 => Some("VIRQ_ARCH_4"),
+            21 => Some("VIRQ_ARCH_5"),
+            22 => Some("VIRQ_ARCH_6"),
+            23 => Some("VIRQ_ARCH_7"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for Virq {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "Virq({})", self.0),
+        }
+    }
+}
+impl From<u32> for Virq {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<Virq> for u32 {
+    fn from(v: Virq) -> Self {
+        v.0
+    }
+}
+impl XenAbi for Virq {
+    const C_NAME: &'static str = "virq";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+/// `VIRQ_TIMER` as a plain integer (virq).
+pub const VIRQ_TIMER: u32 = 0;
+/// `VIRQ_DEBUG` as a plain integer (virq).
+pub const VIRQ_DEBUG: u32 = 1;
+/// `VIRQ_CONSOLE` as a plain integer (virq).
+pub const VIRQ_CONSOLE: u32 = 2;
+/// `VIRQ_DOM_EXC` as a plain integer (virq).
+pub const VIRQ_DOM_EXC: u32 = 3;
+/// `VIRQ_TBUF` as a plain integer (virq).
+pub const VIRQ_TBUF: u32 = 4;
+/// `VIRQ_DEBUGGER` as a plain integer (virq).
+pub const VIRQ_DEBUGGER: u32 = 6;
+/// `VIRQ_XENOPROF` as a plain integer (virq).
+pub const VIRQ_XENOPROF: u32 = 7;
+/// `VIRQ_CON_RING` as a plain integer (virq).
+pub const VIRQ_CON_RING: u32 = 8;
+/// `VIRQ_PCPU_STATE` as a plain integer (virq).
+pub const VIRQ_PCPU_STATE: u32 = 9;
+/// `VIRQ_MEM_EVENT` as a plain integer (virq).
+pub const VIRQ_MEM_EVENT: u32 = 10;
+/// `VIRQ_ARGO` as a plain integer (virq).
+pub const VIRQ_ARGO: u32 = 11;
+/// `VIRQ_ENOMEM` as a plain integer (virq).
+pub const VIRQ_ENOMEM: u32 = 12;
+/// `VIRQ_XENPMU` as a plain integer (virq).
+pub const VIRQ_XENPMU: u32 = 13;
+/// `VIRQ_ARCH_0` as a plain integer (virq).
+pub const VIRQ_ARCH_0: u32 = 16;
+/// `VIRQ_ARCH_1` as a plain integer (virq).
+pub const VIRQ_ARCH_1: u32 = 17;
+/// `VIRQ_ARCH_2` as a plain integer (virq).
+pub const VIRQ_ARCH_2: u32 = 18;
+/// `VIRQ_ARCH_3` as a plain integer (virq).
+pub const VIRQ_ARCH_3: u32 = 19;
+/// `VIRQ_ARCH_4` as a plain integer (virq).
+pub const VIRQ_ARCH_4: u32 = 20;
+/// `VIRQ_ARCH_5` as a plain integer (virq).
+pub const VIRQ_ARCH_5: u32 = 21;
+/// `VIRQ_ARCH_6` as a plain integer (virq).
+pub const VIRQ_ARCH_6: u32 = 22;
+/// `VIRQ_ARCH_7` as a plain integer (virq).
+pub const VIRQ_ARCH_7: u32 = 23;
+/// Flags of EVTCHNOP_bind_pirq (`evtchn_bind_pirq.flags`).
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "evtchn_bind_pirq_flags")]
+///
+/// A set of flag bits; unknown bits are kept as they are.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct EvtchnBindPirqFlags(pub u32);
+impl EvtchnBindPirqFlags {
+    /// The caller is willing to share the physical IRQ line with other domains.
+    #[doc(alias = "BIND_PIRQ__WILL_SHARE")]
+    pub const WILL_SHARE: Self = Self(1);
+    /// No flag set.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+    /// Every flag this spec knows.
+    pub const fn all() -> Self {
+        Self(1)
+    }
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+    /// Whether every bit of `other` is set in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Bits set that this spec does not know.
+    pub const fn unknown_bits(self) -> u32 {
+        self.0 & !1
+    }
+}
+impl core::ops::BitOr for EvtchnBindPirqFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+impl core::ops::BitAnd for EvtchnBindPirqFlags {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        Self(self.0 & rhs.0)
+    }
+}
+impl core::fmt::Debug for EvtchnBindPirqFlags {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "EvtchnBindPirqFlags({:#x})", self.0)
+    }
+}
+impl From<u32> for EvtchnBindPirqFlags {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<EvtchnBindPirqFlags> for u32 {
+    fn from(v: EvtchnBindPirqFlags) -> Self {
+        v.0
+    }
+}
+impl XenAbi for EvtchnBindPirqFlags {
+    const C_NAME: &'static str = "evtchn_bind_pirq_flags";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+/// `BIND_PIRQ__WILL_SHARE` as a plain integer (evtchn_bind_pirq_flags).
+pub const BIND_PIRQ__WILL_SHARE: u32 = 1;
+/// Number of VIRQ numbers (xen/xen.h); every valid VIRQ_* value is below it.
+///
+/// *Since Xen 3.0.*
+pub const NR_VIRQS: u32 = 24;
+/// Highest FIFO event priority (numerically smallest).
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_PRIORITY_MAX: u32 = 0;
+/// Priority a port gets when it is bound under the FIFO ABI.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_PRIORITY_DEFAULT: u32 = 7;
+/// Lowest FIFO event priority (numerically largest); EVTCHNOP_set_priority rejects larger values.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_PRIORITY_MIN: u32 = 15;
+/// Number of FIFO priority queues per vCPU (EVTCHN_FIFO_PRIORITY_MIN + 1), i.e. the length of `evtchn_fifo_control_block.head`.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_MAX_QUEUES: u32 = 16;
+/// Bit number (not mask) of the PENDING bit in an event_word_t.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_PENDING: u32 = 31;
+/// Bit number (not mask) of the MASKED bit in an event_word_t.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_MASKED: u32 = 30;
+/// Bit number (not mask) of the LINKED bit in an event_word_t (the word is on a queue).
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_LINKED: u32 = 29;
+/// Bit number (not mask) of the BUSY bit in an event_word_t (Xen is updating the link; the guest must not unmask until it clears).
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_BUSY: u32 = 28;
+/// Width of the link field at the bottom of an event_word_t.
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_LINK_BITS: u32 = 17;
+/// Mask of the link field of an event_word_t ((1 << EVTCHN_FIFO_LINK_BITS) - 1).
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_LINK_MASK: u32 = 0x1ffff;
+/// Maximum number of ports under the FIFO ABI (1 << EVTCHN_FIFO_LINK_BITS = 131072). The 2-level ABI limit EVTCHN_2L_NR_CHANNELS is sizeof(xen_ulong_t)^2 * 64 (1024 on x86_32, 4096 elsewhere).
+///
+/// *Since Xen 4.4.*
+pub const EVTCHN_FIFO_NR_CHANNELS: u32 = 0x20000;
 /// Argument of EVTCHNOP_alloc_unbound: allocate a fresh port in domain `dom` that accepts an interdomain binding from domain `remote_dom`.
 ///
 /// *Since Xen 3.0.*
@@ -663,6 +1015,137 @@ const _: () = {
     assert!(core::mem::offset_of!(EvtchnStatusInterdomain, _pad0) == 2);
     assert!(core::mem::offset_of!(EvtchnStatusInterdomain, port) == 4);
 };
+/// `evtchn_status.u`: status details; the valid member is selected by `evtchn_status.status`.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "evtchn_status_u")]
+///
+/// C union, held as its bytes with the C alignment; read and write members with the typed accessors (a member may be shorter than the union).
+#[repr(C)]
+#[repr(align(4))]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+pub struct EvtchnStatusU {
+    bytes: [u8; EVTCHN_STATUS_U_SIZE],
+}
+const EVTCHN_STATUS_U_SIZE: usize = 8;
+impl Default for EvtchnStatusU {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl core::fmt::Debug for EvtchnStatusU {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("EvtchnStatusU").field("bytes", &self.bytes).finish()
+    }
+}
+impl EvtchnStatusU {
+    /// The union's raw bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+    /// Reads Valid for EVTCHNSTAT_unbound.
+    pub fn unbound(&self) -> EvtchnStatusUnbound {
+        read_prefix(&self.bytes)
+    }
+    /// Writes member `unbound`, zeroing the rest of the union.
+    pub fn set_unbound(&mut self, value: EvtchnStatusUnbound) {
+        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
+        write_prefix(&mut self.bytes, &value);
+    }
+    /// A union holding member `unbound` (rest zeroed).
+    pub fn from_unbound(value: EvtchnStatusUnbound) -> Self {
+        let mut u = Self::default();
+        u.set_unbound(value);
+        u
+    }
+    /// Reads Valid for EVTCHNSTAT_interdomain.
+    pub fn interdomain(&self) -> EvtchnStatusInterdomain {
+        read_prefix(&self.bytes)
+    }
+    /// Writes member `interdomain`, zeroing the rest of the union.
+    pub fn set_interdomain(&mut self, value: EvtchnStatusInterdomain) {
+        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
+        write_prefix(&mut self.bytes, &value);
+    }
+    /// A union holding member `interdomain` (rest zeroed).
+    pub fn from_interdomain(value: EvtchnStatusInterdomain) -> Self {
+        let mut u = Self::default();
+        u.set_interdomain(value);
+        u
+    }
+    /// Reads Valid for EVTCHNSTAT_pirq: the bound physical IRQ.
+    pub fn pirq(&self) -> u32 {
+        read_prefix(&self.bytes)
+    }
+    /// Writes member `pirq`, zeroing the rest of the union.
+    pub fn set_pirq(&mut self, value: u32) {
+        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
+        write_prefix(&mut self.bytes, &value);
+    }
+    /// A union holding member `pirq` (rest zeroed).
+    pub fn from_pirq(value: u32) -> Self {
+        let mut u = Self::default();
+        u.set_pirq(value);
+        u
+    }
+    /// Reads Valid for EVTCHNSTAT_virq: the bound virtual IRQ.
+    pub fn virq(&self) -> Virq {
+        read_prefix(&self.bytes)
+    }
+    /// Writes member `virq`, zeroing the rest of the union.
+    pub fn set_virq(&mut self, value: Virq) {
+        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
+        write_prefix(&mut self.bytes, &value);
+    }
+    /// A union holding member `virq` (rest zeroed).
+    pub fn from_virq(value: Virq) -> Self {
+        let mut u = Self::default();
+        u.set_virq(value);
+        u
+    }
+}
+const _: () = assert!(
+    core::mem::size_of::< EvtchnStatusUnbound > () <= EVTCHN_STATUS_U_SIZE
+);
+const _: () = assert!(
+    core::mem::size_of::< EvtchnStatusInterdomain > () <= EVTCHN_STATUS_U_SIZE
+);
+const _: () = assert!(core::mem::size_of::< u32 > () <= EVTCHN_STATUS_U_SIZE);
+const _: () = assert!(core::mem::size_of::< Virq > () <= EVTCHN_STATUS_U_SIZE);
+impl XenAbi for EvtchnStatusU {
+    const C_NAME: &'static str = "";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
+    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
+    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
+    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
+    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
+};
 /// Argument of EVTCHNOP_status: query the state of port `port` of domain `dom` (DOMID_SELF, or any domain the caller is privileged over).
 ///
 /// *Since Xen 3.0.*
@@ -1173,197 +1656,6 @@ const _: () = {
     assert!(core::mem::offset_of!(EvtchnFifoControlBlock, _rsvd) == 4);
     assert!(core::mem::offset_of!(EvtchnFifoControlBlock, head) == 8);
 };
-/// Argument of the obsolete event_channel_op_compat hypercall (number 16), superseded by event_channel_op (32) since interface 0x00030202; kept for layout completeness.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "evtchn_op")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct EvtchnOp {
-    /// EVTCHNOP_* operation.
-    pub cmd: u32,
-    /// Its argument struct.
-    pub u: EvtchnOpU,
-}
-impl Default for EvtchnOp {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for EvtchnOp {
-    const C_NAME: &'static str = "struct evtchn_op";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnOp > () == 28);
-    assert!(core::mem::align_of::< EvtchnOp > () == 4);
-    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
-    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnOp > () == 28);
-    assert!(core::mem::align_of::< EvtchnOp > () == 4);
-    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
-    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnOp > () == 28);
-    assert!(core::mem::align_of::< EvtchnOp > () == 4);
-    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
-    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnOp > () == 28);
-    assert!(core::mem::align_of::< EvtchnOp > () == 4);
-    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
-    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
-};
-/// `evtchn_status.u`: status details; the valid member is selected by `evtchn_status.status`.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "evtchn_status_u")]
-///
-/// C union, held as its bytes with the C alignment; read and write members with the typed accessors (a member may be shorter than the union).
-#[repr(C)]
-#[repr(align(4))]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-pub struct EvtchnStatusU {
-    bytes: [u8; EVTCHN_STATUS_U_SIZE],
-}
-const EVTCHN_STATUS_U_SIZE: usize = 8;
-impl Default for EvtchnStatusU {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl core::fmt::Debug for EvtchnStatusU {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("EvtchnStatusU").field("bytes", &self.bytes).finish()
-    }
-}
-impl EvtchnStatusU {
-    /// The union's raw bytes.
-    pub fn bytes(&self) -> &[u8] {
-        &self.bytes
-    }
-    /// Reads Valid for EVTCHNSTAT_unbound.
-    pub fn unbound(&self) -> EvtchnStatusUnbound {
-        read_prefix(&self.bytes)
-    }
-    /// Writes member `unbound`, zeroing the rest of the union.
-    pub fn set_unbound(&mut self, value: EvtchnStatusUnbound) {
-        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
-        write_prefix(&mut self.bytes, &value);
-    }
-    /// A union holding member `unbound` (rest zeroed).
-    pub fn from_unbound(value: EvtchnStatusUnbound) -> Self {
-        let mut u = Self::default();
-        u.set_unbound(value);
-        u
-    }
-    /// Reads Valid for EVTCHNSTAT_interdomain.
-    pub fn interdomain(&self) -> EvtchnStatusInterdomain {
-        read_prefix(&self.bytes)
-    }
-    /// Writes member `interdomain`, zeroing the rest of the union.
-    pub fn set_interdomain(&mut self, value: EvtchnStatusInterdomain) {
-        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
-        write_prefix(&mut self.bytes, &value);
-    }
-    /// A union holding member `interdomain` (rest zeroed).
-    pub fn from_interdomain(value: EvtchnStatusInterdomain) -> Self {
-        let mut u = Self::default();
-        u.set_interdomain(value);
-        u
-    }
-    /// Reads Valid for EVTCHNSTAT_pirq: the bound physical IRQ.
-    pub fn pirq(&self) -> u32 {
-        read_prefix(&self.bytes)
-    }
-    /// Writes member `pirq`, zeroing the rest of the union.
-    pub fn set_pirq(&mut self, value: u32) {
-        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
-        write_prefix(&mut self.bytes, &value);
-    }
-    /// A union holding member `pirq` (rest zeroed).
-    pub fn from_pirq(value: u32) -> Self {
-        let mut u = Self::default();
-        u.set_pirq(value);
-        u
-    }
-    /// Reads Valid for EVTCHNSTAT_virq: the bound virtual IRQ.
-    pub fn virq(&self) -> Virq {
-        read_prefix(&self.bytes)
-    }
-    /// Writes member `virq`, zeroing the rest of the union.
-    pub fn set_virq(&mut self, value: Virq) {
-        self.bytes = [0; EVTCHN_STATUS_U_SIZE];
-        write_prefix(&mut self.bytes, &value);
-    }
-    /// A union holding member `virq` (rest zeroed).
-    pub fn from_virq(value: Virq) -> Self {
-        let mut u = Self::default();
-        u.set_virq(value);
-        u
-    }
-}
-const _: () = assert!(
-    core::mem::size_of::< EvtchnStatusUnbound > () <= EVTCHN_STATUS_U_SIZE
-);
-const _: () = assert!(
-    core::mem::size_of::< EvtchnStatusInterdomain > () <= EVTCHN_STATUS_U_SIZE
-);
-const _: () = assert!(core::mem::size_of::< u32 > () <= EVTCHN_STATUS_U_SIZE);
-const _: () = assert!(core::mem::size_of::< Virq > () <= EVTCHN_STATUS_U_SIZE);
-impl XenAbi for EvtchnStatusU {
-    const C_NAME: &'static str = "";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
-    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
-    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
-    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< EvtchnStatusU > () == 8);
-    assert!(core::mem::align_of::< EvtchnStatusU > () == 4);
-};
 /// `evtchn_op.u`: the argument struct of the operation in `evtchn_op.cmd`.
 ///
 /// *Since Xen 3.0.*
@@ -1589,13 +1881,11 @@ const _: () = {
     assert!(core::mem::size_of::< EvtchnOpU > () == 24);
     assert!(core::mem::align_of::< EvtchnOpU > () == 4);
 };
-/// State of an event-channel port as reported by EVTCHNOP_status in `evtchn_status.status`; it selects which member of `evtchn_status.u` is valid.
+/// Argument of the obsolete event_channel_op_compat hypercall (number 16), superseded by event_channel_op (32) since interface 0x00030202; kept for layout completeness.
 ///
 /// *Since Xen 3.0.*
-#[doc(alias = "evtchn_status_kind")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
+#[doc(alias = "evtchn_op")]
+#[repr(C)]
 #[derive(
     Clone,
     Copy,
@@ -1607,340 +1897,50 @@ const _: () = {
     zerocopy::KnownLayout,
     zerocopy::Immutable
 )]
-#[derive(Default, PartialOrd, Ord)]
-pub struct EvtchnStatusKind(pub u32);
-impl EvtchnStatusKind {
-    /// The port is not in use.
-    #[doc(alias = "EVTCHNSTAT_closed")]
-    pub const CLOSED: Self = Self(0);
-    /// The port was allocated with EVTCHNOP_alloc_unbound and waits for the domain in `u.unbound.dom` to bind to it.
-    #[doc(alias = "EVTCHNSTAT_unbound")]
-    pub const UNBOUND: Self = Self(1);
-    /// The port is connected to `u.interdomain.port` of domain `u.interdomain.dom`.
-    #[doc(alias = "EVTCHNSTAT_interdomain")]
-    pub const INTERDOMAIN: Self = Self(2);
-    /// The port is bound to the physical IRQ in `u.pirq`.
-    #[doc(alias = "EVTCHNSTAT_pirq")]
-    pub const PIRQ: Self = Self(3);
-    /// The port is bound to the virtual IRQ in `u.virq`.
-    #[doc(alias = "EVTCHNSTAT_virq")]
-    pub const VIRQ: Self = Self(4);
-    /// The port is an inter-processor event channel of the domain itself.
-    #[doc(alias = "EVTCHNSTAT_ipi")]
-    pub const IPI: Self = Self(5);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("EVTCHNSTAT_closed"),
-            1 => Some("EVTCHNSTAT_unbound"),
-            2 => Some("EVTCHNSTAT_interdomain"),
-            3 => Some("EVTCHNSTAT_pirq"),
-            4 => Some("EVTCHNSTAT_virq"),
-            5 => Some("EVTCHNSTAT_ipi"),
-            _ => None,
-        }
+#[derive(Debug)]
+pub struct EvtchnOp {
+    /// EVTCHNOP_* operation.
+    pub cmd: u32,
+    /// Its argument struct.
+    pub u: EvtchnOpU,
+}
+impl Default for EvtchnOp {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
     }
 }
-impl core::fmt::Debug for EvtchnStatusKind {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "EvtchnStatusKind({})", self.0),
-        }
-    }
-}
-impl From<u32> for EvtchnStatusKind {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<EvtchnStatusKind> for u32 {
-    fn from(v: EvtchnStatusKind) -> Self {
-        v.0
-    }
-}
-impl XenAbi for EvtchnStatusKind {
-    const C_NAME: &'static str = "evtchn_status_kind";
+impl XenAbi for EvtchnOp {
+    const C_NAME: &'static str = "struct evtchn_op";
     const SINCE: XenVersion = XenVersion::new(3, 0);
 }
-/// `EVTCHNSTAT_closed` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_closed: u32 = 0;
-/// `EVTCHNSTAT_unbound` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_unbound: u32 = 1;
-/// `EVTCHNSTAT_interdomain` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_interdomain: u32 = 2;
-/// `EVTCHNSTAT_pirq` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_pirq: u32 = 3;
-/// `EVTCHNSTAT_virq` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_virq: u32 = 4;
-/// `EVTCHNSTAT_ipi` as a plain integer (evtchn_status_kind).
-pub const EVTCHNSTAT_ipi: u32 = 5;
-/// Virtual IRQ numbers (xen/xen.h) a domain can bind with EVTCHNOP_bind_virq. Per-vCPU VIRQs can be bound once on every vCPU and never re-bound; global VIRQs are bound once, on vCPU 0, and may later be moved with EVTCHNOP_bind_vcpu.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "virq")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct Virq(pub u32);
-impl Virq {
-    /// Per-vCPU: timebase update and/or a requested timeout expired.
-    #[doc(alias = "VIRQ_TIMER")]
-    pub const TIMER: Self = Self(0);
-    /// Per-vCPU: request to dump debug information.
-    #[doc(alias = "VIRQ_DEBUG")]
-    pub const DEBUG: Self = Self(1);
-    /// Global (dom0): bytes received on the emergency console.
-    #[doc(alias = "VIRQ_CONSOLE")]
-    pub const CONSOLE: Self = Self(2);
-    /// Global (dom0): an exceptional event occurred for some domain (e.g. it shut down or crashed).
-    #[doc(alias = "VIRQ_DOM_EXC")]
-    pub const DOM_EXC: Self = Self(3);
-    /// Global (dom0): the trace buffers have records available.
-    #[doc(alias = "VIRQ_TBUF")]
-    pub const TBUF: Self = Self(4);
-    /// Global (dom0): a domain has paused for debugging.
-    #[doc(alias = "VIRQ_DEBUGGER")]
-    pub const DEBUGGER: Self = Self(6);
-    /// Per-vCPU: a new Xenoprof sample is available.
-    #[doc(alias = "VIRQ_XENOPROF")]
-    pub const XENOPROF: Self = Self(7);
-    /// Global (dom0): bytes received on the hypervisor console ring.
-    ///
-    /// *Since Xen 3.1.*
-    #[doc(alias = "VIRQ_CON_RING")]
-    pub const CON_RING: Self = Self(8);
-    /// Global (dom0): the state of a physical CPU changed.
-    ///
-    /// *Since Xen 4.0.*
-    #[doc(alias = "VIRQ_PCPU_STATE")]
-    pub const PCPU_STATE: Self = Self(9);
-    /// Global (dom0): a memory event (vm_event) has occurred.
-    ///
-    /// *Since Xen 4.0.*
-    #[doc(alias = "VIRQ_MEM_EVENT")]
-    pub const MEM_EVENT: Self = Self(10);
-    /// Global: an Argo interdomain message arrived.
-    ///
-    /// *Since Xen 4.12.*
-    #[doc(alias = "VIRQ_ARGO")]
-    pub const ARGO: Self = Self(11);
-    /// Global (dom0): the hypervisor is low on heap memory.
-    ///
-    /// *Since Xen 4.2.*
-    #[doc(alias = "VIRQ_ENOMEM")]
-    pub const ENOMEM: Self = Self(12);
-    /// Per-vCPU: performance-monitoring counter interrupt.
-    ///
-    /// *Since Xen 4.6.*
-    #[doc(alias = "VIRQ_XENPMU")]
-    pub const XENPMU: Self = Self(13);
-    /// Architecture-specific VIRQ 0 (x86: VIRQ_MCA, machine-check notification).
-    #[doc(alias = "VIRQ_ARCH_0")]
-    pub const ARCH_0: Self = Self(16);
-    /// Architecture-specific VIRQ 1.
-    #[doc(alias = "VIRQ_ARCH_1")]
-    pub const ARCH_1: Self = Self(17);
-    /// Architecture-specific VIRQ 2.
-    #[doc(alias = "VIRQ_ARCH_2")]
-    pub const ARCH_2: Self = Self(18);
-    /// Architecture-specific VIRQ 3.
-    #[doc(alias = "VIRQ_ARCH_3")]
-    pub const ARCH_3: Self = Self(19);
-    /// Architecture-specific VIRQ 4.
-    #[doc(alias = "VIRQ_ARCH_4")]
-    pub const ARCH_4: Self = Self(20);
-    /// Architecture-specific VIRQ 5.
-    #[doc(alias = "VIRQ_ARCH_5")]
-    pub const ARCH_5: Self = Self(21);
-    /// Architecture-specific VIRQ 6.
-    #[doc(alias = "VIRQ_ARCH_6")]
-    pub const ARCH_6: Self = Self(22);
-    /// Architecture-specific VIRQ 7.
-    #[doc(alias = "VIRQ_ARCH_7")]
-    pub const ARCH_7: Self = Self(23);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("VIRQ_TIMER"),
-            1 => Some("VIRQ_DEBUG"),
-            2 => Some("VIRQ_CONSOLE"),
-            3 => Some("VIRQ_DOM_EXC"),
-            4 => Some("VIRQ_TBUF"),
-            6 => Some("VIRQ_DEBUGGER"),
-            7 => Some("VIRQ_XENOPROF"),
-            8 => Some("VIRQ_CON_RING"),
-            9 => Some("VIRQ_PCPU_STATE"),
-            10 => Some("VIRQ_MEM_EVENT"),
-            11 => Some("VIRQ_ARGO"),
-            12 => Some("VIRQ_ENOMEM"),
-            13 => Some("VIRQ_XENPMU"),
-            16 => Some("VIRQ_ARCH_0"),
-            17 => Some("VIRQ_ARCH_1"),
-            18 => Some("VIRQ_ARCH_2"),
-            19 => Some("VIRQ_ARCH_3"),
-            20 => Some("VIRQ_ARCH_4"),
-            21 => Some("VIRQ_ARCH_5"),
-            22 => Some("VIRQ_ARCH_6"),
-            23 => Some("VIRQ_ARCH_7"),
-            _ => None,
-        }
-    }
-}
-impl core::fmt::Debug for Virq {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "Virq({})", self.0),
-        }
-    }
-}
-impl From<u32> for Virq {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<Virq> for u32 {
-    fn from(v: Virq) -> Self {
-        v.0
-    }
-}
-impl XenAbi for Virq {
-    const C_NAME: &'static str = "virq";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-/// `VIRQ_TIMER` as a plain integer (virq).
-pub const VIRQ_TIMER: u32 = 0;
-/// `VIRQ_DEBUG` as a plain integer (virq).
-pub const VIRQ_DEBUG: u32 = 1;
-/// `VIRQ_CONSOLE` as a plain integer (virq).
-pub const VIRQ_CONSOLE: u32 = 2;
-/// `VIRQ_DOM_EXC` as a plain integer (virq).
-pub const VIRQ_DOM_EXC: u32 = 3;
-/// `VIRQ_TBUF` as a plain integer (virq).
-pub const VIRQ_TBUF: u32 = 4;
-/// `VIRQ_DEBUGGER` as a plain integer (virq).
-pub const VIRQ_DEBUGGER: u32 = 6;
-/// `VIRQ_XENOPROF` as a plain integer (virq).
-pub const VIRQ_XENOPROF: u32 = 7;
-/// `VIRQ_CON_RING` as a plain integer (virq).
-pub const VIRQ_CON_RING: u32 = 8;
-/// `VIRQ_PCPU_STATE` as a plain integer (virq).
-pub const VIRQ_PCPU_STATE: u32 = 9;
-/// `VIRQ_MEM_EVENT` as a plain integer (virq).
-pub const VIRQ_MEM_EVENT: u32 = 10;
-/// `VIRQ_ARGO` as a plain integer (virq).
-pub const VIRQ_ARGO: u32 = 11;
-/// `VIRQ_ENOMEM` as a plain integer (virq).
-pub const VIRQ_ENOMEM: u32 = 12;
-/// `VIRQ_XENPMU` as a plain integer (virq).
-pub const VIRQ_XENPMU: u32 = 13;
-/// `VIRQ_ARCH_0` as a plain integer (virq).
-pub const VIRQ_ARCH_0: u32 = 16;
-/// `VIRQ_ARCH_1` as a plain integer (virq).
-pub const VIRQ_ARCH_1: u32 = 17;
-/// `VIRQ_ARCH_2` as a plain integer (virq).
-pub const VIRQ_ARCH_2: u32 = 18;
-/// `VIRQ_ARCH_3` as a plain integer (virq).
-pub const VIRQ_ARCH_3: u32 = 19;
-/// `VIRQ_ARCH_4` as a plain integer (virq).
-pub const VIRQ_ARCH_4: u32 = 20;
-/// `VIRQ_ARCH_5` as a plain integer (virq).
-pub const VIRQ_ARCH_5: u32 = 21;
-/// `VIRQ_ARCH_6` as a plain integer (virq).
-pub const VIRQ_ARCH_6: u32 = 22;
-/// `VIRQ_ARCH_7` as a plain integer (virq).
-pub const VIRQ_ARCH_7: u32 = 23;
-/// Flags of EVTCHNOP_bind_pirq (`evtchn_bind_pirq.flags`).
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "evtchn_bind_pirq_flags")]
-///
-/// A set of flag bits; unknown bits are kept as they are.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct EvtchnBindPirqFlags(pub u32);
-impl EvtchnBindPirqFlags {
-    /// The caller is willing to share the physical IRQ line with other domains.
-    #[doc(alias = "BIND_PIRQ__WILL_SHARE")]
-    pub const WILL_SHARE: Self = Self(1);
-    /// No flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-    /// Every flag this spec knows.
-    pub const fn all() -> Self {
-        Self(1)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-    /// Whether every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Bits set that this spec does not know.
-    pub const fn unknown_bits(self) -> u32 {
-        self.0 & !1
-    }
-}
-impl core::ops::BitOr for EvtchnBindPirqFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-impl core::ops::BitAnd for EvtchnBindPirqFlags {
-    type Output = Self;
-    fn bitand(self, rhs: Self) -> Self {
-        Self(self.0 & rhs.0)
-    }
-}
-impl core::fmt::Debug for EvtchnBindPirqFlags {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "EvtchnBindPirqFlags({:#x})", self.0)
-    }
-}
-impl From<u32> for EvtchnBindPirqFlags {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<EvtchnBindPirqFlags> for u32 {
-    fn from(v: EvtchnBindPirqFlags) -> Self {
-        v.0
-    }
-}
-impl XenAbi for EvtchnBindPirqFlags {
-    const C_NAME: &'static str = "evtchn_bind_pirq_flags";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-/// `BIND_PIRQ__WILL_SHARE` as a plain integer (evtchn_bind_pirq_flags).
-pub const BIND_PIRQ__WILL_SHARE: u32 = 1;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnOp > () == 28);
+    assert!(core::mem::align_of::< EvtchnOp > () == 4);
+    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
+    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnOp > () == 28);
+    assert!(core::mem::align_of::< EvtchnOp > () == 4);
+    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
+    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnOp > () == 28);
+    assert!(core::mem::align_of::< EvtchnOp > () == 4);
+    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
+    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< EvtchnOp > () == 28);
+    assert!(core::mem::align_of::< EvtchnOp > () == 4);
+    assert!(core::mem::offset_of!(EvtchnOp, cmd) == 0);
+    assert!(core::mem::offset_of!(EvtchnOp, u) == 4);
+};
 /// `EVTCHNOP_bind_interdomain`: Connect a new local port to an unbound port of another domain; returns the local port in `local_port`.
 ///
 /// *Since Xen 3.0.*

@@ -7,10 +7,622 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
+/// Identifier of an IOREQ server, unique within its target domain (handed back by `XEN_DMOP_create_ioreq_server`). Declared in hvm_op.h from 4.5 and in dm_op.h since 4.9.
+///
+/// *Since Xen 4.5.*
+#[doc(alias = "ioservid_t")]
+pub type Ioservid = u16;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioservid > () == 2);
+    assert!(core::mem::align_of::< Ioservid > () == 2);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioservid > () == 2);
+    assert!(core::mem::align_of::< Ioservid > () == 2);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioservid > () == 2);
+    assert!(core::mem::align_of::< Ioservid > () == 2);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioservid > () == 2);
+    assert!(core::mem::align_of::< Ioservid > () == 2);
+};
+/// Operation number in `xen_dm_op.op`; selects which member of the payload union `u` is used. A number at or beyond the end of Xen's table gives -EOPNOTSUPP, as does an op the architecture does not implement (Arm has only 1-6, 19 and 20; x86 has all but 19).
+///
+/// *Since Xen 4.9.*
+#[doc(alias = "xen_dmop")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmop(pub u32);
+impl XenDmop {
+    /// Create an IOREQ server for a secondary emulator (payload `create_ioreq_server`).
+    #[doc(alias = "XEN_DMOP_create_ioreq_server")]
+    pub const CREATE_IOREQ_SERVER: Self = Self(1);
+    /// Get the buffered-ioreq event channel and optionally the legacy ioreq gfns of a server (payload `get_ioreq_server_info`).
+    #[doc(alias = "XEN_DMOP_get_ioreq_server_info")]
+    pub const GET_IOREQ_SERVER_INFO: Self = Self(2);
+    /// Register an inclusive port/MMIO/PCI-config range with a server (payload `map_io_range_to_ioreq_server`).
+    #[doc(alias = "XEN_DMOP_map_io_range_to_ioreq_server")]
+    pub const MAP_IO_RANGE_TO_IOREQ_SERVER: Self = Self(3);
+    /// Deregister a range previously registered with a server (payload `unmap_io_range_from_ioreq_server`).
+    #[doc(alias = "XEN_DMOP_unmap_io_range_from_ioreq_server")]
+    pub const UNMAP_IO_RANGE_FROM_IOREQ_SERVER: Self = Self(4);
+    /// Enable or disable a server; no requests are delivered until it is enabled (payload `set_ioreq_server_state`).
+    #[doc(alias = "XEN_DMOP_set_ioreq_server_state")]
+    pub const SET_IOREQ_SERVER_STATE: Self = Self(5);
+    /// Destroy a server, deregistering all its ranges and freeing its event channels (payload `destroy_ioreq_server`).
+    #[doc(alias = "XEN_DMOP_destroy_ioreq_server")]
+    pub const DESTROY_IOREQ_SERVER: Self = Self(6);
+    /// Return a dirty bitmap of a pfn range in buffer 1 (x86; payload `track_dirty_vram`).
+    #[doc(alias = "XEN_DMOP_track_dirty_vram")]
+    pub const TRACK_DIRTY_VRAM: Self = Self(7);
+    /// Assert or deassert an emulated PCI INTx pin (x86; payload `set_pci_intx_level`).
+    #[doc(alias = "XEN_DMOP_set_pci_intx_level")]
+    pub const SET_PCI_INTX_LEVEL: Self = Self(8);
+    /// Assert or deassert an ISA IRQ line (x86; payload `set_isa_irq_level`).
+    #[doc(alias = "XEN_DMOP_set_isa_irq_level")]
+    pub const SET_ISA_IRQ_LEVEL: Self = Self(9);
+    /// Route a PCI INTx link to an ISA IRQ (x86; payload `set_pci_link_route`).
+    #[doc(alias = "XEN_DMOP_set_pci_link_route")]
+    pub const SET_PCI_LINK_ROUTE: Self = Self(10);
+    /// Mark guest pages dirty after the emulator wrote them; the extents are in buffer 1 (x86; payload `modified_memory`).
+    #[doc(alias = "XEN_DMOP_modified_memory")]
+    pub const MODIFIED_MEMORY: Self = Self(11);
+    /// Change the hvmmem_type of a gfn range (x86; payload `set_mem_type`).
+    #[doc(alias = "XEN_DMOP_set_mem_type")]
+    pub const SET_MEM_TYPE: Self = Self(12);
+    /// Inject an interrupt or exception into a vCPU at its next entry (x86; payload `inject_event`).
+    #[doc(alias = "XEN_DMOP_inject_event")]
+    pub const INJECT_EVENT: Self = Self(13);
+    /// Inject an MSI from an emulated device (x86; payload `inject_msi`).
+    #[doc(alias = "XEN_DMOP_inject_msi")]
+    pub const INJECT_MSI: Self = Self(14);
+    /// Claim (or release) the HVMMEM_ioreq_server memory type for a server (x86 with HAP; payload `map_mem_type_to_ioreq_server`).
+    #[doc(alias = "XEN_DMOP_map_mem_type_to_ioreq_server")]
+    pub const MAP_MEM_TYPE_TO_IOREQ_SERVER: Self = Self(15);
+    /// Shut the target domain down, like SCHEDOP_remote_shutdown (x86; payload `remote_shutdown`).
+    ///
+    /// *Since Xen 4.10.*
+    #[doc(alias = "XEN_DMOP_remote_shutdown")]
+    pub const REMOTE_SHUTDOWN: Self = Self(16);
+    /// Move a range of gfns, like XENMEM_add_to_physmap with XENMAPSPACE_gmfn_range (x86; payload `relocate_memory`).
+    ///
+    /// *Since Xen 4.11.*
+    #[doc(alias = "XEN_DMOP_relocate_memory")]
+    pub const RELOCATE_MEMORY: Self = Self(17);
+    /// Pin (or unpin) the cache attribute of a gfn range (x86; payload `pin_memory_cacheattr`).
+    ///
+    /// *Since Xen 4.11.*
+    #[doc(alias = "XEN_DMOP_pin_memory_cacheattr")]
+    pub const PIN_MEMORY_CACHEATTR: Self = Self(18);
+    /// Set the level of a guest SPI (Arm only; payload `set_irq_level`).
+    ///
+    /// *Since Xen 4.15.*
+    #[doc(alias = "XEN_DMOP_set_irq_level")]
+    pub const SET_IRQ_LEVEL: Self = Self(19);
+    /// Query the number of vCPUs (= ioreq slots) of the domain (payload `nr_vcpus`).
+    ///
+    /// *Since Xen 4.15.*
+    #[doc(alias = "XEN_DMOP_nr_vcpus")]
+    pub const NR_VCPUS: Self = Self(20);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            1 => Some("XEN_DMOP_create_ioreq_server"),
+            2 => Some("XEN_DMOP_get_ioreq_server_info"),
+            3 => Some("XEN_DMOP_map_io_range_to_ioreq_server"),
+            4 => Some("XEN_DMOP_unmap_io_range_from_ioreq_server"),
+            5 => Some("XEN_DMOP_set_ioreq_server_state"),
+            6 => Some("XEN_DMOP_destroy_ioreq_server"),
+            7 => Some("XEN_DMOP_track_dirty_vram"),
+            8 => Some("XEN_DMOP_set_pci_intx_level"),
+            9 => Some("XEN_DMOP_set_isa_irq_level"),
+            10 => Some("XEN_DMOP_set_pci_link_route"),
+            11 => Some("XEN_DMOP_modified_memory"),
+            12 => Some("XEN_DMOP_set_mem_type"),
+            13 => Some("XEN_DMOP_inject_event"),
+            14 => Some("XEN_DMOP_inject_msi"),
+            15 => Some("XEN_DMOP_map_mem_type_to_ioreq_server"),
+            16 => Some("XEN_DMOP_remote_shutdown"),
+            17 => Some("XEN_DMOP_relocate_memory"),
+            18 => Some("XEN_DMOP_pin_memory_cacheattr"),
+            19 => Some("XEN_DMOP_set_irq_level"),
+            20 => Some("XEN_DMOP_nr_vcpus"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for XenDmop {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "XenDmop({})", self.0),
+        }
+    }
+}
+impl From<u32> for XenDmop {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmop> for u32 {
+    fn from(v: XenDmop) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmop {
+    const C_NAME: &'static str = "xen_dmop";
+    const SINCE: XenVersion = XenVersion::new(4, 9);
+}
+/// `XEN_DMOP_create_ioreq_server` as a plain integer (xen_dmop).
+pub const XEN_DMOP_create_ioreq_server: u32 = 1;
+/// `XEN_DMOP_get_ioreq_server_info` as a plain integer (xen_dmop).
+pub const XEN_DMOP_get_ioreq_server_info: u32 = 2;
+/// `XEN_DMOP_map_io_range_to_ioreq_server` as a plain integer (xen_dmop).
+pub const XEN_DMOP_map_io_range_to_ioreq_server: u32 = 3;
+/// `XEN_DMOP_unmap_io_range_from_ioreq_server` as a plain integer (xen_dmop).
+pub const XEN_DMOP_unmap_io_range_from_ioreq_server: u32 = 4;
+/// `XEN_DMOP_set_ioreq_server_state` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_ioreq_server_state: u32 = 5;
+/// `XEN_DMOP_destroy_ioreq_server` as a plain integer (xen_dmop).
+pub const XEN_DMOP_destroy_ioreq_server: u32 = 6;
+/// `XEN_DMOP_track_dirty_vram` as a plain integer (xen_dmop).
+pub const XEN_DMOP_track_dirty_vram: u32 = 7;
+/// `XEN_DMOP_set_pci_intx_level` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_pci_intx_level: u32 = 8;
+/// `XEN_DMOP_set_isa_irq_level` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_isa_irq_level: u32 = 9;
+/// `XEN_DMOP_set_pci_link_route` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_pci_link_route: u32 = 10;
+/// `XEN_DMOP_modified_memory` as a plain integer (xen_dmop).
+pub const XEN_DMOP_modified_memory: u32 = 11;
+/// `XEN_DMOP_set_mem_type` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_mem_type: u32 = 12;
+/// `XEN_DMOP_inject_event` as a plain integer (xen_dmop).
+pub const XEN_DMOP_inject_event: u32 = 13;
+/// `XEN_DMOP_inject_msi` as a plain integer (xen_dmop).
+pub const XEN_DMOP_inject_msi: u32 = 14;
+/// `XEN_DMOP_map_mem_type_to_ioreq_server` as a plain integer (xen_dmop).
+pub const XEN_DMOP_map_mem_type_to_ioreq_server: u32 = 15;
+/// `XEN_DMOP_remote_shutdown` as a plain integer (xen_dmop).
+pub const XEN_DMOP_remote_shutdown: u32 = 16;
+/// `XEN_DMOP_relocate_memory` as a plain integer (xen_dmop).
+pub const XEN_DMOP_relocate_memory: u32 = 17;
+/// `XEN_DMOP_pin_memory_cacheattr` as a plain integer (xen_dmop).
+pub const XEN_DMOP_pin_memory_cacheattr: u32 = 18;
+/// `XEN_DMOP_set_irq_level` as a plain integer (xen_dmop).
+pub const XEN_DMOP_set_irq_level: u32 = 19;
+/// `XEN_DMOP_nr_vcpus` as a plain integer (xen_dmop).
+pub const XEN_DMOP_nr_vcpus: u32 = 20;
+/// Kind of range in `xen_dm_op_ioreq_server_range.type`; any other value gives -EINVAL.
+///
+/// *Since Xen 4.9.*
+#[doc(alias = "xen_dmop_io_range_type")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmopIoRangeType(pub u32);
+impl XenDmopIoRangeType {
+    /// I/O port range (port numbers).
+    #[doc(alias = "XEN_DMOP_IO_RANGE_PORT")]
+    pub const PORT: Self = Self(0);
+    /// MMIO range (guest physical byte addresses).
+    #[doc(alias = "XEN_DMOP_IO_RANGE_MEMORY")]
+    pub const MEMORY: Self = Self(1);
+    /// PCI config-space range of SBDF values encoded as XEN_DMOP_PCI_SBDF(s,b,d,f).
+    #[doc(alias = "XEN_DMOP_IO_RANGE_PCI")]
+    pub const PCI: Self = Self(2);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("XEN_DMOP_IO_RANGE_PORT"),
+            1 => Some("XEN_DMOP_IO_RANGE_MEMORY"),
+            2 => Some("XEN_DMOP_IO_RANGE_PCI"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for XenDmopIoRangeType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "XenDmopIoRangeType({})", self.0),
+        }
+    }
+}
+impl From<u32> for XenDmopIoRangeType {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmopIoRangeType> for u32 {
+    fn from(v: XenDmopIoRangeType) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmopIoRangeType {
+    const C_NAME: &'static str = "xen_dmop_io_range_type";
+    const SINCE: XenVersion = XenVersion::new(4, 9);
+}
+/// `XEN_DMOP_IO_RANGE_PORT` as a plain integer (xen_dmop_io_range_type).
+pub const XEN_DMOP_IO_RANGE_PORT: u32 = 0;
+/// `XEN_DMOP_IO_RANGE_MEMORY` as a plain integer (xen_dmop_io_range_type).
+pub const XEN_DMOP_IO_RANGE_MEMORY: u32 = 1;
+/// `XEN_DMOP_IO_RANGE_PCI` as a plain integer (xen_dmop_io_range_type).
+pub const XEN_DMOP_IO_RANGE_PCI: u32 = 2;
+/// Flags of `xen_dm_op_get_ioreq_server_info.flags`; any unknown bit gives -EINVAL. The field was `pad` (must be zero) in 4.9 and 4.10.
+///
+/// *Since Xen 4.11.*
+#[doc(alias = "xen_dmop_ioreq_server_info_flags")]
+///
+/// A set of flag bits; unknown bits are kept as they are.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmopIoreqServerInfoFlags(pub u16);
+impl XenDmopIoreqServerInfoFlags {
+    /// Do not map the ioreq pages into the guest physmap and do not return their gfns; set it when the pages are mapped with XENMEM_acquire_resource (required on Arm, where the gfn path gives -EOPNOTSUPP).
+    #[doc(alias = "XEN_DMOP_no_gfns")]
+    pub const NO_GFNS: Self = Self(1);
+    /// No flag set.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+    /// Every flag this spec knows.
+    pub const fn all() -> Self {
+        Self(1)
+    }
+    /// The raw bits.
+    pub const fn bits(self) -> u16 {
+        self.0
+    }
+    /// Whether every bit of `other` is set in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Bits set that this spec does not know.
+    pub const fn unknown_bits(self) -> u16 {
+        self.0 & !1
+    }
+}
+impl core::ops::BitOr for XenDmopIoreqServerInfoFlags {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+impl core::ops::BitAnd for XenDmopIoreqServerInfoFlags {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        Self(self.0 & rhs.0)
+    }
+}
+impl core::fmt::Debug for XenDmopIoreqServerInfoFlags {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "XenDmopIoreqServerInfoFlags({:#x})", self.0)
+    }
+}
+impl From<u16> for XenDmopIoreqServerInfoFlags {
+    fn from(v: u16) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmopIoreqServerInfoFlags> for u16 {
+    fn from(v: XenDmopIoreqServerInfoFlags) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmopIoreqServerInfoFlags {
+    const C_NAME: &'static str = "xen_dmop_ioreq_server_info_flags";
+    const SINCE: XenVersion = XenVersion::new(4, 11);
+}
+/// `XEN_DMOP_no_gfns` as a plain integer (xen_dmop_ioreq_server_info_flags).
+pub const XEN_DMOP_no_gfns: u16 = 1;
 /// Bit number of XEN_DMOP_no_gfns in `xen_dm_op_get_ioreq_server_info.flags`.
 ///
 /// *Since Xen 4.11.*
 pub const _XEN_DMOP_no_gfns: u32 = 0;
+/// Accesses to forward in `xen_dm_op_map_mem_type_to_ioreq_server.flags`; 0 means unmap the server from the memory type. Xen accepts only WRITE (any other bit gives -EINVAL).
+///
+/// *Since Xen 4.9.*
+#[doc(alias = "xen_dmop_ioreq_mem_access")]
+///
+/// A set of flag bits; unknown bits are kept as they are.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmopIoreqMemAccess(pub u32);
+impl XenDmopIoreqMemAccess {
+    /// Forward reads; defined but currently rejected by Xen with -EINVAL.
+    #[doc(alias = "XEN_DMOP_IOREQ_MEM_ACCESS_READ")]
+    pub const READ: Self = Self(1);
+    /// Forward writes to pages of type HVMMEM_ioreq_server to the server.
+    #[doc(alias = "XEN_DMOP_IOREQ_MEM_ACCESS_WRITE")]
+    pub const WRITE: Self = Self(2);
+    /// No flag set.
+    pub const fn empty() -> Self {
+        Self(0)
+    }
+    /// Every flag this spec knows.
+    pub const fn all() -> Self {
+        Self(3)
+    }
+    /// The raw bits.
+    pub const fn bits(self) -> u32 {
+        self.0
+    }
+    /// Whether every bit of `other` is set in `self`.
+    pub const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+    /// Bits set that this spec does not know.
+    pub const fn unknown_bits(self) -> u32 {
+        self.0 & !3
+    }
+}
+impl core::ops::BitOr for XenDmopIoreqMemAccess {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+impl core::ops::BitAnd for XenDmopIoreqMemAccess {
+    type Output = Self;
+    fn bitand(self, rhs: Self) -> Self {
+        Self(self.0 & rhs.0)
+    }
+}
+impl core::fmt::Debug for XenDmopIoreqMemAccess {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "XenDmopIoreqMemAccess({:#x})", self.0)
+    }
+}
+impl From<u32> for XenDmopIoreqMemAccess {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmopIoreqMemAccess> for u32 {
+    fn from(v: XenDmopIoreqMemAccess) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmopIoreqMemAccess {
+    const C_NAME: &'static str = "xen_dmop_ioreq_mem_access";
+    const SINCE: XenVersion = XenVersion::new(4, 9);
+}
+/// `XEN_DMOP_IOREQ_MEM_ACCESS_READ` as a plain integer (xen_dmop_ioreq_mem_access).
+pub const XEN_DMOP_IOREQ_MEM_ACCESS_READ: u32 = 1;
+/// `XEN_DMOP_IOREQ_MEM_ACCESS_WRITE` as a plain integer (xen_dmop_ioreq_mem_access).
+pub const XEN_DMOP_IOREQ_MEM_ACCESS_WRITE: u32 = 2;
+/// Event type in `xen_dm_op_inject_event.type`; the values equal Xen's X86_EVENTTYPE_* (VMX/SVM event-injection types).
+///
+/// *Since Xen 4.9.*
+#[doc(alias = "xen_dmop_event_type")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmopEventType(pub u8);
+impl XenDmopEventType {
+    /// External interrupt.
+    #[doc(alias = "XEN_DMOP_EVENT_ext_int")]
+    pub const EXT_INT: Self = Self(0);
+    /// Non-maskable interrupt.
+    #[doc(alias = "XEN_DMOP_EVENT_nmi")]
+    pub const NMI: Self = Self(2);
+    /// Hardware exception (e.g. #PF, #GP).
+    #[doc(alias = "XEN_DMOP_EVENT_hw_exc")]
+    pub const HW_EXC: Self = Self(3);
+    /// Software interrupt (INT nn, opcode CD); needs `insn_len`.
+    #[doc(alias = "XEN_DMOP_EVENT_sw_int")]
+    pub const SW_INT: Self = Self(4);
+    /// Privileged software exception (ICEBP, opcode F1); needs `insn_len`.
+    #[doc(alias = "XEN_DMOP_EVENT_pri_sw_exc")]
+    pub const PRI_SW_EXC: Self = Self(5);
+    /// Software exception (INT3 opcode CC, INTO opcode CE); needs `insn_len`.
+    #[doc(alias = "XEN_DMOP_EVENT_sw_exc")]
+    pub const SW_EXC: Self = Self(6);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("XEN_DMOP_EVENT_ext_int"),
+            2 => Some("XEN_DMOP_EVENT_nmi"),
+            3 => Some("XEN_DMOP_EVENT_hw_exc"),
+            4 => Some("XEN_DMOP_EVENT_sw_int"),
+            5 => Some("XEN_DMOP_EVENT_pri_sw_exc"),
+            6 => Some("XEN_DMOP_EVENT_sw_exc"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for XenDmopEventType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "XenDmopEventType({})", self.0),
+        }
+    }
+}
+impl From<u8> for XenDmopEventType {
+    fn from(v: u8) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmopEventType> for u8 {
+    fn from(v: XenDmopEventType) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmopEventType {
+    const C_NAME: &'static str = "xen_dmop_event_type";
+    const SINCE: XenVersion = XenVersion::new(4, 9);
+}
+/// `XEN_DMOP_EVENT_ext_int` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_ext_int: u8 = 0;
+/// `XEN_DMOP_EVENT_nmi` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_nmi: u8 = 2;
+/// `XEN_DMOP_EVENT_hw_exc` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_hw_exc: u8 = 3;
+/// `XEN_DMOP_EVENT_sw_int` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_sw_int: u8 = 4;
+/// `XEN_DMOP_EVENT_pri_sw_exc` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_pri_sw_exc: u8 = 5;
+/// `XEN_DMOP_EVENT_sw_exc` as a plain integer (xen_dmop_event_type).
+pub const XEN_DMOP_EVENT_sw_exc: u8 = 6;
+/// Cache attribute in `xen_dm_op_pin_memory_cacheattr.type`; the values equal the x86 MTRR/PAT memory-type codes, plus XEN_DMOP_DELETE_MEM_CACHEATTR to remove a pinned range.
+///
+/// *Since Xen 4.11.*
+#[doc(alias = "xen_dmop_mem_cacheattr")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenDmopMemCacheattr(pub u32);
+impl XenDmopMemCacheattr {
+    /// Uncacheable.
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_UC")]
+    pub const MEM_CACHEATTR_UC: Self = Self(0);
+    /// Write-combining.
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WC")]
+    pub const MEM_CACHEATTR_WC: Self = Self(1);
+    /// Write-through.
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WT")]
+    pub const MEM_CACHEATTR_WT: Self = Self(4);
+    /// Write-protected.
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WP")]
+    pub const MEM_CACHEATTR_WP: Self = Self(5);
+    /// Write-back.
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WB")]
+    pub const MEM_CACHEATTR_WB: Self = Self(6);
+    /// Uncached-minus (UC-).
+    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_UCM")]
+    pub const MEM_CACHEATTR_UCM: Self = Self(7);
+    /// Remove the pinned range whose start and end match exactly (-ENOENT if there is none).
+    #[doc(alias = "XEN_DMOP_DELETE_MEM_CACHEATTR")]
+    pub const DELETE_MEM_CACHEATTR: Self = Self(0xffffffff);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("XEN_DMOP_MEM_CACHEATTR_UC"),
+            1 => Some("XEN_DMOP_MEM_CACHEATTR_WC"),
+            4 => Some("XEN_DMOP_MEM_CACHEATTR_WT"),
+            5 => Some("XEN_DMOP_MEM_CACHEATTR_WP"),
+            6 => Some("XEN_DMOP_MEM_CACHEATTR_WB"),
+            7 => Some("XEN_DMOP_MEM_CACHEATTR_UCM"),
+            0xffffffff => Some("XEN_DMOP_DELETE_MEM_CACHEATTR"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for XenDmopMemCacheattr {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "XenDmopMemCacheattr({})", self.0),
+        }
+    }
+}
+impl From<u32> for XenDmopMemCacheattr {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<XenDmopMemCacheattr> for u32 {
+    fn from(v: XenDmopMemCacheattr) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenDmopMemCacheattr {
+    const C_NAME: &'static str = "xen_dmop_mem_cacheattr";
+    const SINCE: XenVersion = XenVersion::new(4, 11);
+}
+/// `XEN_DMOP_MEM_CACHEATTR_UC` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_UC: u32 = 0;
+/// `XEN_DMOP_MEM_CACHEATTR_WC` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_WC: u32 = 1;
+/// `XEN_DMOP_MEM_CACHEATTR_WT` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_WT: u32 = 4;
+/// `XEN_DMOP_MEM_CACHEATTR_WP` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_WP: u32 = 5;
+/// `XEN_DMOP_MEM_CACHEATTR_WB` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_WB: u32 = 6;
+/// `XEN_DMOP_MEM_CACHEATTR_UCM` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_MEM_CACHEATTR_UCM: u32 = 7;
+/// `XEN_DMOP_DELETE_MEM_CACHEATTR` as a plain integer (xen_dmop_mem_cacheattr).
+pub const XEN_DMOP_DELETE_MEM_CACHEATTR: u32 = 0xffffffff;
 /// Shift of the PCI segment in an SBDF value: XEN_DMOP_PCI_SBDF(s,b,d,f) = (s & 0xffff) << 16 | (b & 0xff) << 8 | (d & 0x1f) << 3 | (f & 7). Not a C macro; describes that macro.
 ///
 /// *Since Xen 4.9.*
@@ -43,31 +655,6 @@ pub const XEN_DMOP_PCI_SBDF_FUNC_SHIFT: u32 = 0;
 ///
 /// *Since Xen 4.9.*
 pub const XEN_DMOP_PCI_SBDF_FUNC_MASK: u32 = 7;
-/// Identifier of an IOREQ server, unique within its target domain (handed back by `XEN_DMOP_create_ioreq_server`). Declared in hvm_op.h from 4.5 and in dm_op.h since 4.9.
-///
-/// *Since Xen 4.5.*
-#[doc(alias = "ioservid_t")]
-pub type Ioservid = u16;
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioservid > () == 2);
-    assert!(core::mem::align_of::< Ioservid > () == 2);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioservid > () == 2);
-    assert!(core::mem::align_of::< Ioservid > () == 2);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioservid > () == 2);
-    assert!(core::mem::align_of::< Ioservid > () == 2);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioservid > () == 2);
-    assert!(core::mem::align_of::< Ioservid > () == 2);
-};
 /// Payload of XEN_DMOP_create_ioreq_server. Non-zero pad or handle_bufioreq > ATOMIC gives -EINVAL, a non-zero handle_bufioreq on non-x86 gives -EINVAL, and a ninth server in one domain gives -ENOSPC. Xen allocates one unbound event channel per vCPU (plus one for buffered ioreqs) in the target domain, bound to the caller.
 ///
 /// *Since Xen 4.9.*
@@ -1430,132 +2017,6 @@ const _: () = {
     assert!(core::mem::align_of::< XenDmOpNrVcpus > () == 4);
     assert!(core::mem::offset_of!(XenDmOpNrVcpus, vcpus) == 0);
 };
-/// The operation record that buffer 0 of a dm_op call must hold. Xen reads the 8-byte header (buffer 0 shorter than 8 bytes gives -EFAULT), then requires buffer 0 to hold 8 + sizeof(payload) bytes (-EFAULT) and pad to be zero (-EINVAL); for ops with OUT fields it writes back only the payload. Passing the full 32-byte struct works on every Xen since 4.9 (4.9 and 4.10 required the whole struct).
-///
-/// *Since Xen 4.9.*
-#[doc(alias = "xen_dm_op")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct XenDmOp {
-    /// Operation number (XEN_DMOP_*).
-    pub op: XenDmop,
-    /// Must be zero (-EINVAL otherwise).
-    pub pad: u32,
-    /// Payload of the operation, at offset 8.
-    pub u: XenDmOpU,
-}
-impl Default for XenDmOp {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for XenDmOp {
-    const C_NAME: &'static str = "struct xen_dm_op";
-    const SINCE: XenVersion = XenVersion::new(4, 9);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOp > () == 32);
-    assert!(core::mem::align_of::< XenDmOp > () == 4);
-    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
-    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
-    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOp > () == 32);
-    assert!(core::mem::align_of::< XenDmOp > () == 8);
-    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
-    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
-    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOp > () == 32);
-    assert!(core::mem::align_of::< XenDmOp > () == 8);
-    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
-    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
-    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOp > () == 32);
-    assert!(core::mem::align_of::< XenDmOp > () == 8);
-    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
-    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
-    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
-};
-/// One element of the buffer array passed to dm_op: a guest-virtual address and its length. dm_op structs never embed guest handles, so a kernel can audit all memory an op touches from this array alone.
-///
-/// *Since Xen 4.9.*
-#[doc(alias = "xen_dm_op_buf")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct XenDmOpBuf {
-    /// Guest (caller) virtual address of the buffer.
-    pub h: GuestHandle,
-    /// Length of the buffer in bytes.
-    pub size: XenUlong,
-}
-impl Default for XenDmOpBuf {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for XenDmOpBuf {
-    const C_NAME: &'static str = "struct xen_dm_op_buf";
-    const SINCE: XenVersion = XenVersion::new(4, 9);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOpBuf > () == 8);
-    assert!(core::mem::align_of::< XenDmOpBuf > () == 4);
-    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
-    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
-    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
-    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
-    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
-    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
-    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
-    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
-    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
-    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
-    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
-};
 /// Payload of a `xen_dm_op` (C: the inline union `u`), selected by `op`. Its size is the largest payload (24 bytes); Xen reads and writes only the selected payload's bytes, so members newer than the running Xen are harmless. set_irq_level and nr_vcpus exist since 4.15, relocate_memory and pin_memory_cacheattr since 4.11, remote_shutdown since 4.10.
 ///
 /// *Since Xen 4.9.*
@@ -1982,13 +2443,11 @@ const _: () = {
     assert!(core::mem::size_of::< XenDmOpU > () == 24);
     assert!(core::mem::align_of::< XenDmOpU > () == 8);
 };
-/// Operation number in `xen_dm_op.op`; selects which member of the payload union `u` is used. A number at or beyond the end of Xen's table gives -EOPNOTSUPP, as does an op the architecture does not implement (Arm has only 1-6, 19 and 20; x86 has all but 19).
+/// The operation record that buffer 0 of a dm_op call must hold. Xen reads the 8-byte header (buffer 0 shorter than 8 bytes gives -EFAULT), then requires buffer 0 to hold 8 + sizeof(payload) bytes (-EFAULT) and pad to be zero (-EINVAL); for ops with OUT fields it writes back only the payload. Passing the full 32-byte struct works on every Xen since 4.9 (4.9 and 4.10 required the whole struct).
 ///
 /// *Since Xen 4.9.*
-#[doc(alias = "xen_dmop")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
+#[doc(alias = "xen_dm_op")]
+#[repr(C)]
 #[derive(
     Clone,
     Copy,
@@ -2000,175 +2459,61 @@ const _: () = {
     zerocopy::KnownLayout,
     zerocopy::Immutable
 )]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmop(pub u32);
-impl XenDmop {
-    /// Create an IOREQ server for a secondary emulator (payload `create_ioreq_server`).
-    #[doc(alias = "XEN_DMOP_create_ioreq_server")]
-    pub const CREATE_IOREQ_SERVER: Self = Self(1);
-    /// Get the buffered-ioreq event channel and optionally the legacy ioreq gfns of a server (payload `get_ioreq_server_info`).
-    #[doc(alias = "XEN_DMOP_get_ioreq_server_info")]
-    pub const GET_IOREQ_SERVER_INFO: Self = Self(2);
-    /// Register an inclusive port/MMIO/PCI-config range with a server (payload `map_io_range_to_ioreq_server`).
-    #[doc(alias = "XEN_DMOP_map_io_range_to_ioreq_server")]
-    pub const MAP_IO_RANGE_TO_IOREQ_SERVER: Self = Self(3);
-    /// Deregister a range previously registered with a server (payload `unmap_io_range_from_ioreq_server`).
-    #[doc(alias = "XEN_DMOP_unmap_io_range_from_ioreq_server")]
-    pub const UNMAP_IO_RANGE_FROM_IOREQ_SERVER: Self = Self(4);
-    /// Enable or disable a server; no requests are delivered until it is enabled (payload `set_ioreq_server_state`).
-    #[doc(alias = "XEN_DMOP_set_ioreq_server_state")]
-    pub const SET_IOREQ_SERVER_STATE: Self = Self(5);
-    /// Destroy a server, deregistering all its ranges and freeing its event channels (payload `destroy_ioreq_server`).
-    #[doc(alias = "XEN_DMOP_destroy_ioreq_server")]
-    pub const DESTROY_IOREQ_SERVER: Self = Self(6);
-    /// Return a dirty bitmap of a pfn range in buffer 1 (x86; payload `track_dirty_vram`).
-    #[doc(alias = "XEN_DMOP_track_dirty_vram")]
-    pub const TRACK_DIRTY_VRAM: Self = Self(7);
-    /// Assert or deassert an emulated PCI INTx pin (x86; payload `set_pci_intx_level`).
-    #[doc(alias = "XEN_DMOP_set_pci_intx_level")]
-    pub const SET_PCI_INTX_LEVEL: Self = Self(8);
-    /// Assert or deassert an ISA IRQ line (x86; payload `set_isa_irq_level`).
-    #[doc(alias = "XEN_DMOP_set_isa_irq_level")]
-    pub const SET_ISA_IRQ_LEVEL: Self = Self(9);
-    /// Route a PCI INTx link to an ISA IRQ (x86; payload `set_pci_link_route`).
-    #[doc(alias = "XEN_DMOP_set_pci_link_route")]
-    pub const SET_PCI_LINK_ROUTE: Self = Self(10);
-    /// Mark guest pages dirty after the emulator wrote them; the extents are in buffer 1 (x86; payload `modified_memory`).
-    #[doc(alias = "XEN_DMOP_modified_memory")]
-    pub const MODIFIED_MEMORY: Self = Self(11);
-    /// Change the hvmmem_type of a gfn range (x86; payload `set_mem_type`).
-    #[doc(alias = "XEN_DMOP_set_mem_type")]
-    pub const SET_MEM_TYPE: Self = Self(12);
-    /// Inject an interrupt or exception into a vCPU at its next entry (x86; payload `inject_event`).
-    #[doc(alias = "XEN_DMOP_inject_event")]
-    pub const INJECT_EVENT: Self = Self(13);
-    /// Inject an MSI from an emulated device (x86; payload `inject_msi`).
-    #[doc(alias = "XEN_DMOP_inject_msi")]
-    pub const INJECT_MSI: Self = Self(14);
-    /// Claim (or release) the HVMMEM_ioreq_server memory type for a server (x86 with HAP; payload `map_mem_type_to_ioreq_server`).
-    #[doc(alias = "XEN_DMOP_map_mem_type_to_ioreq_server")]
-    pub const MAP_MEM_TYPE_TO_IOREQ_SERVER: Self = Self(15);
-    /// Shut the target domain down, like SCHEDOP_remote_shutdown (x86; payload `remote_shutdown`).
-    ///
-    /// *Since Xen 4.10.*
-    #[doc(alias = "XEN_DMOP_remote_shutdown")]
-    pub const REMOTE_SHUTDOWN: Self = Self(16);
-    /// Move a range of gfns, like XENMEM_add_to_physmap with XENMAPSPACE_gmfn_range (x86; payload `relocate_memory`).
-    ///
-    /// *Since Xen 4.11.*
-    #[doc(alias = "XEN_DMOP_relocate_memory")]
-    pub const RELOCATE_MEMORY: Self = Self(17);
-    /// Pin (or unpin) the cache attribute of a gfn range (x86; payload `pin_memory_cacheattr`).
-    ///
-    /// *Since Xen 4.11.*
-    #[doc(alias = "XEN_DMOP_pin_memory_cacheattr")]
-    pub const PIN_MEMORY_CACHEATTR: Self = Self(18);
-    /// Set the level of a guest SPI (Arm only; payload `set_irq_level`).
-    ///
-    /// *Since Xen 4.15.*
-    #[doc(alias = "XEN_DMOP_set_irq_level")]
-    pub const SET_IRQ_LEVEL: Self = Self(19);
-    /// Query the number of vCPUs (= ioreq slots) of the domain (payload `nr_vcpus`).
-    ///
-    /// *Since Xen 4.15.*
-    #[doc(alias = "XEN_DMOP_nr_vcpus")]
-    pub const NR_VCPUS: Self = Self(20);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            1 => Some("XEN_DMOP_create_ioreq_server"),
-            2 => Some("XEN_DMOP_get_ioreq_server_info"),
-            3 => Some("XEN_DMOP_map_io_range_to_ioreq_server"),
-            4 => Some("XEN_DMOP_unmap_io_range_from_ioreq_server"),
-            5 => Some("XEN_DMOP_set_ioreq_server_state"),
-            6 => Some("XEN_DMOP_destroy_ioreq_server"),
-            7 => Some("XEN_DMOP_track_dirty_vram"),
-            8 => Some("XEN_DMOP_set_pci_intx_level"),
-            9 => Some("XEN_DMOP_set_isa_irq_level"),
-            10 => Some("XEN_DMOP_set_pci_link_route"),
-            11 => Some("XEN_DMOP_modified_memory"),
-            12 => Some("XEN_DMOP_set_mem_type"),
-            13 => Some("XEN_DMOP_inject_event"),
-            14 => Some("XEN_DMOP_inject_msi"),
-            15 => Some("XEN_DMOP_map_mem_type_to_ioreq_server"),
-            16 => Some("XEN_DMOP_remote_shutdown"),
-            17 => Some("XEN_DMOP_relocate_memory"),
-            18 => Some("XEN_DMOP_pin_memory_cacheattr"),
-            19 => Some("XEN_DMOP_set_irq_level"),
-            20 => Some("XEN_DMOP_nr_vcpus"),
-            _ => None,
-        }
+#[derive(Debug)]
+pub struct XenDmOp {
+    /// Operation number (XEN_DMOP_*).
+    pub op: XenDmop,
+    /// Must be zero (-EINVAL otherwise).
+    pub pad: u32,
+    /// Payload of the operation, at offset 8.
+    pub u: XenDmOpU,
+}
+impl Default for XenDmOp {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
     }
 }
-impl core::fmt::Debug for XenDmop {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "XenDmop({})", self.0),
-        }
-    }
-}
-impl From<u32> for XenDmop {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmop> for u32 {
-    fn from(v: XenDmop) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmop {
-    const C_NAME: &'static str = "xen_dmop";
+impl XenAbi for XenDmOp {
+    const C_NAME: &'static str = "struct xen_dm_op";
     const SINCE: XenVersion = XenVersion::new(4, 9);
 }
-/// `XEN_DMOP_create_ioreq_server` as a plain integer (xen_dmop).
-pub const XEN_DMOP_create_ioreq_server: u32 = 1;
-/// `XEN_DMOP_get_ioreq_server_info` as a plain integer (xen_dmop).
-pub const XEN_DMOP_get_ioreq_server_info: u32 = 2;
-/// `XEN_DMOP_map_io_range_to_ioreq_server` as a plain integer (xen_dmop).
-pub const XEN_DMOP_map_io_range_to_ioreq_server: u32 = 3;
-/// `XEN_DMOP_unmap_io_range_from_ioreq_server` as a plain integer (xen_dmop).
-pub const XEN_DMOP_unmap_io_range_from_ioreq_server: u32 = 4;
-/// `XEN_DMOP_set_ioreq_server_state` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_ioreq_server_state: u32 = 5;
-/// `XEN_DMOP_destroy_ioreq_server` as a plain integer (xen_dmop).
-pub const XEN_DMOP_destroy_ioreq_server: u32 = 6;
-/// `XEN_DMOP_track_dirty_vram` as a plain integer (xen_dmop).
-pub const XEN_DMOP_track_dirty_vram: u32 = 7;
-/// `XEN_DMOP_set_pci_intx_level` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_pci_intx_level: u32 = 8;
-/// `XEN_DMOP_set_isa_irq_level` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_isa_irq_level: u32 = 9;
-/// `XEN_DMOP_set_pci_link_route` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_pci_link_route: u32 = 10;
-/// `XEN_DMOP_modified_memory` as a plain integer (xen_dmop).
-pub const XEN_DMOP_modified_memory: u32 = 11;
-/// `XEN_DMOP_set_mem_type` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_mem_type: u32 = 12;
-/// `XEN_DMOP_inject_event` as a plain integer (xen_dmop).
-pub const XEN_DMOP_inject_event: u32 = 13;
-/// `XEN_DMOP_inject_msi` as a plain integer (xen_dmop).
-pub const XEN_DMOP_inject_msi: u32 = 14;
-/// `XEN_DMOP_map_mem_type_to_ioreq_server` as a plain integer (xen_dmop).
-pub const XEN_DMOP_map_mem_type_to_ioreq_server: u32 = 15;
-/// `XEN_DMOP_remote_shutdown` as a plain integer (xen_dmop).
-pub const XEN_DMOP_remote_shutdown: u32 = 16;
-/// `XEN_DMOP_relocate_memory` as a plain integer (xen_dmop).
-pub const XEN_DMOP_relocate_memory: u32 = 17;
-/// `XEN_DMOP_pin_memory_cacheattr` as a plain integer (xen_dmop).
-pub const XEN_DMOP_pin_memory_cacheattr: u32 = 18;
-/// `XEN_DMOP_set_irq_level` as a plain integer (xen_dmop).
-pub const XEN_DMOP_set_irq_level: u32 = 19;
-/// `XEN_DMOP_nr_vcpus` as a plain integer (xen_dmop).
-pub const XEN_DMOP_nr_vcpus: u32 = 20;
-/// Kind of range in `xen_dm_op_ioreq_server_range.type`; any other value gives -EINVAL.
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOp > () == 32);
+    assert!(core::mem::align_of::< XenDmOp > () == 4);
+    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
+    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
+    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOp > () == 32);
+    assert!(core::mem::align_of::< XenDmOp > () == 8);
+    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
+    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
+    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOp > () == 32);
+    assert!(core::mem::align_of::< XenDmOp > () == 8);
+    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
+    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
+    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOp > () == 32);
+    assert!(core::mem::align_of::< XenDmOp > () == 8);
+    assert!(core::mem::offset_of!(XenDmOp, op) == 0);
+    assert!(core::mem::offset_of!(XenDmOp, pad) == 4);
+    assert!(core::mem::offset_of!(XenDmOp, u) == 8);
+};
+/// One element of the buffer array passed to dm_op: a guest-virtual address and its length. dm_op structs never embed guest handles, so a kernel can audit all memory an op touches from this array alone.
 ///
 /// *Since Xen 4.9.*
-#[doc(alias = "xen_dmop_io_range_type")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
+#[doc(alias = "xen_dm_op_buf")]
+#[repr(C)]
 #[derive(
     Clone,
     Copy,
@@ -2180,395 +2525,50 @@ pub const XEN_DMOP_nr_vcpus: u32 = 20;
     zerocopy::KnownLayout,
     zerocopy::Immutable
 )]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmopIoRangeType(pub u32);
-impl XenDmopIoRangeType {
-    /// I/O port range (port numbers).
-    #[doc(alias = "XEN_DMOP_IO_RANGE_PORT")]
-    pub const PORT: Self = Self(0);
-    /// MMIO range (guest physical byte addresses).
-    #[doc(alias = "XEN_DMOP_IO_RANGE_MEMORY")]
-    pub const MEMORY: Self = Self(1);
-    /// PCI config-space range of SBDF values encoded as XEN_DMOP_PCI_SBDF(s,b,d,f).
-    #[doc(alias = "XEN_DMOP_IO_RANGE_PCI")]
-    pub const PCI: Self = Self(2);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("XEN_DMOP_IO_RANGE_PORT"),
-            1 => Some("XEN_DMOP_IO_RANGE_MEMORY"),
-            2 => Some("XEN_DMOP_IO_RANGE_PCI"),
-            _ => None,
-        }
+#[derive(Debug)]
+pub struct XenDmOpBuf {
+    /// Guest (caller) virtual address of the buffer.
+    pub h: GuestHandle,
+    /// Length of the buffer in bytes.
+    pub size: XenUlong,
+}
+impl Default for XenDmOpBuf {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
     }
 }
-impl core::fmt::Debug for XenDmopIoRangeType {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "XenDmopIoRangeType({})", self.0),
-        }
-    }
-}
-impl From<u32> for XenDmopIoRangeType {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmopIoRangeType> for u32 {
-    fn from(v: XenDmopIoRangeType) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmopIoRangeType {
-    const C_NAME: &'static str = "xen_dmop_io_range_type";
+impl XenAbi for XenDmOpBuf {
+    const C_NAME: &'static str = "struct xen_dm_op_buf";
     const SINCE: XenVersion = XenVersion::new(4, 9);
 }
-/// `XEN_DMOP_IO_RANGE_PORT` as a plain integer (xen_dmop_io_range_type).
-pub const XEN_DMOP_IO_RANGE_PORT: u32 = 0;
-/// `XEN_DMOP_IO_RANGE_MEMORY` as a plain integer (xen_dmop_io_range_type).
-pub const XEN_DMOP_IO_RANGE_MEMORY: u32 = 1;
-/// `XEN_DMOP_IO_RANGE_PCI` as a plain integer (xen_dmop_io_range_type).
-pub const XEN_DMOP_IO_RANGE_PCI: u32 = 2;
-/// Event type in `xen_dm_op_inject_event.type`; the values equal Xen's X86_EVENTTYPE_* (VMX/SVM event-injection types).
-///
-/// *Since Xen 4.9.*
-#[doc(alias = "xen_dmop_event_type")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmopEventType(pub u8);
-impl XenDmopEventType {
-    /// External interrupt.
-    #[doc(alias = "XEN_DMOP_EVENT_ext_int")]
-    pub const EXT_INT: Self = Self(0);
-    /// Non-maskable interrupt.
-    #[doc(alias = "XEN_DMOP_EVENT_nmi")]
-    pub const NMI: Self = Self(2);
-    /// Hardware exception (e.g. #PF, #GP).
-    #[doc(alias = "XEN_DMOP_EVENT_hw_exc")]
-    pub const HW_EXC: Self = Self(3);
-    /// Software interrupt (INT nn, opcode CD); needs `insn_len`.
-    #[doc(alias = "XEN_DMOP_EVENT_sw_int")]
-    pub const SW_INT: Self = Self(4);
-    /// Privileged software exception (ICEBP, opcode F1); needs `insn_len`.
-    #[doc(alias = "XEN_DMOP_EVENT_pri_sw_exc")]
-    pub const PRI_SW_EXC: Self = Self(5);
-    /// Software exception (INT3 opcode CC, INTO opcode CE); needs `insn_len`.
-    #[doc(alias = "XEN_DMOP_EVENT_sw_exc")]
-    pub const SW_EXC: Self = Self(6);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("XEN_DMOP_EVENT_ext_int"),
-            2 => Some("XEN_DMOP_EVENT_nmi"),
-            3 => Some("XEN_DMOP_EVENT_hw_exc"),
-            4 => Some("XEN_DMOP_EVENT_sw_int"),
-            5 => Some("XEN_DMOP_EVENT_pri_sw_exc"),
-            6 => Some("XEN_DMOP_EVENT_sw_exc"),
-            _ => None,
-        }
-    }
-}
-impl core::fmt::Debug for XenDmopEventType {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "XenDmopEventType({})", self.0),
-        }
-    }
-}
-impl From<u8> for XenDmopEventType {
-    fn from(v: u8) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmopEventType> for u8 {
-    fn from(v: XenDmopEventType) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmopEventType {
-    const C_NAME: &'static str = "xen_dmop_event_type";
-    const SINCE: XenVersion = XenVersion::new(4, 9);
-}
-/// `XEN_DMOP_EVENT_ext_int` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_ext_int: u8 = 0;
-/// `XEN_DMOP_EVENT_nmi` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_nmi: u8 = 2;
-/// `XEN_DMOP_EVENT_hw_exc` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_hw_exc: u8 = 3;
-/// `XEN_DMOP_EVENT_sw_int` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_sw_int: u8 = 4;
-/// `XEN_DMOP_EVENT_pri_sw_exc` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_pri_sw_exc: u8 = 5;
-/// `XEN_DMOP_EVENT_sw_exc` as a plain integer (xen_dmop_event_type).
-pub const XEN_DMOP_EVENT_sw_exc: u8 = 6;
-/// Cache attribute in `xen_dm_op_pin_memory_cacheattr.type`; the values equal the x86 MTRR/PAT memory-type codes, plus XEN_DMOP_DELETE_MEM_CACHEATTR to remove a pinned range.
-///
-/// *Since Xen 4.11.*
-#[doc(alias = "xen_dmop_mem_cacheattr")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmopMemCacheattr(pub u32);
-impl XenDmopMemCacheattr {
-    /// Uncacheable.
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_UC")]
-    pub const MEM_CACHEATTR_UC: Self = Self(0);
-    /// Write-combining.
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WC")]
-    pub const MEM_CACHEATTR_WC: Self = Self(1);
-    /// Write-through.
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WT")]
-    pub const MEM_CACHEATTR_WT: Self = Self(4);
-    /// Write-protected.
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WP")]
-    pub const MEM_CACHEATTR_WP: Self = Self(5);
-    /// Write-back.
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_WB")]
-    pub const MEM_CACHEATTR_WB: Self = Self(6);
-    /// Uncached-minus (UC-).
-    #[doc(alias = "XEN_DMOP_MEM_CACHEATTR_UCM")]
-    pub const MEM_CACHEATTR_UCM: Self = Self(7);
-    /// Remove the pinned range whose start and end match exactly (-ENOENT if there is none).
-    #[doc(alias = "XEN_DMOP_DELETE_MEM_CACHEATTR")]
-    pub const DELETE_MEM_CACHEATTR: Self = Self(0xffffffff);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("XEN_DMOP_MEM_CACHEATTR_UC"),
-            1 => Some("XEN_DMOP_MEM_CACHEATTR_WC"),
-            4 => Some("XEN_DMOP_MEM_CACHEATTR_WT"),
-            5 => Some("XEN_DMOP_MEM_CACHEATTR_WP"),
-            6 => Some("XEN_DMOP_MEM_CACHEATTR_WB"),
-            7 => Some("XEN_DMOP_MEM_CACHEATTR_UCM"),
-            0xffffffff => Some("XEN_DMOP_DELETE_MEM_CACHEATTR"),
-            _ => None,
-        }
-    }
-}
-impl core::fmt::Debug for XenDmopMemCacheattr {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "XenDmopMemCacheattr({})", self.0),
-        }
-    }
-}
-impl From<u32> for XenDmopMemCacheattr {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmopMemCacheattr> for u32 {
-    fn from(v: XenDmopMemCacheattr) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmopMemCacheattr {
-    const C_NAME: &'static str = "xen_dmop_mem_cacheattr";
-    const SINCE: XenVersion = XenVersion::new(4, 11);
-}
-/// `XEN_DMOP_MEM_CACHEATTR_UC` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_UC: u32 = 0;
-/// `XEN_DMOP_MEM_CACHEATTR_WC` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_WC: u32 = 1;
-/// `XEN_DMOP_MEM_CACHEATTR_WT` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_WT: u32 = 4;
-/// `XEN_DMOP_MEM_CACHEATTR_WP` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_WP: u32 = 5;
-/// `XEN_DMOP_MEM_CACHEATTR_WB` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_WB: u32 = 6;
-/// `XEN_DMOP_MEM_CACHEATTR_UCM` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_MEM_CACHEATTR_UCM: u32 = 7;
-/// `XEN_DMOP_DELETE_MEM_CACHEATTR` as a plain integer (xen_dmop_mem_cacheattr).
-pub const XEN_DMOP_DELETE_MEM_CACHEATTR: u32 = 0xffffffff;
-/// Flags of `xen_dm_op_get_ioreq_server_info.flags`; any unknown bit gives -EINVAL. The field was `pad` (must be zero) in 4.9 and 4.10.
-///
-/// *Since Xen 4.11.*
-#[doc(alias = "xen_dmop_ioreq_server_info_flags")]
-///
-/// A set of flag bits; unknown bits are kept as they are.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmopIoreqServerInfoFlags(pub u16);
-impl XenDmopIoreqServerInfoFlags {
-    /// Do not map the ioreq pages into the guest physmap and do not return their gfns; set it when the pages are mapped with XENMEM_acquire_resource (required on Arm, where the gfn path gives -EOPNOTSUPP).
-    #[doc(alias = "XEN_DMOP_no_gfns")]
-    pub const NO_GFNS: Self = Self(1);
-    /// No flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-    /// Every flag this spec knows.
-    pub const fn all() -> Self {
-        Self(1)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u16 {
-        self.0
-    }
-    /// Whether every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Bits set that this spec does not know.
-    pub const fn unknown_bits(self) -> u16 {
-        self.0 & !1
-    }
-}
-impl core::ops::BitOr for XenDmopIoreqServerInfoFlags {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-impl core::ops::BitAnd for XenDmopIoreqServerInfoFlags {
-    type Output = Self;
-    fn bitand(self, rhs: Self) -> Self {
-        Self(self.0 & rhs.0)
-    }
-}
-impl core::fmt::Debug for XenDmopIoreqServerInfoFlags {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "XenDmopIoreqServerInfoFlags({:#x})", self.0)
-    }
-}
-impl From<u16> for XenDmopIoreqServerInfoFlags {
-    fn from(v: u16) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmopIoreqServerInfoFlags> for u16 {
-    fn from(v: XenDmopIoreqServerInfoFlags) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmopIoreqServerInfoFlags {
-    const C_NAME: &'static str = "xen_dmop_ioreq_server_info_flags";
-    const SINCE: XenVersion = XenVersion::new(4, 11);
-}
-/// `XEN_DMOP_no_gfns` as a plain integer (xen_dmop_ioreq_server_info_flags).
-pub const XEN_DMOP_no_gfns: u16 = 1;
-/// Accesses to forward in `xen_dm_op_map_mem_type_to_ioreq_server.flags`; 0 means unmap the server from the memory type. Xen accepts only WRITE (any other bit gives -EINVAL).
-///
-/// *Since Xen 4.9.*
-#[doc(alias = "xen_dmop_ioreq_mem_access")]
-///
-/// A set of flag bits; unknown bits are kept as they are.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenDmopIoreqMemAccess(pub u32);
-impl XenDmopIoreqMemAccess {
-    /// Forward reads; defined but currently rejected by Xen with -EINVAL.
-    #[doc(alias = "XEN_DMOP_IOREQ_MEM_ACCESS_READ")]
-    pub const READ: Self = Self(1);
-    /// Forward writes to pages of type HVMMEM_ioreq_server to the server.
-    #[doc(alias = "XEN_DMOP_IOREQ_MEM_ACCESS_WRITE")]
-    pub const WRITE: Self = Self(2);
-    /// No flag set.
-    pub const fn empty() -> Self {
-        Self(0)
-    }
-    /// Every flag this spec knows.
-    pub const fn all() -> Self {
-        Self(3)
-    }
-    /// The raw bits.
-    pub const fn bits(self) -> u32 {
-        self.0
-    }
-    /// Whether every bit of `other` is set in `self`.
-    pub const fn contains(self, other: Self) -> bool {
-        self.0 & other.0 == other.0
-    }
-    /// Bits set that this spec does not know.
-    pub const fn unknown_bits(self) -> u32 {
-        self.0 & !3
-    }
-}
-impl core::ops::BitOr for XenDmopIoreqMemAccess {
-    type Output = Self;
-    fn bitor(self, rhs: Self) -> Self {
-        Self(self.0 | rhs.0)
-    }
-}
-impl core::ops::BitAnd for XenDmopIoreqMemAccess {
-    type Output = Self;
-    fn bitand(self, rhs: Self) -> Self {
-        Self(self.0 & rhs.0)
-    }
-}
-impl core::fmt::Debug for XenDmopIoreqMemAccess {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "XenDmopIoreqMemAccess({:#x})", self.0)
-    }
-}
-impl From<u32> for XenDmopIoreqMemAccess {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<XenDmopIoreqMemAccess> for u32 {
-    fn from(v: XenDmopIoreqMemAccess) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenDmopIoreqMemAccess {
-    const C_NAME: &'static str = "xen_dmop_ioreq_mem_access";
-    const SINCE: XenVersion = XenVersion::new(4, 9);
-}
-/// `XEN_DMOP_IOREQ_MEM_ACCESS_READ` as a plain integer (xen_dmop_ioreq_mem_access).
-pub const XEN_DMOP_IOREQ_MEM_ACCESS_READ: u32 = 1;
-/// `XEN_DMOP_IOREQ_MEM_ACCESS_WRITE` as a plain integer (xen_dmop_ioreq_mem_access).
-pub const XEN_DMOP_IOREQ_MEM_ACCESS_WRITE: u32 = 2;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOpBuf > () == 8);
+    assert!(core::mem::align_of::< XenDmOpBuf > () == 4);
+    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
+    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
+    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
+    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
+    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
+    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
+    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
+    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDmOpBuf > () == 16);
+    assert!(core::mem::align_of::< XenDmOpBuf > () == 8);
+    assert!(core::mem::offset_of!(XenDmOpBuf, h) == 0);
+    assert!(core::mem::offset_of!(XenDmOpBuf, size) == 8);
+};
 /// Perform the device-model operation described by the `xen_dm_op` in bufs[0] on domain `domid`; bufs[1] carries op-specific extra data. nr_bufs > 2 gives -E2BIG; a target that is not HVM gives -EINVAL (x86), an unknown domid -ESRCH, and a caller without device-model privilege over the target (dom0 or its device-model domain) -EPERM (XSM). Long operations are continued inside Xen; the caller sees only the final result.
 ///
 /// *Since Xen 4.9.*

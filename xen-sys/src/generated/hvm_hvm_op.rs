@@ -7,6 +7,56 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
+/// `HVMOP_set_param`: Set HVM parameter `index` of domain `domid` to `value`. Which parameters a guest may set on itself, and which only a privileged domain may set, is decided per parameter by Xen.
+///
+/// *Since Xen 3.0.*
+///
+/// Issues hypercall `hvm_op` (number 34) through the backend `h`.
+///
+/// # Errors
+///
+/// Xen's negative return value, as [`XenErrno`].
+///
+/// # Safety
+///
+/// `arg` must point to a valid `XenHvmParam` that the backend can hand to Xen (for privcmd: hypercall-buffer memory), readable for the whole call.
+pub unsafe fn hvm_op_set_param<H: Hypercall + ?Sized>(
+    h: &H,
+    arg: *const XenHvmParam,
+) -> Result<u64, XenErrno> {
+    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
+    let ret = unsafe { h.hypercall(34, [0u64, arg as usize as u64, 0, 0, 0]) };
+    hypercall_result(ret)
+}
+/// `HVMOP_get_param`: Read HVM parameter `index` of domain `domid` into `value`.
+///
+/// *Since Xen 3.0.*
+///
+/// Issues hypercall `hvm_op` (number 34) through the backend `h`.
+///
+/// # Errors
+///
+/// Xen's negative return value, as [`XenErrno`].
+///
+/// # Safety
+///
+/// `arg` must point to a valid `XenHvmParam` that the backend can hand to Xen, readable and writable for the whole call.
+pub unsafe fn hvm_op_get_param<H: Hypercall + ?Sized>(
+    h: &H,
+    arg: *mut XenHvmParam,
+) -> Result<u64, XenErrno> {
+    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
+    let ret = unsafe { h.hypercall(34, [1u64, arg as usize as u64, 0, 0, 0]) };
+    hypercall_result(ret)
+}
+/// Set HVM parameter `index` of domain `domid` to `value`. Which parameters a guest may set on itself, and which only a privileged domain may set, is decided per parameter by Xen.
+///
+/// *Since Xen 3.0.*
+pub const HVMOP_set_param: u32 = 0;
+/// Read HVM parameter `index` of domain `domid` into `value`.
+///
+/// *Since Xen 3.0.*
+pub const HVMOP_get_param: u32 = 1;
 /// Argument of HVMOP_set_param / HVMOP_get_param.
 ///
 /// *Since Xen 3.0.*
@@ -231,53 +281,3 @@ pub const HVMMEM_mmio_dm: u16 = 2;
 pub const HVMMEM_unused: u16 = 3;
 /// `HVMMEM_ioreq_server` as a plain integer (hvmmem_type).
 pub const HVMMEM_ioreq_server: u16 = 4;
-/// `HVMOP_set_param`: Set HVM parameter `index` of domain `domid` to `value`. Which parameters a guest may set on itself, and which only a privileged domain may set, is decided per parameter by Xen.
-///
-/// *Since Xen 3.0.*
-///
-/// Issues hypercall `hvm_op` (number 34) through the backend `h`.
-///
-/// # Errors
-///
-/// Xen's negative return value, as [`XenErrno`].
-///
-/// # Safety
-///
-/// `arg` must point to a valid `XenHvmParam` that the backend can hand to Xen (for privcmd: hypercall-buffer memory), readable for the whole call.
-pub unsafe fn hvm_op_set_param<H: Hypercall + ?Sized>(
-    h: &H,
-    arg: *const XenHvmParam,
-) -> Result<u64, XenErrno> {
-    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
-    let ret = unsafe { h.hypercall(34, [0u64, arg as usize as u64, 0, 0, 0]) };
-    hypercall_result(ret)
-}
-/// `HVMOP_get_param`: Read HVM parameter `index` of domain `domid` into `value`.
-///
-/// *Since Xen 3.0.*
-///
-/// Issues hypercall `hvm_op` (number 34) through the backend `h`.
-///
-/// # Errors
-///
-/// Xen's negative return value, as [`XenErrno`].
-///
-/// # Safety
-///
-/// `arg` must point to a valid `XenHvmParam` that the backend can hand to Xen, readable and writable for the whole call.
-pub unsafe fn hvm_op_get_param<H: Hypercall + ?Sized>(
-    h: &H,
-    arg: *mut XenHvmParam,
-) -> Result<u64, XenErrno> {
-    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
-    let ret = unsafe { h.hypercall(34, [1u64, arg as usize as u64, 0, 0, 0]) };
-    hypercall_result(ret)
-}
-/// Set HVM parameter `index` of domain `domid` to `value`. Which parameters a guest may set on itself, and which only a privileged domain may set, is decided per parameter by Xen.
-///
-/// *Since Xen 3.0.*
-pub const HVMOP_set_param: u32 = 0;
-/// Read HVM parameter `index` of domain `domid` into `value`.
-///
-/// *Since Xen 3.0.*
-pub const HVMOP_get_param: u32 = 1;

@@ -7,346 +7,6 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
-/// Number of slots in the buffered ring (8 bytes each, plus the two 4-byte pointers = one 4 KiB page). Not a power of two: reduce pointers modulo 511.
-///
-/// *Since Xen 3.2.*
-pub const IOREQ_BUFFER_SLOT_NUM: u32 = 0x1ff;
-/// I/O port of the ACPI PM1a event block in location version 0 (legacy Xen layout, kept for guests migrated from old Xen).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM1A_EVT_BLK_ADDRESS_V0: u16 = 8000;
-/// I/O port of the ACPI PM1a control block in location version 0 (PM1a event block + 4).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM1A_CNT_BLK_ADDRESS_V0: u16 = 8004;
-/// I/O port of the ACPI PM timer in location version 0 (PM1a event block + 8).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM_TMR_BLK_ADDRESS_V0: u16 = 8008;
-/// I/O port of the ACPI GPE0 block in location version 0 (PM timer + 0x20).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_GPE0_BLK_ADDRESS_V0: u16 = 8040;
-/// Length in bytes of the ACPI GPE0 block in location version 0.
-///
-/// *Since Xen 4.1.*
-pub const ACPI_GPE0_BLK_LEN_V0: u16 = 8;
-/// I/O port of the ACPI PM1a event block in location version 1 (the layout modern QEMU uses).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM1A_EVT_BLK_ADDRESS_V1: u16 = 45056;
-/// I/O port of the ACPI PM1a control block in location version 1 (PM1a event block + 4).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM1A_CNT_BLK_ADDRESS_V1: u16 = 45060;
-/// I/O port of the ACPI PM timer in location version 1 (PM1a event block + 8).
-///
-/// *Since Xen 4.1.*
-pub const ACPI_PM_TMR_BLK_ADDRESS_V1: u16 = 45064;
-/// I/O port of the ACPI GPE0 block in location version 1.
-///
-/// *Since Xen 4.1.*
-pub const ACPI_GPE0_BLK_ADDRESS_V1: u16 = 45024;
-/// Length in bytes of the ACPI GPE0 block in location version 1.
-///
-/// *Since Xen 4.1.*
-pub const ACPI_GPE0_BLK_LEN_V1: u16 = 4;
-/// Compatibility alias of ACPI_PM1A_EVT_BLK_ADDRESS_V0 (the default location, version 0).
-///
-/// *Since Xen 3.0.*
-pub const ACPI_PM1A_EVT_BLK_ADDRESS: u16 = 8000;
-/// Compatibility alias of ACPI_PM1A_CNT_BLK_ADDRESS_V0.
-///
-/// *Since Xen 3.0.*
-pub const ACPI_PM1A_CNT_BLK_ADDRESS: u16 = 8004;
-/// Compatibility alias of ACPI_PM_TMR_BLK_ADDRESS_V0.
-///
-/// *Since Xen 3.0.*
-pub const ACPI_PM_TMR_BLK_ADDRESS: u16 = 8008;
-/// Compatibility alias of ACPI_GPE0_BLK_ADDRESS_V0.
-///
-/// *Since Xen 3.3.*
-pub const ACPI_GPE0_BLK_ADDRESS: u16 = 8040;
-/// Compatibility alias of ACPI_GPE0_BLK_LEN_V0.
-///
-/// *Since Xen 3.3.*
-pub const ACPI_GPE0_BLK_LEN: u16 = 8;
-/// One synchronous I/O request (ioreq_t), one slot per vCPU in the shared ioreq page. Xen fills it and sets state READY; the device model copies it, handles it, writes `data` for reads and sets state IORESP_READY. Xen reads back only `data` and `state`.
-///
-/// *Since Xen 4.0.*
-#[doc(alias = "ioreq")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct Ioreq {
-    /// Port number (PIO), guest-physical address (MMIO), or encoded SBDF << 32 | register (PCI config).
-    pub addr: u64,
-    /// The value (up to 8 bytes; reads: written by the device model), or a guest-physical buffer address when `data_is_ptr` is set.
-    pub data: u64,
-    /// Number of repetitions (rep prefix), at least 1; Xen truncates rep MMIO at page boundaries.
-    pub count: u32,
-    /// Bytes per access: 1, 2, 4 or 8.
-    pub size: u32,
-    /// Port in the target domain Xen signals for this vCPU; bind it with EVTCHNOP_bind_interdomain once the server is enabled. Written by Xen only: do not modify it.
-    pub vp_eport: EvtchnPort,
-    /// Padding (explicit in C).
-    pub _pad0: u16,
-    /// The state / data_is_ptr / dir / df bitfield byte.
-    pub flags: IoreqFlags,
-    /// IOREQ_TYPE_* kind of the request.
-    pub r#type: IoreqType,
-}
-impl Default for Ioreq {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for Ioreq {
-    const C_NAME: &'static str = "struct ioreq";
-    const SINCE: XenVersion = XenVersion::new(4, 0);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioreq > () == 32);
-    assert!(core::mem::align_of::< Ioreq > () == 4);
-    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
-    assert!(core::mem::offset_of!(Ioreq, data) == 8);
-    assert!(core::mem::offset_of!(Ioreq, count) == 16);
-    assert!(core::mem::offset_of!(Ioreq, size) == 20);
-    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
-    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
-    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
-    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioreq > () == 32);
-    assert!(core::mem::align_of::< Ioreq > () == 8);
-    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
-    assert!(core::mem::offset_of!(Ioreq, data) == 8);
-    assert!(core::mem::offset_of!(Ioreq, count) == 16);
-    assert!(core::mem::offset_of!(Ioreq, size) == 20);
-    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
-    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
-    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
-    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioreq > () == 32);
-    assert!(core::mem::align_of::< Ioreq > () == 8);
-    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
-    assert!(core::mem::offset_of!(Ioreq, data) == 8);
-    assert!(core::mem::offset_of!(Ioreq, count) == 16);
-    assert!(core::mem::offset_of!(Ioreq, size) == 20);
-    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
-    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
-    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
-    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< Ioreq > () == 32);
-    assert!(core::mem::align_of::< Ioreq > () == 8);
-    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
-    assert!(core::mem::offset_of!(Ioreq, data) == 8);
-    assert!(core::mem::offset_of!(Ioreq, count) == 16);
-    assert!(core::mem::offset_of!(Ioreq, size) == 20);
-    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
-    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
-    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
-    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
-};
-/// The synchronous ioreq page (resource frame XENMEM_resource_ioreq_server_frame_ioreq(0)). C declares one slot, but there is really one ioreq per vCPU indexed by vCPU id: 128 slots per 4 KiB page; use XEN_DMOP_nr_vcpus for the count.
-///
-/// *Since Xen 4.0.*
-#[doc(alias = "shared_iopage")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct SharedIopage {
-    /// Slot of vCPU 0; slot n follows at byte offset 32 * n.
-    pub vcpu_ioreq: [Ioreq; 1],
-}
-impl Default for SharedIopage {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for SharedIopage {
-    const C_NAME: &'static str = "struct shared_iopage";
-    const SINCE: XenVersion = XenVersion::new(4, 0);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< SharedIopage > () == 32);
-    assert!(core::mem::align_of::< SharedIopage > () == 4);
-    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< SharedIopage > () == 32);
-    assert!(core::mem::align_of::< SharedIopage > () == 8);
-    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< SharedIopage > () == 32);
-    assert!(core::mem::align_of::< SharedIopage > () == 8);
-    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< SharedIopage > () == 32);
-    assert!(core::mem::align_of::< SharedIopage > () == 8);
-    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
-};
-/// One slot of the buffered ring (buf_ioreq_t): a fire-and-forget write that needs no response. Copy the whole 8 bytes once before decoding.
-///
-/// *Since Xen 3.2.*
-#[doc(alias = "buf_ioreq")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct BufIoreq {
-    /// type / dir / size / addr bitfields.
-    pub lo: BufIoreqLo,
-    /// Data written (low 32 bits; for 8-byte writes the next slot carries the high 32 bits).
-    pub data: u32,
-}
-impl Default for BufIoreq {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for BufIoreq {
-    const C_NAME: &'static str = "struct buf_ioreq";
-    const SINCE: XenVersion = XenVersion::new(3, 2);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< BufIoreq > () == 8);
-    assert!(core::mem::align_of::< BufIoreq > () == 4);
-    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
-    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< BufIoreq > () == 8);
-    assert!(core::mem::align_of::< BufIoreq > () == 4);
-    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
-    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< BufIoreq > () == 8);
-    assert!(core::mem::align_of::< BufIoreq > () == 4);
-    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
-    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< BufIoreq > () == 8);
-    assert!(core::mem::align_of::< BufIoreq > () == 4);
-    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
-    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
-};
-/// The buffered ioreq ring page (resource frame XENMEM_resource_ioreq_server_frame_bufioreq), x86 only and only when the server was created with bufioreq on. Xen produces at `write_pointer`, the device model consumes at `read_pointer`; slot index = pointer % IOREQ_BUFFER_SLOT_NUM. In HVM_IOREQSRV_BUFIOREQ_ATOMIC mode Xen rebases both pointers with a 64-bit cmpxchg on the pair, so advance `read_pointer` with an atomic 32-bit add.
-///
-/// *Since Xen 3.2.*
-#[doc(alias = "buffered_iopage")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct BufferedIopage {
-    /// Consumer index, advanced by the device model after handling one (or two, for 8-byte writes) slots.
-    pub read_pointer: u32,
-    /// Producer index, advanced by Xen after a write barrier; read it once per batch and reject values more than 511 ahead of read_pointer.
-    pub write_pointer: u32,
-    /// The ring slots (IOREQ_BUFFER_SLOT_NUM entries).
-    pub buf_ioreq: [BufIoreq; 511],
-}
-impl Default for BufferedIopage {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for BufferedIopage {
-    const C_NAME: &'static str = "struct buffered_iopage";
-    const SINCE: XenVersion = XenVersion::new(3, 2);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
-    assert!(core::mem::align_of::< BufferedIopage > () == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
-    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
-    assert!(core::mem::align_of::< BufferedIopage > () == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
-    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
-    assert!(core::mem::align_of::< BufferedIopage > () == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
-    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
-    assert!(core::mem::align_of::< BufferedIopage > () == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
-    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
-    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
-};
 /// Direction of an I/O request, as stored in the `dir` bit of `ioreq_flags` and `buf_ioreq_lo` (seen from the guest: a read produces data for it).
 ///
 /// *Since Xen 3.0.*
@@ -660,6 +320,156 @@ impl XenAbi for IoreqFlags {
     const C_NAME: &'static str = "ioreq_flags";
     const SINCE: XenVersion = XenVersion::new(4, 0);
 }
+/// One synchronous I/O request (ioreq_t), one slot per vCPU in the shared ioreq page. Xen fills it and sets state READY; the device model copies it, handles it, writes `data` for reads and sets state IORESP_READY. Xen reads back only `data` and `state`.
+///
+/// *Since Xen 4.0.*
+#[doc(alias = "ioreq")]
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Debug)]
+pub struct Ioreq {
+    /// Port number (PIO), guest-physical address (MMIO), or encoded SBDF << 32 | register (PCI config).
+    pub addr: u64,
+    /// The value (up to 8 bytes; reads: written by the device model), or a guest-physical buffer address when `data_is_ptr` is set.
+    pub data: u64,
+    /// Number of repetitions (rep prefix), at least 1; Xen truncates rep MMIO at page boundaries.
+    pub count: u32,
+    /// Bytes per access: 1, 2, 4 or 8.
+    pub size: u32,
+    /// Port in the target domain Xen signals for this vCPU; bind it with EVTCHNOP_bind_interdomain once the server is enabled. Written by Xen only: do not modify it.
+    pub vp_eport: EvtchnPort,
+    /// Padding (explicit in C).
+    pub _pad0: u16,
+    /// The state / data_is_ptr / dir / df bitfield byte.
+    pub flags: IoreqFlags,
+    /// IOREQ_TYPE_* kind of the request.
+    pub r#type: IoreqType,
+}
+impl Default for Ioreq {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl XenAbi for Ioreq {
+    const C_NAME: &'static str = "struct ioreq";
+    const SINCE: XenVersion = XenVersion::new(4, 0);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioreq > () == 32);
+    assert!(core::mem::align_of::< Ioreq > () == 4);
+    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
+    assert!(core::mem::offset_of!(Ioreq, data) == 8);
+    assert!(core::mem::offset_of!(Ioreq, count) == 16);
+    assert!(core::mem::offset_of!(Ioreq, size) == 20);
+    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
+    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
+    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
+    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioreq > () == 32);
+    assert!(core::mem::align_of::< Ioreq > () == 8);
+    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
+    assert!(core::mem::offset_of!(Ioreq, data) == 8);
+    assert!(core::mem::offset_of!(Ioreq, count) == 16);
+    assert!(core::mem::offset_of!(Ioreq, size) == 20);
+    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
+    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
+    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
+    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioreq > () == 32);
+    assert!(core::mem::align_of::< Ioreq > () == 8);
+    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
+    assert!(core::mem::offset_of!(Ioreq, data) == 8);
+    assert!(core::mem::offset_of!(Ioreq, count) == 16);
+    assert!(core::mem::offset_of!(Ioreq, size) == 20);
+    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
+    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
+    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
+    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< Ioreq > () == 32);
+    assert!(core::mem::align_of::< Ioreq > () == 8);
+    assert!(core::mem::offset_of!(Ioreq, addr) == 0);
+    assert!(core::mem::offset_of!(Ioreq, data) == 8);
+    assert!(core::mem::offset_of!(Ioreq, count) == 16);
+    assert!(core::mem::offset_of!(Ioreq, size) == 20);
+    assert!(core::mem::offset_of!(Ioreq, vp_eport) == 24);
+    assert!(core::mem::offset_of!(Ioreq, _pad0) == 28);
+    assert!(core::mem::offset_of!(Ioreq, flags) == 30);
+    assert!(core::mem::offset_of!(Ioreq, r#type) == 31);
+};
+/// The synchronous ioreq page (resource frame XENMEM_resource_ioreq_server_frame_ioreq(0)). C declares one slot, but there is really one ioreq per vCPU indexed by vCPU id: 128 slots per 4 KiB page; use XEN_DMOP_nr_vcpus for the count.
+///
+/// *Since Xen 4.0.*
+#[doc(alias = "shared_iopage")]
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Debug)]
+pub struct SharedIopage {
+    /// Slot of vCPU 0; slot n follows at byte offset 32 * n.
+    pub vcpu_ioreq: [Ioreq; 1],
+}
+impl Default for SharedIopage {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl XenAbi for SharedIopage {
+    const C_NAME: &'static str = "struct shared_iopage";
+    const SINCE: XenVersion = XenVersion::new(4, 0);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< SharedIopage > () == 32);
+    assert!(core::mem::align_of::< SharedIopage > () == 4);
+    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< SharedIopage > () == 32);
+    assert!(core::mem::align_of::< SharedIopage > () == 8);
+    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< SharedIopage > () == 32);
+    assert!(core::mem::align_of::< SharedIopage > () == 8);
+    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< SharedIopage > () == 32);
+    assert!(core::mem::align_of::< SharedIopage > () == 8);
+    assert!(core::mem::offset_of!(SharedIopage, vcpu_ioreq) == 0);
+};
 /// First 32 bits of a buffered request: C bitfields `type`, `pad:1`, `dir:1`, `size:2`, `addr:20`.
 ///
 /// *Since Xen 3.2.*
@@ -751,3 +561,193 @@ impl XenAbi for BufIoreqLo {
     const C_NAME: &'static str = "buf_ioreq_lo";
     const SINCE: XenVersion = XenVersion::new(3, 2);
 }
+/// One slot of the buffered ring (buf_ioreq_t): a fire-and-forget write that needs no response. Copy the whole 8 bytes once before decoding.
+///
+/// *Since Xen 3.2.*
+#[doc(alias = "buf_ioreq")]
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Debug)]
+pub struct BufIoreq {
+    /// type / dir / size / addr bitfields.
+    pub lo: BufIoreqLo,
+    /// Data written (low 32 bits; for 8-byte writes the next slot carries the high 32 bits).
+    pub data: u32,
+}
+impl Default for BufIoreq {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl XenAbi for BufIoreq {
+    const C_NAME: &'static str = "struct buf_ioreq";
+    const SINCE: XenVersion = XenVersion::new(3, 2);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< BufIoreq > () == 8);
+    assert!(core::mem::align_of::< BufIoreq > () == 4);
+    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
+    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< BufIoreq > () == 8);
+    assert!(core::mem::align_of::< BufIoreq > () == 4);
+    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
+    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< BufIoreq > () == 8);
+    assert!(core::mem::align_of::< BufIoreq > () == 4);
+    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
+    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< BufIoreq > () == 8);
+    assert!(core::mem::align_of::< BufIoreq > () == 4);
+    assert!(core::mem::offset_of!(BufIoreq, lo) == 0);
+    assert!(core::mem::offset_of!(BufIoreq, data) == 4);
+};
+/// The buffered ioreq ring page (resource frame XENMEM_resource_ioreq_server_frame_bufioreq), x86 only and only when the server was created with bufioreq on. Xen produces at `write_pointer`, the device model consumes at `read_pointer`; slot index = pointer % IOREQ_BUFFER_SLOT_NUM. In HVM_IOREQSRV_BUFIOREQ_ATOMIC mode Xen rebases both pointers with a 64-bit cmpxchg on the pair, so advance `read_pointer` with an atomic 32-bit add.
+///
+/// *Since Xen 3.2.*
+#[doc(alias = "buffered_iopage")]
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Debug)]
+pub struct BufferedIopage {
+    /// Consumer index, advanced by the device model after handling one (or two, for 8-byte writes) slots.
+    pub read_pointer: u32,
+    /// Producer index, advanced by Xen after a write barrier; read it once per batch and reject values more than 511 ahead of read_pointer.
+    pub write_pointer: u32,
+    /// The ring slots (IOREQ_BUFFER_SLOT_NUM entries).
+    pub buf_ioreq: [BufIoreq; 511],
+}
+impl Default for BufferedIopage {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl XenAbi for BufferedIopage {
+    const C_NAME: &'static str = "struct buffered_iopage";
+    const SINCE: XenVersion = XenVersion::new(3, 2);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
+    assert!(core::mem::align_of::< BufferedIopage > () == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
+    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
+    assert!(core::mem::align_of::< BufferedIopage > () == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
+    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
+    assert!(core::mem::align_of::< BufferedIopage > () == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
+    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< BufferedIopage > () == 4096);
+    assert!(core::mem::align_of::< BufferedIopage > () == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, read_pointer) == 0);
+    assert!(core::mem::offset_of!(BufferedIopage, write_pointer) == 4);
+    assert!(core::mem::offset_of!(BufferedIopage, buf_ioreq) == 8);
+};
+/// Number of slots in the buffered ring (8 bytes each, plus the two 4-byte pointers = one 4 KiB page). Not a power of two: reduce pointers modulo 511.
+///
+/// *Since Xen 3.2.*
+pub const IOREQ_BUFFER_SLOT_NUM: u32 = 0x1ff;
+/// I/O port of the ACPI PM1a event block in location version 0 (legacy Xen layout, kept for guests migrated from old Xen).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM1A_EVT_BLK_ADDRESS_V0: u16 = 8000;
+/// I/O port of the ACPI PM1a control block in location version 0 (PM1a event block + 4).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM1A_CNT_BLK_ADDRESS_V0: u16 = 8004;
+/// I/O port of the ACPI PM timer in location version 0 (PM1a event block + 8).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM_TMR_BLK_ADDRESS_V0: u16 = 8008;
+/// I/O port of the ACPI GPE0 block in location version 0 (PM timer + 0x20).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_GPE0_BLK_ADDRESS_V0: u16 = 8040;
+/// Length in bytes of the ACPI GPE0 block in location version 0.
+///
+/// *Since Xen 4.1.*
+pub const ACPI_GPE0_BLK_LEN_V0: u16 = 8;
+/// I/O port of the ACPI PM1a event block in location version 1 (the layout modern QEMU uses).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM1A_EVT_BLK_ADDRESS_V1: u16 = 45056;
+/// I/O port of the ACPI PM1a control block in location version 1 (PM1a event block + 4).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM1A_CNT_BLK_ADDRESS_V1: u16 = 45060;
+/// I/O port of the ACPI PM timer in location version 1 (PM1a event block + 8).
+///
+/// *Since Xen 4.1.*
+pub const ACPI_PM_TMR_BLK_ADDRESS_V1: u16 = 45064;
+/// I/O port of the ACPI GPE0 block in location version 1.
+///
+/// *Since Xen 4.1.*
+pub const ACPI_GPE0_BLK_ADDRESS_V1: u16 = 45024;
+/// Length in bytes of the ACPI GPE0 block in location version 1.
+///
+/// *Since Xen 4.1.*
+pub const ACPI_GPE0_BLK_LEN_V1: u16 = 4;
+/// Compatibility alias of ACPI_PM1A_EVT_BLK_ADDRESS_V0 (the default location, version 0).
+///
+/// *Since Xen 3.0.*
+pub const ACPI_PM1A_EVT_BLK_ADDRESS: u16 = 8000;
+/// Compatibility alias of ACPI_PM1A_CNT_BLK_ADDRESS_V0.
+///
+/// *Since Xen 3.0.*
+pub const ACPI_PM1A_CNT_BLK_ADDRESS: u16 = 8004;
+/// Compatibility alias of ACPI_PM_TMR_BLK_ADDRESS_V0.
+///
+/// *Since Xen 3.0.*
+pub const ACPI_PM_TMR_BLK_ADDRESS: u16 = 8008;
+/// Compatibility alias of ACPI_GPE0_BLK_ADDRESS_V0.
+///
+/// *Since Xen 3.3.*
+pub const ACPI_GPE0_BLK_ADDRESS: u16 = 8040;
+/// Compatibility alias of ACPI_GPE0_BLK_LEN_V0.
+///
+/// *Since Xen 3.3.*
+pub const ACPI_GPE0_BLK_LEN: u16 = 8;

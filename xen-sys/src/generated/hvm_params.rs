@@ -7,46 +7,6 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
-/// Number of HVM parameter slots in Xen 4.17; Xen rejects indices at or above it with -EINVAL. The value grows with new parameters.
-///
-/// *Since Xen 3.0.*
-pub const HVM_NR_PARAMS: u32 = 39;
-/// Bits of an HVM_PARAM_CALLBACK_IRQ value that hold the delivery type (bits 63:56).
-///
-/// *Since Xen 4.8.*
-pub const HVM_PARAM_CALLBACK_IRQ_TYPE_MASK: u64 = 0xff00000000000000;
-/// Callback type (value bits 63:56): bits 55:0 are the GSI to raise; GSI 0 cannot be used since it aliases 'disabled'.
-///
-/// *Since Xen 4.7.*
-pub const HVM_PARAM_CALLBACK_TYPE_GSI: u8 = 0;
-/// Callback type (value bits 63:56): a PCI INTx line, with domain in bits 47:32, bus 31:16, devfn 15:8 and INTx pin 1:0.
-///
-/// *Since Xen 4.7.*
-pub const HVM_PARAM_CALLBACK_TYPE_PCI_INTX: u8 = 1;
-/// x86-only callback type (value bits 63:56): bits 7:0 are an interrupt vector; available when XENFEAT_hvm_callback_vector is set. Same number as the Arm-only HVM_PARAM_CALLBACK_TYPE_PPI.
-///
-/// *Since Xen 4.7.*
-pub const HVM_PARAM_CALLBACK_TYPE_VECTOR: u8 = 2;
-/// Arm-only callback type (value bits 63:56): bits 7:0 are the PPI number and bits 15:8 its flags (HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_*); bits 55:16 must be 0. Same number as the x86-only HVM_PARAM_CALLBACK_TYPE_VECTOR.
-///
-/// *Since Xen 4.7.*
-pub const HVM_PARAM_CALLBACK_TYPE_PPI: u8 = 2;
-/// Arm: mask of the PPI flag byte (bits 15:8) of a PPI callback value.
-///
-/// *Since Xen 4.8.*
-pub const HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_MASK: u64 = 0xff00;
-/// Arm: flag-byte value (to be placed in bits 15:8 of a PPI callback value) for a level-triggered, active-low PPI: flag bit 0 = edge (1) / level (0), flag bit 1 = active low (1) / high (0).
-///
-/// *Since Xen 4.8.*
-pub const HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL: u64 = 2;
-/// All HVMPV_* bits Xen 4.17 knows (bits 0 to 12); the mask grew with each new enlightenment.
-///
-/// *Since Xen 4.5.*
-pub const HVMPV_feature_mask: u64 = 0x1fff;
-/// All XEN_HVM_MCA_CAP_* bits Xen 4.17 accepts.
-///
-/// *Since Xen 4.10.*
-pub const XEN_HVM_MCA_CAP_MASK: u64 = 1;
 /// Index of an HVM parameter (`xen_hvm_param.index`). Indices missing from this set (3, 7, 8) are retired or unused.
 ///
 /// *Since Xen 3.0.*
@@ -373,6 +333,38 @@ pub const HVM_PARAM_X87_FIP_WIDTH: u32 = 36;
 pub const HVM_PARAM_VM86_TSS_SIZED: u32 = 37;
 /// `HVM_PARAM_MCA_CAP` as a plain integer (hvm_param).
 pub const HVM_PARAM_MCA_CAP: u32 = 38;
+/// Number of HVM parameter slots in Xen 4.17; Xen rejects indices at or above it with -EINVAL. The value grows with new parameters.
+///
+/// *Since Xen 3.0.*
+pub const HVM_NR_PARAMS: u32 = 39;
+/// Bits of an HVM_PARAM_CALLBACK_IRQ value that hold the delivery type (bits 63:56).
+///
+/// *Since Xen 4.8.*
+pub const HVM_PARAM_CALLBACK_IRQ_TYPE_MASK: u64 = 0xff00000000000000;
+/// Callback type (value bits 63:56): bits 55:0 are the GSI to raise; GSI 0 cannot be used since it aliases 'disabled'.
+///
+/// *Since Xen 4.7.*
+pub const HVM_PARAM_CALLBACK_TYPE_GSI: u8 = 0;
+/// Callback type (value bits 63:56): a PCI INTx line, with domain in bits 47:32, bus 31:16, devfn 15:8 and INTx pin 1:0.
+///
+/// *Since Xen 4.7.*
+pub const HVM_PARAM_CALLBACK_TYPE_PCI_INTX: u8 = 1;
+/// x86-only callback type (value bits 63:56): bits 7:0 are an interrupt vector; available when XENFEAT_hvm_callback_vector is set. Same number as the Arm-only HVM_PARAM_CALLBACK_TYPE_PPI.
+///
+/// *Since Xen 4.7.*
+pub const HVM_PARAM_CALLBACK_TYPE_VECTOR: u8 = 2;
+/// Arm-only callback type (value bits 63:56): bits 7:0 are the PPI number and bits 15:8 its flags (HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_*); bits 55:16 must be 0. Same number as the x86-only HVM_PARAM_CALLBACK_TYPE_VECTOR.
+///
+/// *Since Xen 4.7.*
+pub const HVM_PARAM_CALLBACK_TYPE_PPI: u8 = 2;
+/// Arm: mask of the PPI flag byte (bits 15:8) of a PPI callback value.
+///
+/// *Since Xen 4.8.*
+pub const HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_MASK: u64 = 0xff00;
+/// Arm: flag-byte value (to be placed in bits 15:8 of a PPI callback value) for a level-triggered, active-low PPI: flag bit 0 = edge (1) / level (0), flag bit 1 = active low (1) / high (0).
+///
+/// *Since Xen 4.8.*
+pub const HVM_PARAM_CALLBACK_TYPE_PPI_FLAG_LOW_LEVEL: u64 = 2;
 /// Values of HVM_PARAM_TIMER_MODE: how virtual timer interrupts missed while a vCPU was descheduled are handled.
 ///
 /// *Since Xen 3.2.*
@@ -679,6 +671,10 @@ pub const HVMPV_ex_processor_masks: u64 = 0x400;
 pub const HVMPV_no_vp_limit: u64 = 0x800;
 /// `HVMPV_cpu_hotplug` as a plain integer (hvm_param_viridian).
 pub const HVMPV_cpu_hotplug: u64 = 0x1000;
+/// All HVMPV_* bits Xen 4.17 knows (bits 0 to 12); the mask grew with each new enlightenment.
+///
+/// *Since Xen 4.5.*
+pub const HVMPV_feature_mask: u64 = 0x1fff;
 /// Bits of HVM_PARAM_MCA_CAP (x86): machine-check capabilities offered to the guest.
 ///
 /// *Since Xen 4.10.*
@@ -757,3 +753,7 @@ impl XenAbi for HvmParamMcaCap {
 }
 /// `XEN_HVM_MCA_CAP_LMCE` as a plain integer (hvm_param_mca_cap).
 pub const XEN_HVM_MCA_CAP_LMCE: u64 = 1;
+/// All XEN_HVM_MCA_CAP_* bits Xen 4.17 accepts.
+///
+/// *Since Xen 4.10.*
+pub const XEN_HVM_MCA_CAP_MASK: u64 = 1;

@@ -7,30 +7,103 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
-/// `frame` index of an IOREQ server's buffered ring page (buffered_iopage); fails with -ENOENT when the server was created with bufioreq off.
+/// `XENMEM_acquire_resource`: Map frames of a resource of domain `domid` (or, with NULL frame_list and nr_frames 0, query its size in frames). Requires device-model privilege over the target; for an IOREQ server the caller must also be the domain that created it. Linux userspace uses IOCTL_PRIVCMD_MMAP_RESOURCE instead.
 ///
 /// *Since Xen 4.11.*
-pub const XENMEM_resource_ioreq_server_frame_bufioreq: u64 = 0;
-/// `frame` index of the first synchronous ioreq page (shared_iopage). C has the function-like macro XENMEM_resource_ioreq_server_frame_ioreq(n) = 1 + n, i.e. this base + n; Xen 4.17 only provides n = 0.
+///
+/// Issues hypercall `memory_op` (number 12) through the backend `h`.
+///
+/// # Errors
+///
+/// Xen's negative return value, as [`XenErrno`].
+///
+/// # Safety
+///
+/// `arg` must point to a valid `XenMemAcquireResource` that the backend can hand to Xen, readable and writable for the whole call.
+pub unsafe fn memory_op_acquire_resource<H: Hypercall + ?Sized>(
+    h: &H,
+    arg: *mut XenMemAcquireResource,
+) -> Result<u64, XenErrno> {
+    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
+    let ret = unsafe { h.hypercall(12, [28u64, arg as usize as u64, 0, 0, 0]) };
+    hypercall_result(ret)
+}
+/// Map frames of a resource of domain `domid` (or, with NULL frame_list and nr_frames 0, query its size in frames). Requires device-model privilege over the target; for an IOREQ server the caller must also be the domain that created it. Linux userspace uses IOCTL_PRIVCMD_MMAP_RESOURCE instead.
 ///
 /// *Since Xen 4.11.*
-pub const XENMEM_resource_ioreq_server_frame_ioreq_base: u64 = 1;
-/// `id` selecting the shared grant-table frames of XENMEM_resource_grant_table.
+pub const XENMEM_acquire_resource: u32 = 28;
+/// Kind of resource named by `xen_mem_acquire_resource.type`.
 ///
-/// *Since Xen 4.12.*
-pub const XENMEM_resource_grant_table_id_shared: u32 = 0;
-/// `id` selecting the grant status frames (v2 grant tables) of XENMEM_resource_grant_table.
+/// *Since Xen 4.11.*
+#[doc(alias = "xen_mem_resource_type")]
 ///
-/// *Since Xen 4.12.*
-pub const XENMEM_resource_grant_table_id_status: u32 = 1;
-/// Number of low bits of the memory_op `cmd` that hold the sub-op; Xen stores a continuation's start extent above them. Defined in Xen's internal xen/hypercall.h, not in the public header, but fixed by the ABI.
-///
-/// *Since Xen 3.4.*
-pub const MEMOP_EXTENT_SHIFT: u32 = 6;
-/// Mask of the sub-op bits of the memory_op `cmd` ((1 << MEMOP_EXTENT_SHIFT) - 1); XENMEM_* numbers never exceed it. Xen-internal definition, see MEMOP_EXTENT_SHIFT.
-///
-/// *Since Xen 3.4.*
-pub const MEMOP_CMD_MASK: u32 = 63;
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct XenMemResourceType(pub u16);
+impl XenMemResourceType {
+    /// Pages of an IOREQ server; `id` is its ioservid_t, `frame` is XENMEM_resource_ioreq_server_frame_bufioreq (the buffered ring) or frame_ioreq(n) (the synchronous ioreq pages).
+    #[doc(alias = "XENMEM_resource_ioreq_server")]
+    pub const IOREQ_SERVER: Self = Self(0);
+    /// The grant table; `id` is XENMEM_resource_grant_table_id_shared or _status.
+    ///
+    /// *Since Xen 4.12.*
+    #[doc(alias = "XENMEM_resource_grant_table")]
+    pub const GRANT_TABLE: Self = Self(1);
+    /// Processor-trace buffer of a vCPU; `id` is the vCPU id.
+    ///
+    /// *Since Xen 4.15.*
+    #[doc(alias = "XENMEM_resource_vmtrace_buf")]
+    pub const VMTRACE_BUF: Self = Self(2);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("XENMEM_resource_ioreq_server"),
+            1 => Some("XENMEM_resource_grant_table"),
+            2 => Some("XENMEM_resource_vmtrace_buf"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for XenMemResourceType {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "XenMemResourceType({})", self.0),
+        }
+    }
+}
+impl From<u16> for XenMemResourceType {
+    fn from(v: u16) -> Self {
+        Self(v)
+    }
+}
+impl From<XenMemResourceType> for u16 {
+    fn from(v: XenMemResourceType) -> Self {
+        v.0
+    }
+}
+impl XenAbi for XenMemResourceType {
+    const C_NAME: &'static str = "xen_mem_resource_type";
+    const SINCE: XenVersion = XenVersion::new(4, 11);
+}
+/// `XENMEM_resource_ioreq_server` as a plain integer (xen_mem_resource_type).
+pub const XENMEM_resource_ioreq_server: u16 = 0;
+/// `XENMEM_resource_grant_table` as a plain integer (xen_mem_resource_type).
+pub const XENMEM_resource_grant_table: u16 = 1;
+/// `XENMEM_resource_vmtrace_buf` as a plain integer (xen_mem_resource_type).
+pub const XENMEM_resource_vmtrace_buf: u16 = 2;
 /// Argument of XENMEM_acquire_resource. Layout is public and fixed since 4.14; before that the struct was tools-only, `pad` was an OUT flags field (4.11-4.12) and `frame` was 8-byte aligned, which made it 32 bytes on x86_32 tools builds (Xen accepts both layouts).
 ///
 /// *Since Xen 4.11.*
@@ -121,100 +194,27 @@ const _: () = {
     assert!(core::mem::offset_of!(XenMemAcquireResource, frame) == 16);
     assert!(core::mem::offset_of!(XenMemAcquireResource, frame_list) == 24);
 };
-/// Kind of resource named by `xen_mem_acquire_resource.type`.
+/// `frame` index of an IOREQ server's buffered ring page (buffered_iopage); fails with -ENOENT when the server was created with bufioreq off.
 ///
 /// *Since Xen 4.11.*
-#[doc(alias = "xen_mem_resource_type")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct XenMemResourceType(pub u16);
-impl XenMemResourceType {
-    /// Pages of an IOREQ server; `id` is its ioservid_t, `frame` is XENMEM_resource_ioreq_server_frame_bufioreq (the buffered ring) or frame_ioreq(n) (the synchronous ioreq pages).
-    #[doc(alias = "XENMEM_resource_ioreq_server")]
-    pub const IOREQ_SERVER: Self = Self(0);
-    /// The grant table; `id` is XENMEM_resource_grant_table_id_shared or _status.
-    ///
-    /// *Since Xen 4.12.*
-    #[doc(alias = "XENMEM_resource_grant_table")]
-    pub const GRANT_TABLE: Self = Self(1);
-    /// Processor-trace buffer of a vCPU; `id` is the vCPU id.
-    ///
-    /// *Since Xen 4.15.*
-    #[doc(alias = "XENMEM_resource_vmtrace_buf")]
-    pub const VMTRACE_BUF: Self = Self(2);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("XENMEM_resource_ioreq_server"),
-            1 => Some("XENMEM_resource_grant_table"),
-            2 => Some("XENMEM_resource_vmtrace_buf"),
-            _ => None,
-        }
-    }
-}
-impl core::fmt::Debug for XenMemResourceType {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "XenMemResourceType({})", self.0),
-        }
-    }
-}
-impl From<u16> for XenMemResourceType {
-    fn from(v: u16) -> Self {
-        Self(v)
-    }
-}
-impl From<XenMemResourceType> for u16 {
-    fn from(v: XenMemResourceType) -> Self {
-        v.0
-    }
-}
-impl XenAbi for XenMemResourceType {
-    const C_NAME: &'static str = "xen_mem_resource_type";
-    const SINCE: XenVersion = XenVersion::new(4, 11);
-}
-/// `XENMEM_resource_ioreq_server` as a plain integer (xen_mem_resource_type).
-pub const XENMEM_resource_ioreq_server: u16 = 0;
-/// `XENMEM_resource_grant_table` as a plain integer (xen_mem_resource_type).
-pub const XENMEM_resource_grant_table: u16 = 1;
-/// `XENMEM_resource_vmtrace_buf` as a plain integer (xen_mem_resource_type).
-pub const XENMEM_resource_vmtrace_buf: u16 = 2;
-/// `XENMEM_acquire_resource`: Map frames of a resource of domain `domid` (or, with NULL frame_list and nr_frames 0, query its size in frames). Requires device-model privilege over the target; for an IOREQ server the caller must also be the domain that created it. Linux userspace uses IOCTL_PRIVCMD_MMAP_RESOURCE instead.
+pub const XENMEM_resource_ioreq_server_frame_bufioreq: u64 = 0;
+/// `frame` index of the first synchronous ioreq page (shared_iopage). C has the function-like macro XENMEM_resource_ioreq_server_frame_ioreq(n) = 1 + n, i.e. this base + n; Xen 4.17 only provides n = 0.
 ///
 /// *Since Xen 4.11.*
+pub const XENMEM_resource_ioreq_server_frame_ioreq_base: u64 = 1;
+/// `id` selecting the shared grant-table frames of XENMEM_resource_grant_table.
 ///
-/// Issues hypercall `memory_op` (number 12) through the backend `h`.
+/// *Since Xen 4.12.*
+pub const XENMEM_resource_grant_table_id_shared: u32 = 0;
+/// `id` selecting the grant status frames (v2 grant tables) of XENMEM_resource_grant_table.
 ///
-/// # Errors
+/// *Since Xen 4.12.*
+pub const XENMEM_resource_grant_table_id_status: u32 = 1;
+/// Number of low bits of the memory_op `cmd` that hold the sub-op; Xen stores a continuation's start extent above them. Defined in Xen's internal xen/hypercall.h, not in the public header, but fixed by the ABI.
 ///
-/// Xen's negative return value, as [`XenErrno`].
+/// *Since Xen 3.4.*
+pub const MEMOP_EXTENT_SHIFT: u32 = 6;
+/// Mask of the sub-op bits of the memory_op `cmd` ((1 << MEMOP_EXTENT_SHIFT) - 1); XENMEM_* numbers never exceed it. Xen-internal definition, see MEMOP_EXTENT_SHIFT.
 ///
-/// # Safety
-///
-/// `arg` must point to a valid `XenMemAcquireResource` that the backend can hand to Xen, readable and writable for the whole call.
-pub unsafe fn memory_op_acquire_resource<H: Hypercall + ?Sized>(
-    h: &H,
-    arg: *mut XenMemAcquireResource,
-) -> Result<u64, XenErrno> {
-    // SAFETY: the caller upholds this function's `# Safety` contract, which is the hypercall's.
-    let ret = unsafe { h.hypercall(12, [28u64, arg as usize as u64, 0, 0, 0]) };
-    hypercall_result(ret)
-}
-/// Map frames of a resource of domain `domid` (or, with NULL frame_list and nr_frames 0, query its size in frames). Requires device-model privilege over the target; for an IOREQ server the caller must also be the domain that created it. Linux userspace uses IOCTL_PRIVCMD_MMAP_RESOURCE instead.
-///
-/// *Since Xen 4.11.*
-pub const XENMEM_acquire_resource: u32 = 28;
+/// *Since Xen 3.4.*
+pub const MEMOP_CMD_MASK: u32 = 63;

@@ -7,6 +7,96 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
+/// Reason code of a domain shutdown, reported to the toolstack, which decides what to do (Xen itself mostly ignores it). Xen stores only the low 8 bits.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "sched_shutdown_reason")]
+///
+/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
+#[repr(transparent)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Default, PartialOrd, Ord)]
+pub struct SchedShutdownReason(pub u32);
+impl SchedShutdownReason {
+    /// The domain exited normally: clean up and destroy it.
+    #[doc(alias = "SHUTDOWN_poweroff")]
+    pub const POWEROFF: Self = Self(0);
+    /// Clean up, destroy and restart the domain.
+    #[doc(alias = "SHUTDOWN_reboot")]
+    pub const REBOOT: Self = Self(1);
+    /// Clean up and save the suspend state (save/migration), then destroy.
+    #[doc(alias = "SHUTDOWN_suspend")]
+    pub const SUSPEND: Self = Self(2);
+    /// The domain crashed.
+    #[doc(alias = "SHUTDOWN_crash")]
+    pub const CRASH: Self = Self(3);
+    /// A domain watchdog expired: restart the domain.
+    ///
+    /// *Since Xen 4.1.*
+    #[doc(alias = "SHUTDOWN_watchdog")]
+    pub const WATCHDOG: Self = Self(4);
+    /// Soft reset: reset the domain's Xen-side state to just-created while keeping its memory and vCPU contexts, so it can set up its Xen interfaces again.
+    ///
+    /// *Since Xen 4.7.*
+    #[doc(alias = "SHUTDOWN_soft_reset")]
+    pub const SOFT_RESET: Self = Self(5);
+    /// The C name of a known value, `None` for any other value.
+    pub const fn name(self) -> Option<&'static str> {
+        match self.0 {
+            0 => Some("SHUTDOWN_poweroff"),
+            1 => Some("SHUTDOWN_reboot"),
+            2 => Some("SHUTDOWN_suspend"),
+            3 => Some("SHUTDOWN_crash"),
+            4 => Some("SHUTDOWN_watchdog"),
+            5 => Some("SHUTDOWN_soft_reset"),
+            _ => None,
+        }
+    }
+}
+impl core::fmt::Debug for SchedShutdownReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(s) => f.write_str(s),
+            None => write!(f, "SchedShutdownReason({})", self.0),
+        }
+    }
+}
+impl From<u32> for SchedShutdownReason {
+    fn from(v: u32) -> Self {
+        Self(v)
+    }
+}
+impl From<SchedShutdownReason> for u32 {
+    fn from(v: SchedShutdownReason) -> Self {
+        v.0
+    }
+}
+impl XenAbi for SchedShutdownReason {
+    const C_NAME: &'static str = "sched_shutdown_reason";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+/// `SHUTDOWN_poweroff` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_poweroff: u32 = 0;
+/// `SHUTDOWN_reboot` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_reboot: u32 = 1;
+/// `SHUTDOWN_suspend` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_suspend: u32 = 2;
+/// `SHUTDOWN_crash` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_crash: u32 = 3;
+/// `SHUTDOWN_watchdog` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_watchdog: u32 = 4;
+/// `SHUTDOWN_soft_reset` as a plain integer (sched_shutdown_reason).
+pub const SHUTDOWN_soft_reset: u32 = 5;
 /// Largest valid shutdown reason (currently `SHUTDOWN_soft_reset`).
 ///
 /// *Since Xen 4.3.*
@@ -317,96 +407,6 @@ const _: () = {
     assert!(core::mem::align_of::< SchedPinOverride > () == 4);
     assert!(core::mem::offset_of!(SchedPinOverride, pcpu) == 0);
 };
-/// Reason code of a domain shutdown, reported to the toolstack, which decides what to do (Xen itself mostly ignores it). Xen stores only the low 8 bits.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "sched_shutdown_reason")]
-///
-/// Any value of the underlying integer is representable: a guest or a newer Xen may use values this spec does not know.
-#[repr(transparent)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Default, PartialOrd, Ord)]
-pub struct SchedShutdownReason(pub u32);
-impl SchedShutdownReason {
-    /// The domain exited normally: clean up and destroy it.
-    #[doc(alias = "SHUTDOWN_poweroff")]
-    pub const POWEROFF: Self = Self(0);
-    /// Clean up, destroy and restart the domain.
-    #[doc(alias = "SHUTDOWN_reboot")]
-    pub const REBOOT: Self = Self(1);
-    /// Clean up and save the suspend state (save/migration), then destroy.
-    #[doc(alias = "SHUTDOWN_suspend")]
-    pub const SUSPEND: Self = Self(2);
-    /// The domain crashed.
-    #[doc(alias = "SHUTDOWN_crash")]
-    pub const CRASH: Self = Self(3);
-    /// A domain watchdog expired: restart the domain.
-    ///
-    /// *Since Xen 4.1.*
-    #[doc(alias = "SHUTDOWN_watchdog")]
-    pub const WATCHDOG: Self = Self(4);
-    /// Soft reset: reset the domain's Xen-side state to just-created while keeping its memory and vCPU contexts, so it can set up its Xen interfaces again.
-    ///
-    /// *Since Xen 4.7.*
-    #[doc(alias = "SHUTDOWN_soft_reset")]
-    pub const SOFT_RESET: Self = Self(5);
-    /// The C name of a known value, `None` for any other value.
-    pub const fn name(self) -> Option<&'static str> {
-        match self.0 {
-            0 => Some("SHUTDOWN_poweroff"),
-            1 => Some("SHUTDOWN_reboot"),
-            2 => Some("SHUTDOWN_suspend"),
-            3 => Some("SHUTDOWN_crash"),
-            4 => Some("SHUTDOWN_watchdog"),
-            5 => Some("SHUTDOWN_soft_reset"),
-            _ => None,
-        }
-    }
-}
-impl core::fmt::Debug for SchedShutdownReason {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.name() {
-            Some(s) => f.write_str(s),
-            None => write!(f, "SchedShutdownReason({})", self.0),
-        }
-    }
-}
-impl From<u32> for SchedShutdownReason {
-    fn from(v: u32) -> Self {
-        Self(v)
-    }
-}
-impl From<SchedShutdownReason> for u32 {
-    fn from(v: SchedShutdownReason) -> Self {
-        v.0
-    }
-}
-impl XenAbi for SchedShutdownReason {
-    const C_NAME: &'static str = "sched_shutdown_reason";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-/// `SHUTDOWN_poweroff` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_poweroff: u32 = 0;
-/// `SHUTDOWN_reboot` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_reboot: u32 = 1;
-/// `SHUTDOWN_suspend` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_suspend: u32 = 2;
-/// `SHUTDOWN_crash` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_crash: u32 = 3;
-/// `SHUTDOWN_watchdog` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_watchdog: u32 = 4;
-/// `SHUTDOWN_soft_reset` as a plain integer (sched_shutdown_reason).
-pub const SHUTDOWN_soft_reset: u32 = 5;
 /// `SCHEDOP_yield`: Voluntarily yield the physical CPU; `arg` must be NULL.
 ///
 /// *Since Xen 3.0.*

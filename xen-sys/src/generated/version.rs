@@ -7,78 +7,6 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
-/// Feature bit: the guest may update its page tables with direct writes (no write-protection needed); set for translated (HVM/PVH/Arm) guests.
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_writable_page_tables: u32 = 0;
-/// Feature bit: the guest may update its segment descriptor tables with direct writes.
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_writable_descriptor_tables: u32 = 1;
-/// Feature bit: Xen translates guest-physical to machine addresses itself (HVM/PVH/Arm); the guest works with GFNs only.
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_auto_translated_physmap: u32 = 2;
-/// Feature bit: the guest kernel runs in supervisor mode (x86 ring 0).
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_supervisor_mode_kernel: u32 = 3;
-/// Feature bit: x86 PAE page directories need not be allocated below 4 GiB.
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_pae_pgdir_above_4gb: u32 = 4;
-/// Feature bit (x86 PV): the MMU_PT_UPDATE_PRESERVE_AD mmu_update command is supported.
-///
-/// *Since Xen 3.3.*
-pub const XENFEAT_mmu_pt_update_preserve_ad: u32 = 5;
-/// Feature bit (x86 PV): the MMUEXT_CLEAR_PAGE / MMUEXT_COPY_PAGE mmuext ops are supported.
-///
-/// *Since Xen 3.4.*
-pub const XENFEAT_highmem_assist: u32 = 6;
-/// Feature bit: GNTTABOP_map_grant_ref honours flags placing values into the kernel-available PTE bits.
-///
-/// *Since Xen 3.4.*
-pub const XENFEAT_gnttab_map_avail_bits: u32 = 7;
-/// Feature bit (x86 HVM): event-channel upcalls can be delivered through a callback vector.
-///
-/// *Since Xen 4.1.*
-pub const XENFEAT_hvm_callback_vector: u32 = 8;
-/// Feature bit (x86 HVM): the pvclock algorithm is safe to use.
-///
-/// *Since Xen 4.1.*
-pub const XENFEAT_hvm_safe_pvclock: u32 = 9;
-/// Feature bit (x86 HVM): physical IRQs can be routed to the guest as event channels (pirqs).
-///
-/// *Since Xen 4.1.*
-pub const XENFEAT_hvm_pirqs: u32 = 10;
-/// Feature bit: the calling domain is the hardware domain (operation as dom0 is supported).
-///
-/// *Since Xen 4.2.*
-pub const XENFEAT_dom0: u32 = 11;
-/// Feature bit: memory_op accepts XENMEMF_vnode to name a virtual NUMA node. (Bit 12, grant_map_identity, is retired and not defined in 4.17.)
-///
-/// *Since Xen 4.6.*
-pub const XENFEAT_memory_op_vnode_supported: u32 = 13;
-/// Feature bit (Arm): the hypervisor implements the Arm SMC Calling Convention.
-///
-/// *Since Xen 4.10.*
-pub const XENFEAT_ARM_SMCCC_supported: u32 = 14;
-/// Feature bit (x86 PVH, Linux guests): the ACPI RSDP may be placed at any address, not only below 1 MiB.
-///
-/// *Since Xen 4.11.*
-pub const XENFEAT_linux_rsdp_unrestricted: u32 = 15;
-/// Feature bit: the domain is not direct-mapped (its GFNs are not equal to MFNs).
-///
-/// *Since Xen 4.16.*
-pub const XENFEAT_not_direct_mapped: u32 = 16;
-/// Feature bit: the domain is direct-mapped (GFN == MFN for its memory). If neither this nor `XENFEAT_not_direct_mapped` is set (older Xen), assume PV is direct-mapped, translated x86 guests are not, and on Arm only dom0 is.
-///
-/// *Since Xen 4.16.*
-pub const XENFEAT_direct_mapped: u32 = 17;
-/// Number of 32-bit feature submaps XENVER_get_features can return (valid `submap_idx` values are below it).
-///
-/// *Since Xen 3.0.*
-pub const XENFEAT_NR_SUBMAPS: u32 = 1;
 /// Extra version string of the hypervisor (e.g. ".7" or "-rc"), NUL-terminated; `XEN_EXTRAVERSION_LEN` bytes.
 ///
 /// *Since Xen 3.0.*
@@ -710,3 +638,75 @@ pub const XENVER_commandline: i32 = 9;
 ///
 /// *Since Xen 4.7.*
 pub const XENVER_build_id: i32 = 10;
+/// Feature bit: the guest may update its page tables with direct writes (no write-protection needed); set for translated (HVM/PVH/Arm) guests.
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_writable_page_tables: u32 = 0;
+/// Feature bit: the guest may update its segment descriptor tables with direct writes.
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_writable_descriptor_tables: u32 = 1;
+/// Feature bit: Xen translates guest-physical to machine addresses itself (HVM/PVH/Arm); the guest works with GFNs only.
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_auto_translated_physmap: u32 = 2;
+/// Feature bit: the guest kernel runs in supervisor mode (x86 ring 0).
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_supervisor_mode_kernel: u32 = 3;
+/// Feature bit: x86 PAE page directories need not be allocated below 4 GiB.
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_pae_pgdir_above_4gb: u32 = 4;
+/// Feature bit (x86 PV): the MMU_PT_UPDATE_PRESERVE_AD mmu_update command is supported.
+///
+/// *Since Xen 3.3.*
+pub const XENFEAT_mmu_pt_update_preserve_ad: u32 = 5;
+/// Feature bit (x86 PV): the MMUEXT_CLEAR_PAGE / MMUEXT_COPY_PAGE mmuext ops are supported.
+///
+/// *Since Xen 3.4.*
+pub const XENFEAT_highmem_assist: u32 = 6;
+/// Feature bit: GNTTABOP_map_grant_ref honours flags placing values into the kernel-available PTE bits.
+///
+/// *Since Xen 3.4.*
+pub const XENFEAT_gnttab_map_avail_bits: u32 = 7;
+/// Feature bit (x86 HVM): event-channel upcalls can be delivered through a callback vector.
+///
+/// *Since Xen 4.1.*
+pub const XENFEAT_hvm_callback_vector: u32 = 8;
+/// Feature bit (x86 HVM): the pvclock algorithm is safe to use.
+///
+/// *Since Xen 4.1.*
+pub const XENFEAT_hvm_safe_pvclock: u32 = 9;
+/// Feature bit (x86 HVM): physical IRQs can be routed to the guest as event channels (pirqs).
+///
+/// *Since Xen 4.1.*
+pub const XENFEAT_hvm_pirqs: u32 = 10;
+/// Feature bit: the calling domain is the hardware domain (operation as dom0 is supported).
+///
+/// *Since Xen 4.2.*
+pub const XENFEAT_dom0: u32 = 11;
+/// Feature bit: memory_op accepts XENMEMF_vnode to name a virtual NUMA node. (Bit 12, grant_map_identity, is retired and not defined in 4.17.)
+///
+/// *Since Xen 4.6.*
+pub const XENFEAT_memory_op_vnode_supported: u32 = 13;
+/// Feature bit (Arm): the hypervisor implements the Arm SMC Calling Convention.
+///
+/// *Since Xen 4.10.*
+pub const XENFEAT_ARM_SMCCC_supported: u32 = 14;
+/// Feature bit (x86 PVH, Linux guests): the ACPI RSDP may be placed at any address, not only below 1 MiB.
+///
+/// *Since Xen 4.11.*
+pub const XENFEAT_linux_rsdp_unrestricted: u32 = 15;
+/// Feature bit: the domain is not direct-mapped (its GFNs are not equal to MFNs).
+///
+/// *Since Xen 4.16.*
+pub const XENFEAT_not_direct_mapped: u32 = 16;
+/// Feature bit: the domain is direct-mapped (GFN == MFN for its memory). If neither this nor `XENFEAT_not_direct_mapped` is set (older Xen), assume PV is direct-mapped, translated x86 guests are not, and on Arm only dom0 is.
+///
+/// *Since Xen 4.16.*
+pub const XENFEAT_direct_mapped: u32 = 17;
+/// Number of 32-bit feature submaps XENVER_get_features can return (valid `submap_idx` values are below it).
+///
+/// *Since Xen 3.0.*
+pub const XENFEAT_NR_SUBMAPS: u32 = 1;

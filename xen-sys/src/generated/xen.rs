@@ -7,6 +7,128 @@
 use super::*;
 #[allow(unused_imports)]
 use crate::abi::*;
+/// A domain id. Values from `DOMID_FIRST_RESERVED` (0x7FF0) upwards are reserved names, never real domains.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "domid_t")]
+pub type Domid = u16;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< Domid > () == 2);
+    assert!(core::mem::align_of::< Domid > () == 2);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< Domid > () == 2);
+    assert!(core::mem::align_of::< Domid > () == 2);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< Domid > () == 2);
+    assert!(core::mem::align_of::< Domid > () == 2);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< Domid > () == 2);
+    assert!(core::mem::align_of::< Domid > () == 2);
+};
+/// Register-sized integer of the hypercall ABI: `unsigned long` on x86, always 64-bit on Arm (also for 32-bit Arm guests). Where the natural register is narrower the upper bits must be zero.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "xen_ulong_t")]
+///
+/// This is `u32` on x86_32.
+#[cfg(target_arch = "x86")]
+pub type XenUlong = u32;
+/// Register-sized integer of the hypercall ABI: `unsigned long` on x86, always 64-bit on Arm (also for 32-bit Arm guests). Where the natural register is narrower the upper bits must be zero.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "xen_ulong_t")]
+///
+/// This is `u64` on x86_64, arm32, arm64.
+#[cfg(any(target_arch = "x86_64", target_arch = "arm", target_arch = "aarch64"))]
+pub type XenUlong = u64;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< XenUlong > () == 4);
+    assert!(core::mem::align_of::< XenUlong > () == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenUlong > () == 8);
+    assert!(core::mem::align_of::< XenUlong > () == 8);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< XenUlong > () == 8);
+    assert!(core::mem::align_of::< XenUlong > () == 8);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenUlong > () == 8);
+    assert!(core::mem::align_of::< XenUlong > () == 8);
+};
+/// A page frame number (guest or machine frame, per context): `unsigned long` on x86, always 64-bit on Arm.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "xen_pfn_t")]
+///
+/// This is `u32` on x86_32.
+#[cfg(target_arch = "x86")]
+pub type XenPfn = u32;
+/// A page frame number (guest or machine frame, per context): `unsigned long` on x86, always 64-bit on Arm.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "xen_pfn_t")]
+///
+/// This is `u64` on x86_64, arm32, arm64.
+#[cfg(any(target_arch = "x86_64", target_arch = "arm", target_arch = "aarch64"))]
+pub type XenPfn = u64;
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< XenPfn > () == 4);
+    assert!(core::mem::align_of::< XenPfn > () == 4);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenPfn > () == 8);
+    assert!(core::mem::align_of::< XenPfn > () == 8);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< XenPfn > () == 8);
+    assert!(core::mem::align_of::< XenPfn > () == 8);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenPfn > () == 8);
+    assert!(core::mem::align_of::< XenPfn > () == 8);
+};
+/// Opaque 16-byte domain handle set by the toolstack, normally the guest's UUID in binary form.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "xen_domain_handle_t")]
+pub type XenDomainHandle = [u8; 16];
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
+    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
+    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
+    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
+    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
+};
 /// First reserved domain id: ids at or above this value are never assigned to ordinary domains.
 ///
 /// *Since Xen 3.0.*
@@ -43,6 +165,72 @@ pub const DOMID_MASK: u16 = 32767;
 ///
 /// *Since Xen 4.2.*
 pub const XEN_HYPERCALL_TAG: u32 = 0xea1;
+/// One call of a `__HYPERVISOR_multicall` batch: Xen runs `op` with `args` and stores the hypercall's return value in `result`.
+///
+/// *Since Xen 3.0.*
+#[doc(alias = "multicall_entry")]
+#[repr(C)]
+#[derive(
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    zerocopy::FromBytes,
+    zerocopy::IntoBytes,
+    zerocopy::KnownLayout,
+    zerocopy::Immutable
+)]
+#[derive(Debug)]
+pub struct MulticallEntry {
+    /// IN: hypercall number (`__HYPERVISOR_*`).
+    pub op: XenUlong,
+    /// OUT: return value of the call (negative `XEN_E*` as a two's-complement register value on error).
+    pub result: XenUlong,
+    /// IN: register arguments of the call; unused upper bits (32-bit Arm guests) must be zero.
+    pub args: [XenUlong; 6],
+}
+impl Default for MulticallEntry {
+    fn default() -> Self {
+        zerocopy::FromZeros::new_zeroed()
+    }
+}
+impl XenAbi for MulticallEntry {
+    const C_NAME: &'static str = "struct multicall_entry";
+    const SINCE: XenVersion = XenVersion::new(3, 0);
+}
+#[cfg(target_arch = "x86")]
+const _: () = {
+    assert!(core::mem::size_of::< MulticallEntry > () == 32);
+    assert!(core::mem::align_of::< MulticallEntry > () == 4);
+    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
+    assert!(core::mem::offset_of!(MulticallEntry, result) == 4);
+    assert!(core::mem::offset_of!(MulticallEntry, args) == 8);
+};
+#[cfg(target_arch = "x86_64")]
+const _: () = {
+    assert!(core::mem::size_of::< MulticallEntry > () == 64);
+    assert!(core::mem::align_of::< MulticallEntry > () == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
+    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
+};
+#[cfg(target_arch = "arm")]
+const _: () = {
+    assert!(core::mem::size_of::< MulticallEntry > () == 64);
+    assert!(core::mem::align_of::< MulticallEntry > () == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
+    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
+};
+#[cfg(target_arch = "aarch64")]
+const _: () = {
+    assert!(core::mem::size_of::< MulticallEntry > () == 64);
+    assert!(core::mem::align_of::< MulticallEntry > () == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
+    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
+    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
+};
 /// x86 PV: install the guest's virtual IDT (trap table).
 ///
 /// *Since Xen 3.0.*
@@ -243,191 +431,3 @@ pub const __HYPERVISOR_arch_6: u32 = 54;
 ///
 /// *Since Xen 3.0.*
 pub const __HYPERVISOR_arch_7: u32 = 55;
-/// A domain id. Values from `DOMID_FIRST_RESERVED` (0x7FF0) upwards are reserved names, never real domains.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "domid_t")]
-pub type Domid = u16;
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< Domid > () == 2);
-    assert!(core::mem::align_of::< Domid > () == 2);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< Domid > () == 2);
-    assert!(core::mem::align_of::< Domid > () == 2);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< Domid > () == 2);
-    assert!(core::mem::align_of::< Domid > () == 2);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< Domid > () == 2);
-    assert!(core::mem::align_of::< Domid > () == 2);
-};
-/// Register-sized integer of the hypercall ABI: `unsigned long` on x86, always 64-bit on Arm (also for 32-bit Arm guests). Where the natural register is narrower the upper bits must be zero.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "xen_ulong_t")]
-///
-/// This is `u32` on x86_32.
-#[cfg(target_arch = "x86")]
-pub type XenUlong = u32;
-/// Register-sized integer of the hypercall ABI: `unsigned long` on x86, always 64-bit on Arm (also for 32-bit Arm guests). Where the natural register is narrower the upper bits must be zero.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "xen_ulong_t")]
-///
-/// This is `u64` on x86_64, arm32, arm64.
-#[cfg(any(target_arch = "x86_64", target_arch = "arm", target_arch = "aarch64"))]
-pub type XenUlong = u64;
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< XenUlong > () == 4);
-    assert!(core::mem::align_of::< XenUlong > () == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenUlong > () == 8);
-    assert!(core::mem::align_of::< XenUlong > () == 8);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< XenUlong > () == 8);
-    assert!(core::mem::align_of::< XenUlong > () == 8);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenUlong > () == 8);
-    assert!(core::mem::align_of::< XenUlong > () == 8);
-};
-/// A page frame number (guest or machine frame, per context): `unsigned long` on x86, always 64-bit on Arm.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "xen_pfn_t")]
-///
-/// This is `u32` on x86_32.
-#[cfg(target_arch = "x86")]
-pub type XenPfn = u32;
-/// A page frame number (guest or machine frame, per context): `unsigned long` on x86, always 64-bit on Arm.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "xen_pfn_t")]
-///
-/// This is `u64` on x86_64, arm32, arm64.
-#[cfg(any(target_arch = "x86_64", target_arch = "arm", target_arch = "aarch64"))]
-pub type XenPfn = u64;
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< XenPfn > () == 4);
-    assert!(core::mem::align_of::< XenPfn > () == 4);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenPfn > () == 8);
-    assert!(core::mem::align_of::< XenPfn > () == 8);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< XenPfn > () == 8);
-    assert!(core::mem::align_of::< XenPfn > () == 8);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenPfn > () == 8);
-    assert!(core::mem::align_of::< XenPfn > () == 8);
-};
-/// Opaque 16-byte domain handle set by the toolstack, normally the guest's UUID in binary form.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "xen_domain_handle_t")]
-pub type XenDomainHandle = [u8; 16];
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
-    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
-    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
-    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< XenDomainHandle > () == 16);
-    assert!(core::mem::align_of::< XenDomainHandle > () == 1);
-};
-/// One call of a `__HYPERVISOR_multicall` batch: Xen runs `op` with `args` and stores the hypercall's return value in `result`.
-///
-/// *Since Xen 3.0.*
-#[doc(alias = "multicall_entry")]
-#[repr(C)]
-#[derive(
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    zerocopy::FromBytes,
-    zerocopy::IntoBytes,
-    zerocopy::KnownLayout,
-    zerocopy::Immutable
-)]
-#[derive(Debug)]
-pub struct MulticallEntry {
-    /// IN: hypercall number (`__HYPERVISOR_*`).
-    pub op: XenUlong,
-    /// OUT: return value of the call (negative `XEN_E*` as a two's-complement register value on error).
-    pub result: XenUlong,
-    /// IN: register arguments of the call; unused upper bits (32-bit Arm guests) must be zero.
-    pub args: [XenUlong; 6],
-}
-impl Default for MulticallEntry {
-    fn default() -> Self {
-        zerocopy::FromZeros::new_zeroed()
-    }
-}
-impl XenAbi for MulticallEntry {
-    const C_NAME: &'static str = "struct multicall_entry";
-    const SINCE: XenVersion = XenVersion::new(3, 0);
-}
-#[cfg(target_arch = "x86")]
-const _: () = {
-    assert!(core::mem::size_of::< MulticallEntry > () == 32);
-    assert!(core::mem::align_of::< MulticallEntry > () == 4);
-    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
-    assert!(core::mem::offset_of!(MulticallEntry, result) == 4);
-    assert!(core::mem::offset_of!(MulticallEntry, args) == 8);
-};
-#[cfg(target_arch = "x86_64")]
-const _: () = {
-    assert!(core::mem::size_of::< MulticallEntry > () == 64);
-    assert!(core::mem::align_of::< MulticallEntry > () == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
-    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
-};
-#[cfg(target_arch = "arm")]
-const _: () = {
-    assert!(core::mem::size_of::< MulticallEntry > () == 64);
-    assert!(core::mem::align_of::< MulticallEntry > () == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
-    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
-};
-#[cfg(target_arch = "aarch64")]
-const _: () = {
-    assert!(core::mem::size_of::< MulticallEntry > () == 64);
-    assert!(core::mem::align_of::< MulticallEntry > () == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, op) == 0);
-    assert!(core::mem::offset_of!(MulticallEntry, result) == 8);
-    assert!(core::mem::offset_of!(MulticallEntry, args) == 16);
-};

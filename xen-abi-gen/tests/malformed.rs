@@ -1,0 +1,198 @@
+//! Corpus of malformed spec files: each one must be rejected with the diagnostics it announces.
+//!
+//! Every file in `tests/malformed/` is a self-contained spec with exactly one mistake. Its leading
+//! comment lines say what the loader must report, in order:
+//!
+//! ```text
+//! # expect: LINE:COL: substring of the message
+//! # expect-help: substring of the help of the diagnostic above   (optional)
+//! ```
+//!
+//! The file is copied alone into a fresh directory and loaded with `spec::load`; the load must fail
+//! with exactly the expected diagnostics, all located in the copied file.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use xen_abi_gen::{Diagnostic, Diagnostics};
+
+/// Fewer files than this means the corpus was lost or the glob broke.
+const MIN_CORPUS: usize = 18;
+
+/// One expected diagnostic.
+#[derive(Debug)]
+struct Expect {
+    line: usize,
+    col: usize,
+    message: String,
+    help: Option<String>,
+}
+
+fn corpus_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/malformed")
+}
+
+fn corpus() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus_dir())
+        .expect("read tests/malformed")
+        .map(|e| e.expect("read tests/malformed entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Parse the `# expect:` / `# expect-help:` lines of a corpus file.
+fn expectations(path: &Path, text: &str) -> Vec<Expect> {
+    let mut out: Vec<Expect> = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), i + 1);
+        if let Some(rest) = line.strip_prefix("# expect-help:") {
+            let last = out
+                .last_mut()
+                .unwrap_or_else(|| panic!("{}: `# expect-help:` before any `# expect:`", at()));
+            assert!(
+                last.help.is_none(),
+                "{}: two `# expect-help:` lines for one diagnostic",
+                at()
+            );
+            last.help = Some(rest.trim().to_owned());
+        } else if let Some(rest) = line.strip_prefix("# expect:") {
+            let mut parts = rest.trim_start().splitn(3, ':');
+            let mut num = |what: &str| -> usize {
+                parts
+                    .next()
+                    .and_then(|s| s.trim().parse().ok())
+                    .unwrap_or_else(|| {
+                        panic!("{}: `# expect:` needs `LINE:COL: MESSAGE` ({what})", at())
+                    })
+            };
+            let line_no = num("line");
+            let col = num("column");
+            let message = parts.next().unwrap_or("").trim().to_owned();
+            assert!(
+                !message.is_empty(),
+                "{}: `# expect:` has an empty message substring",
+                at()
+            );
+            out.push(Expect {
+                line: line_no,
+                col,
+                message,
+                help: None,
+            });
+        }
+    }
+    out
+}
+
+fn list(diags: &[Diagnostic]) -> String {
+    let mut s = String::new();
+    for d in diags {
+        let _ = writeln!(s, "    {d}");
+    }
+    s
+}
+
+/// Check one corpus file; `Err` says what went wrong.
+fn check(path: &Path) -> Result<(), String> {
+    let name = path.file_name().expect("file name");
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    if !text.starts_with("# expect:") {
+        return Err("the first line must be a `# expect:` comment".into());
+    }
+    let expects = expectations(path, &text);
+
+    let dir = tempfile::tempdir().map_err(|e| format!("cannot create a temp dir: {e}"))?;
+    let copy = dir.path().join(name);
+    std::fs::copy(path, &copy).map_err(|e| format!("cannot copy: {e}"))?;
+
+    let diags = match xen_abi_gen::spec::load(dir.path()) {
+        Ok(_) => return Err("the malformed spec was accepted".into()),
+        Err(Diagnostics(d)) => d,
+    };
+    let all = list(&diags);
+
+    let mut problems = Vec::new();
+    for d in &diags {
+        if d.loc.file != copy {
+            problems.push(format!(
+                "diagnostic points at {} instead of {}: {d}",
+                d.loc.file.display(),
+                copy.display()
+            ));
+        }
+        if d.loc.line == 0 || d.loc.col == 0 {
+            problems.push(format!("diagnostic has no real position: {d}"));
+        }
+    }
+    if diags.len() != expects.len() {
+        problems.push(format!(
+            "expected {} diagnostic(s), got {}",
+            expects.len(),
+            diags.len()
+        ));
+    }
+    for (i, (e, d)) in expects.iter().zip(&diags).enumerate() {
+        let n = i + 1;
+        if (d.loc.line, d.loc.col) != (e.line, e.col) {
+            problems.push(format!(
+                "diagnostic {n}: expected at {}:{}, got {}:{}",
+                e.line, e.col, d.loc.line, d.loc.col
+            ));
+        }
+        if !d.message.contains(&e.message) {
+            problems.push(format!(
+                "diagnostic {n}: message {:?} does not contain {:?}",
+                d.message, e.message
+            ));
+        }
+        if let Some(h) = &e.help {
+            if !d.help.as_deref().is_some_and(|x| x.contains(h.as_str())) {
+                problems.push(format!(
+                    "diagnostic {n}: help {:?} does not contain {h:?}",
+                    d.help
+                ));
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{}\n  all diagnostics:\n{all}",
+            problems
+                .iter()
+                .map(|p| format!("  {p}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        ))
+    }
+}
+
+#[test]
+fn corpus_is_large_enough() {
+    let files = corpus();
+    assert!(
+        files.len() >= MIN_CORPUS,
+        "tests/malformed has {} spec files, expected at least {MIN_CORPUS}",
+        files.len()
+    );
+}
+
+#[test]
+fn every_malformed_spec_is_rejected_as_announced() {
+    let files = corpus();
+    assert!(!files.is_empty(), "no files in tests/malformed");
+    let mut failures = String::new();
+    for path in &files {
+        // `spec::load` is a plain call: a panic inside it fails this test with its message.
+        if let Err(why) = check(path) {
+            let _ = writeln!(failures, "{}:\n{why}", path.display());
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "malformed specs not rejected as announced:\n{failures}"
+    );
+}

@@ -3,7 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/toolchain.sh
+. tests/lib/packages.sh
 ensure_toolchain
+# shellcheck disable=SC2086
+ensure_packages $TEST_PACKAGES
 
 export CARGO_TERM_COLOR=never
 # CI never updates snapshots: a difference is a failure.
@@ -19,6 +22,11 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 step "generated bindings are up to date (xen-abi-gen check)"
 cargo run --locked -q -p xen-abi-gen -- check
+
+step "C conformance: the spec equals the real Xen headers (4 architectures x 2 views)"
+cargo run --locked -q -p xen-abi-gen -- c-probe
+step "C conformance: the linux/* files equal the Linux uapi headers"
+cargo run --locked -q -p xen-abi-gen -- c-probe --uapi
 
 step "tests"
 mkdir -p target

@@ -18,6 +18,7 @@ pub mod emit;
 pub mod layout;
 pub mod model;
 pub mod names;
+pub mod probe_run;
 pub mod spec;
 pub mod ty;
 pub mod workflow;

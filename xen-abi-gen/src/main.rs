@@ -47,6 +47,21 @@ enum Cmd {
         #[arg(long)]
         tools: bool,
     },
+    /// Check the spec against the real C headers with the real (cross) compilers.
+    CProbe {
+        /// Only this architecture (default: all four).
+        #[arg(long)]
+        arch: Option<Arch>,
+        /// Only this view (default: both): `guest` or `tools`.
+        #[arg(long)]
+        view: Option<String>,
+        /// Check the linux/* files against the Linux uapi headers instead of Xen's.
+        #[arg(long)]
+        uapi: bool,
+        /// Print the C source instead of compiling it.
+        #[arg(long)]
+        emit: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -94,6 +109,12 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                 Ok(ExitCode::FAILURE)
             }
         }
+        Cmd::CProbe {
+            arch,
+            view,
+            uapi,
+            emit,
+        } => c_probe_cmd(&cli.spec, arch, view, uapi, emit),
         Cmd::Layout {
             item,
             arch,
@@ -127,4 +148,79 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn c_probe_cmd(
+    spec_dir: &std::path::Path,
+    arch: Option<Arch>,
+    view: Option<String>,
+    uapi: bool,
+    emit: bool,
+) -> Result<ExitCode, workflow::Error> {
+    use xen_abi_gen::emit::c_probe::{self, Headers};
+    use xen_abi_gen::probe_run;
+    let spec = xen_abi_gen::spec::load(spec_dir)?;
+    let arches: Vec<Arch> = arch.map(|a| vec![a]).unwrap_or_else(|| Arch::ALL.to_vec());
+    let views: Vec<View> = match view.as_deref() {
+        None => vec![View::Guest, View::Tools],
+        Some("guest") => vec![View::Guest],
+        Some("tools") => vec![View::Tools],
+        Some(v) => {
+            eprintln!("unknown view `{v}` (guest or tools)");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let headers = if uapi {
+        Headers::LinuxUapi
+    } else {
+        Headers::Xen
+    };
+    if emit {
+        for a in &arches {
+            for v in &views {
+                print!("{}", c_probe::c_probe(&spec, *a, *v, headers).source);
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut failed = false;
+    for a in &arches {
+        for v in &views {
+            let (cc, _) = probe_run::compiler(*a);
+            let vn = probe_run::view_name(*v);
+            match probe_run::run(&spec, *a, *v, headers) {
+                Ok(r) if r.mismatches.is_empty() => {
+                    let counts: Vec<String> = c_probe::tally(&r.probe)
+                        .iter()
+                        .map(|(k, n)| format!("{n} {k}"))
+                        .collect();
+                    println!(
+                        "ok   {a:<7} {vn:<30} {cc}: {} checks ({})",
+                        r.probe.checks.len(),
+                        counts.join(", ")
+                    );
+                }
+                Ok(r) => {
+                    failed = true;
+                    println!(
+                        "FAIL {a:<7} {vn:<30} {cc}: {} of {} checks differ",
+                        r.mismatches.len(),
+                        r.probe.checks.len()
+                    );
+                    for m in &r.mismatches {
+                        println!("  {a}: {m}");
+                    }
+                }
+                Err(e) => {
+                    failed = true;
+                    println!("FAIL {e}");
+                }
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
 }

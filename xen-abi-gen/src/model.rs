@@ -82,8 +82,38 @@ pub struct Item {
     pub since: Version,
     /// Where it is declared.
     pub loc: Loc,
+    /// Whether the C header has it (false: a spec-only helper the probe skips).
+    pub in_c: bool,
+    /// Whether C only defines it in some builds.
+    pub c_guard: Option<CGuard>,
     /// What it is.
     pub kind: ItemKind,
+}
+
+/// A preprocessor condition under which the C header defines an item.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CGuard {
+    /// Only with `__XEN__` or `__XEN_TOOLS__` (the tools view).
+    Tools,
+    /// Only on x86 (`__i386__` / `__x86_64__`).
+    X86,
+    /// Only on Arm (`__arm__` / `__aarch64__`).
+    Arm,
+    /// Only in Xen's copy of a Linux header (`xen/sys/*.h`), not in Linux's uapi header.
+    XenSys,
+}
+
+impl CGuard {
+    /// Whether C defines the item when compiling for `arch` in `view` (`uapi`: against the
+    /// Linux uapi headers rather than Xen's).
+    pub fn defined(self, arch: crate::arch::Arch, view: crate::arch::View, uapi: bool) -> bool {
+        match self {
+            CGuard::XenSys => !uapi,
+            CGuard::Tools => view == crate::arch::View::Tools,
+            CGuard::X86 => !arch.is_arm(),
+            CGuard::Arm => arch.is_arm(),
+        }
+    }
 }
 
 /// The kinds of item.
@@ -189,6 +219,8 @@ pub struct Field {
     pub doc: String,
     /// Architectures on which the field exists; `None` = all.
     pub only: Option<Vec<Arch>>,
+    /// Whether C names this field (false: implicit padding in C).
+    pub in_c: bool,
     /// Where it is declared.
     pub loc: Loc,
 }
@@ -226,6 +258,8 @@ pub struct Member {
     pub since: Version,
     /// Where it is declared.
     pub loc: Loc,
+    /// Whether C only defines it in some builds.
+    pub c_guard: Option<CGuard>,
 }
 
 /// A bitfield group packed into one integer.

@@ -205,7 +205,6 @@ fn evtchn_ioctl_numbers_match_the_reference() {
         ("IOCTL_EVTCHN_NOTIFY", 0x0004_4504),
         ("IOCTL_EVTCHN_RESET", 0x0000_4505),
         ("IOCTL_EVTCHN_RESTRICT_DOMID", 0x0002_4506),
-        ("IOCTL_EVTCHN_BIND_STATIC", 0x0004_4507),
     ] {
         for a in Arch::ALL {
             assert_eq!(ioctl(&s, name, a), v, "{name} {a}");

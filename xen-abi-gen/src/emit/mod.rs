@@ -1,5 +1,6 @@
 //! Emitters: Rust modules for xen-sys, and the one-screen summary.
 
+pub mod c_probe;
 pub mod rust;
 pub mod summary;
 

@@ -89,6 +89,8 @@ pub struct Const {
     #[serde(rename = "type")]
     pub ty: S,
     pub value: Spanned<IntLit>,
+    pub in_c: Option<bool>,
+    pub c_guard: Option<S>,
 }
 
 /// A size or alignment expectation: one number, or one per architecture.
@@ -107,6 +109,7 @@ pub struct Typedef {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     #[serde(rename = "type")]
     pub ty: Option<S>,
     pub arch: Option<Spanned<BTreeMap<String, S>>>,
@@ -120,6 +123,7 @@ pub struct Field {
     pub ty: S,
     pub doc: Option<S>,
     pub only: Option<Spanned<Vec<S>>>,
+    pub in_c: Option<bool>,
 }
 
 /// A struct or a union.
@@ -131,6 +135,7 @@ pub struct Compound {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     #[serde(default)]
     pub anonymous: bool,
     pub size: Option<Spanned<PerArch>>,
@@ -145,6 +150,7 @@ pub struct Member {
     pub value: Spanned<IntLit>,
     pub doc: Option<S>,
     pub since: Option<S>,
+    pub c_guard: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -155,6 +161,7 @@ pub struct Values {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     pub repr: S,
     pub prefix: Option<S>,
     pub members: Vec<Spanned<Member>>,
@@ -177,6 +184,7 @@ pub struct Flags {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     pub repr: S,
     pub prefix: Option<S>,
     pub members: Vec<Spanned<FlagMember>>,
@@ -199,6 +207,7 @@ pub struct Bitfield {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     pub repr: S,
     pub members: Vec<Spanned<BitMember>>,
 }
@@ -232,6 +241,7 @@ pub struct Hypercall {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     pub number: Spanned<i64>,
     pub args: Vec<Spanned<Arg>>,
     pub subop_arg: Option<S>,
@@ -247,6 +257,7 @@ pub struct Ioctl {
     pub since: Option<S>,
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
+    pub c_guard: Option<S>,
     pub dir: S,
     #[serde(rename = "type")]
     pub ty: Spanned<i64>,

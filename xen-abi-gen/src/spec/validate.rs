@@ -107,6 +107,21 @@ impl Cx<'_> {
         }
     }
 
+    fn guard(&mut self, g: &Option<S>) -> Option<CGuard> {
+        let g = g.as_ref()?;
+        match g.get_ref().as_str() {
+            "tools" => Some(CGuard::Tools),
+            "x86" => Some(CGuard::X86),
+            "arm" => Some(CGuard::Arm),
+            "xen-sys" => Some(CGuard::XenSys),
+            other => {
+                let loc = self.at(g);
+                self.err(loc, format!("unknown c_guard `{other}`"), "use \"tools\" (defined only with __XEN__ or __XEN_TOOLS__), \"x86\", \"arm\" or \"xen-sys\" (only in Xen's xen/sys copy of a Linux header)");
+                None
+            }
+        }
+    }
+
     fn name(&mut self, s: &S, what: &str) -> String {
         let n = s.get_ref();
         let ok = n
@@ -217,6 +232,7 @@ struct Common<'r> {
     since: &'r Option<S>,
     rust_name: &'r Option<S>,
     c_name: &'r Option<S>,
+    c_guard: &'r Option<S>,
 }
 
 macro_rules! common {
@@ -227,6 +243,7 @@ macro_rules! common {
             since: &$r.since,
             rust_name: &$r.rust_name,
             c_name: &$r.c_name,
+            c_guard: &$r.c_guard,
         }
     };
 }
@@ -342,6 +359,7 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
     let label = format!("{what} `{name}`");
     let doc = cx.doc(table_loc.clone(), &label, c.doc);
     let since = cx.since(table_loc, &label, c.since, None);
+    let c_guard = cx.guard(c.c_guard);
     let rust_name = match c.rust_name {
         Some(r) => cx.name(r, "Rust"),
         None => match kind {
@@ -366,6 +384,8 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
         doc,
         since,
         loc,
+        in_c: true,
+        c_guard,
         kind,
     }
 }
@@ -384,7 +404,9 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             ty: ty.unwrap_or(Int::U32),
             value,
         });
-        items.push(mk_item(cx, common!(r), tl, "constant", kind));
+        let mut item = mk_item(cx, common!(r), tl, "constant", kind);
+        item.in_c = r.in_c.unwrap_or(true);
+        items.push(item);
     }
     for r in &f.typedef {
         let tl = cx.at(r);
@@ -496,6 +518,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                             .map(|d| d.get_ref().trim().to_owned())
                             .unwrap_or_default(),
                         only,
+                        in_c: fl.in_c.unwrap_or(true),
                         loc: if fl.name.span().is_empty() {
                             fl_loc
                         } else {
@@ -565,6 +588,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 doc,
                 since,
                 loc,
+                c_guard: cx.guard(&m.c_guard),
             });
         }
         let prefix = r
@@ -614,6 +638,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 doc,
                 since,
                 loc: mloc,
+                c_guard: None,
             });
         }
         let prefix = r

@@ -1,0 +1,403 @@
+//! The C conformance probe: a C file that includes the real Xen (or Linux uapi) headers and
+//! records, for one architecture and one view, every size, alignment, field offset and constant
+//! the spec describes, so they can be compared with the layout engine's numbers.
+//!
+//! The probe stores each value in one `unsigned int` array (low and high halves), so reading the
+//! compiler's assembly output (`-S`) is enough to get the real numbers: no target machine is
+//! needed to run anything, and a mismatch can name the item, the field, the expected and the
+//! actual value.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::arch::{Arch, View};
+use crate::layout::Engine;
+use crate::model::*;
+
+/// Which headers the probe checks against.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Headers {
+    /// Xen's public headers (libxen-dev), including Xen's copies of the Linux device headers
+    /// (`xen/sys/*.h`).
+    Xen,
+    /// The Linux kernel's uapi headers (`<xen/privcmd.h>`, `<xen/evtchn.h>` from
+    /// linux-libc-dev), for the `linux/*` spec files only.
+    LinuxUapi,
+}
+
+/// One number the probe records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    /// Spec item.
+    pub item: String,
+    /// Field or member, if any.
+    pub field: Option<String>,
+    /// What is measured: `size`, `align`, `offset` or `value`.
+    pub what: &'static str,
+    /// The spec's number.
+    pub expected: u64,
+    /// The C expression measured.
+    pub expr: String,
+}
+
+/// A generated probe.
+#[derive(Clone, Debug)]
+pub struct Probe {
+    /// Architecture.
+    pub arch: Arch,
+    /// View.
+    pub view: View,
+    /// Header set.
+    pub headers: Headers,
+    /// The C source.
+    pub source: String,
+    /// One entry per recorded value, in array order.
+    pub checks: Vec<Check>,
+}
+
+/// A difference between the spec and C.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The check.
+    pub check: Check,
+    /// The value C has.
+    pub actual: u64,
+}
+
+impl std::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.check;
+        match &c.field {
+            Some(fl) => write!(
+                f,
+                "{}.{}: {} expected {} (spec), actual {} (C: {})",
+                c.item, fl, c.what, c.expected, self.actual, c.expr
+            ),
+            None => write!(
+                f,
+                "{}: {} expected {} (spec), actual {} (C: {})",
+                c.item, c.what, c.expected, self.actual, c.expr
+            ),
+        }
+    }
+}
+
+/// The C spelling of the uapi header for a spec header (`xen/sys/privcmd.h` → `xen/privcmd.h`).
+fn uapi_header(h: &str) -> String {
+    h.replace("xen/sys/", "xen/")
+}
+
+/// How C reaches the object of an item: a type name, or a parent's member for anonymous types.
+fn c_access(spec: &Spec, item: &Item) -> Option<CAccess> {
+    if let Some(c) = &item.c_name {
+        return Some(CAccess {
+            type_name: c.clone(),
+            member: None,
+        });
+    }
+    // Anonymous: find the (first) struct/union that has a field of this type.
+    for (_, parent) in spec.items() {
+        if let ItemKind::Struct(c) | ItemKind::Union(c) = &parent.kind {
+            for f in &c.fields {
+                if matches!(&f.ty, crate::ty::Ty::Named(n) if *n == item.name) {
+                    let p = c_access(spec, parent)?;
+                    let member = match p.member {
+                        Some(m) => format!("{m}.{}", f.name),
+                        None => f.name.clone(),
+                    };
+                    return Some(CAccess {
+                        type_name: p.type_name,
+                        member: Some(member),
+                    });
+                }
+            }
+        }
+    }
+    None
+}
+
+struct CAccess {
+    type_name: String,
+    member: Option<String>,
+}
+
+impl CAccess {
+    fn sizeof(&self) -> String {
+        match &self.member {
+            None => format!("sizeof({})", self.type_name),
+            Some(m) => format!("sizeof(((const {} *)0)->{m})", self.type_name),
+        }
+    }
+
+    fn alignof(&self) -> String {
+        match &self.member {
+            None => format!("__alignof__({})", self.type_name),
+            Some(m) => format!("__alignof__(((const {} *)0)->{m})", self.type_name),
+        }
+    }
+
+    fn offsetof(&self, field: &str) -> String {
+        match &self.member {
+            None => format!("offsetof({}, {field})", self.type_name),
+            Some(m) => format!(
+                "(offsetof({t}, {m}.{field}) - offsetof({t}, {m}))",
+                t = self.type_name
+            ),
+        }
+    }
+}
+
+/// Build the probe for `arch`, `view` and a header set.
+pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
+    let engine = Engine::new(spec);
+    let mut checks: Vec<Check> = Vec::new();
+    let mut includes: Vec<String> = Vec::new();
+    let guarded_out = |g: Option<CGuard>| {
+        g.is_some_and(|g| !g.defined(arch, view, headers == Headers::LinuxUapi))
+    };
+    for f in &spec.files {
+        let linux = f.rel_path.starts_with("linux/");
+        if headers == Headers::LinuxUapi && !linux {
+            continue;
+        }
+        let h = if headers == Headers::LinuxUapi {
+            uapi_header(&f.header)
+        } else {
+            f.header.clone()
+        };
+        if !includes.contains(&h) {
+            includes.push(h);
+        }
+        for item in &f.items {
+            if !item.in_c || guarded_out(item.c_guard) {
+                continue;
+            }
+            let mut push =
+                |field: Option<&str>, what: &'static str, expected: u64, expr: String| {
+                    checks.push(Check {
+                        item: item.name.clone(),
+                        field: field.map(str::to_owned),
+                        what,
+                        expected,
+                        expr,
+                    });
+                };
+            match &item.kind {
+                ItemKind::Const(c) => {
+                    push(None, "value", c.value as u64, item.name.clone());
+                }
+                ItemKind::Typedef(_) => {
+                    if headers == Headers::LinuxUapi {
+                        continue;
+                    }
+                    if let Ok(l) = engine.item(&item.name, arch, view) {
+                        push(None, "size", l.size, format!("sizeof({})", item.name));
+                        push(
+                            None,
+                            "align",
+                            l.align,
+                            format!("__alignof__({})", item.name),
+                        );
+                    }
+                }
+                ItemKind::Struct(c) | ItemKind::Union(c) => {
+                    let Some(acc) = c_access(spec, item) else {
+                        continue;
+                    };
+                    let Ok(l) = engine.item(&item.name, arch, view) else {
+                        continue;
+                    };
+                    push(None, "size", l.size, acc.sizeof());
+                    push(None, "align", l.align, acc.alignof());
+                    for fl in &l.fields {
+                        let Some(field) = c.fields.iter().find(|x| x.name == fl.name) else {
+                            continue;
+                        };
+                        let is_bits = matches!(&field.ty, crate::ty::Ty::Named(n)
+                            if matches!(spec.find(n).map(|i| &i.kind), Some(ItemKind::Bitfield(_))));
+                        if !field.in_c || is_bits {
+                            continue;
+                        }
+                        push(Some(&fl.name), "offset", fl.offset, acc.offsetof(&fl.name));
+                    }
+                }
+                ItemKind::Values(v) | ItemKind::Flags(v) => {
+                    for m in &v.members {
+                        if guarded_out(m.c_guard) {
+                            continue;
+                        }
+                        push(Some(&m.name), "value", m.value as u64, m.name.clone());
+                    }
+                }
+                ItemKind::Bitfield(_) => {}
+                ItemKind::Hypercall(h) => {
+                    push(
+                        None,
+                        "value",
+                        u64::from(h.number),
+                        format!("__HYPERVISOR_{}", item.name),
+                    );
+                    for s in &h.subops {
+                        push(Some(&s.name), "value", s.value as u64, s.name.clone());
+                    }
+                }
+                ItemKind::Ioctl(i) => {
+                    if let Ok(v) = engine.ioctl_number(i, arch) {
+                        push(None, "value", u64::from(v), item.name.clone());
+                    }
+                }
+            }
+        }
+    }
+    let mut src = String::new();
+    let _ = writeln!(
+        src,
+        "/* @generated by xen-abi-gen c-probe: {arch}, {} view, {} headers. */",
+        match view {
+            View::Guest => "guest",
+            View::Tools => "tools",
+        },
+        match headers {
+            Headers::Xen => "Xen",
+            Headers::LinuxUapi => "Linux uapi",
+        }
+    );
+    let _ = writeln!(
+        src,
+        "#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>"
+    );
+    match headers {
+        Headers::Xen => {
+            let _ = writeln!(src, "#include <xen/xen.h>");
+        }
+        Headers::LinuxUapi => {
+            // The uapi headers use domid_t and xen_pfn_t from <xen/interface/xen.h>, a
+            // kernel-internal header (evtchn.h without including it): the probe's include shim
+            // provides it.
+            let _ = writeln!(src, "#include <xen/interface/xen.h>");
+        }
+    }
+    for h in &includes {
+        let _ = writeln!(src, "#include <{h}>");
+    }
+    let _ = writeln!(src, "\n#define XEN_ABI_PROBE(v) (unsigned int)((unsigned long long)(v) & 0xffffffffu), (unsigned int)((unsigned long long)(v) >> 32)");
+    let _ = writeln!(
+        src,
+        "const unsigned int xen_abi_probe[] __attribute__((used)) = {{"
+    );
+    for (i, c) in checks.iter().enumerate() {
+        let label = match &c.field {
+            Some(f) => format!("{}.{f} {}", c.item, c.what),
+            None => format!("{} {}", c.item, c.what),
+        };
+        let _ = writeln!(src, "  /* {i}: {label} */ XEN_ABI_PROBE({}),", c.expr);
+    }
+    let _ = writeln!(src, "}};");
+    Probe {
+        arch,
+        view,
+        headers,
+        source: src,
+        checks,
+    }
+}
+
+/// The include shim for the Linux uapi headers: `xen/interface/xen.h` (path, contents).
+pub const UAPI_SHIM: (&str, &str) = (
+    "xen/interface/xen.h",
+    "/* xen-abi-gen include shim: the Linux uapi xen headers need this kernel-internal header\n * for domid_t and xen_pfn_t only. */\n#ifndef XEN_ABI_SHIM_XEN_H\n#define XEN_ABI_SHIM_XEN_H\n#include <stdint.h>\ntypedef uint16_t domid_t;\n#if defined(__arm__) || defined(__aarch64__)\ntypedef uint64_t xen_pfn_t;\n#else\ntypedef unsigned long xen_pfn_t;\n#endif\n#endif\n",
+);
+
+/// Read the `xen_abi_probe` array out of the compiler's assembly output.
+pub fn parse_asm(asm: &str) -> Result<Vec<u64>, String> {
+    let mut words: Vec<u64> = Vec::new();
+    let mut inside = false;
+    for line in asm.lines() {
+        let t = line.trim();
+        if !inside {
+            if t.starts_with("xen_abi_probe:") {
+                inside = true;
+            }
+            continue;
+        }
+        let mut parts = t.split_whitespace();
+        let dir = parts.next().unwrap_or("");
+        let arg = parts.collect::<Vec<_>>().join(" ");
+        match dir {
+            ".long" | ".word" | ".4byte" | ".int" => {
+                let v: i64 = parse_num(&arg).ok_or_else(|| format!("cannot read `{t}`"))?;
+                words.push((v as u64) & 0xffff_ffff);
+            }
+            ".zero" | ".space" | ".skip" => {
+                let n = parse_num(&arg).ok_or_else(|| format!("cannot read `{t}`"))?;
+                if n % 4 != 0 {
+                    return Err(format!("unaligned `{t}`"));
+                }
+                words.extend(std::iter::repeat_n(0, (n / 4) as usize));
+            }
+            _ => break,
+        }
+    }
+    if !inside {
+        return Err("no `xen_abi_probe` symbol in the assembly".into());
+    }
+    if words.len() % 2 != 0 {
+        return Err("odd number of probe words".into());
+    }
+    Ok(words.chunks(2).map(|c| c[0] | (c[1] << 32)).collect())
+}
+
+fn parse_num(s: &str) -> Option<i64> {
+    let s = s.trim();
+    if let Some(h) = s.strip_prefix("0x") {
+        i64::from_str_radix(h, 16).ok()
+    } else {
+        s.parse().ok()
+    }
+}
+
+/// Compare the probe's expectations with the values C produced.
+pub fn compare(probe: &Probe, actual: &[u64]) -> Result<Vec<Mismatch>, String> {
+    if actual.len() != probe.checks.len() {
+        return Err(format!(
+            "the probe recorded {} values but {} were expected",
+            actual.len(),
+            probe.checks.len()
+        ));
+    }
+    Ok(probe
+        .checks
+        .iter()
+        .zip(actual)
+        .filter(|(c, a)| c.expected != **a)
+        .map(|(c, a)| Mismatch {
+            check: c.clone(),
+            actual: *a,
+        })
+        .collect())
+}
+
+/// Count checks per kind, for the report.
+pub fn tally(probe: &Probe) -> BTreeMap<&'static str, usize> {
+    let mut m = BTreeMap::new();
+    for c in &probe.checks {
+        *m.entry(c.what).or_default() += 1;
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_x86_and_arm_assembly() {
+        let x86 = "\t.globl\txen_abi_probe\nxen_abi_probe:\n\t.long\t32\n\t.long\t0\n\t.zero\t8\n\t.long\t-1\n\t.long\t4294967295\n\t.size\txen_abi_probe, 24\n";
+        assert_eq!(parse_asm(x86).unwrap(), vec![32, 0, u64::MAX]);
+        let arm = "xen_abi_probe:\n\t.word\t4\n\t.word\t1\n\t.ident\t\"GCC\"\n";
+        assert_eq!(parse_asm(arm).unwrap(), vec![(1 << 32) | 4]);
+        assert!(parse_asm("nothing here").is_err());
+        assert!(parse_asm("xen_abi_probe:\n\t.long\t1\n").is_err());
+        assert!(parse_asm("xen_abi_probe:\n\t.zero\t3\n").is_err());
+    }
+}

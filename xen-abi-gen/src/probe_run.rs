@@ -1,0 +1,184 @@
+//! Runs the C conformance probe with a real (cross) compiler and compares the numbers.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::arch::{Arch, View};
+use crate::emit::c_probe::{self, Headers, Mismatch, Probe};
+use crate::model::Spec;
+
+/// Why a probe could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    /// The compiler is not installed.
+    #[error("{arch}: compiler `{cc}` not found ({source}); install Debian's {package}")]
+    NoCompiler {
+        /// Architecture.
+        arch: Arch,
+        /// Compiler command.
+        cc: String,
+        /// Debian package providing it.
+        package: &'static str,
+        /// OS error.
+        source: std::io::Error,
+    },
+    /// The probe did not compile: a name the spec uses is missing from the headers, or differs.
+    #[error("{arch} ({view}): the probe does not compile against the real headers:\n{stderr}")]
+    Compile {
+        /// Architecture.
+        arch: Arch,
+        /// View name.
+        view: &'static str,
+        /// Compiler output.
+        stderr: String,
+    },
+    /// The assembly could not be read.
+    #[error("{arch}: cannot read the probe's assembly: {0}", arch = .1)]
+    Asm(String, Arch),
+    /// Temporary files.
+    #[error("probe scratch directory {}: {source}", path.display())]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// OS error.
+        source: std::io::Error,
+    },
+}
+
+/// The compiler used for `arch` (overridable with `XEN_ABI_CC_<ARCH>`, e.g. `XEN_ABI_CC_ARM64`).
+pub fn compiler(arch: Arch) -> (String, &'static str) {
+    let var = format!("XEN_ABI_CC_{}", arch.name().to_ascii_uppercase());
+    let (default, package) = match arch {
+        Arch::X86_64 => ("gcc", "gcc"),
+        Arch::X86_32 => ("i686-linux-gnu-gcc", "gcc-i686-linux-gnu"),
+        Arch::Arm32 => ("arm-linux-gnueabihf-gcc", "gcc-arm-linux-gnueabihf"),
+        Arch::Arm64 => ("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu"),
+    };
+    (
+        std::env::var(var).unwrap_or_else(|_| default.to_owned()),
+        package,
+    )
+}
+
+/// Name of a view for messages.
+pub fn view_name(view: View) -> &'static str {
+    match view {
+        View::Guest => "guest view",
+        View::Tools => "tools view (-D__XEN_TOOLS__)",
+    }
+}
+
+/// Result of one probe run.
+#[derive(Debug)]
+pub struct ProbeReport {
+    /// The probe.
+    pub probe: Probe,
+    /// Differences (empty = the spec equals C).
+    pub mismatches: Vec<Mismatch>,
+}
+
+fn scratch(tag: &str) -> Result<PathBuf, ProbeError> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "xen-abi-probe-{}-{}-{tag}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|source| ProbeError::Io {
+        path: dir.clone(),
+        source,
+    })?;
+    Ok(dir)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), ProbeError> {
+    if let Some(p) = path.parent() {
+        std::fs::create_dir_all(p).map_err(|source| ProbeError::Io {
+            path: p.to_path_buf(),
+            source,
+        })?;
+    }
+    std::fs::write(path, text).map_err(|source| ProbeError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Generate, compile and compare one probe.
+///
+/// The include shim: cross compilers only search their own sysroot, where Debian's
+/// cross `linux-libc-dev` puts the Linux uapi headers but not Xen's (libxen-dev installs them in
+/// `/usr/include/xen` for the build architecture only, and they are architecture-independent).
+/// So the probe adds a directory, searched last (`-idirafter`), holding `xen` → Xen's headers
+/// (`XEN_ABI_XEN_INCLUDE`, default `/usr/include/xen`) and, for the uapi headers, a one-line
+/// `xen/interface/xen.h` that defines `domid_t`.
+pub fn run(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    headers: Headers,
+) -> Result<ProbeReport, ProbeError> {
+    let probe = c_probe::c_probe(spec, arch, view, headers);
+    let dir = scratch(arch.name())?;
+    let result = (|| {
+        let shim = dir.join("shim");
+        match headers {
+            Headers::Xen => {
+                let xen = std::env::var("XEN_ABI_XEN_INCLUDE")
+                    .unwrap_or_else(|_| "/usr/include/xen".into());
+                std::fs::create_dir_all(&shim).map_err(|source| ProbeError::Io {
+                    path: shim.clone(),
+                    source,
+                })?;
+                #[cfg(unix)]
+                std::os::unix::fs::symlink(&xen, shim.join("xen")).map_err(|source| {
+                    ProbeError::Io {
+                        path: shim.join("xen"),
+                        source,
+                    }
+                })?;
+            }
+            Headers::LinuxUapi => write(&shim.join(c_probe::UAPI_SHIM.0), c_probe::UAPI_SHIM.1)?,
+        }
+        let src = dir.join("probe.c");
+        write(&src, &probe.source)?;
+        let (cc, package) = compiler(arch);
+        let mut cmd = Command::new(&cc);
+        cmd.arg("-std=gnu11")
+            .arg("-O0")
+            .arg("-S")
+            .arg("-o")
+            .arg("-");
+        match view {
+            View::Guest => cmd.arg(format!(
+                "-D__XEN_INTERFACE_VERSION__={:#010x}",
+                spec.interface_version
+            )),
+            View::Tools => cmd.arg("-D__XEN_TOOLS__"),
+        };
+        cmd.arg("-idirafter").arg(&shim).arg(&src);
+        let out = cmd.output().map_err(|source| ProbeError::NoCompiler {
+            arch,
+            cc: cc.clone(),
+            package,
+            source,
+        })?;
+        if !out.status.success() {
+            return Err(ProbeError::Compile {
+                arch,
+                view: view_name(view),
+                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        let values = c_probe::parse_asm(&String::from_utf8_lossy(&out.stdout))
+            .map_err(|e| ProbeError::Asm(e, arch))?;
+        let mismatches = c_probe::compare(&probe, &values).map_err(|e| ProbeError::Asm(e, arch))?;
+        Ok(mismatches)
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(ProbeReport {
+        mismatches: result?,
+        probe,
+    })
+}

@@ -23,10 +23,18 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 step "generated bindings are up to date (xen-abi-gen check)"
 cargo run --locked -q -p xen-abi-gen -- check
 
+step "ABI compatibility with the base (xen-abi-gen diff)"
+tests/abi-diff.sh
+
 step "C conformance: the spec equals the real Xen headers (4 architectures x 2 views)"
 cargo run --locked -q -p xen-abi-gen -- c-probe
 step "C conformance: the linux/* files equal the Linux uapi headers"
 cargo run --locked -q -p xen-abi-gen -- c-probe --uapi
+
+step "Rust on every target: cargo check with Debian's rustc-web and foreign std"
+tests/cross-check.sh
+step "negative proof: a one-architecture layout break is caught by the generator, the C probe and rustc"
+tests/negative-proof.sh
 
 step "tests"
 mkdir -p target

@@ -14,6 +14,7 @@
 
 pub mod arch;
 pub mod diag;
+pub mod diff;
 pub mod emit;
 pub mod layout;
 pub mod model;

@@ -47,6 +47,13 @@ enum Cmd {
         #[arg(long)]
         tools: bool,
     },
+    /// Compare two spec directories: list additions, fail on any change to an existing item.
+    Diff {
+        /// The old spec (e.g. the last release's `abi-spec`).
+        old: PathBuf,
+        /// The new spec.
+        new: PathBuf,
+    },
     /// Check the spec against the real C headers with the real (cross) compilers.
     CProbe {
         /// Only this architecture (default: all four).
@@ -106,6 +113,26 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                     eprintln!("  {}/{f} {why}", cli.out.display());
                 }
                 eprintln!("fix: run `{REGENERATE}` and commit the result");
+                Ok(ExitCode::FAILURE)
+            }
+        }
+        Cmd::Diff { old, new } => {
+            let o = xen_abi_gen::spec::load(&old)?;
+            let n = xen_abi_gen::spec::load(&new)?;
+            let r = xen_abi_gen::diff::diff(&o, &n);
+            print!("{r}");
+            if r.is_compatible() {
+                println!(
+                    "compatible: {} is a superset of {}",
+                    new.display(),
+                    old.display()
+                );
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!(
+                    "INCOMPATIBLE: {} change(s) to stable items; a stable item never changes: add a new one instead",
+                    r.broken.len()
+                );
                 Ok(ExitCode::FAILURE)
             }
         }

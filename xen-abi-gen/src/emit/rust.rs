@@ -641,8 +641,12 @@ fn int_lit(v: i128, ty: Int) -> String {
     }
 }
 
-/// Generate every module plus `mod.rs`. `banner` is the `@generated` line.
-pub fn generate(spec: &Spec, banner: &str) -> Result<Vec<OutFile>, EmitError> {
+/// Generate every module plus `mod.rs`. `banner(rel_path)` gives the `@generated` line of the
+/// module generated from that spec file (`None`: `mod.rs`).
+pub fn generate(
+    spec: &Spec,
+    banner: &dyn Fn(Option<&str>) -> String,
+) -> Result<Vec<OutFile>, EmitError> {
     let em = Emitter {
         spec,
         engine: Engine::new(spec),
@@ -678,7 +682,8 @@ pub fn generate(spec: &Spec, banner: &str) -> Result<Vec<OutFile>, EmitError> {
         })?;
         let body = add_safety_comments(&prettyplease::unparse(&parsed));
         let text = format!(
-            "// {banner}\n//! {}\n//!\n//! From `abi-spec/{}` (C header `{}`).\n\n{body}",
+            "// {}\n//! {}\n//!\n//! From `abi-spec/{}` (C header `{}`).\n\n{body}",
+            banner(Some(&f.rel_path)),
             f.doc.lines().next().unwrap_or(""),
             f.rel_path,
             f.header
@@ -702,7 +707,8 @@ pub fn generate(spec: &Spec, banner: &str) -> Result<Vec<OutFile>, EmitError> {
     files.push(OutFile {
         name: "mod.rs".into(),
         text: format!(
-            "// {banner}\n//! Generated bindings, one module per spec file; everything is re-exported here.\n\n{}",
+            "// {}\n//! Generated bindings, one module per spec file; everything is re-exported here.\n\n{}",
+            banner(None),
             prettyplease::unparse(&parsed)
         ),
     });

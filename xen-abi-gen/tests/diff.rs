@@ -1,0 +1,156 @@
+//! `diff` lists additions and fails on any change to an existing stable item.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn copy_spec() -> tempfile::TempDir {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi-spec");
+    let dst = tempfile::tempdir().unwrap();
+    copy_dir(&src, dst.path());
+    dst
+}
+
+fn copy_dir(src: &Path, dst: &Path) {
+    std::fs::create_dir_all(dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        let to = dst.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to);
+        } else {
+            std::fs::copy(e.path(), to).unwrap();
+        }
+    }
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let p: PathBuf = dir.join(file);
+    let text = std::fs::read_to_string(&p).unwrap();
+    assert!(text.contains(from), "{from} not in {file}");
+    std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
+}
+
+fn run_diff(old: &Path, new: &Path) -> (bool, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_xen-abi-gen"))
+        .arg("diff")
+        .arg(old)
+        .arg(new)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr),
+    )
+}
+
+fn load(p: &Path) -> xen_abi_gen::model::Spec {
+    xen_abi_gen::spec::load(p).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn identical_specs_are_compatible() {
+    let a = copy_spec();
+    let r = xen_abi_gen::diff::diff(&load(a.path()), &load(a.path()));
+    assert!(r.added.is_empty() && r.broken.is_empty(), "{r}");
+}
+
+#[test]
+fn additions_are_listed_and_compatible() {
+    let old = copy_spec();
+    let new = copy_spec();
+    let mut text = std::fs::read_to_string(new.path().join("hvm/dm_op.toml")).unwrap();
+    text.push_str(
+        "\n[[const]]\nname = \"XEN_DMOP_DEMO_NEW\"\ntype = \"u32\"\nvalue = 7\ndoc = \"A new stable constant.\"\nsince = \"4.17\"\n",
+    );
+    std::fs::write(new.path().join("hvm/dm_op.toml"), text).unwrap();
+    edit(
+        new.path(),
+        "errno.toml",
+        "members = [",
+        "members = [\n  { name = \"XEN_EDEMO\", value = 200, doc = \"Demo.\", since = \"4.17\" },",
+    );
+    let (ok, out) = run_diff(old.path(), new.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("added: 2"), "{out}");
+    assert!(
+        out.contains("+ const `XEN_DMOP_DEMO_NEW` (since 4.17)"),
+        "{out}"
+    );
+    assert!(out.contains("member `XEN_EDEMO` = 200"), "{out}");
+    assert!(out.contains("breaking changes: 0"), "{out}");
+}
+
+#[test]
+fn changes_to_stable_items_fail_with_a_readable_report() {
+    let old = copy_spec();
+    let new = copy_spec();
+    // Layout (x86_32 only), a value, a hypercall number, a since, a removed member.
+    edit(
+        new.path(),
+        "hvm/dm_op.toml",
+        "{ name = \"size\", type = \"xen_ulong_t\"",
+        "{ name = \"size\", type = \"u64\"",
+    );
+    let text = std::fs::read_to_string(new.path().join("hvm/dm_op.toml")).unwrap();
+    let text = text.replace(
+        "size = { x86_32 = 8, x86_64 = 16, arm32 = 16, arm64 = 16 }\nalign = { x86_32 = 4, x86_64 = 8, arm32 = 8, arm64 = 8 }\nfields = [\n  { name = \"h\"",
+        "fields = [\n  { name = \"h\"",
+    );
+    std::fs::write(new.path().join("hvm/dm_op.toml"), text).unwrap();
+    edit(new.path(), "xen.toml", "value = 0x7FF0", "value = 0x7FF9");
+    edit(
+        new.path(),
+        "event_channel.toml",
+        "number = 32",
+        "number = 33",
+    );
+    edit(
+        new.path(),
+        "xen.toml",
+        "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 32",
+        "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 33",
+    );
+    edit(
+        new.path(),
+        "hvm/ioreq.toml",
+        "since = \"3.2\"",
+        "since = \"3.3\"",
+    );
+    let (ok, out) = run_diff(old.path(), new.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("struct `xen_dm_op_buf`: layout on x86_32 changed from size 8 align 4 [h@0:4 size@4:4] to size 12 align 4 [h@0:4 size@4:8]"), "{out}");
+    assert!(!out.contains("`xen_dm_op_buf`: layout on x86_64"), "{out}");
+    assert!(
+        out.contains("value changed from 32752 (u16) to 32761 (u16)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("hypercall `event_channel_op`: number changed from 32 to 33"),
+        "{out}"
+    );
+    assert!(out.contains("since changed from 3.2 to 3.3"), "{out}");
+    assert!(
+        out.contains(
+            "const `__HYPERVISOR_event_channel_op`: value changed from 32 (u32) to 33 (u32)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("INCOMPATIBLE"), "{out}");
+}
+
+#[test]
+fn removals_fail() {
+    let old = copy_spec();
+    let new = copy_spec();
+    edit(
+        new.path(),
+        "hvm/ioreq.toml",
+        "  { name = \"IOREQ_TYPE_TIMEOFFSET\"",
+        "#  { name = \"IOREQ_TYPE_TIMEOFFSET\"",
+    );
+    let r = xen_abi_gen::diff::diff(&load(old.path()), &load(new.path()));
+    assert_eq!(
+        r.broken,
+        vec!["values `ioreq_type`: member `IOREQ_TYPE_TIMEOFFSET` was removed".to_string()]
+    );
+}

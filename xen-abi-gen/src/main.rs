@@ -216,14 +216,14 @@ fn c_probe_cmd(
             let (cc, _) = probe_run::compiler(*a);
             let vn = probe_run::view_name(*v);
             match probe_run::run(&spec, *a, *v, headers) {
-                Ok(r) if r.mismatches.is_empty() => {
+                Ok(r) if r.ok() => {
                     let counts: Vec<String> = c_probe::tally(&r.probe)
                         .iter()
                         .map(|(k, n)| format!("{n} {k}"))
                         .collect();
                     println!(
                         "ok   {a:<7} {vn:<30} {cc}: {} checks ({})",
-                        r.probe.checks.len(),
+                        r.count(),
                         counts.join(", ")
                     );
                 }
@@ -231,10 +231,13 @@ fn c_probe_cmd(
                     failed = true;
                     println!(
                         "FAIL {a:<7} {vn:<30} {cc}: {} of {} checks differ",
-                        r.mismatches.len(),
-                        r.probe.checks.len()
+                        r.mismatches.len() + r.bit_mismatches.len(),
+                        r.count()
                     );
                     for m in &r.mismatches {
+                        println!("  {a}: {m}");
+                    }
+                    for m in &r.bit_mismatches {
                         println!("  {a}: {m}");
                     }
                 }

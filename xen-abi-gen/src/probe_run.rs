@@ -75,6 +75,20 @@ pub struct ProbeReport {
     pub probe: Probe,
     /// Differences (empty = the spec equals C).
     pub mismatches: Vec<Mismatch>,
+    /// Bitfield positions that differ.
+    pub bit_mismatches: Vec<c_probe::BitMismatch>,
+}
+
+impl ProbeReport {
+    /// Whether C and the spec agree on everything.
+    pub fn ok(&self) -> bool {
+        self.mismatches.is_empty() && self.bit_mismatches.is_empty()
+    }
+
+    /// Number of checks made.
+    pub fn count(&self) -> usize {
+        self.probe.checks.len() + self.probe.bit_checks.len()
+    }
 }
 
 fn scratch(tag: &str) -> Result<PathBuf, ProbeError> {
@@ -171,14 +185,17 @@ pub fn run(
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
             });
         }
-        let values = c_probe::parse_asm(&String::from_utf8_lossy(&out.stdout))
-            .map_err(|e| ProbeError::Asm(e, arch))?;
+        let asm = String::from_utf8_lossy(&out.stdout);
+        let values = c_probe::parse_asm(&asm).map_err(|e| ProbeError::Asm(e, arch))?;
         let mismatches = c_probe::compare(&probe, &values).map_err(|e| ProbeError::Asm(e, arch))?;
-        Ok(mismatches)
+        let bits = c_probe::compare_bits(&probe, &asm).map_err(|e| ProbeError::Asm(e, arch))?;
+        Ok((mismatches, bits))
     })();
     let _ = std::fs::remove_dir_all(&dir);
+    let (mismatches, bit_mismatches) = result?;
     Ok(ProbeReport {
-        mismatches: result?,
+        mismatches,
+        bit_mismatches,
         probe,
     })
 }

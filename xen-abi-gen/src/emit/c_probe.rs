@@ -53,6 +53,28 @@ pub struct Probe {
     pub source: String,
     /// One entry per recorded value, in array order.
     pub checks: Vec<Check>,
+    /// Bitfield members: the bytes C produces when only that member is all-ones.
+    pub bit_checks: Vec<BitCheck>,
+}
+
+/// A bitfield member whose position is checked by initialising it to all-ones in C.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitCheck {
+    /// Struct containing the bitfield group.
+    pub item: String,
+    /// The group's field in the spec (e.g. `flags`).
+    pub field: String,
+    /// The C member set to all-ones (e.g. `state`).
+    pub member: String,
+    /// The bytes of the struct the spec expects.
+    pub expected: Vec<u8>,
+}
+
+impl BitCheck {
+    /// Symbol of the probe object in the C source.
+    pub fn symbol(index: usize) -> String {
+        format!("xen_abi_bits_{index}")
+    }
 }
 
 /// A difference between the spec and C.
@@ -151,6 +173,8 @@ impl CAccess {
 pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
     let engine = Engine::new(spec);
     let mut checks: Vec<Check> = Vec::new();
+    let mut bit_checks: Vec<BitCheck> = Vec::new();
+    let mut bit_types: Vec<String> = Vec::new();
     let mut includes: Vec<String> = Vec::new();
     let guarded_out = |g: Option<CGuard>| {
         g.is_some_and(|g| !g.defined(arch, view, headers == Headers::LinuxUapi))
@@ -215,6 +239,32 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
                         };
                         let is_bits = matches!(&field.ty, crate::ty::Ty::Named(n)
                             if matches!(spec.find(n).map(|i| &i.kind), Some(ItemKind::Bitfield(_))));
+                        if is_bits && field.in_c && acc.member.is_none() {
+                            if let crate::ty::Ty::Named(bn) = &field.ty {
+                                if let Some(ItemKind::Bitfield(b)) = spec.find(bn).map(|i| &i.kind)
+                                {
+                                    for m in &b.members {
+                                        let mut bytes = vec![0u8; l.size as usize];
+                                        let mask: u128 = ((1u128 << m.width) - 1) << m.lsb;
+                                        for (i, byte) in bytes
+                                            .iter_mut()
+                                            .enumerate()
+                                            .skip(fl.offset as usize)
+                                            .take(b.repr.size() as usize)
+                                        {
+                                            *byte = (mask >> (8 * (i - fl.offset as usize))) as u8;
+                                        }
+                                        bit_checks.push(BitCheck {
+                                            item: item.name.clone(),
+                                            field: fl.name.clone(),
+                                            member: m.name.clone(),
+                                            expected: bytes,
+                                        });
+                                        bit_types.push(acc.type_name.clone());
+                                    }
+                                }
+                            }
+                        }
                         if !field.in_c || is_bits {
                             continue;
                         }
@@ -293,12 +343,26 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
         let _ = writeln!(src, "  /* {i}: {label} */ XEN_ABI_PROBE({}),", c.expr);
     }
     let _ = writeln!(src, "}};");
+    // Bitfield positions: each member set to all-ones, everything else zero; the object's bytes
+    // appear in the assembly.
+    for (i, (b, t)) in bit_checks.iter().zip(&bit_types).enumerate() {
+        let _ = writeln!(
+            src,
+            "/* {}.{} member {} */\nstatic const union {{ {t} s; unsigned char b[sizeof({t})]; }} {} __attribute__((used)) = {{ .s = {{ .{} = -1 }} }};",
+            b.item,
+            b.field,
+            b.member,
+            BitCheck::symbol(i),
+            b.member
+        );
+    }
     Probe {
         arch,
         view,
         headers,
         source: src,
         checks,
+        bit_checks,
     }
 }
 
@@ -356,6 +420,91 @@ fn parse_num(s: &str) -> Option<i64> {
     }
 }
 
+/// Bytes of the data object at `label` in the assembly (x86 and Arm directive sizes).
+pub fn parse_object(asm: &str, label: &str, arch: Arch) -> Result<Vec<u8>, String> {
+    let mut out: Vec<u8> = Vec::new();
+    let mut inside = false;
+    let head = format!("{label}:");
+    for line in asm.lines() {
+        let t = line.trim();
+        if !inside {
+            inside = t == head;
+            continue;
+        }
+        let (dir, arg) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
+        let arg = arg.trim();
+        let width = match dir {
+            ".byte" => 1,
+            ".value" | ".short" | ".hword" | ".2byte" | ".half" => 2,
+            ".word" if arch.is_arm() => 4,
+            ".word" => 2,
+            ".long" | ".int" | ".4byte" => 4,
+            ".quad" | ".xword" | ".8byte" | ".dword" => 8,
+            ".zero" | ".space" | ".skip" => {
+                let n = parse_num(arg).ok_or_else(|| format!("cannot read `{t}`"))?;
+                out.extend(std::iter::repeat_n(0u8, n as usize));
+                continue;
+            }
+            _ => break,
+        };
+        for v in arg.split(',') {
+            let v = parse_num(v).ok_or_else(|| format!("cannot read `{t}`"))? as u64;
+            out.extend_from_slice(&v.to_le_bytes()[..width]);
+        }
+    }
+    if !inside {
+        return Err(format!("no `{label}` object in the assembly"));
+    }
+    Ok(out)
+}
+
+/// A bitfield position that differs between the spec and C.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BitMismatch {
+    /// The check.
+    pub check: BitCheck,
+    /// The bytes C produced.
+    pub actual: Vec<u8>,
+}
+
+impl std::fmt::Display for BitMismatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.check;
+        let show = |b: &[u8]| {
+            b.iter()
+                .enumerate()
+                .filter(|(_, x)| **x != 0)
+                .map(|(i, x)| format!("byte {i} = {x:#04x}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        write!(
+            f,
+            "{}.{}: bitfield member `{}` expected {} (spec), actual {} (C)",
+            c.item,
+            c.field,
+            c.member,
+            show(&c.expected),
+            show(&self.actual)
+        )
+    }
+}
+
+/// Compare every bitfield check with the objects in `asm`.
+pub fn compare_bits(probe: &Probe, asm: &str) -> Result<Vec<BitMismatch>, String> {
+    let mut out = Vec::new();
+    for (i, c) in probe.bit_checks.iter().enumerate() {
+        let actual = parse_object(asm, &BitCheck::symbol(i), probe.arch)?;
+        if actual != c.expected {
+            out.push(BitMismatch {
+                check: c.clone(),
+                actual,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Compare the probe's expectations with the values C produced.
 pub fn compare(probe: &Probe, actual: &[u64]) -> Result<Vec<Mismatch>, String> {
     if actual.len() != probe.checks.len() {
@@ -382,6 +531,9 @@ pub fn tally(probe: &Probe) -> BTreeMap<&'static str, usize> {
     let mut m = BTreeMap::new();
     for c in &probe.checks {
         *m.entry(c.what).or_default() += 1;
+    }
+    if !probe.bit_checks.is_empty() {
+        m.insert("bitfield", probe.bit_checks.len());
     }
     m
 }

@@ -1,0 +1,67 @@
+//! The C probe against the real headers (needs gcc and Debian's libxen-dev; tests/run.sh installs
+//! them). The probe must pass on the real spec and name the item, field and numbers when the spec
+//! is wrong.
+
+use std::path::Path;
+
+use xen_abi_gen::emit::c_probe::Headers;
+use xen_abi_gen::probe_run;
+use xen_abi_gen::{Arch, View};
+
+fn spec_with(edit: Option<(&str, &str, &str)>) -> xen_abi_gen::model::Spec {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi-spec");
+    let mut sources = xen_abi_gen::spec::read_dir(&dir).unwrap();
+    if let Some((file, from, to)) = edit {
+        let s = sources.iter_mut().find(|s| s.rel_path == file).unwrap();
+        assert!(s.text.contains(from), "{from}");
+        s.text = s.text.replacen(from, to, 1);
+    }
+    xen_abi_gen::spec::load_sources(&sources).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn probe(spec: &xen_abi_gen::model::Spec) -> probe_run::ProbeReport {
+    probe_run::run(spec, Arch::X86_64, View::Guest, Headers::Xen).unwrap_or_else(|e| {
+        panic!("the C probe could not run (gcc and libxen-dev are required): {e}")
+    })
+}
+
+#[test]
+fn the_spec_equals_the_real_headers_on_x86_64() {
+    let r = probe(&spec_with(None));
+    assert!(r.ok(), "{:?} {:?}", r.mismatches, r.bit_mismatches);
+    assert!(r.count() > 700, "{}", r.count());
+    assert!(!r.probe.bit_checks.is_empty());
+}
+
+#[test]
+fn a_wrong_constant_is_named_with_both_numbers() {
+    let r = probe(&spec_with(Some((
+        "hvm/ioreq.toml",
+        "value = 511",
+        "value = 512",
+    ))));
+    let msgs: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        msgs,
+        ["IOREQ_BUFFER_SLOT_NUM: value expected 512 (spec), actual 511 (C: IOREQ_BUFFER_SLOT_NUM)"]
+    );
+}
+
+#[test]
+fn a_wrong_bit_position_is_caught() {
+    // Swap dir (bit 5) and df (bit 6) of the ioreq flags byte.
+    let r = probe(&spec_with(Some((
+        "hvm/ioreq.toml",
+        "{ name = \"dir\", lsb = 5, width = 1, doc = \"ioreq_dir value: 1 = IOREQ_READ, 0 = IOREQ_WRITE.\" },\n  { name = \"df\", lsb = 6,",
+        "{ name = \"dir\", lsb = 6, width = 1, doc = \"ioreq_dir value: 1 = IOREQ_READ, 0 = IOREQ_WRITE.\" },\n  { name = \"df\", lsb = 5,",
+    ))));
+    assert!(r.mismatches.is_empty());
+    let msgs: Vec<String> = r.bit_mismatches.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        msgs,
+        [
+            "ioreq.flags: bitfield member `dir` expected byte 30 = 0x40 (spec), actual byte 30 = 0x20 (C)",
+            "ioreq.flags: bitfield member `df` expected byte 30 = 0x20 (spec), actual byte 30 = 0x40 (C)",
+        ]
+    );
+}

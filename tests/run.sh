@@ -18,7 +18,7 @@ step "format"
 cargo fmt --all -- --check
 
 step "clippy"
-cargo clippy --locked --workspace --all-targets -- -D warnings
+cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 
 step "generated bindings are up to date (xen-abi-gen check)"
 cargo run --locked -q -p xen-abi-gen -- check
@@ -33,11 +33,14 @@ cargo run --locked -q -p xen-abi-gen -- c-probe --uapi
 
 step "Rust on every target: cargo check with Debian's rustc-web and foreign std"
 tests/cross-check.sh
+step "call backends: wrappers compile to the hand-written hypercall sequence on every target"
+tests/disasm-check.sh
+
 step "negative proof: a one-architecture layout break is caught by the generator, the C probe and rustc"
 tests/negative-proof.sh
 
 step "tests"
 mkdir -p target
-cargo test --locked --workspace 2>&1 | tee target/test-output.txt
+cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i; exit (f > 0) }' target/test-output.txt

@@ -15,7 +15,8 @@
 //! assert_eq!(req.flags.state(), xen_sys::STATE_IOREQ_READY);
 //! assert_eq!(core::mem::size_of::<Ioreq>(), 32);
 //! ```
-#![no_std]
+#![cfg_attr(not(test), no_std)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_docs)]
 
@@ -27,7 +28,11 @@
 )))]
 compile_error!("xen-sys supports the architectures Xen runs on: x86, x86_64, arm and aarch64");
 
+#[cfg(feature = "std")]
+extern crate std;
+
 pub mod abi;
+pub mod backend;
 #[rustfmt::skip]
 #[allow(
     non_upper_case_globals,

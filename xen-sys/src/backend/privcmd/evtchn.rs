@@ -1,0 +1,240 @@
+//! `/dev/xen/evtchn`: bind, notify and receive event channels from Linux userspace.
+
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use rustix::fs::OFlags;
+use rustix::io::Errno;
+
+use super::{open_dev, sys, Error};
+use crate::generated::*;
+
+/// An event-channel device handle. Every port bound through it is closed when it is dropped.
+///
+/// When a bound port fires the kernel masks it for this handle and queues its number: read it
+/// with [`pending`](Self::pending), handle the event, then [`unmask`](Self::unmask) it.
+#[derive(Debug)]
+pub struct Evtchn {
+    fd: OwnedFd,
+}
+
+impl Evtchn {
+    /// Open `/dev/xen/evtchn` (blocking reads).
+    pub fn open() -> Result<Self, Error> {
+        Self::open_with(OFlags::RDWR)
+    }
+
+    /// Open `/dev/xen/evtchn` with non-blocking reads (`pending` returns `None` when idle).
+    pub fn open_nonblocking() -> Result<Self, Error> {
+        Self::open_with(OFlags::RDWR | OFlags::NONBLOCK)
+    }
+
+    fn open_with(flags: OFlags) -> Result<Self, Error> {
+        let (fd, _) = open_dev(&["/dev/xen/evtchn"], flags)?;
+        Ok(Evtchn { fd })
+    }
+
+    /// Wrap an already open evtchn descriptor.
+    pub fn from_fd(fd: OwnedFd) -> Self {
+        Evtchn { fd }
+    }
+
+    fn call<T>(&self, op: &'static str, opcode: u32, arg: &mut T) -> Result<u32, Error> {
+        // SAFETY: every caller pairs an IOCTL_EVTCHN_* number with its argument struct.
+        let r = unsafe { sys::ioctl(&self.fd, opcode, arg) }
+            .map_err(|errno| Error::Ioctl { op, errno })?;
+        Ok(r as u32)
+    }
+
+    /// `IOCTL_EVTCHN_BIND_INTERDOMAIN`: bind `remote_port` of `remote_domain`; returns the local
+    /// port (marked pending by Xen, so an event sent before binding is not lost).
+    pub fn bind_interdomain(
+        &self,
+        remote_domain: Domid,
+        remote_port: EvtchnPort,
+    ) -> Result<EvtchnPort, Error> {
+        let mut a = IoctlEvtchnBindInterdomain {
+            remote_domain: u32::from(remote_domain),
+            remote_port,
+        };
+        self.call(
+            "IOCTL_EVTCHN_BIND_INTERDOMAIN",
+            IOCTL_EVTCHN_BIND_INTERDOMAIN,
+            &mut a,
+        )
+    }
+
+    /// `IOCTL_EVTCHN_BIND_UNBOUND_PORT`: allocate a port that `remote_domain` may bind.
+    pub fn bind_unbound_port(&self, remote_domain: Domid) -> Result<EvtchnPort, Error> {
+        let mut a = IoctlEvtchnBindUnboundPort {
+            remote_domain: u32::from(remote_domain),
+        };
+        self.call(
+            "IOCTL_EVTCHN_BIND_UNBOUND_PORT",
+            IOCTL_EVTCHN_BIND_UNBOUND_PORT,
+            &mut a,
+        )
+    }
+
+    /// `IOCTL_EVTCHN_BIND_VIRQ`: bind a virtual IRQ (on vCPU 0).
+    pub fn bind_virq(&self, virq: Virq) -> Result<EvtchnPort, Error> {
+        let mut a = IoctlEvtchnBindVirq { virq };
+        self.call("IOCTL_EVTCHN_BIND_VIRQ", IOCTL_EVTCHN_BIND_VIRQ, &mut a)
+    }
+
+    /// `IOCTL_EVTCHN_UNBIND`: close a port bound through this handle (ENOTCONN otherwise).
+    pub fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
+        let mut a = IoctlEvtchnUnbind { port };
+        self.call("IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND, &mut a)
+            .map(drop)
+    }
+
+    /// `IOCTL_EVTCHN_NOTIFY`: send an event on a port bound through this handle.
+    pub fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
+        let mut a = IoctlEvtchnNotify { port };
+        self.call("IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY, &mut a)
+            .map(drop)
+    }
+
+    /// `IOCTL_EVTCHN_RESET`: clear the pending ring and its overflow error.
+    pub fn reset(&self) -> Result<(), Error> {
+        // SAFETY: IOCTL_EVTCHN_RESET takes no argument.
+        unsafe { sys::ioctl::<u8>(&self.fd, IOCTL_EVTCHN_RESET, core::ptr::null_mut()) }
+            .map(drop)
+            .map_err(|errno| Error::Ioctl {
+                op: "IOCTL_EVTCHN_RESET",
+                errno,
+            })
+    }
+
+    /// `IOCTL_EVTCHN_RESTRICT_DOMID`: from now on only interdomain binds to `domid`. Irreversible.
+    pub fn restrict(&self, domid: Domid) -> Result<(), Error> {
+        let mut a = IoctlEvtchnRestrictDomid { domid };
+        self.call(
+            "IOCTL_EVTCHN_RESTRICT_DOMID",
+            IOCTL_EVTCHN_RESTRICT_DOMID,
+            &mut a,
+        )
+        .map(drop)
+    }
+
+    /// Read pending ports into `out`; returns how many. `Ok(0)` on a non-blocking handle with
+    /// nothing pending. EFBIG means the ring overflowed (call [`reset`](Self::reset)).
+    pub fn pending_into(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
+        let bytes = zerocopy::IntoBytes::as_mut_bytes(out);
+        match rustix::io::read(&self.fd, bytes) {
+            Ok(n) => Ok(n / 4),
+            Err(Errno::AGAIN) => Ok(0),
+            Err(errno) => Err(Error::Io {
+                op: "read /dev/xen/evtchn",
+                errno,
+            }),
+        }
+    }
+
+    /// One pending port, or `None` on a non-blocking handle with nothing pending.
+    pub fn pending(&self) -> Result<Option<EvtchnPort>, Error> {
+        let mut p = [0u32; 1];
+        Ok((self.pending_into(&mut p)? == 1).then_some(p[0]))
+    }
+
+    /// Re-enable delivery of `port` (write it back to the device).
+    pub fn unmask(&self, port: EvtchnPort) -> Result<(), Error> {
+        self.unmask_all(&[port])
+    }
+
+    /// Re-enable delivery of several ports with one write.
+    pub fn unmask_all(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
+        let bytes = zerocopy::IntoBytes::as_bytes(ports);
+        let n = rustix::io::write(&self.fd, bytes).map_err(|errno| Error::Io {
+            op: "write /dev/xen/evtchn (unmask)",
+            errno,
+        })?;
+        if n != bytes.len() {
+            return Err(Error::Io {
+                op: "write /dev/xen/evtchn (unmask): short write",
+                errno: Errno::IO,
+            });
+        }
+        Ok(())
+    }
+}
+
+impl AsFd for Evtchn {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustix::fs::Mode;
+
+    fn fake(path: &str) -> Evtchn {
+        Evtchn::from_fd(rustix::fs::open(path, OFlags::RDWR, Mode::empty()).unwrap())
+    }
+
+    #[test]
+    fn ioctls_name_the_operation_and_errno() {
+        let e = fake("/dev/null");
+        let err = e.bind_interdomain(1, 5).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("IOCTL_EVTCHN_BIND_INTERDOMAIN: {}", Errno::NOTTY)
+        );
+        assert!(matches!(
+            e.notify(3),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_NOTIFY",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.reset(),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_RESET",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.restrict(1),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_RESTRICT_DOMID",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.bind_virq(Virq(0)),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_BIND_VIRQ",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.unbind(3),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_UNBIND",
+                ..
+            })
+        ));
+        assert!(matches!(
+            e.bind_unbound_port(0),
+            Err(Error::Ioctl {
+                op: "IOCTL_EVTCHN_BIND_UNBOUND_PORT",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn pending_reads_whole_ports_and_unmask_writes_them() {
+        // A pipe stands in for the device's read/write protocol.
+        let (r, w) = rustix::pipe::pipe().unwrap();
+        let writer = Evtchn::from_fd(w);
+        writer.unmask_all(&[7, 9]).unwrap();
+        let reader = Evtchn::from_fd(r);
+        let mut out = [0u32; 4];
+        assert_eq!(reader.pending_into(&mut out).unwrap(), 2);
+        assert_eq!(&out[..2], &[7, 9]);
+    }
+}

@@ -16,6 +16,7 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "format"
 cargo fmt --all -- --check
+cargo fmt --manifest-path tests/xen-pv-dom0/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
@@ -38,6 +39,9 @@ tests/disasm-check.sh
 
 step "negative proof: a one-architecture layout break is caught by the generator, the C probe and rustc"
 tests/negative-proof.sh
+
+step "real Xen 4.17 (x86_64, QEMU): no_std PV dom0 on the hypercall-page and syscall backends"
+tests/real-xen/pv-dom0.sh
 
 step "tests"
 mkdir -p target

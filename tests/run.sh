@@ -17,6 +17,7 @@ step() { printf '\n== %s\n' "$*"; }
 step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path tests/xen-pv-dom0/Cargo.toml -- --check
+cargo fmt --manifest-path tests/xen-arm64-dom0/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
@@ -42,6 +43,9 @@ tests/negative-proof.sh
 
 step "real Xen 4.17 (x86_64, QEMU): no_std PV dom0 on the hypercall-page and syscall backends"
 tests/real-xen/pv-dom0.sh
+
+step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
+tests/real-xen/arm64-dom0.sh
 
 step "tests"
 mkdir -p target

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Real Xen, arm64: Debian's arm64 Xen 4.17 boots (under qemu-system-aarch64, virtualization=on)
+# a no_std Rust dom0 built with Debian's rustc-web for aarch64; it runs the xen-sys checks through
+# the HVC backend and ends QEMU through semihosting with its result. A build with a broken
+# backend must fail.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/packages.sh
+. tests/lib/debian-rust.sh
+ensure_packages qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu
+ensure_debian_rust >/dev/null
+
+out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
+mkdir -p "$out"
+
+# Xen for arm64 from Debian, through the private apt configuration.
+xen="$out/xen-4.17-arm64"
+if [ ! -s "$xen" ]; then
+  v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64)
+  [ -n "$v" ] || { private_apt_update; v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64); }
+  [ -n "$v" ] || { echo "FAIL: no xen-hypervisor-4.17-arm64:arm64 in Debian's lists"; exit 1; }
+  private_apt_download "$out/debs" "xen-hypervisor-4.17-arm64:arm64=$v"
+  rm -rf "$out/xen-arm64-root"
+  dpkg-deb -x "$out"/debs/xen-hypervisor-4.17-arm64_*_arm64.deb "$out/xen-arm64-root"
+  cp "$out/xen-arm64-root/boot/xen-4.17-arm64" "$xen"
+fi
+
+M=(-machine virt,gic-version=3,virtualization=true -cpu cortex-a57 -m 1024 -smp 1 -nographic)
+
+build() { # features target-dir -> path of the Image
+  (cd tests/xen-arm64-dom0 && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    RUSTFLAGS="-C relocation-model=pie -C target-feature=+strict-align" \
+    debian_cargo build --locked -q --release --target aarch64-unknown-linux-gnu --target-dir "$2" \
+    ${1:+--features "$1"} 2> >(grep -v 'strict-align\|unstable feature\|filing a feature\|still passed through\|^ *|\|^ *= \|^$\|generated 1 warning' >&2))
+  local elf="$2/aarch64-unknown-linux-gnu/release/xen-arm64-dom0-test" img="$2/dom0.Image"
+  aarch64-linux-gnu-objcopy -O binary "$elf" "$img"
+  # The arm64 Image header's image_size (offset 16, little-endian): the file holds .bss too.
+  local size le
+  size=$(stat -c %s "$img")
+  le=$(printf '%016x' "$size" | sed -E 's/(..)(..)(..)(..)(..)(..)(..)(..)/\\x\8\\x\7\\x\6\\x\5\\x\4\\x\3\\x\2\\x\1/')
+  printf "$le" | dd of="$img" bs=1 seek=16 conv=notrunc status=none
+  echo "$img"
+}
+
+dtb() { # image -> dtb path: QEMU's own tree plus Xen's boot arguments and the dom0 module
+  local d="$out/virt-xen.dtb" size
+  size=$(stat -c %s "$1")
+  timeout 30 qemu-system-aarch64 "${M[@]}" -machine dumpdtb="$d" </dev/null >/dev/null 2>&1
+  fdtput -t i "$d" /chosen '#address-cells' 2
+  fdtput -t i "$d" /chosen '#size-cells' 2
+  fdtput -t s "$d" /chosen xen,xen-bootargs \
+    "console=dtuart dtuart=/pl011@9000000 dom0_mem=128M loglvl=all guest_loglvl=all"
+  fdtput -c "$d" /chosen/module@47000000
+  fdtput -t s "$d" /chosen/module@47000000 compatible "multiboot,kernel" "multiboot,module"
+  fdtput -t x "$d" /chosen/module@47000000 reg 0 0x47000000 0 "$(printf '%x' "$size")"
+  fdtput -t s "$d" /chosen/module@47000000 bootargs ""
+  echo "$d"
+}
+
+boot() { # image log -> QEMU's exit status (semihosting: the kernel's)
+  local d rc=0
+  d=$(dtb "$1")
+  timeout 60 qemu-system-aarch64 "${M[@]}" -no-reboot -semihosting -kernel "$xen" -dtb "$d" \
+    -device loader,file="$1",addr=0x47000000 </dev/null >"$2" 2>&1 || rc=$?
+  return $rc
+}
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- QEMU log tail ($log):"
+  tail -40 "$log" | tr -d '\r'
+  exit 1
+}
+
+img=$(build "" "$out/arm64-dom0")
+log="$out/arm64-dom0.log"
+start=$(date +%s%N)
+rc=0; boot "$img" "$log" || rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+tr -d '\r' <"$log" | grep -E '^CHECK ' || true
+[ "$rc" = 124 ] && fail "QEMU timed out (hung boot)"
+grep -q '^CHECK .*: FAIL' "$log" && fail "failing checks: $(grep '^CHECK .*: FAIL' "$log" | cut -d: -f1 | tr '\n' ';')"
+grep -q 'RESULT: PASS' "$log" || fail "no RESULT: PASS line"
+[ "$rc" = 0 ] || fail "QEMU exit status $rc, want 0 (semihosting exit)"
+n=$(grep -c '^CHECK .*: ok' "$log")
+[ "$n" -ge 12 ] || fail "only $n checks ran"
+extra=$(grep -m1 '^EXTRAVERSION hvc ' "$log" | tr -d '\r' | cut -d' ' -f3)
+grep -q "Xen version 4.17${extra} (" "$log" || fail "extraversion \"$extra\" does not match the banner"
+echo "ok   arm64 dom0: $n checks passed through hvc #0xEA1 on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU"
+
+img=$(build broken-backend "$out/arm64-dom0-broken")
+log="$out/arm64-dom0-broken.log"
+rc=0; boot "$img" "$log" || rc=$?
+[ "$rc" = 124 ] && fail "broken backend: QEMU timed out"
+grep -q 'RESULT: FAIL' "$log" || fail "the broken backend was not detected"
+[ "$rc" = 1 ] || fail "broken backend: QEMU exit status $rc, want 1"
+echo "ok   arm64 dom0 with a broken backend fails as it must: $(grep -c '^CHECK .*: FAIL' "$log") failing checks, e.g. $(grep -m1 '^CHECK .*: FAIL' "$log" | tr -d '\r')"

@@ -44,6 +44,9 @@ tests/negative-proof.sh
 step "real Xen 4.17 (x86_64, QEMU): no_std PV dom0 on the hypercall-page and syscall backends"
 tests/real-xen/pv-dom0.sh
 
+step "real Xen 4.17 (x86_64, QEMU): Linux 6.1 PV dom0 on the privcmd/evtchn backends"
+tests/real-xen/linux-dom0.sh
+
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh
 

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Real Xen, x86_64, Linux dom0: Debian's Xen 4.17 boots Debian's 6.1 kernel as a PV dom0 with a
+# busybox initramfs made here; /init loads xen-privcmd and xen-evtchn and runs xen-sys's
+# privcmd_check example (static) on the privcmd backend: generic hypercalls with
+# /dev/xen/hypercall buffers, the evtchn device, IOCTL_PRIVCMD_DM_OP errors, an MMAP_RESOURCE size
+# query and RESTRICT. One line per check.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/packages.sh
+ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 busybox-static cpio
+
+out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
+cache="${XEN_ABI_CACHE:-/var/cache/xen-abi}/linux"
+mkdir -p "$out" "$cache"
+xen="$out/xen-4.17-amd64"
+[ -s "$xen" ] || zcat /boot/xen-4.17-amd64.gz > "$xen"
+
+# Debian's current kernel package (the version linux-image-amd64 points at), cached.
+kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+if [ -z "$kpkg" ]; then
+  apt-get update -qq || true
+  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+fi
+[ -n "$kpkg" ] || { echo "FAIL: cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
+kver=${kpkg#linux-image-}
+kroot="$cache/$kpkg"
+if [ ! -d "$kroot/boot" ]; then
+  mkdir -p "$cache/debs" && chown _apt "$cache/debs" 2>/dev/null || true
+  (cd "$cache/debs" && apt-get download -qq "$kpkg") || { echo "FAIL: cannot download $kpkg"; exit 1; }
+  rm -rf "$kroot.tmp"
+  dpkg-deb -x "$cache"/debs/"$kpkg"_*.deb "$kroot.tmp"
+  mv "$kroot.tmp" "$kroot"
+fi
+vmlinuz="$kroot/boot/vmlinuz-$kver"
+mods="$kroot/lib/modules/$kver/kernel/drivers/xen"
+
+# The test program, static so the initramfs needs no libraries.
+build_prog() { # extra-rustflags target-dir
+  RUSTFLAGS="-C target-feature=+crt-static $1" cargo build --locked -q --release -p xen-sys \
+    --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2"
+  echo "$2/x86_64-unknown-linux-gnu/release/examples/privcmd_check"
+}
+
+# initramfs: busybox, the two modules, the program, /init.
+make_initramfs() { # program cpio
+local prog=$1
+ir="$out/initramfs"
+rm -rf "$ir"
+mkdir -p "$ir"/{bin,dev,proc,sys,lib/modules}
+cp /bin/busybox "$ir/bin/busybox"
+for a in sh mount insmod reboot echo; do ln -s busybox "$ir/bin/$a"; done
+cp "$mods/xen-privcmd.ko" "$mods/xen-evtchn.ko" "$ir/lib/modules/"
+cp "$prog" "$ir/privcmd_check"
+cat >"$ir/init" <<'INIT'
+#!/bin/sh
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+insmod /lib/modules/xen-privcmd.ko
+insmod /lib/modules/xen-evtchn.ko
+echo "== privcmd_check starts"
+/privcmd_check
+echo "== privcmd_check exit status $?"
+reboot -f
+INIT
+chmod +x "$ir/init"
+(cd "$ir" && find . | cpio -o -H newc --quiet) >"$2"
+}
+
+boot() { # cpio log -> QEMU's exit status
+  local rc=0
+  timeout 120 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+    -nographic -no-reboot -kernel "$xen" \
+    -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
+    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" \
+    </dev/null >"$2" 2>&1 || rc=$?
+  return $rc
+}
+
+make_initramfs "$(build_prog "" "$out/static")" "$out/initramfs.cpio"
+log="$out/linux-dom0.log"
+start=$(date +%s%N)
+rc=0; boot "$out/initramfs.cpio" "$log" || rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+
+fail() {
+  echo "FAIL: $*"
+  echo "--- QEMU log tail ($log):"
+  tail -40 "$log" | tr -d '\r'
+  exit 1
+}
+tr -d '\r' <"$log" | grep -E '^CHECK ' || true
+[ "$rc" = 124 ] && fail "QEMU timed out (hung boot)"
+grep -q '^CHECK .*: FAIL' "$log" && fail "failing checks: $(grep '^CHECK .*: FAIL' "$log" | cut -d: -f1 | tr '\n' ';')"
+grep -q 'RESULT: PASS' "$log" || fail "no RESULT: PASS line"
+n=$(grep -c '^CHECK .*: ok' "$log")
+[ "$n" -ge 18 ] || fail "only $n checks ran"
+extra=$(grep -m1 '^EXTRAVERSION privcmd ' "$log" | tr -d '\r' | cut -d' ' -f3)
+grep -q "Xen version 4.17${extra} (" "$log" || fail "extraversion \"$extra\" does not match the banner"
+echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU"
+
+# The same program on a backend with two argument registers swapped must fail.
+make_initramfs "$(build_prog "--cfg broken_backend" "$out/static-broken")" "$out/initramfs-broken.cpio"
+log="$out/linux-dom0-broken.log"
+rc=0; boot "$out/initramfs-broken.cpio" "$log" || rc=$?
+[ "$rc" = 124 ] && fail "broken backend: QEMU timed out"
+grep -q 'RESULT: FAIL' "$log" || fail "the broken privcmd backend was not detected"
+echo "ok   Linux dom0 with a broken privcmd backend fails as it must: $(grep -c '^CHECK .*: FAIL' "$log") failing checks, e.g. $(grep -m1 '^CHECK .*: FAIL' "$log" | tr -d '\r')"

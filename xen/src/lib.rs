@@ -1,10 +1,27 @@
-//! The safe layer over `xen-sys`. Skeleton: the IOREQ server, event channels and foreign memory
-//! are tracked separately; today it re-exports the ABI crate and the running-version type.
+//! The safe layer over `xen-sys`: a `Xen` handle with version gating, dm_op calls, and an IOREQ
+//! server that claims a guest's port/MMIO/PCI-config ranges, receives typed requests, answers
+//! them, and survives a hostile guest.
+//!
+//! The core is `no_std` (with `alloc`); the Linux dom0 platform needs the `std` feature, the
+//! in-process hypervisor model the `sim` feature.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
+extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod dm;
+mod error;
+pub mod ioreq;
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub mod linux;
+pub mod platform;
+#[cfg(feature = "sim")]
+pub mod sim;
+
+pub use dm::Xen;
+pub use error::Error;
 pub use xen_sys as sys;
 pub use xen_sys::XenVersion;

@@ -1,0 +1,240 @@
+//! The `Xen` handle: the running version read once, typed dm_op calls gated on it.
+
+use xen_sys::*;
+use zerocopy::{FromBytes, Immutable, IntoBytes};
+
+use crate::platform::Platform;
+use crate::Error;
+
+/// A handle on the hypervisor through a platform. Every operation newer than the running Xen is
+/// refused with [`Error::Unsupported`] instead of an `-ENOSYS` surprise.
+#[derive(Debug)]
+pub struct Xen<P> {
+    platform: P,
+    running: XenVersion,
+}
+
+/// An IO range type claimed by an IOREQ server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RangeKind {
+    /// I/O ports.
+    Port,
+    /// Guest-physical MMIO.
+    Mmio,
+    /// PCI config space of SBDFs (`xen_sys::pci_sbdf`).
+    Pci,
+}
+
+impl RangeKind {
+    fn raw(self) -> XenDmopIoRangeType {
+        match self {
+            RangeKind::Port => XenDmopIoRangeType::PORT,
+            RangeKind::Mmio => XenDmopIoRangeType::MEMORY,
+            RangeKind::Pci => XenDmopIoRangeType::PCI,
+        }
+    }
+}
+
+/// Outputs of `XEN_DMOP_get_ioreq_server_info` with `no_gfns`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The buffered-ioreq event channel in the target (valid when bufioreq is on).
+    pub bufioreq_port: EvtchnPort,
+}
+
+impl<P: Platform> Xen<P> {
+    /// Open the handle: reads `XENVER_version` once.
+    pub fn new(platform: P) -> Result<Self, Error> {
+        let running = platform.xen_version()?;
+        Ok(Xen { platform, running })
+    }
+
+    /// The running hypervisor's version.
+    pub fn running(&self) -> XenVersion {
+        self.running
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &P {
+        &self.platform
+    }
+
+    /// Refuse `op` unless the running Xen is at least `since`.
+    pub fn require(&self, op: &'static str, since: XenVersion) -> Result<(), Error> {
+        if self.running < since {
+            return Err(Error::Unsupported {
+                op,
+                since,
+                running: self.running,
+            });
+        }
+        Ok(())
+    }
+
+    /// One dm_op with payload `T` (from the spec, with its `since`): returns Xen's output payload.
+    fn dm<T>(&self, domid: Domid, op: XenDmop, name: &'static str, payload: T) -> Result<T, Error>
+    where
+        T: XenAbi + IntoBytes + FromBytes + Immutable,
+    {
+        self.require(name, T::SINCE)?;
+        let mut buf = [0u8; 32];
+        buf[..4].copy_from_slice(&op.0.to_ne_bytes());
+        let p = payload.as_bytes();
+        buf[8..8 + p.len()].copy_from_slice(p);
+        self.platform
+            .dm_op(domid, &mut [&mut buf])
+            .map_err(|e| match e {
+                Error::Os { errno, .. } => Error::Os { op: name, errno },
+                other => other,
+            })?;
+        T::read_from_prefix(&buf[8..])
+            .map(|(v, _)| v)
+            .map_err(|_| Error::Protocol {
+                op: name,
+                what: "payload does not fit the dm_op buffer",
+            })
+    }
+
+    /// `XEN_DMOP_nr_vcpus`: how many vCPUs (ioreq slots) the domain has.
+    pub fn nr_vcpus(&self, domid: Domid) -> Result<u32, Error> {
+        let r = self.dm(
+            domid,
+            XenDmop::NR_VCPUS,
+            "XEN_DMOP_nr_vcpus",
+            XenDmOpNrVcpus { vcpus: 0 },
+        )?;
+        Ok(r.vcpus)
+    }
+
+    /// `XEN_DMOP_create_ioreq_server`; returns the server id.
+    pub fn create_ioreq_server(
+        &self,
+        domid: Domid,
+        bufioreq: HvmIoreqsrvBufioreq,
+    ) -> Result<Ioservid, Error> {
+        let r = self.dm(
+            domid,
+            XenDmop::CREATE_IOREQ_SERVER,
+            "XEN_DMOP_create_ioreq_server",
+            XenDmOpCreateIoreqServer {
+                handle_bufioreq: bufioreq,
+                ..Default::default()
+            },
+        )?;
+        Ok(r.id)
+    }
+
+    /// `XEN_DMOP_get_ioreq_server_info` with `XEN_DMOP_no_gfns` (the pages are acquired, never
+    /// put in the guest's physmap).
+    pub fn ioreq_server_info(&self, domid: Domid, id: Ioservid) -> Result<ServerInfo, Error> {
+        let r = self.dm(
+            domid,
+            XenDmop::GET_IOREQ_SERVER_INFO,
+            "XEN_DMOP_get_ioreq_server_info",
+            XenDmOpGetIoreqServerInfo {
+                id,
+                flags: XenDmopIoreqServerInfoFlags::NO_GFNS,
+                ..Default::default()
+            },
+        )?;
+        Ok(ServerInfo {
+            bufioreq_port: r.bufioreq_port,
+        })
+    }
+
+    /// `XEN_DMOP_set_ioreq_server_state`.
+    pub fn set_ioreq_server_state(
+        &self,
+        domid: Domid,
+        id: Ioservid,
+        enabled: bool,
+    ) -> Result<(), Error> {
+        self.dm(
+            domid,
+            XenDmop::SET_IOREQ_SERVER_STATE,
+            "XEN_DMOP_set_ioreq_server_state",
+            XenDmOpSetIoreqServerState {
+                id,
+                enabled: u8::from(enabled),
+                pad: 0,
+            },
+        )
+        .map(drop)
+    }
+
+    /// `XEN_DMOP_destroy_ioreq_server`.
+    pub fn destroy_ioreq_server(&self, domid: Domid, id: Ioservid) -> Result<(), Error> {
+        self.dm(
+            domid,
+            XenDmop::DESTROY_IOREQ_SERVER,
+            "XEN_DMOP_destroy_ioreq_server",
+            XenDmOpDestroyIoreqServer { id, pad: 0 },
+        )
+        .map(drop)
+    }
+
+    /// `XEN_DMOP_map_io_range_to_ioreq_server` (inclusive range) or the unmap variant.
+    pub fn io_range(
+        &self,
+        domid: Domid,
+        id: Ioservid,
+        kind: RangeKind,
+        start: u64,
+        end: u64,
+        map: bool,
+    ) -> Result<(), Error> {
+        let (op, name) = if map {
+            (
+                XenDmop::MAP_IO_RANGE_TO_IOREQ_SERVER,
+                "XEN_DMOP_map_io_range_to_ioreq_server",
+            )
+        } else {
+            (
+                XenDmop::UNMAP_IO_RANGE_FROM_IOREQ_SERVER,
+                "XEN_DMOP_unmap_io_range_from_ioreq_server",
+            )
+        };
+        self.dm(
+            domid,
+            op,
+            name,
+            XenDmOpIoreqServerRange {
+                id,
+                r#type: kind.raw(),
+                start,
+                end,
+                ..Default::default()
+            },
+        )
+        .map(drop)
+    }
+
+    /// `XEN_DMOP_set_irq_level` (Arm: SPIs).
+    pub fn set_irq_level(&self, domid: Domid, irq: u32, level: bool) -> Result<(), Error> {
+        self.dm(
+            domid,
+            XenDmop::SET_IRQ_LEVEL,
+            "XEN_DMOP_set_irq_level",
+            XenDmOpSetIrqLevel {
+                irq,
+                level: u8::from(level),
+                ..Default::default()
+            },
+        )
+        .map(drop)
+    }
+
+    /// `XEN_DMOP_set_isa_irq_level` (x86).
+    pub fn set_isa_irq_level(&self, domid: Domid, isa_irq: u8, level: bool) -> Result<(), Error> {
+        self.dm(
+            domid,
+            XenDmop::SET_ISA_IRQ_LEVEL,
+            "XEN_DMOP_set_isa_irq_level",
+            XenDmOpSetIsaIrqLevel {
+                isa_irq,
+                level: u8::from(level),
+            },
+        )
+        .map(drop)
+    }
+}

@@ -1,0 +1,47 @@
+//! Errors of the safe layer: the operation and the errno, or why the library refused.
+
+use xen_sys::XenVersion;
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The running hypervisor is older than the operation.
+    #[error("{op} needs Xen {}.{} or later; the running hypervisor is {}.{}", since.major, since.minor, running.major, running.minor)]
+    Unsupported {
+        /// The operation.
+        op: &'static str,
+        /// The release that introduced it.
+        since: XenVersion,
+        /// The running release.
+        running: XenVersion,
+    },
+    /// The hypervisor or the kernel refused an operation.
+    #[error("{op}: errno {errno}")]
+    Os {
+        /// The operation (e.g. `XEN_DMOP_create_ioreq_server`).
+        op: &'static str,
+        /// The errno (Xen's or Linux's, which agree).
+        errno: i32,
+    },
+    /// Xen answered something the protocol does not allow.
+    #[error("{op}: {what}")]
+    Protocol {
+        /// The operation.
+        op: &'static str,
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// The event loop was asked to stop.
+    #[error("stopped")]
+    Stopped,
+}
+
+impl Error {
+    /// The errno, if the failure came with one.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            Error::Os { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! IOREQ servers: receive a guest's port, MMIO and PCI-config accesses and answer them.
+
+mod bufioreq;
+mod handler;
+mod request;
+mod server;
+pub mod slot;
+
+pub use handler::{Handler, Space};
+pub use request::{decode, fallback_size, Access, Data, Dir, Invalid, PciAccess, Request, Size};
+pub use server::{IoreqServer, ServerOptions, Stats};

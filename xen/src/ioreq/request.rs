@@ -1,0 +1,243 @@
+//! Decoding a private copy of an ioreq slot into an owned, validated request.
+//!
+//! Everything here works on a copy: the shared slot is read exactly once (see `slot`), and a
+//! value that fails validation is reported, never acted upon.
+
+use xen_sys::{Ioreq, IoreqType, IOREQ_READ};
+
+/// Bytes per access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Size {
+    /// 1 byte.
+    B1,
+    /// 2 bytes.
+    B2,
+    /// 4 bytes.
+    B4,
+    /// 8 bytes.
+    B8,
+}
+
+impl Size {
+    /// From a byte count; only 1, 2, 4 and 8 are sizes.
+    pub const fn from_bytes(n: u32) -> Option<Size> {
+        match n {
+            1 => Some(Size::B1),
+            2 => Some(Size::B2),
+            4 => Some(Size::B4),
+            8 => Some(Size::B8),
+            _ => None,
+        }
+    }
+
+    /// The byte count.
+    pub const fn bytes(self) -> u32 {
+        match self {
+            Size::B1 => 1,
+            Size::B2 => 2,
+            Size::B4 => 4,
+            Size::B8 => 8,
+        }
+    }
+
+    /// All-ones of this width (what an unclaimed read returns).
+    pub const fn mask(self) -> u64 {
+        match self {
+            Size::B8 => u64::MAX,
+            s => (1u64 << (s.bytes() * 8)) - 1,
+        }
+    }
+}
+
+/// Direction of an access, from the guest's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    /// The guest reads: the device produces the data.
+    Read,
+    /// The guest writes: the device consumes the data.
+    Write,
+}
+
+/// Where a request's data is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Data {
+    /// The value itself (writes: masked to the access size; reads: ignored).
+    Value(u64),
+    /// Guest-physical address of a RAM buffer of `count` elements (`rep ins/outs/movs`).
+    GuestPtr(u64),
+}
+
+/// A port or MMIO access.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Access {
+    /// Port number (≤ 0xffff) or guest-physical MMIO address.
+    pub addr: u64,
+    /// Bytes per element.
+    pub size: Size,
+    /// Read or write.
+    pub dir: Dir,
+    /// Repetitions (≥ 1).
+    pub count: u32,
+    /// Addresses decrease by `size` per repetition (x86 direction flag).
+    pub df: bool,
+    /// Immediate value or guest buffer.
+    pub data: Data,
+}
+
+/// A PCI configuration-space access to a device claimed by SBDF.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PciAccess {
+    /// Segment/bus/device/function, encoded as `XEN_DMOP_PCI_SBDF`.
+    pub sbdf: u32,
+    /// Register offset.
+    pub reg: u32,
+    /// Bytes (1, 2 or 4).
+    pub size: Size,
+    /// Read or write.
+    pub dir: Dir,
+    /// Value written (masked to `size`); 0 for reads.
+    pub data: u64,
+}
+
+/// A validated request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Request {
+    /// Port I/O (`IOREQ_TYPE_PIO`).
+    Pio(Access),
+    /// Memory-mapped I/O (`IOREQ_TYPE_COPY`).
+    Mmio(Access),
+    /// PCI configuration space (`IOREQ_TYPE_PCI_CONFIG`).
+    PciConfig(PciAccess),
+    /// Guest RAM mappings changed: drop cached mappings (`IOREQ_TYPE_INVALIDATE`).
+    Invalidate,
+    /// The guest's RTC offset changed (`IOREQ_TYPE_TIMEOFFSET`).
+    TimeOffset(u64),
+}
+
+/// Why a request was refused. The outcome is defined: reads are answered with all-ones of the
+/// (clamped) size, writes are dropped, the hook `Handler::invalid` is told, and the request is
+/// completed so the vCPU goes on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Invalid {
+    /// `size` is not 1, 2, 4 or 8.
+    Size(u32),
+    /// `count` is 0.
+    CountZero,
+    /// A type this library does not know.
+    UnknownType(u8),
+    /// A port number above 0xffff (XSA-199).
+    PortOutOfRange(u64),
+    /// Port I/O wider than 4 bytes.
+    PortSize(u32),
+    /// PCI config access of 8 bytes.
+    PciSize(u32),
+    /// PCI config access with `count` > 1 or a guest pointer.
+    PciShape,
+}
+
+impl core::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Invalid::Size(s) => write!(f, "access size {s} is not 1, 2, 4 or 8"),
+            Invalid::CountZero => f.write_str("repeat count is 0"),
+            Invalid::UnknownType(t) => write!(f, "unknown ioreq type {t}"),
+            Invalid::PortOutOfRange(a) => write!(f, "port {a:#x} is above 0xffff"),
+            Invalid::PortSize(s) => write!(f, "port access of {s} bytes"),
+            Invalid::PciSize(s) => write!(f, "PCI config access of {s} bytes"),
+            Invalid::PciShape => f.write_str("PCI config access with repeats or a guest pointer"),
+        }
+    }
+}
+
+/// Decode a private copy of a slot.
+///
+/// ```
+/// use xen::ioreq::{decode, Request, Size, Dir, Data};
+/// let mut raw = xen_sys::Ioreq::default();
+/// raw.addr = 0xfe00_0010;
+/// raw.size = 4;
+/// raw.count = 1;
+/// raw.r#type = xen_sys::IoreqType::COPY;
+/// raw.flags = xen_sys::IoreqFlags::default().with_dir(xen_sys::IOREQ_READ);
+/// match decode(&raw).unwrap() {
+///     Request::Mmio(a) => assert_eq!((a.addr, a.size, a.dir), (0xfe00_0010, Size::B4, Dir::Read)),
+///     other => panic!("{other:?}"),
+/// }
+/// ```
+pub fn decode(raw: &Ioreq) -> Result<Request, Invalid> {
+    let t = raw.r#type;
+    match t {
+        IoreqType::INVALIDATE => return Ok(Request::Invalidate),
+        IoreqType::TIMEOFFSET => return Ok(Request::TimeOffset(raw.data)),
+        IoreqType::PIO | IoreqType::COPY | IoreqType::PCI_CONFIG => {}
+        other => return Err(Invalid::UnknownType(other.0)),
+    }
+    let size = Size::from_bytes(raw.size).ok_or(Invalid::Size(raw.size))?;
+    if raw.count == 0 {
+        return Err(Invalid::CountZero);
+    }
+    let flags = raw.flags;
+    let dir = if flags.dir() == IOREQ_READ {
+        Dir::Read
+    } else {
+        Dir::Write
+    };
+    let is_ptr = flags.data_is_ptr() != 0;
+    let data = if is_ptr {
+        Data::GuestPtr(raw.data)
+    } else if dir == Dir::Write {
+        Data::Value(raw.data & size.mask())
+    } else {
+        Data::Value(0)
+    };
+    let access = Access {
+        addr: raw.addr,
+        size,
+        dir,
+        count: raw.count,
+        df: flags.df() != 0,
+        data,
+    };
+    match t {
+        IoreqType::PIO => {
+            if raw.addr > 0xffff {
+                return Err(Invalid::PortOutOfRange(raw.addr));
+            }
+            if size == Size::B8 {
+                return Err(Invalid::PortSize(8));
+            }
+            Ok(Request::Pio(access))
+        }
+        IoreqType::COPY => Ok(Request::Mmio(access)),
+        _ => {
+            if size == Size::B8 {
+                return Err(Invalid::PciSize(8));
+            }
+            if raw.count != 1 || is_ptr {
+                return Err(Invalid::PciShape);
+            }
+            Ok(Request::PciConfig(PciAccess {
+                sbdf: (raw.addr >> 32) as u32,
+                reg: raw.addr as u32,
+                size,
+                dir,
+                data: if dir == Dir::Write {
+                    raw.data & size.mask()
+                } else {
+                    0
+                },
+            }))
+        }
+    }
+}
+
+/// The size to answer an invalid read with: the request's size clamped to 1..=8 bytes and
+/// rounded up to a power of two.
+pub fn fallback_size(raw_size: u32) -> Size {
+    match raw_size {
+        0 | 1 => Size::B1,
+        2 => Size::B2,
+        3 | 4 => Size::B4,
+        _ => Size::B8,
+    }
+}

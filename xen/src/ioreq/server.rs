@@ -1,0 +1,496 @@
+//! The IOREQ server: setup in Xen's order, serving, teardown in reverse.
+
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use xen_sys::*;
+
+use super::handler::{Handler, Space};
+use super::request::{decode, fallback_size, Access, Data, Dir, Request};
+use super::slot::Slot;
+use crate::dm::{RangeKind, Xen};
+use crate::platform::{Pages, Platform};
+use crate::Error;
+
+/// Options of a server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Buffered ioreqs (x86): `OFF`, or `ATOMIC` (the mode this library drains correctly).
+    pub bufioreq: HvmIoreqsrvBufioreq,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            bufioreq: HvmIoreqsrvBufioreq::OFF,
+        }
+    }
+}
+
+/// How far setup got; teardown undoes exactly these steps, in reverse.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    Created,
+    Mapped,
+    Enabled,
+    Bound,
+}
+
+/// A claimed range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Range {
+    kind: RangeKind,
+    start: u64,
+    end: u64,
+}
+
+/// Counters of a server (what it did, for tests and monitoring).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Requests completed.
+    pub requests: u64,
+    /// Requests refused by validation.
+    pub invalid: u64,
+    /// Events for a slot that was not READY (spurious or duplicate).
+    pub spurious: u64,
+    /// Buffered ioreqs handled.
+    pub buffered: u64,
+}
+
+/// An IOREQ server for one guest.
+///
+/// ```no_run
+/// # #[cfg(feature = "sim")] {
+/// use xen::ioreq::{IoreqServer, ServerOptions, Handler, Space, Size};
+/// use xen::dm::{Xen, RangeKind};
+/// struct Echo(u64);
+/// impl Handler for Echo {
+///     fn read(&mut self, _: Space, _: u64, _: Size) -> u64 { self.0 }
+///     fn write(&mut self, _: Space, _: u64, _: Size, v: u64) { self.0 = v }
+/// }
+/// let sim = xen::sim::Sim::new();
+/// let guest = sim.create_guest(2);
+/// let xen = Xen::new(sim.clone()).unwrap();
+/// let mut server = IoreqServer::create(&xen, guest, ServerOptions::default()).unwrap();
+/// server.map_range(RangeKind::Mmio, 0xfe00_0000, 0xfe00_0fff).unwrap();
+/// # }
+/// ```
+pub struct IoreqServer<'x, P: Platform> {
+    xen: &'x Xen<P>,
+    domid: Domid,
+    id: Ioservid,
+    stage: Stage,
+    pages: Option<P::Pages>,
+    /// Local port per vCPU (index = vCPU id).
+    ports: Vec<EvtchnPort>,
+    /// (local port, vCPU) sorted by port, for dispatch.
+    by_port: Vec<(EvtchnPort, u32)>,
+    buf_port: Option<EvtchnPort>,
+    ranges: Vec<Range>,
+    /// The mapping starts with the buffered page.
+    buffered: bool,
+    /// Not yet torn down.
+    live: bool,
+    pending: [EvtchnPort; 64],
+    stats: Stats,
+    scratch: [u8; 64],
+}
+
+impl<'x, P: Platform> IoreqServer<'x, P> {
+    /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
+    /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.
+    pub fn create(xen: &'x Xen<P>, domid: Domid, opts: ServerOptions) -> Result<Self, Error> {
+        let nr = xen.nr_vcpus(domid)?;
+        if nr == 0 || nr > 4096 {
+            return Err(Error::Protocol {
+                op: "XEN_DMOP_nr_vcpus",
+                what: "vCPU count out of range",
+            });
+        }
+        let id = xen.create_ioreq_server(domid, opts.bufioreq)?;
+        let mut s = IoreqServer {
+            xen,
+            domid,
+            id,
+            stage: Stage::Created,
+            pages: None,
+            ports: Vec::with_capacity(nr as usize),
+            by_port: Vec::with_capacity(nr as usize + 1),
+            buf_port: None,
+            ranges: Vec::new(),
+            buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
+            live: true,
+            pending: [0; 64],
+            stats: Stats::default(),
+            scratch: [0; 64],
+        };
+        // On error, `s` is dropped and tears down what `stage` says.
+        s.setup(nr, opts)?;
+        Ok(s)
+    }
+
+    fn setup(&mut self, nr: u32, opts: ServerOptions) -> Result<(), Error> {
+        let buffered = opts.bufioreq != HvmIoreqsrvBufioreq::OFF;
+        let ioreq_pages = (nr as usize * core::mem::size_of::<Ioreq>()).div_ceil(4096) as u32;
+        // Frame 0 is the buffered page, 1 + n the ioreq pages: map them in one go.
+        let (first, count) = if buffered {
+            (0, 1 + ioreq_pages)
+        } else {
+            (1, ioreq_pages)
+        };
+        let pages = self.xen.platform().map_resource(
+            self.domid,
+            XenMemResourceType::IOREQ_SERVER,
+            u32::from(self.id),
+            first,
+            count,
+        )?;
+        if pages.len() < count as usize * 4096 {
+            return Err(Error::Protocol {
+                op: "XENMEM_acquire_resource",
+                what: "mapping shorter than requested",
+            });
+        }
+        self.pages = Some(pages);
+        self.stage = Stage::Mapped;
+        self.xen.set_ioreq_server_state(self.domid, self.id, true)?;
+        self.stage = Stage::Enabled;
+        let buf_remote = if buffered {
+            Some(
+                self.xen
+                    .ioreq_server_info(self.domid, self.id)?
+                    .bufioreq_port,
+            )
+        } else {
+            None
+        };
+        self.stage = Stage::Bound;
+        for v in 0..nr {
+            let remote = self.slot(v).vp_eport();
+            let local = self.xen.platform().bind_interdomain(self.domid, remote)?;
+            self.ports.push(local);
+            self.by_port.push((local, v));
+        }
+        if let Some(r) = buf_remote {
+            let local = self.xen.platform().bind_interdomain(self.domid, r)?;
+            self.buf_port = Some(local);
+        }
+        self.by_port.sort_unstable();
+        Ok(())
+    }
+
+    /// The server id.
+    pub fn id(&self) -> Ioservid {
+        self.id
+    }
+
+    /// The target domain.
+    pub fn domid(&self) -> Domid {
+        self.domid
+    }
+
+    /// Number of vCPUs served.
+    pub fn vcpus(&self) -> u32 {
+        self.ports.len() as u32
+    }
+
+    /// The local event-channel ports (per vCPU, then the buffered one).
+    pub fn local_ports(&self) -> impl Iterator<Item = EvtchnPort> + '_ {
+        self.ports.iter().copied().chain(self.buf_port)
+    }
+
+    /// What the server has done.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    fn ioreq_base(&self) -> *mut u8 {
+        let base = self
+            .pages
+            .as_ref()
+            .map(|p| p.base())
+            .unwrap_or(core::ptr::null_mut());
+        if self.buffered {
+            // SAFETY: the buffered page comes first; the mapping holds 1 + ioreq pages (checked
+            // in setup).
+            unsafe { base.add(4096) }
+        } else {
+            base
+        }
+    }
+
+    fn slot(&self, vcpu: u32) -> Slot {
+        // SAFETY: vcpu < nr_vcpus and the ioreq pages hold nr_vcpus slots of 32 bytes.
+        unsafe { Slot::new(self.ioreq_base().add(vcpu as usize * 32)) }
+    }
+
+    /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time.
+    pub fn map_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
+        self.xen
+            .io_range(self.domid, self.id, kind, start, end, true)?;
+        self.ranges.push(Range { kind, start, end });
+        Ok(())
+    }
+
+    /// Release a range claimed with exactly these bounds.
+    pub fn unmap_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
+        self.xen
+            .io_range(self.domid, self.id, kind, start, end, false)?;
+        self.ranges
+            .retain(|r| !(r.kind == kind && r.start == start && r.end == end));
+        Ok(())
+    }
+
+    /// Handle every pending event once: wait for events, unmask them, process each port.
+    /// Returns the number of events handled (0 when woken without events).
+    pub fn serve_once(&mut self, handler: &mut impl Handler) -> Result<usize, Error> {
+        let mut ports = self.pending;
+        let n = self.xen.platform().wait_pending(&mut ports)?;
+        let n = n.min(ports.len());
+        // Re-enable before processing so a new request is not lost.
+        self.xen.platform().unmask(&ports[..n])?;
+        for &port in &ports[..n] {
+            self.handle_port(port, handler)?;
+        }
+        Ok(n)
+    }
+
+    /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the
+    /// loop with an event or the platform's wake-up).
+    pub fn run(&mut self, handler: &mut impl Handler, stop: &AtomicBool) -> Result<(), Error> {
+        while !stop.load(Ordering::Acquire) {
+            self.serve_once(handler)?;
+        }
+        Ok(())
+    }
+
+    /// Process the event for local `port` (a vCPU's or the buffered ring's).
+    pub fn handle_port(
+        &mut self,
+        port: EvtchnPort,
+        handler: &mut impl Handler,
+    ) -> Result<(), Error> {
+        if Some(port) == self.buf_port {
+            self.drain_buffered(handler);
+            return Ok(());
+        }
+        let Ok(i) = self.by_port.binary_search_by_key(&port, |e| e.0) else {
+            // Not ours (a stale event after unbinding): nothing to do.
+            self.stats.spurious += 1;
+            return Ok(());
+        };
+        let vcpu = self.by_port[i].1;
+        // Buffered writes come before the synchronous request they may precede.
+        if self.buf_port.is_some() {
+            self.drain_buffered(handler);
+        }
+        if self.process_slot(vcpu, handler) {
+            self.xen.platform().notify(port)?;
+        }
+        Ok(())
+    }
+
+    /// Process one vCPU's slot; returns whether a response was published.
+    pub(crate) fn process_slot(&mut self, vcpu: u32, handler: &mut impl Handler) -> bool {
+        let slot = self.slot(vcpu);
+        if slot.state() != STATE_IOREQ_READY {
+            self.stats.spurious += 1;
+            return false;
+        }
+        let raw = slot.copy();
+        slot.set_inprocess(raw.flags);
+        #[cfg(feature = "fetch-audit")]
+        let raw = {
+            let mut r = raw;
+            if super::slot::audit::mutant() {
+                r.size = slot.refetch_size();
+            }
+            r
+        };
+        let data = match decode(&raw) {
+            Ok(req) => self.execute(vcpu, req, handler),
+            Err(why) => {
+                self.stats.invalid += 1;
+                handler.invalid(vcpu, why);
+                let is_read = raw.flags.dir() == IOREQ_READ;
+                (is_read && raw.flags.data_is_ptr() == 0).then(|| fallback_size(raw.size).mask())
+            }
+        };
+        self.stats.requests += 1;
+        slot.complete(raw.flags, data);
+        true
+    }
+
+    fn execute(&mut self, vcpu: u32, req: Request, handler: &mut impl Handler) -> Option<u64> {
+        match req {
+            Request::Invalidate => {
+                handler.invalidate();
+                None
+            }
+            Request::TimeOffset(o) => {
+                handler.time_offset(o);
+                None
+            }
+            Request::PciConfig(p) => {
+                let space = Space::PciConfig { sbdf: p.sbdf };
+                match p.dir {
+                    Dir::Read => {
+                        Some(handler.read(space, u64::from(p.reg), p.size) & p.size.mask())
+                    }
+                    Dir::Write => {
+                        handler.write(space, u64::from(p.reg), p.size, p.data);
+                        None
+                    }
+                }
+            }
+            Request::Pio(a) => self.access(vcpu, Space::Port, a, false, handler),
+            Request::Mmio(a) => self.access(vcpu, Space::Mmio, a, true, handler),
+        }
+    }
+
+    /// One port/MMIO access with its repetitions. The device address moves for MMIO only; the
+    /// RAM address (data_is_ptr) always moves; `df` makes both move down. Wrapping arithmetic:
+    /// overflow only reaches other guest addresses, which is the guest's business.
+    fn access(
+        &mut self,
+        vcpu: u32,
+        space: Space,
+        a: Access,
+        moves: bool,
+        handler: &mut impl Handler,
+    ) -> Option<u64> {
+        let step = u64::from(a.size.bytes());
+        let at = |base: u64, i: u64| {
+            if a.df {
+                base.wrapping_sub(i.wrapping_mul(step))
+            } else {
+                base.wrapping_add(i.wrapping_mul(step))
+            }
+        };
+        let dev = |i: u64| if moves { at(a.addr, i) } else { a.addr };
+        match a.data {
+            Data::Value(v) => match a.dir {
+                Dir::Read => {
+                    // A rep read without a RAM buffer: the last value is the answer.
+                    let mut last = 0;
+                    for i in 0..u64::from(a.count) {
+                        last = handler.read(space, dev(i), a.size) & a.size.mask();
+                        if !moves {
+                            break;
+                        }
+                    }
+                    Some(last)
+                }
+                Dir::Write => {
+                    for i in 0..u64::from(a.count) {
+                        handler.write(space, dev(i), a.size, v);
+                        if !moves {
+                            break;
+                        }
+                    }
+                    None
+                }
+            },
+            Data::GuestPtr(gpa) => {
+                let n = a.size.bytes() as usize;
+                for i in 0..u64::from(a.count) {
+                    let ram = at(gpa, i);
+                    match a.dir {
+                        Dir::Read => {
+                            let v = handler.read(space, dev(i), a.size) & a.size.mask();
+                            let bytes = v.to_le_bytes();
+                            if self
+                                .xen
+                                .platform()
+                                .write_guest(self.domid, ram, &bytes[..n])
+                                .is_err()
+                            {
+                                handler.guest_memory_error(vcpu, ram);
+                            }
+                        }
+                        Dir::Write => {
+                            let buf = &mut self.scratch[..8];
+                            buf.fill(0);
+                            if self
+                                .xen
+                                .platform()
+                                .read_guest(self.domid, ram, &mut buf[..n])
+                                .is_err()
+                            {
+                                handler.guest_memory_error(vcpu, ram);
+                                continue;
+                            }
+                            let v = u64::from_le_bytes([
+                                buf[0], buf[1], buf[2], buf[3], buf[4], buf[5], buf[6], buf[7],
+                            ]);
+                            handler.write(space, dev(i), a.size, v & a.size.mask());
+                        }
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Drain the buffered ring (ATOMIC mode): every slot is a write of 1/2/4/8 bytes; an 8-byte
+    /// write takes two slots. Pointers are read once per batch, indices reduced modulo 511, and
+    /// `read_pointer` advanced with an atomic add (Xen canonicalises both with a cmpxchg).
+    fn drain_buffered(&mut self, handler: &mut impl Handler) {
+        let Some(pages) = self.pages.as_ref().filter(|_| self.buffered) else {
+            return;
+        };
+        let page = pages.base();
+        let n = super::bufioreq::drain(page, |addr, size, value| {
+            handler.write(Space::Mmio, addr, size, value);
+        });
+        self.stats.buffered += n;
+    }
+
+    /// Tear down now (also done on drop): unmap ranges, unbind, disable, unmap pages, destroy.
+    /// Returns the first error; every step is attempted.
+    pub fn shutdown(mut self) -> Result<(), Error> {
+        self.teardown()
+    }
+
+    fn teardown(&mut self) -> Result<(), Error> {
+        if !self.live {
+            return Ok(());
+        }
+        self.live = false;
+        let mut first: Option<Error> = None;
+        let mut keep = |r: Result<(), Error>| {
+            if let Err(e) = r {
+                first.get_or_insert(e);
+            }
+        };
+        for r in core::mem::take(&mut self.ranges).into_iter().rev() {
+            keep(
+                self.xen
+                    .io_range(self.domid, self.id, r.kind, r.start, r.end, false),
+            );
+        }
+        if let Some(p) = self.buf_port.take() {
+            keep(self.xen.platform().unbind(p));
+        }
+        for p in core::mem::take(&mut self.ports).into_iter().rev() {
+            keep(self.xen.platform().unbind(p));
+        }
+        self.by_port.clear();
+        if self.stage >= Stage::Enabled {
+            keep(self.xen.set_ioreq_server_state(self.domid, self.id, false));
+        }
+        self.pages = None;
+        keep(self.xen.destroy_ioreq_server(self.domid, self.id));
+        match first {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<P: Platform> Drop for IoreqServer<'_, P> {
+    fn drop(&mut self) {
+        // Also runs when setup failed part-way and when a handler panicked (unwinding).
+        let _ = self.teardown();
+    }
+}

@@ -1,0 +1,196 @@
+//! The Linux dom0 platform: `/dev/xen/privcmd` (dm_op, resource and guest mappings, version) and
+//! `/dev/xen/evtchn` (event channels).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use xen_sys::backend::privcmd::{Error as SysError, Evtchn, Mapping, Privcmd};
+use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
+
+use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
+use crate::Error;
+
+fn os(op: &'static str, e: SysError) -> Error {
+    Error::Os {
+        op,
+        errno: e.errno().map(|e| e.raw_os_error()).unwrap_or(22),
+    }
+}
+
+/// privcmd + evtchn handles of a Linux dom0 (or driver domain).
+#[derive(Debug)]
+pub struct Linux {
+    privcmd: Privcmd,
+    evtchn: Evtchn,
+    stop: AtomicBool,
+}
+
+impl Linux {
+    /// Open `/dev/xen/privcmd` and `/dev/xen/evtchn`.
+    pub fn open() -> Result<Self, Error> {
+        Ok(Linux {
+            privcmd: Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?,
+            evtchn: Evtchn::open().map_err(|e| os("open /dev/xen/evtchn", e))?,
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    /// Restrict both handles to `domid` (drop privilege before touching guest data): afterwards
+    /// only dm_op, mappings and interdomain binds for that domain work.
+    pub fn restrict(&self, domid: Domid) -> Result<(), Error> {
+        self.privcmd
+            .restrict(domid)
+            .map_err(|e| os("IOCTL_PRIVCMD_RESTRICT", e))?;
+        self.evtchn
+            .restrict(domid)
+            .map_err(|e| os("IOCTL_EVTCHN_RESTRICT_DOMID", e))
+    }
+
+    /// The evtchn device (poll its fd to integrate with another event loop).
+    pub fn evtchn(&self) -> &Evtchn {
+        &self.evtchn
+    }
+
+    /// The privcmd device.
+    pub fn privcmd(&self) -> &Privcmd {
+        &self.privcmd
+    }
+}
+
+/// A privcmd mapping.
+#[derive(Debug)]
+pub struct LinuxPages(Mapping);
+
+impl Pages for LinuxPages {
+    fn base(&self) -> *mut u8 {
+        self.0.as_ptr()
+    }
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl Version for Linux {
+    fn xen_version(&self) -> Result<XenVersion, Error> {
+        // SAFETY: XENVER_version takes no memory.
+        let v = unsafe { xen_sys::xen_version_version(&self.privcmd) }.map_err(|e| Error::Os {
+            op: "XENVER_version",
+            errno: e.0,
+        })?;
+        Ok(XenVersion::from_xenver(v as u32))
+    }
+}
+
+impl DeviceModel for Linux {
+    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+        self.privcmd
+            .dm_op(domid, bufs)
+            .map_err(|e| os("IOCTL_PRIVCMD_DM_OP", e))
+    }
+}
+
+impl ForeignMemory for Linux {
+    type Pages = LinuxPages;
+
+    fn map_resource(
+        &self,
+        domid: Domid,
+        ty: XenMemResourceType,
+        id: u32,
+        frame: u32,
+        nr: u32,
+    ) -> Result<LinuxPages, Error> {
+        self.privcmd
+            .map_resource(domid, ty, id, frame, nr)
+            .map(LinuxPages)
+            .map_err(|e| os("IOCTL_PRIVCMD_MMAP_RESOURCE", e))
+    }
+
+    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
+            for j in 0..n {
+                // SAFETY: inside the one-page (or two-page) foreign mapping; guest memory is
+                // read with volatile loads and never referenced.
+                buf[i + j] = unsafe { map.as_ptr().add(off + j).read_volatile() };
+            }
+        })
+    }
+
+    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+        self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
+            for j in 0..n {
+                // SAFETY: as above, volatile stores.
+                unsafe { map.as_ptr().add(off + j).write_volatile(buf[i + j]) };
+            }
+        })
+    }
+}
+
+impl Linux {
+    /// Map the guest frames covering [gpa, gpa+len) and run `f(map, offset, done, n)` per chunk.
+    fn guest_copy(
+        &self,
+        domid: Domid,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(&Mapping, usize, usize, usize),
+    ) -> Result<(), Error> {
+        let mut done = 0;
+        while done < len {
+            let a = gpa.wrapping_add(done as u64);
+            let off = (a & 0xfff) as usize;
+            let n = (4096 - off).min(len - done);
+            let (map, errs) = self
+                .privcmd
+                .map_foreign(domid, &[(a >> 12) as xen_sys::XenPfn])
+                .map_err(|e| os("IOCTL_PRIVCMD_MMAPBATCH_V2", e))?;
+            if errs[0] != 0 {
+                return Err(Error::Os {
+                    op: "IOCTL_PRIVCMD_MMAPBATCH_V2",
+                    errno: -errs[0],
+                });
+            }
+            f(&map, off, done, n);
+            done += n;
+        }
+        Ok(())
+    }
+
+    /// Make a blocked [`EventChannels::wait_pending`] return (e.g. from a SIGTERM handler's
+    /// thread): sets a flag the next wake-up observes. Pair with a notify on a bound port.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl EventChannels for Linux {
+    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+        self.evtchn
+            .bind_interdomain(remote, port)
+            .map_err(|e| os("IOCTL_EVTCHN_BIND_INTERDOMAIN", e))
+    }
+    fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
+        self.evtchn
+            .unbind(port)
+            .map_err(|e| os("IOCTL_EVTCHN_UNBIND", e))
+    }
+    fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
+        self.evtchn
+            .notify(port)
+            .map_err(|e| os("IOCTL_EVTCHN_NOTIFY", e))
+    }
+    fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
+        if self.stop.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        match self.evtchn.pending_into(out) {
+            Ok(n) => Ok(n),
+            Err(e) if e.errno() == Some(xen_sys::backend::privcmd::Errno::INTR) => Ok(0),
+            Err(e) => Err(os("read /dev/xen/evtchn", e)),
+        }
+    }
+    fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
+        self.evtchn
+            .unmask_all(ports)
+            .map_err(|e| os("write /dev/xen/evtchn", e))
+    }
+}

@@ -1,0 +1,69 @@
+//! What the safe layer needs from the system, as small traits: implemented for Linux dom0
+//! (`linux`, feature `std`), for the simulator (`sim`), and implementable over the bare hypercall
+//! backends for stub domains.
+
+use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
+
+use crate::Error;
+
+/// Memory of an acquired resource (ioreq pages), reached only through raw pointers.
+pub trait Pages {
+    /// Start of the mapping.
+    fn base(&self) -> *mut u8;
+    /// Length in bytes.
+    fn len(&self) -> usize;
+    /// Whether the mapping is empty.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The running hypervisor's version.
+pub trait Version {
+    /// `XENVER_version`.
+    fn xen_version(&self) -> Result<XenVersion, Error>;
+}
+
+/// `dm_op` on a target domain.
+pub trait DeviceModel {
+    /// Issue a dm_op: buffer 0 holds the `xen_dm_op`; Xen writes results back into the buffers.
+    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error>;
+}
+
+/// Mapping resources and guest memory.
+pub trait ForeignMemory {
+    /// The mapping type.
+    type Pages: Pages;
+    /// `XENMEM_acquire_resource` mapping of `nr` frames from `frame`.
+    fn map_resource(
+        &self,
+        domid: Domid,
+        ty: XenMemResourceType,
+        id: u32,
+        frame: u32,
+        nr: u32,
+    ) -> Result<Self::Pages, Error>;
+    /// Copy guest RAM at guest-physical `gpa` into `buf`.
+    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error>;
+    /// Copy `buf` into guest RAM at guest-physical `gpa`.
+    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error>;
+}
+
+/// Event channels of the calling domain.
+pub trait EventChannels {
+    /// Bind `port` of `remote`; returns the local port.
+    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error>;
+    /// Close a local port.
+    fn unbind(&self, port: EvtchnPort) -> Result<(), Error>;
+    /// Send an event on a local port.
+    fn notify(&self, port: EvtchnPort) -> Result<(), Error>;
+    /// Wait until at least one bound port is pending (or the wait is interrupted) and write the
+    /// pending ports to `out`; returns how many (0: woken without events, e.g. to stop).
+    fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error>;
+    /// Re-enable delivery of `ports`.
+    fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error>;
+}
+
+/// Everything an IOREQ server needs.
+pub trait Platform: Version + DeviceModel + ForeignMemory + EventChannels {}
+impl<T: Version + DeviceModel + ForeignMemory + EventChannels> Platform for T {}

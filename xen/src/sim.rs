@@ -1,0 +1,1270 @@
+//! An in-process model of the hypervisor side of IOREQ, good enough to test servers without Xen:
+//! dm_op with Xen's validation and error codes, per-server ioreq pages, event channels, range
+//! matching, the vCPU's wait for IORESP_READY (crashing the "domain" if the state moves
+//! backwards), guest RAM for `data_is_ptr`, a hostile-guest writer, and fault injection.
+//!
+//! ```
+//! use xen::sim::Sim;
+//! use xen::{Xen, dm::RangeKind};
+//! use xen::ioreq::{Handler, IoreqServer, ServerOptions, Size, Space};
+//!
+//! struct Regs([u64; 4]);
+//! impl Handler for Regs {
+//!     fn read(&mut self, _: Space, a: u64, _: Size) -> u64 { self.0[(a as usize / 8) % 4] }
+//!     fn write(&mut self, _: Space, a: u64, _: Size, v: u64) { self.0[(a as usize / 8) % 4] = v }
+//! }
+//!
+//! let sim = Sim::new();
+//! let dom = sim.create_guest(1);
+//! let xen = Xen::new(sim.clone()).unwrap();
+//! let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+//! srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+//! let port = srv.local_ports().next().unwrap();
+//! let mut regs = Regs([0; 4]);
+//!
+//! // Single-threaded: the guest posts, the server handles, the guest collects.
+//! sim.post_mmio(dom, 0, 0x1008, 8, Some(42)).unwrap();
+//! srv.handle_port(port, &mut regs).unwrap();
+//! sim.collect(dom, 0).unwrap();
+//! sim.post_mmio(dom, 0, 0x1008, 8, None).unwrap();
+//! srv.handle_port(port, &mut regs).unwrap();
+//! assert_eq!(sim.collect(dom, 0).unwrap(), 42);
+//! ```
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::format;
+use std::string::String;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use std::vec::Vec;
+
+use xen_sys::*;
+
+use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
+use crate::Error;
+
+const EPERM: i32 = 1;
+const ENOENT: i32 = 2;
+const ESRCH: i32 = 3;
+const E2BIG: i32 = 7;
+const EFAULT: i32 = 14;
+const EEXIST: i32 = 17;
+const EINVAL: i32 = 22;
+const ENOSPC: i32 = 28;
+const ENOTCONN: i32 = 107;
+const EOPNOTSUPP: i32 = 95;
+const ENODATA: i32 = 61;
+
+/// The emulator's domain id in the model (dom0).
+pub const EMULATOR: Domid = 0;
+/// Guest RAM of every simulated guest.
+pub const GUEST_RAM: usize = 1 << 20;
+const MAX_SERVERS: usize = 8;
+const MAX_RANGES: usize = 256;
+
+/// Page-aligned memory shared between the model and a server.
+struct PageBox {
+    ptr: *mut u8,
+    layout: Layout,
+}
+
+// SAFETY: raw memory accessed only with volatile/atomic operations by both sides.
+unsafe impl Send for PageBox {}
+// SAFETY: as above.
+unsafe impl Sync for PageBox {}
+
+impl PageBox {
+    fn new(pages: usize) -> PageBox {
+        let layout = Layout::from_size_align(pages * 4096, 4096).expect("page layout");
+        // SAFETY: non-zero size.
+        let ptr = unsafe { alloc_zeroed(layout) };
+        assert!(!ptr.is_null(), "out of memory for simulated pages");
+        PageBox { ptr, layout }
+    }
+}
+
+impl Drop for PageBox {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with this layout; no mapping outlives the Arc.
+        unsafe { dealloc(self.ptr, self.layout) };
+    }
+}
+
+/// A mapping handed to a server (keeps the pages alive, as a real mapping holds references).
+pub struct SimPages {
+    mem: Arc<PageBox>,
+    offset: usize,
+    len: usize,
+}
+
+impl Pages for SimPages {
+    fn base(&self) -> *mut u8 {
+        // SAFETY: offset < the allocation's size (checked in map_resource).
+        unsafe { self.mem.ptr.add(self.offset) }
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+struct Server {
+    domid: Domid,
+    id: Ioservid,
+    enabled: bool,
+    bufioreq: bool,
+    /// [buffered page][ioreq pages]
+    mem: Arc<PageBox>,
+    ioreq_pages: usize,
+    ranges: [Vec<(u64, u64)>; 3],
+    /// Target-side ports, per vCPU, then the buffered one.
+    vcpu_ports: Vec<EvtchnPort>,
+    buf_port: EvtchnPort,
+}
+
+impl Server {
+    fn slot(&self, vcpu: u32) -> *mut u8 {
+        // SAFETY: vcpu < nr_vcpus, checked by callers; the ioreq pages follow the buffered page.
+        unsafe { self.mem.ptr.add(4096 + vcpu as usize * 32) }
+    }
+}
+
+struct Domain {
+    nr_vcpus: u32,
+    hvm: bool,
+    ram: Vec<u8>,
+    crashed: Option<String>,
+    next_port: EvtchnPort,
+    /// Target-side ports with an event sent by the emulator.
+    events: BTreeSet<EvtchnPort>,
+}
+
+struct Binding {
+    remote_dom: Domid,
+    remote_port: EvtchnPort,
+}
+
+#[derive(Default)]
+struct State {
+    version: Option<XenVersion>,
+    next_domid: Domid,
+    domains: BTreeMap<Domid, Domain>,
+    servers: Vec<Server>,
+    bindings: BTreeMap<EvtchnPort, Binding>,
+    next_local: EvtchnPort,
+    queue: VecDeque<EvtchnPort>,
+    masked: BTreeSet<EvtchnPort>,
+    raised_while_masked: BTreeSet<EvtchnPort>,
+    wake: bool,
+    fail: Option<(u32, i32)>,
+    calls: u32,
+    log: Vec<String>,
+    irqs: Vec<(Domid, u32, bool)>,
+}
+
+struct Shared {
+    st: Mutex<State>,
+    cv: Condvar,
+}
+
+/// The simulated hypervisor (and the emulator domain's view of it). Cheap to clone.
+#[derive(Clone)]
+pub struct Sim {
+    inner: Arc<Shared>,
+}
+
+/// What can go wrong for a simulated vCPU access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GuestError {
+    /// The slot was not free (a request is already outstanding on this vCPU).
+    Busy,
+    /// No answer in time (the server did not complete the request).
+    Timeout,
+    /// Xen crashed the domain (e.g. the server moved `state` backwards); the reason.
+    DomainCrashed(String),
+    /// No such domain or vCPU.
+    NoSuchVcpu,
+    /// Nothing outstanding to collect.
+    NothingPosted,
+}
+
+impl Default for Sim {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Sim {
+    /// A hypervisor reporting Xen 4.17.
+    pub fn new() -> Sim {
+        Self::with_version(XenVersion::new(4, 17))
+    }
+
+    /// A hypervisor reporting `version` (to test version gating).
+    pub fn with_version(version: XenVersion) -> Sim {
+        let st = State {
+            version: Some(version),
+            next_domid: 1,
+            next_local: 1,
+            ..Default::default()
+        };
+        Sim {
+            inner: Arc::new(Shared {
+                st: Mutex::new(st),
+                cv: Condvar::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.st.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Create an HVM guest with `vcpus` vCPUs and [`GUEST_RAM`] bytes of RAM; returns its domid.
+    pub fn create_guest(&self, vcpus: u32) -> Domid {
+        self.create_domain(vcpus, true)
+    }
+
+    /// Create a PV guest (dm_op refuses it with EINVAL, as Xen does).
+    pub fn create_pv_guest(&self, vcpus: u32) -> Domid {
+        self.create_domain(vcpus, false)
+    }
+
+    fn create_domain(&self, vcpus: u32, hvm: bool) -> Domid {
+        let mut st = self.lock();
+        let d = st.next_domid;
+        st.next_domid += 1;
+        st.domains.insert(
+            d,
+            Domain {
+                nr_vcpus: vcpus,
+                hvm,
+                ram: std::vec![0; GUEST_RAM],
+                crashed: None,
+                next_port: 1,
+                events: BTreeSet::new(),
+            },
+        );
+        d
+    }
+
+    /// Make the `n`-th platform call from now (dm_op, map_resource, bind; counting from 1) fail
+    /// with `errno`.
+    pub fn fail_call(&self, n: u32, errno: i32) {
+        let mut st = self.lock();
+        st.calls = 0;
+        st.fail = Some((n, errno));
+    }
+
+    /// Platform calls made so far, in order (e.g. `"dm_op XEN_DMOP_create_ioreq_server"`).
+    pub fn call_log(&self) -> Vec<String> {
+        self.lock().log.clone()
+    }
+
+    /// Number of live IOREQ servers for `domid`.
+    pub fn servers(&self, domid: Domid) -> usize {
+        self.lock()
+            .servers
+            .iter()
+            .filter(|s| s.domid == domid)
+            .count()
+    }
+
+    /// Number of bound emulator-side event channels.
+    pub fn bound_ports(&self) -> usize {
+        self.lock().bindings.len()
+    }
+
+    /// Why the domain was crashed, if it was.
+    pub fn crashed(&self, domid: Domid) -> Option<String> {
+        self.lock()
+            .domains
+            .get(&domid)
+            .and_then(|d| d.crashed.clone())
+    }
+
+    /// IRQ level changes requested with dm_op (domid, irq, level).
+    pub fn irq_log(&self) -> Vec<(Domid, u32, bool)> {
+        self.lock().irqs.clone()
+    }
+
+    /// Wake a blocked `wait_pending` without an event (it returns 0).
+    pub fn wake(&self) {
+        self.lock().wake = true;
+        self.inner.cv.notify_all();
+    }
+
+    /// Guest RAM access for tests (guest-physical address).
+    pub fn guest_ram_write(&self, domid: Domid, gpa: u64, data: &[u8]) {
+        let mut st = self.lock();
+        let d = st.domains.get_mut(&domid).expect("domain");
+        d.ram[gpa as usize..gpa as usize + data.len()].copy_from_slice(data);
+    }
+
+    /// Read guest RAM (tests).
+    pub fn guest_ram_read(&self, domid: Domid, gpa: u64, len: usize) -> Vec<u8> {
+        let st = self.lock();
+        st.domains[&domid].ram[gpa as usize..gpa as usize + len].to_vec()
+    }
+
+    fn enter(&self, st: &mut State, what: &str) -> Result<(), Error> {
+        st.calls += 1;
+        st.log.push(String::from(what));
+        if let Some((n, errno)) = st.fail {
+            if st.calls == n {
+                st.fail = None;
+                return Err(Error::Os {
+                    op: "simulated failure",
+                    errno,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    // --- the guest side ------------------------------------------------------------------------
+
+    /// Select the server that claims an access (most recently created first), as Xen does.
+    fn select(st: &State, domid: Domid, kind: usize, first: u64, last: u64) -> Option<usize> {
+        st.servers.iter().enumerate().rev().find_map(|(i, s)| {
+            (s.domid == domid
+                && s.enabled
+                && s.ranges[kind].iter().any(|&(a, b)| a <= first && last <= b))
+            .then_some(i)
+        })
+    }
+
+    /// Post a raw request on `vcpu` as Xen would: route it, fill the slot, set READY and notify
+    /// the server. Returns `Ok(Some(value))` when no server claims it (all-ones for reads).
+    pub fn post(&self, domid: Domid, vcpu: u32, req: Ioreq) -> Result<Option<u64>, GuestError> {
+        let mut st = self.lock();
+        let dom = st.domains.get(&domid).ok_or(GuestError::NoSuchVcpu)?;
+        if vcpu >= dom.nr_vcpus {
+            return Err(GuestError::NoSuchVcpu);
+        }
+        if let Some(c) = &dom.crashed {
+            return Err(GuestError::DomainCrashed(c.clone()));
+        }
+        let size = u64::from(req.size.max(1));
+        let count = u64::from(req.count.max(1));
+        let (kind, first, last) = match req.r#type {
+            IoreqType::PIO => (0, req.addr, req.addr.wrapping_add(size - 1)),
+            IoreqType::PCI_CONFIG => (2, req.addr >> 32, req.addr >> 32),
+            _ => {
+                let span = size.wrapping_mul(count);
+                if req.flags.df() != 0 {
+                    (
+                        1,
+                        req.addr.wrapping_sub(span - size),
+                        req.addr.wrapping_add(size - 1),
+                    )
+                } else {
+                    (1, req.addr, req.addr.wrapping_add(span - 1))
+                }
+            }
+        };
+        let Some(i) = Self::select(&st, domid, kind, first, last) else {
+            // Xen's null handler: reads all-ones, writes dropped.
+            let ones = if size >= 8 {
+                u64::MAX
+            } else {
+                (1u64 << (size * 8)) - 1
+            };
+            return Ok(Some(ones));
+        };
+        let s = &st.servers[i];
+        let slot = s.slot(vcpu);
+        // SAFETY: the slot is inside the server's live page; volatile accesses only.
+        unsafe {
+            if slot.add(30).read_volatile() & 0xf != STATE_IOREQ_NONE {
+                return Err(GuestError::Busy);
+            }
+            let words: [u64; 4] = zerocopy::transmute!(req.with_state_none());
+            // vp_eport (bytes 24..28) is Xen's: keep it.
+            let eport = slot.add(24).cast::<u32>().read_volatile();
+            for (k, w) in words.iter().enumerate() {
+                slot.cast::<u64>().add(k).write_volatile(*w);
+            }
+            slot.add(24).cast::<u32>().write_volatile(eport);
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+            slot.add(30)
+                .write_volatile(req.flags.with_state(STATE_IOREQ_READY).0);
+        }
+        let remote = s.vcpu_ports[vcpu as usize];
+        Self::raise(&mut st, domid, remote);
+        drop(st);
+        self.inner.cv.notify_all();
+        Ok(None)
+    }
+
+    /// Deliver an event from target port (`domid`, `remote`) to whichever local port is bound
+    /// to it.
+    fn raise(st: &mut State, domid: Domid, remote: EvtchnPort) {
+        let local = st
+            .bindings
+            .iter()
+            .find(|(_, b)| b.remote_dom == domid && b.remote_port == remote)
+            .map(|(l, _)| *l);
+        if let Some(l) = local {
+            if st.masked.contains(&l) {
+                st.raised_while_masked.insert(l);
+            } else {
+                st.masked.insert(l);
+                st.queue.push_back(l);
+            }
+        }
+    }
+
+    /// After a server answered on `vcpu`, consume the answer as Xen's `wait_for_io` does: the
+    /// slot must be IORESP_READY; then `data` is read once and the slot freed.
+    pub fn collect(&self, domid: Domid, vcpu: u32) -> Result<u64, GuestError> {
+        let st = self.lock();
+        let (slot, _) = Self::slot_of(&st, domid, vcpu).ok_or(GuestError::NothingPosted)?;
+        // SAFETY: inside the live page; volatile.
+        let state = unsafe { slot.add(30).read_volatile() } & 0xf;
+        if state != STATE_IORESP_READY {
+            return Err(GuestError::NothingPosted);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        // SAFETY: as above.
+        let data = unsafe { slot.add(8).cast::<u64>().read_volatile() };
+        // SAFETY: as above.
+        unsafe { slot.add(30).write_volatile(STATE_IOREQ_NONE) };
+        Ok(data)
+    }
+
+    fn slot_of(st: &State, domid: Domid, vcpu: u32) -> Option<(*mut u8, usize)> {
+        // The slot in use is the one of the server the last request went to: find a server whose
+        // slot is not NONE.
+        st.servers.iter().enumerate().rev().find_map(|(i, s)| {
+            if s.domid != domid || vcpu as usize >= s.vcpu_ports.len() {
+                return None;
+            }
+            let p = s.slot(vcpu);
+            // SAFETY: inside the live page.
+            let state = unsafe { p.add(30).read_volatile() } & 0xf;
+            (state != STATE_IOREQ_NONE).then_some((p, i))
+        })
+    }
+
+    /// Post `req`, then wait (as the vCPU does) for the answer: IORESP_READY returns `data`;
+    /// a state moving backwards crashes the domain (XSA-262); no answer within `timeout` fails.
+    pub fn request(
+        &self,
+        domid: Domid,
+        vcpu: u32,
+        req: Ioreq,
+        timeout: Duration,
+    ) -> Result<u64, GuestError> {
+        if let Some(v) = self.post(domid, vcpu, req)? {
+            return Ok(v);
+        }
+        let deadline = Instant::now() + timeout;
+        let mut last = STATE_IOREQ_READY;
+        let mut st = self.lock();
+        loop {
+            let Some((slot, _)) = Self::slot_of(&st, domid, vcpu) else {
+                // The slot went back to NONE without IORESP_READY: the server broke the protocol.
+                let why = String::from("ioreq state moved backwards to NONE");
+                if let Some(d) = st.domains.get_mut(&domid) {
+                    d.crashed = Some(why.clone());
+                }
+                return Err(GuestError::DomainCrashed(why));
+            };
+            // SAFETY: inside the live page; read once per check.
+            let state = unsafe { slot.add(30).read_volatile() } & 0xf;
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            if state < last || state > STATE_IORESP_READY {
+                let why = format!("ioreq state moved from {last} to {state}");
+                if let Some(d) = st.domains.get_mut(&domid) {
+                    d.crashed = Some(why.clone());
+                }
+                return Err(GuestError::DomainCrashed(why));
+            }
+            last = state;
+            if state == STATE_IORESP_READY {
+                drop(st);
+                return self.collect(domid, vcpu);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(GuestError::Timeout);
+            }
+            let (g, _) = self
+                .inner
+                .cv
+                .wait_timeout(st, (deadline - now).min(Duration::from_millis(2)))
+                .unwrap_or_else(|p| p.into_inner());
+            st = g;
+        }
+    }
+
+    /// Post an MMIO access (`value`: Some for a write) without waiting (single-threaded tests).
+    pub fn post_mmio(
+        &self,
+        domid: Domid,
+        vcpu: u32,
+        addr: u64,
+        size: u32,
+        value: Option<u64>,
+    ) -> Result<Option<u64>, GuestError> {
+        self.post(
+            domid,
+            vcpu,
+            ioreq(IoreqType::COPY, addr, size, 1, value, false, false),
+        )
+    }
+
+    /// A handle that performs guest accesses on one vCPU and waits for the answers.
+    pub fn vcpu(&self, domid: Domid, vcpu: u32) -> Vcpu {
+        Vcpu {
+            sim: self.clone(),
+            domid,
+            vcpu,
+            timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// A writer that scribbles over the non-state fields of `vcpu`'s slot of the newest server
+    /// of `domid` (a hostile guest in legacy gfn mode), for concurrent use from another thread.
+    pub fn hostile_writer(&self, domid: Domid, vcpu: u32) -> Option<HostileWriter> {
+        let st = self.lock();
+        let s = st.servers.iter().rev().find(|s| s.domid == domid)?;
+        (vcpu < s.vcpu_ports.len() as u32).then(|| HostileWriter {
+            slot: s.slot(vcpu),
+            _mem: s.mem.clone(),
+            x: 0x9e37_79b9_7f4a_7c15,
+        })
+    }
+
+    /// The buffered ioreq page of the newest server of `domid`, to play Xen's producer side.
+    pub fn bufioreq_producer(&self, domid: Domid) -> Option<BufProducer> {
+        let st = self.lock();
+        let s = st
+            .servers
+            .iter()
+            .rev()
+            .find(|s| s.domid == domid && s.bufioreq)?;
+        Some(BufProducer {
+            sim: self.clone(),
+            domid,
+            page: s.mem.ptr,
+            port: s.buf_port,
+            _mem: s.mem.clone(),
+        })
+    }
+}
+
+/// Builds a raw ioreq (state NONE) for the simulator's guest side.
+pub fn ioreq(
+    ty: IoreqType,
+    addr: u64,
+    size: u32,
+    count: u32,
+    write: Option<u64>,
+    data_is_ptr: bool,
+    df: bool,
+) -> Ioreq {
+    let dir = if write.is_some() {
+        IOREQ_WRITE
+    } else {
+        IOREQ_READ
+    };
+    Ioreq {
+        addr,
+        data: write.unwrap_or(0),
+        count,
+        size,
+        r#type: ty,
+        flags: IoreqFlags::default()
+            .with_dir(dir)
+            .with_data_is_ptr(u8::from(data_is_ptr))
+            .with_df(u8::from(df)),
+        ..Default::default()
+    }
+}
+
+trait WithStateNone {
+    fn with_state_none(self) -> Self;
+}
+
+impl WithStateNone for Ioreq {
+    fn with_state_none(mut self) -> Self {
+        self.flags = self.flags.with_state(STATE_IOREQ_NONE);
+        self
+    }
+}
+
+/// A simulated vCPU issuing accesses and waiting for their answers.
+pub struct Vcpu {
+    sim: Sim,
+    domid: Domid,
+    vcpu: u32,
+    timeout: Duration,
+}
+
+impl Vcpu {
+    /// Set how long to wait for an answer.
+    pub fn with_timeout(mut self, t: Duration) -> Self {
+        self.timeout = t;
+        self
+    }
+
+    fn go(&self, r: Ioreq) -> Result<u64, GuestError> {
+        self.sim.request(self.domid, self.vcpu, r, self.timeout)
+    }
+
+    /// MMIO read of `size` bytes.
+    pub fn mmio_read(&self, addr: u64, size: u32) -> Result<u64, GuestError> {
+        self.go(ioreq(IoreqType::COPY, addr, size, 1, None, false, false))
+    }
+    /// MMIO write.
+    pub fn mmio_write(&self, addr: u64, size: u32, value: u64) -> Result<(), GuestError> {
+        self.go(ioreq(
+            IoreqType::COPY,
+            addr,
+            size,
+            1,
+            Some(value),
+            false,
+            false,
+        ))
+        .map(drop)
+    }
+    /// Port read (`in`).
+    pub fn pio_in(&self, port: u16, size: u32) -> Result<u64, GuestError> {
+        self.go(ioreq(
+            IoreqType::PIO,
+            u64::from(port),
+            size,
+            1,
+            None,
+            false,
+            false,
+        ))
+    }
+    /// Port write (`out`).
+    pub fn pio_out(&self, port: u16, size: u32, value: u64) -> Result<(), GuestError> {
+        self.go(ioreq(
+            IoreqType::PIO,
+            u64::from(port),
+            size,
+            1,
+            Some(value),
+            false,
+            false,
+        ))
+        .map(drop)
+    }
+    /// `rep outs`: `count` elements from guest RAM at `gpa` to `port`.
+    pub fn rep_outs(
+        &self,
+        port: u16,
+        size: u32,
+        gpa: u64,
+        count: u32,
+        df: bool,
+    ) -> Result<(), GuestError> {
+        self.go(ioreq(
+            IoreqType::PIO,
+            u64::from(port),
+            size,
+            count,
+            Some(gpa),
+            true,
+            df,
+        ))
+        .map(drop)
+    }
+    /// `rep ins`: `count` elements from `port` to guest RAM at `gpa`.
+    pub fn rep_ins(
+        &self,
+        port: u16,
+        size: u32,
+        gpa: u64,
+        count: u32,
+        df: bool,
+    ) -> Result<(), GuestError> {
+        let mut r = ioreq(IoreqType::PIO, u64::from(port), size, count, None, true, df);
+        r.data = gpa;
+        self.go(r).map(drop)
+    }
+    /// `rep movs` from MMIO at `addr` to guest RAM at `gpa` (MMIO read).
+    pub fn rep_mmio_to_ram(
+        &self,
+        addr: u64,
+        size: u32,
+        gpa: u64,
+        count: u32,
+        df: bool,
+    ) -> Result<(), GuestError> {
+        let mut r = ioreq(IoreqType::COPY, addr, size, count, None, true, df);
+        r.data = gpa;
+        self.go(r).map(drop)
+    }
+    /// PCI config read of a claimed SBDF.
+    pub fn pci_config_read(&self, sbdf: u32, reg: u32, size: u32) -> Result<u64, GuestError> {
+        self.go(ioreq(
+            IoreqType::PCI_CONFIG,
+            (u64::from(sbdf) << 32) | u64::from(reg),
+            size,
+            1,
+            None,
+            false,
+            false,
+        ))
+    }
+    /// PCI config write.
+    pub fn pci_config_write(
+        &self,
+        sbdf: u32,
+        reg: u32,
+        size: u32,
+        value: u64,
+    ) -> Result<(), GuestError> {
+        self.go(ioreq(
+            IoreqType::PCI_CONFIG,
+            (u64::from(sbdf) << 32) | u64::from(reg),
+            size,
+            1,
+            Some(value),
+            false,
+            false,
+        ))
+        .map(drop)
+    }
+    /// Any raw request (invalid ones included).
+    pub fn raw(&self, r: Ioreq) -> Result<u64, GuestError> {
+        self.go(r)
+    }
+}
+
+/// Scribbles over a slot's non-state bytes (bytes 0..24 and 31: addr, data, count, size, type).
+pub struct HostileWriter {
+    slot: *mut u8,
+    _mem: Arc<PageBox>,
+    x: u64,
+}
+
+// SAFETY: the writer only performs volatile stores into the shared page, which it keeps alive.
+unsafe impl Send for HostileWriter {}
+
+impl HostileWriter {
+    /// One round of rewriting: new pseudo-random addr, data, count, size and type.
+    pub fn scribble(&mut self) {
+        // xorshift64*
+        self.x ^= self.x >> 12;
+        self.x ^= self.x << 25;
+        self.x ^= self.x >> 27;
+        let r = self.x.wrapping_mul(0x2545_f491_4f6c_dd1d);
+        // SAFETY: inside the live page; volatile stores of fields the guest may write in legacy
+        // mode (never the state byte, which would be a different attack handled by Xen).
+        unsafe {
+            self.slot.cast::<u64>().write_volatile(r);
+            self.slot
+                .add(8)
+                .cast::<u64>()
+                .write_volatile(r.rotate_left(17));
+            self.slot
+                .add(16)
+                .cast::<u32>()
+                .write_volatile((r >> 40) as u32);
+            self.slot
+                .add(20)
+                .cast::<u32>()
+                .write_volatile((r & 0xf) as u32);
+            self.slot.add(31).write_volatile((r >> 8) as u8 & 0xf);
+        }
+    }
+}
+
+/// Plays Xen's producer side of the buffered ring.
+pub struct BufProducer {
+    sim: Sim,
+    domid: Domid,
+    page: *mut u8,
+    port: EvtchnPort,
+    _mem: Arc<PageBox>,
+}
+
+impl BufProducer {
+    fn ptrs(&self) -> (&std::sync::atomic::AtomicU32, &std::sync::atomic::AtomicU32) {
+        // SAFETY: the page is alive (held by `_mem`); the pointers are aligned u32s shared
+        // with the consumer, accessed atomically by both.
+        unsafe {
+            (
+                std::sync::atomic::AtomicU32::from_ptr(self.page.cast()),
+                std::sync::atomic::AtomicU32::from_ptr(self.page.add(4).cast()),
+            )
+        }
+    }
+
+    /// Set both pointers (e.g. near 2^32 to test wrap-around).
+    pub fn set_pointers(&self, read: u32, write: u32) {
+        let (r, w) = self.ptrs();
+        r.store(read, std::sync::atomic::Ordering::SeqCst);
+        w.store(write, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// The current (read, write) pointers.
+    pub fn pointers(&self) -> (u32, u32) {
+        let (r, w) = self.ptrs();
+        (
+            r.load(std::sync::atomic::Ordering::SeqCst),
+            w.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    }
+
+    /// Queue a buffered write of `size` (1, 2, 4 or 8) bytes at `addr` (< 1 MiB); returns false
+    /// when the ring is full (Xen then falls back to a synchronous request).
+    pub fn push(&self, addr: u32, size: u32, value: u64) -> bool {
+        let (r, w) = self.ptrs();
+        let rp = r.load(std::sync::atomic::Ordering::Acquire);
+        let wp = w.load(std::sync::atomic::Ordering::Acquire);
+        let slots = if size == 8 { 2 } else { 1 };
+        if wp.wrapping_sub(rp) + slots > IOREQ_BUFFER_SLOT_NUM {
+            return false;
+        }
+        let sz = match size {
+            1 => 0,
+            2 => 1,
+            4 => 2,
+            _ => 3,
+        };
+        let lo = BufIoreqLo(0)
+            .with_type(u32::from(IoreqType::COPY.0))
+            .with_size(sz)
+            .with_addr(addr);
+        let write_slot = |i: u32, data: u32| {
+            let off = 8 + (i % IOREQ_BUFFER_SLOT_NUM) as usize * 8;
+            // SAFETY: inside the page.
+            unsafe {
+                self.page
+                    .add(off)
+                    .cast::<u64>()
+                    .write_volatile(u64::from(lo.0) | (u64::from(data) << 32))
+            };
+        };
+        write_slot(wp, value as u32);
+        if size == 8 {
+            write_slot(wp.wrapping_add(1), (value >> 32) as u32);
+        }
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        w.store(wp.wrapping_add(slots), std::sync::atomic::Ordering::Release);
+        true
+    }
+
+    /// Notify the server's buffered port.
+    pub fn notify(&self) {
+        let mut st = self.sim.lock();
+        Sim::raise(&mut st, self.domid, self.port);
+        drop(st);
+        self.sim.inner.cv.notify_all();
+    }
+}
+
+// --- platform implementation ---------------------------------------------------------------------
+
+fn os(op: &'static str, errno: i32) -> Error {
+    Error::Os { op, errno }
+}
+
+/// Payload sizes per op, as `xen/common/dm.c` and `xen/arch/x86/hvm/dm.c` check them.
+fn op_size(op: u32) -> Option<usize> {
+    use core::mem::size_of;
+    Some(match op {
+        1 => size_of::<XenDmOpCreateIoreqServer>(),
+        2 => size_of::<XenDmOpGetIoreqServerInfo>(),
+        3 | 4 => size_of::<XenDmOpIoreqServerRange>(),
+        5 => size_of::<XenDmOpSetIoreqServerState>(),
+        6 => size_of::<XenDmOpDestroyIoreqServer>(),
+        7 => size_of::<XenDmOpTrackDirtyVram>(),
+        8 => size_of::<XenDmOpSetPciIntxLevel>(),
+        9 => size_of::<XenDmOpSetIsaIrqLevel>(),
+        10 => size_of::<XenDmOpSetPciLinkRoute>(),
+        11 => size_of::<XenDmOpModifiedMemory>(),
+        12 => size_of::<XenDmOpSetMemType>(),
+        13 => size_of::<XenDmOpInjectEvent>(),
+        14 => size_of::<XenDmOpInjectMsi>(),
+        15 => size_of::<XenDmOpMapMemTypeToIoreqServer>(),
+        16 => size_of::<XenDmOpRemoteShutdown>(),
+        17 => size_of::<XenDmOpRelocateMemory>(),
+        18 => size_of::<XenDmOpPinMemoryCacheattr>(),
+        19 => size_of::<XenDmOpSetIrqLevel>(),
+        20 => size_of::<XenDmOpNrVcpus>(),
+        _ => return None,
+    })
+}
+
+fn payload<T: zerocopy::FromBytes>(buf: &[u8]) -> T {
+    T::read_from_prefix(&buf[8..])
+        .map(|(v, _)| v)
+        .unwrap_or_else(|_| T::new_zeroed())
+}
+
+fn put<T: zerocopy::IntoBytes + zerocopy::Immutable>(buf: &mut [u8], v: &T) {
+    let b = v.as_bytes();
+    buf[8..8 + b.len()].copy_from_slice(b);
+}
+
+impl Sim {
+    fn dm(&self, st: &mut State, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+        const OP: &str = "dm_op";
+        if bufs.len() > 2 {
+            return Err(os(OP, E2BIG));
+        }
+        if bufs.is_empty() {
+            return Err(os(OP, ENODATA));
+        }
+        let dom = st.domains.get(&domid).ok_or(os(OP, ESRCH))?;
+        if domid == EMULATOR {
+            return Err(os(OP, EPERM));
+        }
+        if !dom.hvm {
+            return Err(os(OP, EINVAL));
+        }
+        let buf = &mut *bufs[0];
+        if buf.len() < 8 {
+            return Err(os(OP, EFAULT));
+        }
+        let op = u32::from_ne_bytes([buf[0], buf[1], buf[2], buf[3]]);
+        let pad = u32::from_ne_bytes([buf[4], buf[5], buf[6], buf[7]]);
+        let size = op_size(op).ok_or(os(OP, EOPNOTSUPP))?;
+        if buf.len() < 8 + size {
+            return Err(os(OP, EFAULT));
+        }
+        if pad != 0 {
+            return Err(os(OP, EINVAL));
+        }
+        let nr_vcpus = dom.nr_vcpus;
+        match XenDmop(op) {
+            XenDmop::NR_VCPUS => put(buf, &XenDmOpNrVcpus { vcpus: nr_vcpus }),
+            XenDmop::CREATE_IOREQ_SERVER => {
+                let mut p: XenDmOpCreateIoreqServer = payload(buf);
+                if p.handle_bufioreq.0 > 2 || p.pad != [0; 3] {
+                    return Err(os(OP, EINVAL));
+                }
+                if st.servers.iter().filter(|s| s.domid == domid).count() >= MAX_SERVERS {
+                    return Err(os(OP, ENOSPC));
+                }
+                let id = (0..MAX_SERVERS as u16)
+                    .find(|i| !st.servers.iter().any(|s| s.domid == domid && s.id == *i))
+                    .ok_or(os(OP, ENOSPC))?;
+                let ioreq_pages = (nr_vcpus as usize * 32).div_ceil(4096);
+                let dom = st.domains.get_mut(&domid).ok_or(os(OP, ESRCH))?;
+                let mut vcpu_ports = Vec::with_capacity(nr_vcpus as usize);
+                for _ in 0..nr_vcpus {
+                    vcpu_ports.push(dom.next_port);
+                    dom.next_port += 1;
+                }
+                let buf_port = dom.next_port;
+                dom.next_port += 1;
+                st.servers.push(Server {
+                    domid,
+                    id,
+                    enabled: false,
+                    bufioreq: p.handle_bufioreq.0 != 0,
+                    mem: Arc::new(PageBox::new(1 + ioreq_pages)),
+                    ioreq_pages,
+                    ranges: Default::default(),
+                    vcpu_ports,
+                    buf_port,
+                });
+                p.id = id;
+                put(buf, &p);
+            }
+            op => {
+                let id = u16::from_ne_bytes([buf[8], buf[9]]);
+                let i = st
+                    .servers
+                    .iter()
+                    .position(|s| s.domid == domid && s.id == id);
+                match op {
+                    XenDmop::GET_IOREQ_SERVER_INFO => {
+                        let mut p: XenDmOpGetIoreqServerInfo = payload(buf);
+                        if p.flags.unknown_bits() != 0 {
+                            return Err(os(OP, EINVAL));
+                        }
+                        let i = i.ok_or(os(OP, ENOENT))?;
+                        if !p.flags.contains(XenDmopIoreqServerInfoFlags::NO_GFNS) {
+                            // The model implements acquire_resource only.
+                            return Err(os(OP, EOPNOTSUPP));
+                        }
+                        p.bufioreq_port = if st.servers[i].bufioreq {
+                            st.servers[i].buf_port
+                        } else {
+                            0
+                        };
+                        put(buf, &p);
+                    }
+                    XenDmop::MAP_IO_RANGE_TO_IOREQ_SERVER
+                    | XenDmop::UNMAP_IO_RANGE_FROM_IOREQ_SERVER => {
+                        let p: XenDmOpIoreqServerRange = payload(buf);
+                        let i = i.ok_or(os(OP, ENOENT))?;
+                        let t = p.r#type.0 as usize;
+                        if t > 2 || p.start > p.end || p.pad != 0 {
+                            return Err(os(OP, EINVAL));
+                        }
+                        let ranges = &mut st.servers[i].ranges[t];
+                        if op == XenDmop::MAP_IO_RANGE_TO_IOREQ_SERVER {
+                            if ranges.iter().any(|&(a, b)| p.start <= b && a <= p.end) {
+                                return Err(os(OP, EEXIST));
+                            }
+                            if ranges.len() >= MAX_RANGES {
+                                return Err(os(OP, ENOSPC));
+                            }
+                            ranges.push((p.start, p.end));
+                        } else {
+                            let k = ranges
+                                .iter()
+                                .position(|&(a, b)| a <= p.start && p.end <= b)
+                                .ok_or(os(OP, ENOENT))?;
+                            let (a, b) = ranges.remove(k);
+                            if a < p.start {
+                                ranges.push((a, p.start - 1));
+                            }
+                            if p.end < b {
+                                ranges.push((p.end + 1, b));
+                            }
+                        }
+                    }
+                    XenDmop::SET_IOREQ_SERVER_STATE => {
+                        let p: XenDmOpSetIoreqServerState = payload(buf);
+                        let i = i.ok_or(os(OP, ENOENT))?;
+                        if p.pad != 0 {
+                            return Err(os(OP, EINVAL));
+                        }
+                        let s = &mut st.servers[i];
+                        s.enabled = p.enabled != 0;
+                        if s.enabled {
+                            // Xen writes each vCPU's event channel into its slot when enabling.
+                            for v in 0..s.vcpu_ports.len() {
+                                // SAFETY: inside the live page.
+                                unsafe {
+                                    s.slot(v as u32)
+                                        .add(24)
+                                        .cast::<u32>()
+                                        .write_volatile(s.vcpu_ports[v])
+                                };
+                            }
+                        }
+                    }
+                    XenDmop::DESTROY_IOREQ_SERVER => {
+                        let i = i.ok_or(os(OP, ENOENT))?;
+                        let s = st.servers.remove(i);
+                        // Its target-side ports close: unbind whatever pointed at them.
+                        st.bindings.retain(|_, b| {
+                            !(b.remote_dom == domid
+                                && (s.vcpu_ports.contains(&b.remote_port)
+                                    || b.remote_port == s.buf_port))
+                        });
+                    }
+                    XenDmop::SET_IRQ_LEVEL => {
+                        let p: XenDmOpSetIrqLevel = payload(buf);
+                        if p.level > 1 || p.pad != [0; 3] || p.irq < 32 {
+                            return Err(os(OP, EINVAL));
+                        }
+                        st.irqs.push((domid, p.irq, p.level != 0));
+                    }
+                    XenDmop::SET_ISA_IRQ_LEVEL => {
+                        let p: XenDmOpSetIsaIrqLevel = payload(buf);
+                        if p.isa_irq > 15 || p.level > 1 {
+                            return Err(os(OP, EINVAL));
+                        }
+                        st.irqs.push((domid, u32::from(p.isa_irq), p.level != 0));
+                    }
+                    // Not modelled.
+                    _ => return Err(os(OP, EOPNOTSUPP)),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Version for Sim {
+    fn xen_version(&self) -> Result<XenVersion, Error> {
+        self.lock().version.ok_or(os("XENVER_version", ENOENT))
+    }
+}
+
+impl DeviceModel for Sim {
+    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+        let mut st = self.lock();
+        let name = if bufs.first().is_some_and(|b| b.len() >= 4) {
+            let op = u32::from_ne_bytes([bufs[0][0], bufs[0][1], bufs[0][2], bufs[0][3]]);
+            XenDmop(op).name().unwrap_or("XEN_DMOP_?")
+        } else {
+            "XEN_DMOP_?"
+        };
+        self.enter(&mut st, &format!("dm_op {name}"))?;
+        self.dm(&mut st, domid, bufs)
+    }
+}
+
+impl ForeignMemory for Sim {
+    type Pages = SimPages;
+
+    fn map_resource(
+        &self,
+        domid: Domid,
+        ty: XenMemResourceType,
+        id: u32,
+        frame: u32,
+        nr: u32,
+    ) -> Result<SimPages, Error> {
+        const OP: &str = "XENMEM_acquire_resource";
+        let mut st = self.lock();
+        self.enter(&mut st, "map_resource")?;
+        if ty != XenMemResourceType::IOREQ_SERVER {
+            return Err(os(OP, EOPNOTSUPP));
+        }
+        let id = u16::try_from(id).map_err(|_| os(OP, EINVAL))?;
+        if !st.domains.contains_key(&domid) {
+            return Err(os(OP, ESRCH));
+        }
+        let s = st
+            .servers
+            .iter()
+            .find(|s| s.domid == domid && s.id == id)
+            .ok_or(os(OP, ENOENT))?;
+        if frame == 0 && !s.bufioreq {
+            return Err(os(OP, ENOENT));
+        }
+        if nr == 0 || frame as usize + nr as usize > 1 + s.ioreq_pages {
+            return Err(os(OP, EINVAL));
+        }
+        Ok(SimPages {
+            mem: s.mem.clone(),
+            offset: frame as usize * 4096,
+            len: nr as usize * 4096,
+        })
+    }
+
+    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+        let st = self.lock();
+        let d = st.domains.get(&domid).ok_or(os("read guest RAM", ESRCH))?;
+        let a = usize::try_from(gpa).map_err(|_| os("read guest RAM", EFAULT))?;
+        let src = d
+            .ram
+            .get(a..a.saturating_add(buf.len()))
+            .ok_or(os("read guest RAM", EFAULT))?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+
+    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+        let mut st = self.lock();
+        let d = st
+            .domains
+            .get_mut(&domid)
+            .ok_or(os("write guest RAM", ESRCH))?;
+        let a = usize::try_from(gpa).map_err(|_| os("write guest RAM", EFAULT))?;
+        let dst = d
+            .ram
+            .get_mut(a..a.saturating_add(buf.len()))
+            .ok_or(os("write guest RAM", EFAULT))?;
+        dst.copy_from_slice(buf);
+        Ok(())
+    }
+}
+
+impl EventChannels for Sim {
+    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+        const OP: &str = "EVTCHNOP_bind_interdomain";
+        let mut st = self.lock();
+        self.enter(&mut st, "bind_interdomain")?;
+        let exists = st.servers.iter().any(|s| {
+            s.domid == remote
+                && (s.vcpu_ports.contains(&port) || (s.bufioreq && s.buf_port == port))
+        });
+        if !exists {
+            return Err(os(OP, EINVAL));
+        }
+        if st
+            .bindings
+            .values()
+            .any(|b| b.remote_dom == remote && b.remote_port == port)
+        {
+            return Err(os(OP, EINVAL));
+        }
+        let local = st.next_local;
+        st.next_local += 1;
+        st.bindings.insert(
+            local,
+            Binding {
+                remote_dom: remote,
+                remote_port: port,
+            },
+        );
+        // Xen marks a freshly bound port pending.
+        st.queue.push_back(local);
+        st.masked.insert(local);
+        drop(st);
+        self.inner.cv.notify_all();
+        Ok(local)
+    }
+
+    fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
+        let mut st = self.lock();
+        st.log.push(String::from("unbind"));
+        st.bindings
+            .remove(&port)
+            .ok_or(os("IOCTL_EVTCHN_UNBIND", ENOTCONN))?;
+        st.queue.retain(|p| *p != port);
+        st.masked.remove(&port);
+        Ok(())
+    }
+
+    fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
+        let mut st = self.lock();
+        let b = st
+            .bindings
+            .get(&port)
+            .ok_or(os("EVTCHNOP_send", ENOTCONN))?;
+        let (d, p) = (b.remote_dom, b.remote_port);
+        if let Some(dom) = st.domains.get_mut(&d) {
+            dom.events.insert(p);
+        }
+        drop(st);
+        self.inner.cv.notify_all();
+        Ok(())
+    }
+
+    fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
+        let mut st = self.lock();
+        loop {
+            if !st.queue.is_empty() {
+                let mut n = 0;
+                while n < out.len() {
+                    let Some(p) = st.queue.pop_front() else { break };
+                    out[n] = p;
+                    n += 1;
+                }
+                return Ok(n);
+            }
+            if st.wake {
+                st.wake = false;
+                return Ok(0);
+            }
+            st = self
+                .inner
+                .cv
+                .wait_timeout(st, Duration::from_millis(50))
+                .map(|(g, _)| g)
+                .unwrap_or_else(|p| p.into_inner().0);
+        }
+    }
+
+    fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
+        let mut st = self.lock();
+        for p in ports {
+            st.masked.remove(p);
+            if st.raised_while_masked.remove(p) {
+                st.masked.insert(*p);
+                st.queue.push_back(*p);
+            }
+        }
+        Ok(())
+    }
+}

@@ -50,6 +50,13 @@ tests/real-xen/linux-dom0.sh
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh
 
+step "xen: the example device on the simulator"
+cargo run --locked -q -p xen --features sim --example regbank | tee target/regbank.out
+grep -q '^counter  = 3$' target/regbank.out && grep -q '^servers left: 0$' target/regbank.out
+
+step "xen: IoreqServer per-request cost against a hand-written loop (bench)"
+BENCH_REQUESTS=100000 cargo bench --locked -q -p xen --features sim --bench ioreq
+
 step "tests"
 mkdir -p target
 cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt

@@ -32,7 +32,7 @@
 //! ```
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::format;
 use std::string::String;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -62,6 +62,8 @@ pub const EMULATOR: Domid = 0;
 pub const GUEST_RAM: usize = 1 << 20;
 const MAX_SERVERS: usize = 8;
 const MAX_RANGES: usize = 256;
+/// Ports per side in the model (the 2-level ABI's limit on 64-bit).
+const MAX_PORTS: usize = 4096;
 
 /// Page-aligned memory shared between the model and a server.
 struct PageBox {
@@ -135,8 +137,9 @@ struct Domain {
     ram: Vec<u8>,
     crashed: Option<String>,
     next_port: EvtchnPort,
-    /// Target-side ports with an event sent by the emulator.
-    events: BTreeSet<EvtchnPort>,
+    /// Target-side ports with an event sent by the emulator (indexed by port; no allocation
+    /// per event).
+    events: Vec<bool>,
 }
 
 struct Binding {
@@ -153,8 +156,9 @@ struct State {
     bindings: BTreeMap<EvtchnPort, Binding>,
     next_local: EvtchnPort,
     queue: VecDeque<EvtchnPort>,
-    masked: BTreeSet<EvtchnPort>,
-    raised_while_masked: BTreeSet<EvtchnPort>,
+    /// Per local port (no allocation per event).
+    masked: Vec<bool>,
+    raised_while_masked: Vec<bool>,
     wake: bool,
     fail: Option<(u32, i32)>,
     calls: u32,
@@ -206,6 +210,9 @@ impl Sim {
             version: Some(version),
             next_domid: 1,
             next_local: 1,
+            queue: VecDeque::with_capacity(MAX_PORTS),
+            masked: std::vec![false; MAX_PORTS],
+            raised_while_masked: std::vec![false; MAX_PORTS],
             ..Default::default()
         };
         Sim {
@@ -242,7 +249,7 @@ impl Sim {
                 ram: std::vec![0; GUEST_RAM],
                 crashed: None,
                 next_port: 1,
-                events: BTreeSet::new(),
+                events: std::vec![false; MAX_PORTS],
             },
         );
         d
@@ -406,10 +413,11 @@ impl Sim {
             .find(|(_, b)| b.remote_dom == domid && b.remote_port == remote)
             .map(|(l, _)| *l);
         if let Some(l) = local {
-            if st.masked.contains(&l) {
-                st.raised_while_masked.insert(l);
+            let i = l as usize;
+            if st.masked[i] {
+                st.raised_while_masked[i] = true;
             } else {
-                st.masked.insert(l);
+                st.masked[i] = true;
                 st.queue.push_back(l);
             }
         }
@@ -1189,6 +1197,9 @@ impl EventChannels for Sim {
             return Err(os(OP, EINVAL));
         }
         let local = st.next_local;
+        if local as usize >= MAX_PORTS {
+            return Err(os(OP, ENOSPC));
+        }
         st.next_local += 1;
         st.bindings.insert(
             local,
@@ -1199,7 +1210,7 @@ impl EventChannels for Sim {
         );
         // Xen marks a freshly bound port pending.
         st.queue.push_back(local);
-        st.masked.insert(local);
+        st.masked[local as usize] = true;
         drop(st);
         self.inner.cv.notify_all();
         Ok(local)
@@ -1212,7 +1223,8 @@ impl EventChannels for Sim {
             .remove(&port)
             .ok_or(os("IOCTL_EVTCHN_UNBIND", ENOTCONN))?;
         st.queue.retain(|p| *p != port);
-        st.masked.remove(&port);
+        st.masked[port as usize] = false;
+        st.raised_while_masked[port as usize] = false;
         Ok(())
     }
 
@@ -1223,8 +1235,12 @@ impl EventChannels for Sim {
             .get(&port)
             .ok_or(os("EVTCHNOP_send", ENOTCONN))?;
         let (d, p) = (b.remote_dom, b.remote_port);
-        if let Some(dom) = st.domains.get_mut(&d) {
-            dom.events.insert(p);
+        if let Some(flag) = st
+            .domains
+            .get_mut(&d)
+            .and_then(|dom| dom.events.get_mut(p as usize))
+        {
+            *flag = true;
         }
         drop(st);
         self.inner.cv.notify_all();
@@ -1258,11 +1274,15 @@ impl EventChannels for Sim {
 
     fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         let mut st = self.lock();
-        for p in ports {
-            st.masked.remove(p);
-            if st.raised_while_masked.remove(p) {
-                st.masked.insert(*p);
-                st.queue.push_back(*p);
+        for &p in ports {
+            let i = p as usize;
+            if i >= MAX_PORTS {
+                continue; // not a port: ignored, as the evtchn device does
+            }
+            st.masked[i] = false;
+            if core::mem::take(&mut st.raised_while_masked[i]) {
+                st.masked[i] = true;
+                st.queue.push_back(p);
             }
         }
         Ok(())

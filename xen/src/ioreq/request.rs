@@ -123,6 +123,9 @@ pub enum Invalid {
     Size(u32),
     /// `count` is 0.
     CountZero,
+    /// `count * size` exceeds a page: Xen splits repeated accesses at page boundaries, so a
+    /// larger request can only come from a corrupted slot (and would make the server loop).
+    CountTooLarge(u32),
     /// A type this library does not know.
     UnknownType(u8),
     /// A port number above 0xffff (XSA-199).
@@ -140,6 +143,7 @@ impl core::fmt::Display for Invalid {
         match self {
             Invalid::Size(s) => write!(f, "access size {s} is not 1, 2, 4 or 8"),
             Invalid::CountZero => f.write_str("repeat count is 0"),
+            Invalid::CountTooLarge(c) => write!(f, "repeat count {c} spans more than a page"),
             Invalid::UnknownType(t) => write!(f, "unknown ioreq type {t}"),
             Invalid::PortOutOfRange(a) => write!(f, "port {a:#x} is above 0xffff"),
             Invalid::PortSize(s) => write!(f, "port access of {s} bytes"),
@@ -175,6 +179,9 @@ pub fn decode(raw: &Ioreq) -> Result<Request, Invalid> {
     let size = Size::from_bytes(raw.size).ok_or(Invalid::Size(raw.size))?;
     if raw.count == 0 {
         return Err(Invalid::CountZero);
+    }
+    if u64::from(raw.count) * u64::from(size.bytes()) > 4096 {
+        return Err(Invalid::CountTooLarge(raw.count));
     }
     let flags = raw.flags;
     let dir = if flags.dir() == IOREQ_READ {

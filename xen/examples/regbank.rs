@@ -1,0 +1,161 @@
+//! A small deterministic device served by `IoreqServer`: a register bank at MMIO 0xfe000000
+//! (ID, scratch, a counter that increments on read, an IRQ line driven with dm_op) and an I/O
+//! port that returns its own address. The same `serve` runs on the simulator and on Linux dom0.
+//!
+//! Simulator: `cargo run -p xen --features sim --example regbank`
+//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID` (stops on Ctrl-C;
+//! teardown runs on drop).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use xen::dm::RangeKind;
+use xen::ioreq::{Handler, Invalid, IoreqServer, ServerOptions, Size, Space};
+use xen::platform::Platform;
+use xen::sys::Domid;
+use xen::{Error, Xen};
+
+/// Base of the register bank.
+pub const MMIO_BASE: u64 = 0xfe00_0000;
+/// The port that answers its own address.
+pub const PORT: u64 = 0x5000;
+/// ISA IRQ raised by writing 1 to the IRQ register.
+pub const IRQ: u8 = 5;
+
+/// The device state.
+pub struct RegBank<'x, P: Platform> {
+    xen: &'x Xen<P>,
+    domid: Domid,
+    scratch: u64,
+    counter: u64,
+    irq: bool,
+}
+
+impl<P: Platform> Handler for RegBank<'_, P> {
+    fn read(&mut self, space: Space, addr: u64, _size: Size) -> u64 {
+        match (space, addr.wrapping_sub(MMIO_BASE)) {
+            (Space::Port, _) => addr,
+            (Space::Mmio, 0x0) => 0x5845_4e31, // "XEN1"
+            (Space::Mmio, 0x8) => self.scratch,
+            (Space::Mmio, 0x10) => {
+                self.counter += 1;
+                self.counter
+            }
+            (Space::Mmio, 0x18) => u64::from(self.irq),
+            _ => 0,
+        }
+    }
+
+    fn write(&mut self, space: Space, addr: u64, _size: Size, value: u64) {
+        match (space, addr.wrapping_sub(MMIO_BASE)) {
+            (Space::Mmio, 0x8) => self.scratch = value,
+            (Space::Mmio, 0x18) => {
+                self.irq = value & 1 != 0;
+                if let Err(e) = self.xen.set_isa_irq_level(self.domid, IRQ, self.irq) {
+                    eprintln!("regbank: {e}");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn invalid(&mut self, vcpu: u32, why: Invalid) {
+        eprintln!("regbank: vCPU {vcpu}: refused request: {why}");
+    }
+}
+
+/// Claim the device's ranges and serve until `stop`.
+pub fn serve<P: Platform>(xen: &Xen<P>, domid: Domid, stop: &AtomicBool) -> Result<(), Error> {
+    let mut server = IoreqServer::create(xen, domid, ServerOptions::default())?;
+    server.map_range(RangeKind::Mmio, MMIO_BASE, MMIO_BASE + 0xfff)?;
+    server.map_range(RangeKind::Port, PORT, PORT + 3)?;
+    let mut dev = RegBank {
+        xen,
+        domid,
+        scratch: 0,
+        counter: 0,
+        irq: false,
+    };
+    match server.run(&mut dev, stop) {
+        Err(Error::Stopped) | Ok(()) => {}
+        Err(e) => return Err(e),
+    }
+    server.shutdown()
+}
+
+#[cfg(feature = "sim")]
+fn simulated() -> Result<(), Box<dyn std::error::Error>> {
+    use xen::sim::Sim;
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone())?;
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
+        let server = s.spawn(|| serve(&xen, dom, &stop));
+        let v = sim.vcpu(dom, 0);
+        // Wait until the server has claimed its ranges.
+        while v.mmio_read(MMIO_BASE, 4).map_err(|e| format!("{e:?}"))? != 0x5845_4e31 {
+            std::thread::yield_now();
+        }
+        println!(
+            "id       = {:#x}",
+            v.mmio_read(MMIO_BASE, 4).map_err(|e| format!("{e:?}"))?
+        );
+        v.mmio_write(MMIO_BASE + 8, 8, 0x1234_5678_9abc_def0)
+            .map_err(|e| format!("{e:?}"))?;
+        println!(
+            "scratch  = {:#x}",
+            v.mmio_read(MMIO_BASE + 8, 8)
+                .map_err(|e| format!("{e:?}"))?
+        );
+        for _ in 0..3 {
+            println!(
+                "counter  = {}",
+                v.mmio_read(MMIO_BASE + 0x10, 4)
+                    .map_err(|e| format!("{e:?}"))?
+            );
+        }
+        println!(
+            "port     = {:#x}",
+            v.pio_in(PORT as u16, 2).map_err(|e| format!("{e:?}"))?
+        );
+        v.mmio_write(MMIO_BASE + 0x18, 4, 1)
+            .map_err(|e| format!("{e:?}"))?;
+        println!("irq log  = {:?}", sim.irq_log());
+        println!(
+            "unclaimed= {:#x}",
+            v.mmio_read(0xfd00_0000, 4).map_err(|e| format!("{e:?}"))?
+        );
+        stop.store(true, Ordering::Release);
+        sim.wake();
+        server.join().map_err(|_| "server thread panicked")??;
+        Ok(())
+    })?;
+    println!("servers left: {}", sim.servers(dom));
+    Ok(())
+}
+
+#[cfg(all(feature = "std", target_os = "linux"))]
+fn on_linux(domid: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let domid: Domid = domid.parse()?;
+    let xen = Xen::new(xen::linux::Linux::open()?)?;
+    let stop = AtomicBool::new(false);
+    serve(&xen, domid, &stop)?;
+    Ok(())
+}
+
+#[cfg(not(all(feature = "std", target_os = "linux")))]
+fn on_linux(_: &str) -> Result<(), Box<dyn std::error::Error>> {
+    Err("serving a real guest needs Linux and the `std` feature".into())
+}
+
+#[cfg(not(feature = "sim"))]
+fn simulated() -> Result<(), Box<dyn std::error::Error>> {
+    Err("usage: regbank DOMID (the simulated demo needs the `sim` feature)".into())
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    match std::env::args().nth(1) {
+        Some(d) => on_linux(&d),
+        None => simulated(),
+    }
+}

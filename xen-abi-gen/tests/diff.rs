@@ -97,7 +97,7 @@ fn changes_to_stable_items_fail_with_a_readable_report() {
         "fields = [\n  { name = \"h\"",
     );
     std::fs::write(new.path().join("hvm/dm_op.toml"), text).unwrap();
-    edit(new.path(), "xen.toml", "value = 0x7FF0", "value = 0x7FF9");
+    edit(new.path(), "xen_h.toml", "value = 0x7FF0", "value = 0x7FF9");
     edit(
         new.path(),
         "event_channel.toml",
@@ -106,7 +106,7 @@ fn changes_to_stable_items_fail_with_a_readable_report() {
     );
     edit(
         new.path(),
-        "xen.toml",
+        "xen_h.toml",
         "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 32",
         "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 33",
     );

@@ -12,6 +12,7 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+pub mod bare;
 pub mod dm;
 mod error;
 pub mod ioreq;

@@ -22,15 +22,27 @@ pub struct Linux {
     privcmd: Privcmd,
     evtchn: Evtchn,
     stop: AtomicBool,
+    /// A loopback event-channel pair (receive, send) that wakes a blocked wait.
+    waker: (EvtchnPort, EvtchnPort),
 }
 
 impl Linux {
-    /// Open `/dev/xen/privcmd` and `/dev/xen/evtchn`.
+    /// Open `/dev/xen/privcmd` and `/dev/xen/evtchn` (and bind a loopback pair used by
+    /// [`request_stop`](Self::request_stop), before any restriction).
     pub fn open() -> Result<Self, Error> {
+        let privcmd = Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?;
+        let evtchn = Evtchn::open().map_err(|e| os("open /dev/xen/evtchn", e))?;
+        let rx = evtchn
+            .bind_unbound_port(xen_sys::DOMID_SELF)
+            .map_err(|e| os("IOCTL_EVTCHN_BIND_UNBOUND_PORT", e))?;
+        let tx = evtchn
+            .bind_interdomain(xen_sys::DOMID_SELF, rx)
+            .map_err(|e| os("IOCTL_EVTCHN_BIND_INTERDOMAIN", e))?;
         Ok(Linux {
-            privcmd: Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?,
-            evtchn: Evtchn::open().map_err(|e| os("open /dev/xen/evtchn", e))?,
+            privcmd,
+            evtchn,
             stop: AtomicBool::new(false),
+            waker: (rx, tx),
         })
     }
 
@@ -155,10 +167,12 @@ impl Linux {
         Ok(())
     }
 
-    /// Make a blocked [`EventChannels::wait_pending`] return (e.g. from a SIGTERM handler's
-    /// thread): sets a flag the next wake-up observes. Pair with a notify on a bound port.
+    /// Make [`EventChannels::wait_pending`] return [`Error::Stopped`], now or as soon as it is
+    /// entered (call it from another thread, e.g. one waiting for SIGTERM): sets a flag and
+    /// sends an event on the loopback pair to wake a blocked read.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Release);
+        let _ = self.evtchn.notify(self.waker.1);
     }
 }
 
@@ -182,11 +196,27 @@ impl EventChannels for Linux {
         if self.stop.load(Ordering::Acquire) {
             return Err(Error::Stopped);
         }
-        match self.evtchn.pending_into(out) {
-            Ok(n) => Ok(n),
-            Err(e) if e.errno() == Some(xen_sys::backend::privcmd::Errno::INTR) => Ok(0),
-            Err(e) => Err(os("read /dev/xen/evtchn", e)),
+        let n = match self.evtchn.pending_into(out) {
+            Ok(n) => n,
+            Err(e) if e.errno() == Some(xen_sys::backend::privcmd::Errno::INTR) => 0,
+            Err(e) => return Err(os("read /dev/xen/evtchn", e)),
+        };
+        // Drop the loopback wake-ups (and re-enable them); the rest are real events.
+        let (rx, tx) = self.waker;
+        let mut kept = 0;
+        for i in 0..n {
+            let p = out[i];
+            if p == rx || p == tx {
+                let _ = self.evtchn.unmask(p);
+            } else {
+                out[kept] = p;
+                kept += 1;
+            }
         }
+        if self.stop.load(Ordering::Acquire) {
+            return Err(Error::Stopped);
+        }
+        Ok(kept)
     }
     fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         self.evtchn

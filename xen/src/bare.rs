@@ -1,0 +1,238 @@
+//! The bare platform: a stub domain or kernel talking to Xen through a hypercall backend
+//! (`xen_sys::backend::{HypercallPage, Direct, Hvc}`): dm_op and event channels by hypercall,
+//! events waited for with `SCHEDOP_poll` and read from the shared-info page, the ioreq pages
+//! acquired into a window of the caller's own frames.
+
+use alloc::vec::Vec;
+use core::cell::RefCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use xen_sys::*;
+
+use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
+use crate::Error;
+
+/// Offset of `evtchn_pending` in `struct shared_info` (after `vcpu_info[XEN_LEGACY_MAX_VCPUS]`
+/// of 64 bytes: 32 on x86, 1 on Arm).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+pub const EVTCHN_PENDING_OFFSET: usize = 32 * 64;
+/// Offset of `evtchn_pending` in `struct shared_info`.
+#[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+pub const EVTCHN_PENDING_OFFSET: usize = 64;
+
+/// Where `XENMEM_acquire_resource` may put frames: a virtual range of the caller and the
+/// guest frame numbers behind it (HVM/PVH/Arm callers; a PV caller gets MFNs instead and is
+/// not supported here).
+#[derive(Clone, Copy, Debug)]
+pub struct FrameWindow {
+    /// Start of the virtual range (page-aligned).
+    pub va: *mut u8,
+    /// The GFN of each page of the range.
+    pub gfns: &'static [XenPfn],
+}
+
+/// Pages placed in the caller's frame window.
+#[derive(Debug)]
+pub struct WindowPages {
+    base: *mut u8,
+    len: usize,
+}
+
+impl Pages for WindowPages {
+    fn base(&self) -> *mut u8 {
+        self.base
+    }
+    fn len(&self) -> usize {
+        self.len
+    }
+}
+
+/// The bare platform over hypercall backend `H`.
+pub struct Bare<H: Hypercall> {
+    h: H,
+    shared_info: *mut u8,
+    window: Option<FrameWindow>,
+    used_frames: RefCell<usize>,
+    bound: RefCell<Vec<EvtchnPort>>,
+}
+
+fn xerr(op: &'static str, e: XenErrno) -> Error {
+    Error::Os { op, errno: e.0 }
+}
+
+impl<H: Hypercall> Bare<H> {
+    /// A platform over `h`.
+    ///
+    /// # Safety
+    ///
+    /// `shared_info` must be this domain's mapped shared-info page for the life of the value,
+    /// the code must run in guest kernel mode (the backend's contract), and `window`'s pages
+    /// must be the caller's, unused otherwise, with `gfns` their frame numbers.
+    pub unsafe fn new(h: H, shared_info: *mut u8, window: Option<FrameWindow>) -> Self {
+        Bare {
+            h,
+            shared_info,
+            window,
+            used_frames: RefCell::new(0),
+            bound: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn pending_word(&self, port: EvtchnPort) -> &AtomicU64 {
+        let off = EVTCHN_PENDING_OFFSET + (port as usize / 64) * 8;
+        // SAFETY: the shared-info page is live (new's contract); the pending bitmap is updated
+        // by Xen with atomic bit operations, so an atomic view is the matching access; the word
+        // is 8-aligned inside the page for every valid 2-level port (< 4096).
+        unsafe { AtomicU64::from_ptr(self.shared_info.add(off).cast()) }
+    }
+}
+
+impl<H: Hypercall> Version for Bare<H> {
+    fn xen_version(&self) -> Result<XenVersion, Error> {
+        // SAFETY: no memory.
+        let v = unsafe { xen_version_version(&self.h) }.map_err(|e| xerr("XENVER_version", e))?;
+        Ok(XenVersion::from_xenver(v as u32))
+    }
+}
+
+impl<H: Hypercall> DeviceModel for Bare<H> {
+    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+        let mut descs: Vec<XenDmOpBuf> = bufs
+            .iter_mut()
+            .map(|b| XenDmOpBuf {
+                h: GuestHandle::from_ptr(b.as_mut_ptr()),
+                size: b.len() as XenUlong,
+            })
+            .collect();
+        // SAFETY: each descriptor points to a live, writable slice we exclusively borrow for
+        // the call, in the caller's own (kernel) memory that Xen translates.
+        unsafe { xen_sys::dm_op(&self.h, domid, descs.len() as u32, descs.as_mut_ptr()) }
+            .map(drop)
+            .map_err(|e| xerr("dm_op", e))
+    }
+}
+
+impl<H: Hypercall> ForeignMemory for Bare<H> {
+    type Pages = WindowPages;
+
+    fn map_resource(
+        &self,
+        domid: Domid,
+        ty: XenMemResourceType,
+        id: u32,
+        frame: u32,
+        nr: u32,
+    ) -> Result<WindowPages, Error> {
+        const OP: &str = "XENMEM_acquire_resource";
+        let w = self.window.ok_or(Error::Os {
+            op: OP,
+            errno: XenErrno::EOPNOTSUPP.0,
+        })?;
+        let mut used = self.used_frames.borrow_mut();
+        let first = *used;
+        let end = first + nr as usize;
+        if end > w.gfns.len() {
+            return Err(Error::Os {
+                op: OP,
+                errno: XenErrno::ENOSPC.0,
+            });
+        }
+        let mut a = XenMemAcquireResource {
+            domid,
+            r#type: ty,
+            id,
+            nr_frames: nr,
+            frame: u64::from(frame),
+            frame_list: GuestHandle::from_ptr(w.gfns[first..end].as_ptr()),
+            ..Default::default()
+        };
+        // SAFETY: `a` and the GFN list are live; Xen installs the frames at those GFNs.
+        unsafe { memory_op_acquire_resource(&self.h, &mut a) }.map_err(|e| xerr(OP, e))?;
+        *used = end;
+        Ok(WindowPages {
+            // SAFETY: within the caller's window (checked above).
+            base: unsafe { w.va.add(first * 4096) },
+            len: nr as usize * 4096,
+        })
+    }
+
+    fn read_guest(&self, _: Domid, _: u64, _: &mut [u8]) -> Result<(), Error> {
+        // Foreign guest-RAM mapping from a stub domain is not provided yet: data_is_ptr
+        // requests get Handler::guest_memory_error.
+        Err(Error::Os {
+            op: "read guest RAM",
+            errno: XenErrno::EOPNOTSUPP.0,
+        })
+    }
+
+    fn write_guest(&self, _: Domid, _: u64, _: &[u8]) -> Result<(), Error> {
+        Err(Error::Os {
+            op: "write guest RAM",
+            errno: XenErrno::EOPNOTSUPP.0,
+        })
+    }
+}
+
+impl<H: Hypercall> EventChannels for Bare<H> {
+    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+        let mut b = EvtchnBindInterdomain {
+            remote_dom: remote,
+            remote_port: port,
+            ..Default::default()
+        };
+        // SAFETY: our struct.
+        unsafe { event_channel_op_bind_interdomain(&self.h, &mut b) }
+            .map_err(|e| xerr("EVTCHNOP_bind_interdomain", e))?;
+        self.bound.borrow_mut().push(b.local_port);
+        Ok(b.local_port)
+    }
+
+    fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
+        let c = EvtchnClose { port };
+        // SAFETY: our struct.
+        unsafe { event_channel_op_close(&self.h, &c) }.map_err(|e| xerr("EVTCHNOP_close", e))?;
+        self.bound.borrow_mut().retain(|p| *p != port);
+        Ok(())
+    }
+
+    fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
+        let s = EvtchnSend { port };
+        // SAFETY: our struct.
+        unsafe { event_channel_op_send(&self.h, &s) }
+            .map(drop)
+            .map_err(|e| xerr("EVTCHNOP_send", e))
+    }
+
+    fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
+        let bound = self.bound.borrow();
+        loop {
+            let mut n = 0;
+            for &p in bound.iter() {
+                if n == out.len() {
+                    break;
+                }
+                let bit = 1u64 << (p % 64);
+                if self.pending_word(p).fetch_and(!bit, Ordering::AcqRel) & bit != 0 {
+                    out[n] = p;
+                    n += 1;
+                }
+            }
+            if n > 0 || bound.is_empty() {
+                return Ok(n);
+            }
+            let poll = SchedPoll {
+                ports: GuestHandle::from_ptr(bound.as_ptr()),
+                nr_ports: bound.len() as u32,
+                timeout: 0,
+                ..Default::default()
+            };
+            // SAFETY: our struct and port array; returns when a port is pending.
+            unsafe { sched_op_poll(&self.h, &poll) }.map_err(|e| xerr("SCHEDOP_poll", e))?;
+        }
+    }
+
+    fn unmask(&self, _ports: &[EvtchnPort]) -> Result<(), Error> {
+        // Ports are never masked here: pending bits are consumed by wait_pending.
+        Ok(())
+    }
+}

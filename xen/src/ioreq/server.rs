@@ -232,12 +232,35 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         Ok(())
     }
 
-    /// Release a range claimed with exactly these bounds.
+    /// Release a claimed range, or a part of one: Xen accepts any sub-range of a claimed range
+    /// and keeps claiming what is left on either side, so the record is split the same way
+    /// (teardown then releases exactly what Xen still holds).
     pub fn unmap_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
             .io_range(self.domid, self.id, kind, start, end, false)?;
-        self.ranges
-            .retain(|r| !(r.kind == kind && r.start == start && r.end == end));
+        // Claimed ranges of one kind are disjoint (Xen refuses overlaps), so at most one
+        // contains [start, end].
+        if let Some(k) = self
+            .ranges
+            .iter()
+            .position(|r| r.kind == kind && r.start <= start && end <= r.end)
+        {
+            let r = self.ranges.remove(k);
+            if r.start < start {
+                self.ranges.push(Range {
+                    kind,
+                    start: r.start,
+                    end: start - 1,
+                });
+            }
+            if end < r.end {
+                self.ranges.push(Range {
+                    kind,
+                    start: end + 1,
+                    end: r.end,
+                });
+            }
+        }
         Ok(())
     }
 

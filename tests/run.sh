@@ -18,6 +18,7 @@ step "format"
 cargo fmt --all -- --check
 cargo fmt --manifest-path tests/xen-pv-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-arm64-dom0/Cargo.toml -- --check
+cargo fmt --manifest-path tests/xen-pvh-guest/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
@@ -46,6 +47,9 @@ tests/real-xen/pv-dom0.sh
 
 step "real Xen 4.17 (x86_64, QEMU): Linux 6.1 PV dom0 on the privcmd/evtchn backends"
 tests/real-xen/linux-dom0.sh
+
+step "real Xen 4.17 (x86_64, QEMU): IOREQ, the Rust server answers a PVH guest"
+tests/real-xen/ioreq-pvh.sh
 
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh

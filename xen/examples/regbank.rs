@@ -1,10 +1,12 @@
 //! A small deterministic device served by `IoreqServer`: a register bank at MMIO 0xfe000000
-//! (ID, scratch, a counter that increments on read, an IRQ line driven with dm_op) and an I/O
-//! port that returns its own address. The same `serve` runs on the simulator and on Linux dom0.
+//! (ID, scratch, a counter that increments on read, an IRQ line driven with dm_op, a register that
+//! makes the server release its upper 2 KiB, the sum of bytes written to the port) and I/O ports
+//! 0x5000-0x5003 that return their own address. The same `serve` runs on the simulator and on
+//! Linux dom0.
 //!
 //! Simulator: `cargo run -p xen --features sim --example regbank`
-//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID` (stops on Ctrl-C;
-//! teardown runs on drop).
+//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID` (SIGTERM or SIGINT
+//! stops it; the server is torn down before it exits).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -20,6 +22,11 @@ pub const MMIO_BASE: u64 = 0xfe00_0000;
 pub const PORT: u64 = 0x5000;
 /// ISA IRQ raised by writing 1 to the IRQ register.
 pub const IRQ: u8 = 5;
+/// The upper part of the bank, released on request: [HIGH, HIGH_END].
+pub const HIGH: u64 = MMIO_BASE + 0x800;
+/// End of the claimed MMIO (inclusive); it ends inside a page so an access across it stays one
+/// request (Xen splits accesses at page boundaries).
+pub const HIGH_END: u64 = MMIO_BASE + 0xbff;
 
 /// The device state.
 pub struct RegBank<'x, P: Platform> {
@@ -28,6 +35,9 @@ pub struct RegBank<'x, P: Platform> {
     scratch: u64,
     counter: u64,
     irq: bool,
+    port_sum: u64,
+    release: bool,
+    released: bool,
 }
 
 impl<P: Platform> Handler for RegBank<'_, P> {
@@ -41,6 +51,9 @@ impl<P: Platform> Handler for RegBank<'_, P> {
                 self.counter
             }
             (Space::Mmio, 0x18) => u64::from(self.irq),
+            (Space::Mmio, 0x28) => self.port_sum,
+            (Space::Mmio, 0x30) => u64::from(self.released),
+            (Space::Mmio, a) if a >= 0x800 => 0x1111_1111,
             _ => 0,
         }
     }
@@ -48,6 +61,8 @@ impl<P: Platform> Handler for RegBank<'_, P> {
     fn write(&mut self, space: Space, addr: u64, _size: Size, value: u64) {
         match (space, addr.wrapping_sub(MMIO_BASE)) {
             (Space::Mmio, 0x8) => self.scratch = value,
+            (Space::Mmio, 0x20) => self.release = value & 1 != 0,
+            (Space::Port, _) => self.port_sum = self.port_sum.wrapping_add(value),
             (Space::Mmio, 0x18) => {
                 self.irq = value & 1 != 0;
                 if let Err(e) = self.xen.set_isa_irq_level(self.domid, IRQ, self.irq) {
@@ -63,23 +78,42 @@ impl<P: Platform> Handler for RegBank<'_, P> {
     }
 }
 
-/// Claim the device's ranges and serve until `stop`.
+/// Claim the device's ranges and serve until `stop` (or the platform reports `Stopped`).
 pub fn serve<P: Platform>(xen: &Xen<P>, domid: Domid, stop: &AtomicBool) -> Result<(), Error> {
     let mut server = IoreqServer::create(xen, domid, ServerOptions::default())?;
-    server.map_range(RangeKind::Mmio, MMIO_BASE, MMIO_BASE + 0xfff)?;
+    server.map_range(RangeKind::Mmio, MMIO_BASE, HIGH - 1)?;
+    server.map_range(RangeKind::Mmio, HIGH, HIGH_END)?;
     server.map_range(RangeKind::Port, PORT, PORT + 3)?;
+    println!("regbank: serving domain {domid} (server {})", server.id());
     let mut dev = RegBank {
         xen,
         domid,
         scratch: 0,
         counter: 0,
         irq: false,
+        port_sum: 0,
+        release: false,
+        released: false,
     };
-    match server.run(&mut dev, stop) {
-        Err(Error::Stopped) | Ok(()) => {}
-        Err(e) => return Err(e),
+    while !stop.load(Ordering::Acquire) {
+        match server.serve_once(&mut dev) {
+            Ok(_) => {}
+            Err(Error::Stopped) => break,
+            Err(e) => return Err(e),
+        }
+        if core::mem::take(&mut dev.release) && !dev.released {
+            server.unmap_range(RangeKind::Mmio, HIGH, HIGH_END)?;
+            dev.released = true;
+            println!("regbank: released {HIGH:#x}-{HIGH_END:#x}");
+        }
     }
-    server.shutdown()
+    let stats = server.stats();
+    server.shutdown()?;
+    println!(
+        "regbank: stopped after {} requests, torn down",
+        stats.requests
+    );
+    Ok(())
 }
 
 #[cfg(feature = "sim")]
@@ -136,10 +170,23 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 fn on_linux(domid: &str) -> Result<(), Box<dyn std::error::Error>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
     let domid: Domid = domid.parse()?;
     let xen = Xen::new(xen::linux::Linux::open()?)?;
     let stop = AtomicBool::new(false);
-    serve(&xen, domid, &stop)?;
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
+    let handle = signals.handle();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            if signals.forever().next().is_some() {
+                stop.store(true, Ordering::Release);
+                xen.platform().request_stop();
+            }
+        });
+        let r = serve(&xen, domid, &stop);
+        handle.close();
+        r
+    })?;
     Ok(())
 }
 

@@ -255,6 +255,15 @@ impl Sim {
         d
     }
 
+    /// Destroy a domain as Xen does when the guest shuts down: its IOREQ servers go with it and
+    /// the emulator's bindings to its ports are closed from the remote end.
+    pub fn destroy_domain(&self, domid: Domid) {
+        let mut st = self.lock();
+        st.domains.remove(&domid);
+        st.servers.retain(|s| s.domid != domid);
+        st.bindings.retain(|_, b| b.remote_dom != domid);
+    }
+
     /// Make the `n`-th platform call from now (dm_op, map_resource, bind; counting from 1) fail
     /// with `errno`.
     pub fn fail_call(&self, n: u32, errno: i32) {

@@ -1499,3 +1499,30 @@ fn handler_panic_tears_the_server_down() {
         strs(&[UNMAP, UNBIND, UNBIND, STATE, DESTROY])[..]
     );
 }
+
+#[test]
+fn teardown_after_the_guest_is_gone_succeeds_and_leaks_nothing() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(2);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+    // The guest shuts down: Xen destroys the domain and its servers.
+    sim.destroy_domain(dom);
+    assert_eq!(srv.shutdown(), Ok(()));
+    assert_eq!(sim.servers(dom), 0);
+    assert_eq!(sim.bound_ports(), 0);
+}
+
+#[test]
+fn teardown_reports_real_errors_while_the_server_still_exists() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    // The next platform call (the first teardown dm_op) fails with EIO.
+    sim.fail_call(1, 5);
+    let e = srv.shutdown().unwrap_err();
+    assert_eq!(e.errno(), Some(5));
+    assert_eq!(sim.servers(dom), 0, "destroy still ran");
+}

@@ -503,10 +503,24 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             keep(self.xen.set_ioreq_server_state(self.domid, self.id, false));
         }
         self.pages = None;
-        keep(self.xen.destroy_ioreq_server(self.domid, self.id));
-        match first {
-            Some(e) => Err(e),
-            None => Ok(()),
+        match self.xen.destroy_ioreq_server(self.domid, self.id) {
+            // The server is already gone: Xen destroyed it with its domain (the guest shut
+            // down or was destroyed first). The dm_ops above then failed for the same reason
+            // (ENOENT: no such server; ESRCH: no such domain); nothing is left to undo.
+            Err(e) if matches!(e.errno(), Some(2) | Some(3)) => {
+                let gone = |e: &Error| matches!(e.errno(), Some(2) | Some(3));
+                match first {
+                    Some(e) if !gone(&e) => Err(e),
+                    _ => Ok(()),
+                }
+            }
+            r => {
+                keep(r);
+                match first {
+                    Some(e) => Err(e),
+                    None => Ok(()),
+                }
+            }
         }
     }
 }

@@ -3,12 +3,15 @@
 # the project's freestanding PVH guest paused, the Rust server (xen's regbank example on the
 # xen::linux platform) claims its device, the guest is unpaused and checks every answer itself
 # (MMIO of 1/2/4/8 bytes, port I/O, rep outsb/insb through guest RAM, unclaimed, straddling and
-# released accesses), then the server is stopped with SIGTERM and must tear down cleanly.
+# released accesses) and times N reads. Then, in the same boot: SIGTERM (clean teardown, the
+# range reads all-ones), the C baseline on Xen's stable libraries serves the same timed loop, a
+# new Rust server, SIGKILL of it, and yet another Rust server that must still work. strace -c
+# counts the system calls of both servers. A wrong domid must fail naming the dm_op and errno.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
-ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu
+ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu libxen-dev strace
 ensure_debian_rust >/dev/null
 
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
@@ -38,6 +41,8 @@ guest="$out/pvh-guest/i686-unknown-linux-gnu/release/xen-pvh-guest-test"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
   --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static"
 server="$out/static/x86_64-unknown-linux-gnu/release/examples/regbank"
+gcc -O2 -Wall -Wextra -Werror -o "$out/cserver" tests/c-server/cserver.c \
+  -lxendevicemodel -lxenforeignmemory -lxenevtchn
 
 # dom0 initramfs: busybox, the Xen modules, xl/xenstored/xenconsoled with their libraries.
 ir="$out/ioreq-initramfs"
@@ -45,7 +50,7 @@ rm -rf "$ir"
 mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
 ln -s ../run "$ir/var/run"
 cp /bin/busybox "$ir/bin/busybox"
-for a in sh mount insmod mkdir sleep cat grep kill reboot echo; do ln -s busybox "$ir/bin/$a"; done
+for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail; do ln -s busybox "$ir/bin/$a"; done
 for m in drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs; do
   cp "$mods/$m.ko" "$ir/lib/modules/"
 done
@@ -65,6 +70,9 @@ copy_bin $X/xenstored xenstored
 copy_bin $X/xenconsoled xenconsoled
 copy_bin $X/xen-init-dom0 xen-init-dom0
 copy_bin /usr/bin/xenstore-read
+copy_bin /usr/bin/strace strace
+copy_bin "$out/cserver"
+mv "$ir$out/cserver" "$ir/cserver"
 ln -sf /usr/bin/xenstore-read "$ir/bin/xenstore-read"
 gcc_s=$(find /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu -name 'libgcc_s.so.1' | head -1)
 cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
@@ -93,21 +101,49 @@ XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid
 n=0; until xenstore-read -s / >/dev/null 2>&1; do sleep 0.1; n=$((n+1)); [ $n -gt 100 ] && break; done
 xen-init-dom0
 xenconsoled --log=guest --log-dir=/var/log/xen &
+wait_for() { # pattern file
+  n=0; until grep -q "$1" "$2" 2>/dev/null; do sleep 0.05; n=$((n+1)); [ $n -gt 600 ] && echo "== TIMEOUT waiting for $1 in $2:" && cat "$2" && return 1; done
+}
 echo "== xl create -p"
 xl create -p /etc/xen/guest.cfg
 domid=$(xl domid guest)
 echo "== guest domain $domid"
-/regbank "$domid" >/tmp/srv.log 2>&1 &
-srv=$!
-n=0; until grep -q serving /tmp/srv.log; do sleep 0.05; n=$((n+1)); [ $n -gt 200 ] && break; done
-cat /tmp/srv.log
+echo "== wrong domid:"; /regbank 999 2>&1; echo "== wrong domid exit $?"
+echo "== dom0 (PV) as the target:"; /regbank 0 2>&1; echo "== PV target exit $?"
+strace -c -f -o /tmp/strace-rust.txt /regbank "$domid" >/tmp/r1.log 2>&1 &
+r1=$!
+wait_for serving /tmp/r1.log
 xl unpause guest
+wait_for "regbank: phase 1" /tmp/r1.log
+kill -TERM $(pidof regbank)
+wait $r1
+echo "== RUST1 EXIT $?"
+cat /tmp/r1.log
+strace -c -o /tmp/strace-c.txt /cserver "$domid" >/tmp/c.log 2>&1 &
+c=$!
+wait_for "cserver: phase 2" /tmp/c.log
+kill -TERM $(pidof cserver)
+wait $c
+echo "== C EXIT $?"
+cat /tmp/c.log
+/regbank "$domid" >/tmp/r2.log 2>&1 &
+r2=$!
+wait_for "regbank: phase 3" /tmp/r2.log
+sleep 0.3 # let the server publish its answer to the phase write, then kill it mid-flight
+kill -KILL $r2
+wait $r2
+echo "== RUST2 KILLED $?"
+/regbank "$domid" 5100 >/tmp/r3.log 2>&1 &
+r3=$!
+wait_for "regbank: phase 4" /tmp/r3.log
 n=0; while xl domid guest >/dev/null 2>&1; do sleep 0.2; n=$((n+1)); [ $n -gt 300 ] && break; done
 echo "== guest gone after ${n} polls"
-kill -TERM $srv
-wait $srv
-echo "== SERVER EXIT $?"
-cat /tmp/srv.log
+kill -TERM $r3
+wait $r3
+echo "== RUST3 EXIT $?"
+cat /tmp/r3.log
+echo "== strace rust"; tail -3 /tmp/strace-rust.txt
+echo "== strace c"; tail -3 /tmp/strace-c.txt
 reboot -f
 INIT
 chmod +x "$ir/init"
@@ -116,7 +152,7 @@ chmod +x "$ir/init"
 log="$out/ioreq-pvh.log"
 start=$(date +%s%N)
 rc=0
-timeout 180 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+timeout 150 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
   -nographic -no-reboot -kernel "$xen" \
   -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
   -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$out/ioreq-initramfs.cpio" \
@@ -129,11 +165,31 @@ fail() {
   tail -60 "$log" | tr -d '\r'
   exit 1
 }
-tr -d '\r' <"$log" | grep -E 'GUEST CHECK|GUEST TIMING' | sed 's/^(XEN) //' || true
+L=$(tr -d '\r' <"$log")
+grep -E 'GUEST CHECK|GUEST TIMING' <<<"$L" | sed 's/^(XEN) //' || true
 [ "$rc" = 124 ] && fail "QEMU timed out"
-grep -q 'GUEST CHECK .*: FAIL' "$log" && fail "failing guest checks"
-grep -q 'GUEST RESULT: PASS' "$log" || fail "no GUEST RESULT: PASS line"
-grep -q '== SERVER EXIT 0' "$log" || fail "the server did not exit cleanly on SIGTERM"
-grep -q 'regbank: stopped after .* requests, torn down' "$log" || fail "the server did not report its teardown"
-n=$(grep -c 'GUEST CHECK .*: ok' "$log")
-echo "ok   IOREQ on real Xen: $n guest checks passed against the Rust server; SIGTERM teardown clean; $ms ms of QEMU"
+grep -q 'GUEST CHECK .*: FAIL' <<<"$L" && fail "failing guest checks"
+grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "no GUEST RESULT: PASS line"
+grep -q '== RUST1 EXIT 0' <<<"$L" || fail "the first Rust server did not exit cleanly on SIGTERM"
+grep -q '== C EXIT 0' <<<"$L" || fail "the C server did not exit cleanly"
+grep -q '== RUST3 EXIT 0' <<<"$L" || fail "the last Rust server did not exit cleanly"
+[ "$(grep -c 'regbank: stopped after .* requests, torn down' <<<"$L")" -ge 2 ] || fail "a Rust server did not report its teardown"
+grep -q 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L" || fail "a wrong domid did not fail with the dm_op and ESRCH"
+grep -A1 '== dom0 (PV) as the target:' <<<"$L" | grep -q 'XEN_DMOP_nr_vcpus: errno' || fail "a PV target did not fail with the dm_op and its errno"
+n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
+echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKILL and restart in one boot; $ms ms of QEMU"
+echo "     wrong domid:  $(grep -m1 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L")"
+echo "     PV target:    $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
+# Throughput, same boot, same guest loop: TSC ticks for N reads.
+rt=$(grep -o 'GUEST TIMING rust reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
+ct=$(grep -o 'GUEST TIMING c reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
+nr=$(grep -o 'GUEST TIMING rust reads=[0-9]*' <<<"$L" | sed 's/.*reads=//')
+[ -n "$rt" ] && [ -n "$ct" ] || fail "missing timing lines"
+echo "     throughput:   Rust $nr reads in $rt TSC ticks, C $nr reads in $ct TSC ticks; Rust/C = $(awk -v r="$rt" -v c="$ct" 'BEGIN { printf "%.2f", c / r }')x (goal >= 1.0)"
+# System calls per request: strace -c totals over the requests each server served.
+rs=$(grep -A3 '== strace rust' <<<"$L" | awk '/total/ { print $4 }' | head -1)
+cs=$(grep -A3 '== strace c' <<<"$L" | awk '/total/ { print $4 }' | head -1)
+rq=$(grep -m1 -o 'regbank: stopped after [0-9]* requests' <<<"$L" | grep -o '[0-9]*')
+cq=$(grep -m1 -o 'cserver: stopped after [0-9]* requests' <<<"$L" | grep -o '[0-9]*')
+[ -n "$rs" ] && [ -n "$cs" ] && [ -n "$rq" ] && [ -n "$cq" ] || fail "missing strace or request counts"
+echo "     syscalls:     Rust $rs for $rq requests ($(awk -v s="$rs" -v q="$rq" 'BEGIN { printf "%.2f", s / q }')/request, setup included), C $cs for $cq requests ($(awk -v s="$cs" -v q="$cq" 'BEGIN { printf "%.2f", s / q }')/request) (goal <= 3 for Rust)"

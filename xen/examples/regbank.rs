@@ -5,8 +5,8 @@
 //! Linux dom0.
 //!
 //! Simulator: `cargo run -p xen --features sim --example regbank`
-//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID` (SIGTERM or SIGINT
-//! stops it; the server is torn down before it exits).
+//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID [READY_PORT_HEX]`
+//! (SIGTERM or SIGINT stops it; the server is torn down before it exits).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -38,6 +38,7 @@ pub struct RegBank<'x, P: Platform> {
     port_sum: u64,
     release: bool,
     released: bool,
+    phase: u64,
 }
 
 impl<P: Platform> Handler for RegBank<'_, P> {
@@ -53,6 +54,7 @@ impl<P: Platform> Handler for RegBank<'_, P> {
             (Space::Mmio, 0x18) => u64::from(self.irq),
             (Space::Mmio, 0x28) => self.port_sum,
             (Space::Mmio, 0x30) => u64::from(self.released),
+            (Space::Mmio, 0x38) => self.phase,
             (Space::Mmio, a) if a >= 0x800 => 0x1111_1111,
             _ => 0,
         }
@@ -62,6 +64,10 @@ impl<P: Platform> Handler for RegBank<'_, P> {
         match (space, addr.wrapping_sub(MMIO_BASE)) {
             (Space::Mmio, 0x8) => self.scratch = value,
             (Space::Mmio, 0x20) => self.release = value & 1 != 0,
+            (Space::Mmio, 0x38) => {
+                self.phase = value;
+                println!("regbank: phase {value}");
+            }
             (Space::Port, _) => self.port_sum = self.port_sum.wrapping_add(value),
             (Space::Mmio, 0x18) => {
                 self.irq = value & 1 != 0;
@@ -78,12 +84,21 @@ impl<P: Platform> Handler for RegBank<'_, P> {
     }
 }
 
-/// Claim the device's ranges and serve until `stop` (or the platform reports `Stopped`).
-pub fn serve<P: Platform>(xen: &Xen<P>, domid: Domid, stop: &AtomicBool) -> Result<(), Error> {
+/// Claim the device's ranges (plus `ready_port`, a port that only this instance answers, so a
+/// guest can tell it is up) and serve until `stop` (or the platform reports `Stopped`).
+pub fn serve<P: Platform>(
+    xen: &Xen<P>,
+    domid: Domid,
+    ready_port: Option<u16>,
+    stop: &AtomicBool,
+) -> Result<(), Error> {
     let mut server = IoreqServer::create(xen, domid, ServerOptions::default())?;
     server.map_range(RangeKind::Mmio, MMIO_BASE, HIGH - 1)?;
     server.map_range(RangeKind::Mmio, HIGH, HIGH_END)?;
     server.map_range(RangeKind::Port, PORT, PORT + 3)?;
+    if let Some(p) = ready_port {
+        server.map_range(RangeKind::Port, u64::from(p), u64::from(p))?;
+    }
     println!("regbank: serving domain {domid} (server {})", server.id());
     let mut dev = RegBank {
         xen,
@@ -94,6 +109,7 @@ pub fn serve<P: Platform>(xen: &Xen<P>, domid: Domid, stop: &AtomicBool) -> Resu
         port_sum: 0,
         release: false,
         released: false,
+        phase: 0,
     };
     while !stop.load(Ordering::Acquire) {
         match server.serve_once(&mut dev) {
@@ -124,7 +140,7 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
     let xen = Xen::new(sim.clone())?;
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
-        let server = s.spawn(|| serve(&xen, dom, &stop));
+        let server = s.spawn(|| serve(&xen, dom, None, &stop));
         let v = sim.vcpu(dom, 0);
         // Wait until the server has claimed its ranges.
         while v.mmio_read(MMIO_BASE, 4).map_err(|e| format!("{e:?}"))? != 0x5845_4e31 {
@@ -169,9 +185,12 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[cfg(all(feature = "std", target_os = "linux"))]
-fn on_linux(domid: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn on_linux(domid: &str, ready_port: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let domid: Domid = domid.parse()?;
+    let ready_port = ready_port
+        .map(|p| u16::from_str_radix(p.trim_start_matches("0x"), 16))
+        .transpose()?;
     let xen = Xen::new(xen::linux::Linux::open()?)?;
     let stop = AtomicBool::new(false);
     let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
@@ -183,7 +202,7 @@ fn on_linux(domid: &str) -> Result<(), Box<dyn std::error::Error>> {
                 xen.platform().request_stop();
             }
         });
-        let r = serve(&xen, domid, &stop);
+        let r = serve(&xen, domid, ready_port, &stop);
         handle.close();
         r
     })?;
@@ -191,7 +210,7 @@ fn on_linux(domid: &str) -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[cfg(not(all(feature = "std", target_os = "linux")))]
-fn on_linux(_: &str) -> Result<(), Box<dyn std::error::Error>> {
+fn on_linux(_: &str, _: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     Err("serving a real guest needs Linux and the `std` feature".into())
 }
 
@@ -200,9 +219,17 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
     Err("usage: regbank DOMID (the simulated demo needs the `sim` feature)".into())
 }
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
-    match std::env::args().nth(1) {
-        Some(d) => on_linux(&d),
+fn main() -> std::process::ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let r = match args.first() {
+        Some(d) => on_linux(d, args.get(1).map(String::as_str)),
         None => simulated(),
+    };
+    match r {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("regbank: {e}");
+            std::process::ExitCode::FAILURE
+        }
     }
 }

@@ -161,6 +161,8 @@ struct State {
     raised_while_masked: Vec<bool>,
     wake: bool,
     fail: Option<(u32, i32)>,
+    /// Answers published by a server that was destroyed before the vCPU consumed them.
+    orphans: BTreeMap<(Domid, u32), u64>,
     calls: u32,
     log: Vec<String>,
     irqs: Vec<(Domid, u32, bool)>,
@@ -435,7 +437,10 @@ impl Sim {
     /// After a server answered on `vcpu`, consume the answer as Xen's `wait_for_io` does: the
     /// slot must be IORESP_READY; then `data` is read once and the slot freed.
     pub fn collect(&self, domid: Domid, vcpu: u32) -> Result<u64, GuestError> {
-        let st = self.lock();
+        let mut st = self.lock();
+        if let Some(d) = st.orphans.remove(&(domid, vcpu)) {
+            return Ok(d);
+        }
         let (slot, _) = Self::slot_of(&st, domid, vcpu).ok_or(GuestError::NothingPosted)?;
         // SAFETY: inside the live page; volatile.
         let state = unsafe { slot.add(30).read_volatile() } & 0xf;
@@ -480,6 +485,9 @@ impl Sim {
         let mut last = STATE_IOREQ_READY;
         let mut st = self.lock();
         loop {
+            if let Some(d) = st.orphans.remove(&(domid, vcpu)) {
+                return Ok(d);
+            }
             let Some((slot, _)) = Self::slot_of(&st, domid, vcpu) else {
                 // The slot went back to NONE without IORESP_READY: the server broke the protocol.
                 let why = String::from("ioreq state moved backwards to NONE");
@@ -1069,6 +1077,18 @@ impl Sim {
                     XenDmop::DESTROY_IOREQ_SERVER => {
                         let i = i.ok_or(os(OP, ENOENT))?;
                         let s = st.servers.remove(i);
+                        // A vCPU woken by an answer published just before the destroy still
+                        // gets it.
+                        for v in 0..s.vcpu_ports.len() as u32 {
+                            let p = s.slot(v);
+                            // SAFETY: the page is alive until `s` is dropped below.
+                            unsafe {
+                                if p.add(30).read_volatile() & 0xf == STATE_IORESP_READY {
+                                    let data = p.add(8).cast::<u64>().read_volatile();
+                                    st.orphans.insert((domid, v), data);
+                                }
+                            }
+                        }
                         // Its target-side ports close: unbind whatever pointed at them.
                         st.bindings.retain(|_, b| {
                             !(b.remote_dom == domid

@@ -1526,3 +1526,17 @@ fn teardown_reports_real_errors_while_the_server_still_exists() {
     assert_eq!(e.errno(), Some(5));
     assert_eq!(sim.servers(dom), 0, "destroy still ran");
 }
+
+#[test]
+fn a_request_in_flight_at_teardown_is_answered_as_unclaimed() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+    // The guest posts a 4-byte read; the server stops before serving it.
+    assert_eq!(sim.post_mmio(dom, 0, 0x1000, 4, None), Ok(None));
+    srv.shutdown().unwrap();
+    // The vCPU is not left waiting: it gets what an unclaimed read gets.
+    assert_eq!(sim.collect(dom, 0), Ok(0xffff_ffff));
+}

@@ -216,6 +216,11 @@ const COUNTER: u32 = BASE + 0x10;
 const RELEASE: u32 = BASE + 0x20;
 const PORT_SUM: u32 = BASE + 0x28;
 const RELEASED: u32 = BASE + 0x30;
+const PHASE: u32 = BASE + 0x38;
+const RUST_ID: u64 = 0x5845_4e31;
+const C_ID: u64 = 0x4353_5256;
+/// Answered only by the last Rust server (the harness starts it with this ready port).
+const READY_PORT: u16 = 0x5100;
 const HIGH: u32 = BASE + 0x800;
 const PORT: u16 = 0x5000;
 
@@ -323,14 +328,46 @@ extern "C" fn gmain() -> ! {
     );
     c.check("the rest is still served", mmio_read(ID, 4), 0x5845_4e31);
 
-    // Timed loop for the harness: N counter reads.
-    const N: u32 = 2000;
-    let t0 = rdtsc();
-    for _ in 0..N {
-        let _ = mmio_read(COUNTER, 4);
+    timed("rust");
+    // Phase 1 done: the harness stops the Rust server with SIGTERM and starts the C server.
+    mmio_write(PHASE, 4, 1);
+    let ones = wait_for_id(C_ID);
+    c.check(
+        "after SIGTERM the old range reads all-ones until a new server claims it",
+        u64::from(ones > 0),
+        1,
+    );
+    c.check("C server answers", mmio_read(ID, 4), C_ID);
+    timed("c");
+    // Phase 2 done: the harness stops the C server and starts a new Rust server.
+    mmio_write(PHASE, 4, 2);
+    wait_for_id(RUST_ID);
+    mmio_write(SCRATCH, 8, 0x5a5a);
+    c.check(
+        "a new Rust server for the same guest works",
+        mmio_read(SCRATCH, 8),
+        0x5a5a,
+    );
+    // Phase 3 done: the harness SIGKILLs that server (no teardown; Xen keeps its dead ioreq
+    // server) and starts another one, which claims READY_PORT. Touch nothing the dead server
+    // claims until then.
+    mmio_write(PHASE, 4, 3);
+    let mut polls = 0u32;
+    while u64::from(inw(READY_PORT)) != u64::from(READY_PORT) && polls < 2_000_000 {
+        polls += 1;
     }
-    let t1 = rdtsc();
-    say!("GUEST TIMING reads={} tsc={}", N, t1 - t0);
+    c.check(
+        "after SIGKILL a new server still works",
+        mmio_read(ID, 4),
+        RUST_ID,
+    );
+    mmio_write(SCRATCH, 8, 0xa5a5);
+    c.check(
+        "... and serves reads and writes",
+        mmio_read(SCRATCH, 8),
+        0xa5a5,
+    );
+    mmio_write(PHASE, 4, 4);
 
     if c.failed == 0 {
         say!("GUEST RESULT: PASS ({} checks)", c.passed);
@@ -350,6 +387,31 @@ extern "C" fn gmain() -> ! {
         // SAFETY: our struct.
         let _ = unsafe { sched_op_shutdown(&xen, &sd) };
     }
+}
+
+/// N counter reads against whichever server is up, timed with the TSC.
+fn timed(label: &str) {
+    const N: u32 = 2000;
+    let t0 = rdtsc();
+    for _ in 0..N {
+        let _ = mmio_read(COUNTER, 4);
+    }
+    let t1 = rdtsc();
+    say!("GUEST TIMING {} reads={} tsc={}", label, N, t1 - t0);
+}
+
+/// Poll the ID register until it reads `id`; returns how many all-ones reads were seen.
+fn wait_for_id(id: u64) -> u32 {
+    let mut ones = 0u32;
+    for _ in 0..2_000_000u32 {
+        match mmio_read(ID, 4) {
+            v if v == id => return ones,
+            0xffff_ffff => ones = ones.saturating_add(1),
+            _ => {}
+        }
+    }
+    say!("GUEST gave up waiting for id {:#x}", id);
+    ones
 }
 
 #[panic_handler]

@@ -1540,3 +1540,58 @@ fn a_request_in_flight_at_teardown_is_answered_as_unclaimed() {
     // The vCPU is not left waiting: it gets what an unclaimed read gets.
     assert_eq!(sim.collect(dom, 0), Ok(0xffff_ffff));
 }
+
+#[test]
+fn a_server_moving_the_state_backwards_crashes_the_domain() {
+    use std::time::Duration;
+    use xen::ioreq::slot::Slot;
+    use xen::platform::{ForeignMemory, Pages};
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+    // A broken emulator with its own view of the ioreq page.
+    let pages = sim
+        .map_resource(
+            dom,
+            xen::sys::XenMemResourceType::IOREQ_SERVER,
+            u32::from(srv.id()),
+            1,
+            1,
+        )
+        .unwrap();
+    // SAFETY: slot 0 of the live ioreq page.
+    let slot = unsafe { Slot::new(pages.base()) };
+    std::thread::scope(|s| {
+        let guest = s.spawn(|| {
+            sim.vcpu(dom, 0)
+                .with_timeout(Duration::from_secs(5))
+                .mmio_read(0x1000, 4)
+        });
+        while slot.state() != xen::sys::STATE_IOREQ_READY {
+            std::thread::yield_now();
+        }
+        // INPROCESS (forward: fine), then back to READY: Xen crashes the domain (XSA-262).
+        let raw = slot.copy();
+        slot.set_inprocess(raw.flags);
+        std::thread::sleep(Duration::from_millis(20));
+        // SAFETY: writing the flags byte of the live slot (that is the protocol violation).
+        unsafe {
+            pages
+                .base()
+                .add(30)
+                .write_volatile(raw.flags.with_state(xen::sys::STATE_IOREQ_READY).0)
+        };
+        let r = guest.join().unwrap();
+        assert!(
+            matches!(r, Err(xen::sim::GuestError::DomainCrashed(_))),
+            "{r:?}"
+        );
+    });
+    assert!(
+        sim.crashed(dom).unwrap().contains("moved from 2 to 1"),
+        "{:?}",
+        sim.crashed(dom)
+    );
+}

@@ -14,24 +14,14 @@ cd "$(dirname "$0")/../.."
 ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu libxen-dev strace
 ensure_debian_rust >/dev/null
 
+. tests/lib/real-xen.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
-cache="${XEN_ABI_CACHE:-/var/cache/xen-abi}/linux"
-mkdir -p "$out" "$cache"
-xen="$out/xen-4.17-amd64"
-[ -s "$xen" ] || zcat /boot/xen-4.17-amd64.gz > "$xen"
-
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-[ -n "$kpkg" ] || { apt-get update -qq || true; kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }'); }
-[ -n "$kpkg" ] || { echo "FAIL: cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
-kver=${kpkg#linux-image-}
-kroot="$cache/$kpkg"
-if [ ! -d "$kroot/boot" ]; then
-  mkdir -p "$cache/debs" && chown _apt "$cache/debs" 2>/dev/null || true
-  (cd "$cache/debs" && apt-get download -qq "$kpkg") || { echo "FAIL: cannot download $kpkg"; exit 1; }
-  rm -rf "$kroot.tmp"; dpkg-deb -x "$cache"/debs/"$kpkg"_*.deb "$kroot.tmp"; mv "$kroot.tmp" "$kroot"
-fi
-vmlinuz="$kroot/boot/vmlinuz-$kver"
-mods="$kroot/lib/modules/$kver/kernel"
+mkdir -p "$out"
+ensure_xen_x86 "$out"
+xen="$XEN_X86"
+ensure_debian_kernel
+vmlinuz="$VMLINUZ"
+mods="$KMODS"
 
 # The guest (32-bit PVH, Debian's rustc-web for i686) and the server (static).
 (cd tests/xen-pvh-guest && CARGO_TARGET_I686_UNKNOWN_LINUX_GNU_LINKER=i686-linux-gnu-gcc \

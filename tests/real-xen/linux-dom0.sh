@@ -9,30 +9,15 @@ cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 busybox-static cpio
 
+. tests/lib/real-xen.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
-cache="${XEN_ABI_CACHE:-/var/cache/xen-abi}/linux"
-mkdir -p "$out" "$cache"
-xen="$out/xen-4.17-amd64"
-[ -s "$xen" ] || zcat /boot/xen-4.17-amd64.gz > "$xen"
-
-# Debian's current kernel package (the version linux-image-amd64 points at), cached.
-kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-if [ -z "$kpkg" ]; then
-  apt-get update -qq || true
-  kpkg=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-fi
-[ -n "$kpkg" ] || { echo "FAIL: cannot find Debian's linux-image-amd64 kernel package"; exit 1; }
-kver=${kpkg#linux-image-}
-kroot="$cache/$kpkg"
-if [ ! -d "$kroot/boot" ]; then
-  mkdir -p "$cache/debs" && chown _apt "$cache/debs" 2>/dev/null || true
-  (cd "$cache/debs" && apt-get download -qq "$kpkg") || { echo "FAIL: cannot download $kpkg"; exit 1; }
-  rm -rf "$kroot.tmp"
-  dpkg-deb -x "$cache"/debs/"$kpkg"_*.deb "$kroot.tmp"
-  mv "$kroot.tmp" "$kroot"
-fi
-vmlinuz="$kroot/boot/vmlinuz-$kver"
-mods="$kroot/lib/modules/$kver/kernel/drivers/xen"
+mkdir -p "$out"
+ensure_xen_x86 "$out"
+xen="$XEN_X86"
+ensure_debian_kernel
+kver="$KVER"
+vmlinuz="$VMLINUZ"
+mods="$KMODS/drivers/xen"
 
 # The test program, static so the initramfs needs no libraries.
 build_prog() { # extra-rustflags target-dir

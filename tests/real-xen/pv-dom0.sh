@@ -8,11 +8,11 @@ cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64
 
+. tests/lib/real-xen.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
-xen="$out/xen-4.17-amd64"
-# QEMU's multiboot loader needs the uncompressed hypervisor.
-[ -s "$xen" ] || zcat /boot/xen-4.17-amd64.gz > "$xen"
+ensure_xen_x86 "$out"
+xen="$XEN_X86"
 
 build() { # features target-dir
   (cd tests/xen-pv-dom0 && RUSTFLAGS="-C relocation-model=static" \

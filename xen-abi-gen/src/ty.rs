@@ -202,6 +202,8 @@ impl Ty {
     /// Names of items this type refers to.
     pub fn refs(&self) -> Vec<&str> {
         match self {
+            // A handle to a plain integer (`handle<i32>`) refers to no item.
+            Ty::Handle(Some(n)) if Int::parse(n).is_some() => vec![],
             Ty::Handle(Some(n)) | Ty::Named(n) => vec![n.as_str()],
             Ty::Array(t, _) => t.refs(),
             _ => vec![],

@@ -20,9 +20,11 @@ pub const EVTCHN_PENDING_OFFSET: usize = 32 * 64;
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
 pub const EVTCHN_PENDING_OFFSET: usize = 64;
 
-/// Where `XENMEM_acquire_resource` may put frames: a virtual range of the caller and the
-/// guest frame numbers behind it (HVM/PVH/Arm callers; a PV caller gets MFNs instead and is
-/// not supported here).
+/// Frames of the caller where Xen may place pages: a virtual range and the guest frame numbers
+/// behind it (HVM/PVH/Arm callers; a PV caller gets MFNs instead and is not supported here).
+/// `XENMEM_acquire_resource` uses all but the last frame; the last one is where guest pages are
+/// mapped one at a time (`XENMEM_add_to_physmap_batch`, `XENMAPSPACE_gmfn_foreign`) for
+/// `data_is_ptr` requests.
 #[derive(Clone, Copy, Debug)]
 pub struct FrameWindow {
     /// Start of the virtual range (page-aligned).
@@ -131,7 +133,8 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
         let mut used = self.used_frames.borrow_mut();
         let first = *used;
         let end = first + nr as usize;
-        if end > w.gfns.len() {
+        // The last frame is kept for guest RAM access.
+        if end + 1 > w.gfns.len() {
             return Err(Error::Os {
                 op: OP,
                 errno: XenErrno::ENOSPC.0,
@@ -156,20 +159,84 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
         })
     }
 
-    fn read_guest(&self, _: Domid, _: u64, _: &mut [u8]) -> Result<(), Error> {
-        // Foreign guest-RAM mapping from a stub domain is not provided yet: data_is_ptr
-        // requests get Handler::guest_memory_error.
-        Err(Error::Os {
-            op: "read guest RAM",
-            errno: XenErrno::EOPNOTSUPP.0,
+    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
+            for (i, b) in buf[done..done + n].iter_mut().enumerate() {
+                // SAFETY: inside the scratch page, which maps the guest frame right now; guest
+                // memory is only read with volatile loads.
+                *b = unsafe { va.add(i).read_volatile() };
+            }
         })
     }
 
-    fn write_guest(&self, _: Domid, _: u64, _: &[u8]) -> Result<(), Error> {
-        Err(Error::Os {
-            op: "write guest RAM",
-            errno: XenErrno::EOPNOTSUPP.0,
+    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+        self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
+            for (i, b) in buf[done..done + n].iter().enumerate() {
+                // SAFETY: as above, volatile stores.
+                unsafe { va.add(i).write_volatile(*b) };
+            }
         })
+    }
+}
+
+impl<H: Hypercall> Bare<H> {
+    /// Map each guest frame covering [gpa, gpa+len) at the scratch frame in turn and call
+    /// `f(address of the byte at gpa+done, done, n)`.
+    fn guest_pages(
+        &self,
+        domid: Domid,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> Result<(), Error> {
+        const ADD: &str = "XENMEM_add_to_physmap_batch";
+        const REMOVE: &str = "XENMEM_remove_from_physmap";
+        let w = self.window.ok_or(Error::Os {
+            op: ADD,
+            errno: XenErrno::EOPNOTSUPP.0,
+        })?;
+        let last = w.gfns.len().checked_sub(1).ok_or(Error::Os {
+            op: ADD,
+            errno: XenErrno::ENOSPC.0,
+        })?;
+        let (scratch_gfn, scratch_va) = (w.gfns[last], w.va.wrapping_add(last * 4096));
+        let mut done = 0;
+        while done < len {
+            let a = gpa.wrapping_add(done as u64);
+            let off = (a & 0xfff) as usize;
+            let n = (4096 - off).min(len - done);
+            let idx: XenUlong = (a >> 12) as XenUlong;
+            let gpfns = [scratch_gfn];
+            let mut errs = [0i32];
+            let mut b = XenAddToPhysmapBatch {
+                domid: DOMID_SELF,
+                space: Xenmapspace::GMFN_FOREIGN,
+                size: 1,
+                u: XenAddToPhysmapBatchExtra::from_foreign_domid(domid),
+                idxs: GuestHandle::from_ptr(&idx),
+                gpfns: GuestHandle::from_ptr(gpfns.as_ptr()),
+                errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
+            };
+            // SAFETY: our struct and one-element arrays; Xen maps the foreign frame at the
+            // scratch GFN, a frame of ours reserved for this.
+            unsafe { memory_op_add_to_physmap_batch(&self.h, &mut b) }.map_err(|e| xerr(ADD, e))?;
+            if errs[0] != 0 {
+                return Err(Error::Os {
+                    op: ADD,
+                    errno: -errs[0],
+                });
+            }
+            f(scratch_va.wrapping_add(off), done, n);
+            let r = XenRemoveFromPhysmap {
+                domid: DOMID_SELF,
+                gpfn: scratch_gfn,
+                ..Default::default()
+            };
+            // SAFETY: our struct.
+            unsafe { memory_op_remove_from_physmap(&self.h, &r) }.map_err(|e| xerr(REMOVE, e))?;
+            done += n;
+        }
+        Ok(())
     }
 }
 

@@ -15,6 +15,10 @@ struct FakeXen {
     shared_info: *mut u8,
     next_port: Cell<u32>,
     log: RefCell<Vec<String>>,
+    /// Domain 7's RAM, and the caller's scratch page (where a foreign frame "appears").
+    guest_ram: RefCell<Vec<u8>>,
+    scratch: *mut u8,
+    mapped: Cell<Option<usize>>,
 }
 
 // SAFETY: a test double that models Xen's answers on memory the test owns.
@@ -65,6 +69,40 @@ unsafe impl Hypercall for FakeXen {
                     w.write(w.read() | (1 << (port % 64)));
                     0
                 }
+                (12, 23) => {
+                    let b = (a[1] as usize as *const XenAddToPhysmapBatch).read();
+                    assert_eq!(
+                        (b.domid, b.space, b.size, b.u.foreign_domid()),
+                        (DOMID_SELF, Xenmapspace::GMFN_FOREIGN, 1, 7)
+                    );
+                    assert_eq!(
+                        (b.gpfns.addr() as usize as *const XenPfn).read(),
+                        0x1235,
+                        "the scratch frame"
+                    );
+                    let gfn = (b.idxs.addr() as usize as *const XenUlong).read() as usize;
+                    let ram = self.guest_ram.borrow();
+                    if (gfn + 1) * 4096 > ram.len() {
+                        (b.errs.addr() as usize as *mut i32).write(-22);
+                        return 0;
+                    }
+                    std::ptr::copy_nonoverlapping(ram[gfn * 4096..].as_ptr(), self.scratch, 4096);
+                    self.mapped.set(Some(gfn));
+                    (b.errs.addr() as usize as *mut i32).write(0);
+                    0
+                }
+                (12, 15) => {
+                    let r = (a[1] as usize as *const XenRemoveFromPhysmap).read();
+                    assert_eq!((r.domid, r.gpfn), (DOMID_SELF, 0x1235));
+                    let gfn = self.mapped.take().expect("something mapped");
+                    let mut ram = self.guest_ram.borrow_mut();
+                    std::ptr::copy_nonoverlapping(
+                        self.scratch,
+                        ram[gfn * 4096..].as_mut_ptr(),
+                        4096,
+                    );
+                    0
+                }
                 (12, 28) => {
                     let r = (a[1] as usize as *const XenMemAcquireResource).read();
                     assert_eq!(
@@ -87,10 +125,17 @@ static GFNS: [XenPfn; 2] = [0x1234, 0x1235];
 fn bare_platform_issues_the_right_hypercalls() {
     let mut shinfo = Box::new(Page([0; 4096]));
     let mut window = Box::new([Page([0; 4096]), Page([0; 4096])]);
+    let mut ram = vec![0u8; 4 * 4096];
+    for (i, b) in ram.iter_mut().enumerate() {
+        *b = i as u8;
+    }
     let fake = FakeXen {
         shared_info: shinfo.0.as_mut_ptr(),
         next_port: Cell::new(40),
         log: RefCell::new(Vec::new()),
+        guest_ram: RefCell::new(ram),
+        scratch: window[1].0.as_mut_ptr(),
+        mapped: Cell::new(None),
     };
     let w = FrameWindow {
         va: window.as_mut_ptr().cast(),
@@ -121,6 +166,23 @@ fn bare_platform_issues_the_right_hypercalls() {
         .unwrap();
     assert_eq!(pages.base(), window.as_mut_ptr().cast::<u8>());
     assert_eq!(pages.len(), 4096);
+    // Guest RAM for data_is_ptr, across a page boundary, through the scratch frame.
+    let mut buf = [0u8; 8];
+    p.read_guest(7, 0x1ffc, &mut buf).unwrap();
+    assert_eq!(buf, [0xfc, 0xfd, 0xfe, 0xff, 0x00, 0x01, 0x02, 0x03]);
+    p.write_guest(7, 0x2ffe, &[0xaa, 0xbb, 0xcc]).unwrap();
+    let mut back = [0u8; 4];
+    p.read_guest(7, 0x2ffd, &mut back).unwrap();
+    assert_eq!(back, [0xfd, 0xaa, 0xbb, 0xcc]);
+    let e = p.read_guest(7, 0x8000, &mut buf).unwrap_err();
+    assert_eq!(e.errno(), Some(22), "per-frame error reported");
+    // Only one frame is free for resources now (the last is the scratch frame).
+    assert_eq!(
+        p.map_resource(7, XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
+            .unwrap_err()
+            .errno(),
+        Some(28)
+    );
     p.unbind(port).unwrap();
     assert_eq!(
         p.wait_pending(&mut out),

@@ -381,7 +381,17 @@ impl Sim {
                 }
             }
         };
-        let Some(i) = Self::select(&st, domid, kind, first, last) else {
+        // Invalidate and time-offset requests are not routed by address: Xen broadcasts them
+        // to every enabled server (the model delivers them to the newest one).
+        let broadcast = matches!(req.r#type, IoreqType::INVALIDATE | IoreqType::TIMEOFFSET);
+        let chosen = if broadcast {
+            st.servers
+                .iter()
+                .rposition(|s| s.domid == domid && s.enabled)
+        } else {
+            Self::select(&st, domid, kind, first, last)
+        };
+        let Some(i) = chosen else {
             // Xen's null handler: reads all-ones, writes dropped.
             let ones = if size >= 8 {
                 u64::MAX

@@ -1595,3 +1595,42 @@ fn a_server_moving_the_state_backwards_crashes_the_domain() {
         sim.crashed(dom)
     );
 }
+
+#[test]
+fn invalidate_reaches_a_server_without_any_claimed_address() {
+    struct Inv(u32);
+    impl Handler for Inv {
+        fn read(&mut self, _: Space, _: u64, _: Size) -> u64 {
+            panic!("no access expected")
+        }
+        fn write(&mut self, _: Space, _: u64, _: Size, _: u64) {
+            panic!("no access expected")
+        }
+        fn invalidate(&mut self) {
+            self.0 += 1;
+        }
+    }
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let port = srv.local_ports().next().unwrap();
+    let mut h = Inv(0);
+    let r = xen::sim::ioreq(
+        xen::sys::IoreqType::INVALIDATE,
+        0,
+        4,
+        1,
+        Some(!0),
+        false,
+        false,
+    );
+    assert_eq!(
+        sim.post(dom, 0, r),
+        Ok(None),
+        "routed to the server, not the null handler"
+    );
+    srv.handle_port(port, &mut h).unwrap();
+    sim.collect(dom, 0).unwrap();
+    assert_eq!(h.0, 1);
+}

@@ -67,7 +67,19 @@ ln -sf /usr/bin/xenstore-read "$ir/bin/xenstore-read"
 gcc_s=$(find /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu -name 'libgcc_s.so.1' | head -1)
 cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
 cp "$guest" "$ir/guest.elf"
+# A PV guest to show a non-HVM target is refused: the PV test kernel, created paused, never run.
+(cd tests/xen-pv-dom0 && RUSTFLAGS="-C relocation-model=static" cargo build --locked -q --release \
+  --target x86_64-unknown-linux-gnu --target-dir "$out/pv-dom0")
+cp "$out/pv-dom0/x86_64-unknown-linux-gnu/release/xen-pv-dom0-test" "$ir/pv.elf"
 cp "$server" "$ir/regbank"
+: >"$ir/etc/xen/xl.conf"
+cat >"$ir/etc/xen/pv.cfg" <<'CFG'
+name = "pvguest"
+type = "pv"
+kernel = "/pv.elf"
+memory = 16
+vcpus = 1
+CFG
 cat >"$ir/etc/xen/guest.cfg" <<'CFG'
 name = "guest"
 type = "pvh"
@@ -99,7 +111,10 @@ xl create -p /etc/xen/guest.cfg
 domid=$(xl domid guest)
 echo "== guest domain $domid"
 echo "== wrong domid:"; /regbank 999 2>&1; echo "== wrong domid exit $?"
-echo "== dom0 (PV) as the target:"; /regbank 0 2>&1; echo "== PV target exit $?"
+echo "== dom0 (PV) as the target:"; /regbank 0 2>&1; echo "== dom0 target exit $?"
+xl create -p /etc/xen/pv.cfg
+echo "== PV guest as the target:"; /regbank "$(xl domid pvguest)" 2>&1; echo "== PV target exit $?"
+xl destroy pvguest
 stop() { # process-name background-pid label
   kill -TERM $(pidof "$1")
   wait "$2"
@@ -170,11 +185,13 @@ done
 grep -q '== RUST3 KILLED 137' <<<"$L" || fail "server RUST3 was not killed"
 [ "$(grep -c 'regbank: stopped after .* requests, torn down' <<<"$L")" -ge 3 ] || fail "a Rust server did not report its teardown"
 grep -q 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L" || fail "a wrong domid did not fail with the dm_op and ESRCH"
-grep -A1 '== dom0 (PV) as the target:' <<<"$L" | grep -q 'XEN_DMOP_nr_vcpus: errno' || fail "a PV target did not fail with the dm_op and its errno"
+grep -A1 '== dom0 (PV) as the target:' <<<"$L" | grep -q 'XEN_DMOP_nr_vcpus: errno' || fail "dom0 as the target did not fail with the dm_op and its errno"
+grep -A3 '== PV guest as the target:' <<<"$L" | grep -q 'regbank: XEN_DMOP_nr_vcpus: errno 22' || fail "a PV guest as the target did not fail with the dm_op and EINVAL"
 n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
 echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKILL and restart in one boot; $ms ms of QEMU"
 echo "     wrong domid:  $(grep -m1 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L")"
-echo "     PV target:    $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
+echo "     dom0 target:  $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
+echo "     PV guest:     $(grep -A3 '== PV guest as the target:' <<<"$L" | grep -m1 'regbank:')"
 # Throughput, same boot, same guest loop: TSC ticks for N reads.
 rt=$(grep -o 'GUEST TIMING rust reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
 ct=$(grep -o 'GUEST TIMING c reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')

@@ -1,34 +1,373 @@
-//! Procedural macros that will give hand-written types the same compile-time ABI checks as the
-//! generated ones (`#[xen_abi]`, `include_spec!`).
+//! `#[xen_abi]`: the compile-time ABI guarantees of the generated `xen-sys` types, for
+//! hand-written types (a hypercall being prototyped, a private interface).
 //!
-//! This crate is a skeleton: the attribute currently only requires `#[repr(C)]` on the item it
-//! annotates and otherwise passes it through unchanged. The full checks are tracked separately.
+//! ```ignore
+//! use xen_abi_macros::xen_abi;
+//!
+//! #[xen_abi(since = "4.18", size(x86_32 = 16, x86_64 = 16, arm32 = 16, arm64 = 16))]
+//! #[repr(C)]
+//! pub struct MyOp {
+//!     pub domid: u16,
+//!     pub pad: u16,
+//!     pub count: u32,
+//!     pub addr: u64,
+//! }
+//! ```
+//!
+//! The attribute refuses a type that is not `#[repr(C)]`, has implicit padding (naming the field
+//! after which it appears and how many bytes, per architecture), or uses a field type whose layout
+//! depends on the architecture without saying so (`usize`, `isize`, pointers, references) or is
+//! no ABI type at all (`bool`, `char`, floats, enums without an integer repr, types that do not
+//! implement `xen_sys::XenAbi`). It emits the declared size/alignment as const assertions per
+//! `target_arch`, derives zerocopy's `FromBytes`/`IntoBytes`/`KnownLayout`/`Immutable` (the
+//! crate must depend on `zerocopy`) and implements `xen_sys::XenAbi`. The layout rules are
+//! `xen-abi-gen`'s: there is one layout engine.
 
-use proc_macro::{TokenStream, TokenTree};
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{Error, Fields, Ident, ItemStruct, LitInt, LitStr, Token, Type};
+use xen_abi_gen::layout::Engine;
+use xen_abi_gen::ty::Int;
+use xen_abi_gen::Arch;
 
-/// Marks a hand-written ABI type. Today it checks that the item carries `#[repr(C)]` (or
-/// `#[repr(transparent)]`) and passes it through unchanged.
+/// Attribute arguments: `since = "4.x"`, `c_name = "..."`, `size(arch = N, ...)`,
+/// `align(arch = N, ...)`.
+#[derive(Default)]
+struct Args {
+    since: Option<LitStr>,
+    c_name: Option<LitStr>,
+    size: Vec<(Arch, u64, Span)>,
+    align: Vec<(Arch, u64, Span)>,
+}
+
+fn per_arch(input: ParseStream<'_>) -> syn::Result<Vec<(Arch, u64, Span)>> {
+    let content;
+    syn::parenthesized!(content in input);
+    let mut out = Vec::new();
+    while !content.is_empty() {
+        let id: Ident = content.parse()?;
+        let arch: Arch = id
+            .to_string()
+            .parse()
+            .map_err(|e: xen_abi_gen::arch::UnknownArch| Error::new(id.span(), e.to_string()))?;
+        content.parse::<Token![=]>()?;
+        let n: LitInt = content.parse()?;
+        out.push((arch, n.base10_parse()?, id.span()));
+        if !content.is_empty() {
+            content.parse::<Token![,]>()?;
+        }
+    }
+    Ok(out)
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+        let mut a = Args::default();
+        while !input.is_empty() {
+            let key: Ident = input.parse()?;
+            match key.to_string().as_str() {
+                "since" => {
+                    input.parse::<Token![=]>()?;
+                    a.since = Some(input.parse()?);
+                }
+                "c_name" => {
+                    input.parse::<Token![=]>()?;
+                    a.c_name = Some(input.parse()?);
+                }
+                "size" => a.size = per_arch(input)?,
+                "align" => a.align = per_arch(input)?,
+                other => return Err(Error::new(
+                    key.span(),
+                    format!(
+                        "unknown xen_abi argument `{other}` (expected since, c_name, size, align)"
+                    ),
+                )),
+            }
+            if !input.is_empty() {
+                input.parse::<Token![,]>()?;
+            }
+        }
+        Ok(a)
+    }
+}
+
+/// What is known about a field's type at expansion time.
+enum FieldKind {
+    /// A primitive or an array of them: the layout per architecture is known now.
+    Known(Vec<(u64, u64)>),
+    /// Another ABI type: checked by trait bound and const assertions.
+    Abi,
+}
+
+fn refuse(ty: &Type) -> Option<&'static str> {
+    match ty {
+        Type::Ptr(_) => Some("a raw pointer is pointer-sized, which differs between architectures; use a guest handle type (xen_sys::GuestHandle) or a fixed-width integer"),
+        Type::Reference(_) => Some("a reference cannot be part of an ABI type; use a guest handle (xen_sys::GuestHandle) or a fixed-width integer"),
+        Type::BareFn(_) => Some("a function pointer is not an ABI type"),
+        Type::Path(p) => {
+            let last = p.path.segments.last()?.ident.to_string();
+            match last.as_str() {
+                "usize" | "isize" => Some("`usize`/`isize` change size between 32- and 64-bit architectures; use u32/u64, or xen_sys's XenUlong if the C type is xen_ulong_t"),
+                "bool" => Some("`bool` is not an ABI type (only 0 and 1 are valid, a guest may write anything); use u8"),
+                "char" => Some("`char` is not an ABI type (not every u32 is a char); use u32 or u8"),
+                "f32" | "f64" => Some("floating point has no place in Xen's hypercall ABI; use an integer"),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn known(ty: &Type) -> Option<Vec<(u64, u64)>> {
+    match ty {
+        Type::Path(p) if p.qself.is_none() && p.path.segments.len() == 1 => {
+            let i = Int::parse(&p.path.segments[0].ident.to_string())?;
+            Some(
+                Arch::ALL
+                    .iter()
+                    .map(|a| {
+                        let l = Engine::int(i, *a);
+                        (l.size, l.align)
+                    })
+                    .collect(),
+            )
+        }
+        Type::Array(a) => {
+            let n: u64 = match &a.len {
+                syn::Expr::Lit(syn::ExprLit {
+                    lit: syn::Lit::Int(n),
+                    ..
+                }) => n.base10_parse().ok()?,
+                _ => return None,
+            };
+            Some(
+                known(&a.elem)?
+                    .into_iter()
+                    .map(|(s, al)| (s * n, al))
+                    .collect(),
+            )
+        }
+        Type::Paren(p) => known(&p.elem),
+        _ => None,
+    }
+}
+
+fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream> {
+    let name = &item.ident;
+    // #[repr(C)] (optionally with align), nothing else.
+    let mut repr_c = false;
+    for a in &item.attrs {
+        if a.path().is_ident("repr") {
+            a.parse_nested_meta(|m| {
+                if m.path.is_ident("C") {
+                    repr_c = true;
+                } else if m.path.is_ident("packed") {
+                    return Err(m.error("#[repr(packed)] has no place in Xen's ABI: declare the padding as named fields"));
+                }
+                Ok(())
+            })?;
+        }
+    }
+    if !repr_c {
+        return Err(Error::new(name.span(), format!("`{name}` must be #[repr(C)] to be an ABI type: Rust's default layout may reorder and pad fields")));
+    }
+    let fields: Vec<&syn::Field> = match &item.fields {
+        Fields::Named(f) => f.named.iter().collect(),
+        Fields::Unnamed(f) => f.unnamed.iter().collect(),
+        Fields::Unit => {
+            return Err(Error::new(
+                name.span(),
+                "an ABI type needs at least one field (C has no empty structs)",
+            ))
+        }
+    };
+    if fields.is_empty() {
+        return Err(Error::new(
+            name.span(),
+            "an ABI type needs at least one field (C has no empty structs)",
+        ));
+    }
+    let mut kinds = Vec::new();
+    for f in &fields {
+        if let Some(why) = refuse(&f.ty) {
+            let fname = f
+                .ident
+                .as_ref()
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "field".into());
+            return Err(Error::new(f.ty.span(), format!("field `{fname}`: {why}")));
+        }
+        kinds.push(match known(&f.ty) {
+            Some(l) => FieldKind::Known(l),
+            None => FieldKind::Abi,
+        });
+    }
+    if !item.generics.params.is_empty() {
+        return Err(Error::new(
+            item.generics.span(),
+            "an ABI type cannot be generic",
+        ));
+    }
+    let field_name = |i: usize| -> String {
+        fields[i]
+            .ident
+            .as_ref()
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| i.to_string())
+    };
+    // Implicit padding, computed now when every field's layout is known.
+    if kinds.iter().all(|k| matches!(k, FieldKind::Known(_))) {
+        for (ai, arch) in Arch::ALL.iter().enumerate() {
+            let mut off = 0u64;
+            let mut max_align = 1u64;
+            for (i, k) in kinds.iter().enumerate() {
+                let FieldKind::Known(l) = k else {
+                    unreachable!()
+                };
+                let (size, align) = l[ai];
+                max_align = max_align.max(align);
+                let at = off.div_ceil(align) * align;
+                if at > off {
+                    return Err(Error::new(
+                        fields[i].span(),
+                        format!(
+                            "implicit padding in `{name}` on {arch}: {} byte{} after field `{}`, before `{}`; declare it as a named field (e.g. `pub _pad: [u8; {}]`)",
+                            at - off, if at - off == 1 { "" } else { "s" }, field_name(i - 1), field_name(i), at - off
+                        ),
+                    ));
+                }
+                off = at + size;
+            }
+            let total = off.div_ceil(max_align) * max_align;
+            if total > off {
+                return Err(Error::new(
+                    fields[fields.len() - 1].span(),
+                    format!(
+                        "implicit trailing padding in `{name}` on {arch}: {} byte{} after the last field `{}`; declare it as a named field",
+                        total - off, if total - off == 1 { "" } else { "s" }, field_name(fields.len() - 1)
+                    ),
+                ));
+            }
+        }
+    }
+    // Everything else is checked by the compiler: ABI trait bounds and no-padding assertions.
+    let mut checks = Vec::new();
+    for (i, f) in fields.iter().enumerate() {
+        let ty = &f.ty;
+        if matches!(kinds[i], FieldKind::Abi) {
+            checks.push(quote_spanned! {ty.span()=>
+                const _: fn() = || {
+                    fn field_type_must_be_an_abi_type<T: ::xen_sys::XenAbi>() {}
+                    field_type_must_be_an_abi_type::<#ty>();
+                };
+            });
+        }
+    }
+    let member = |i: usize| -> proc_macro2::TokenStream {
+        match &fields[i].ident {
+            Some(id) => quote!(#id),
+            None => {
+                let idx = syn::Index::from(i);
+                quote!(#idx)
+            }
+        }
+    };
+    for i in 1..fields.len() {
+        let (prev, cur) = (member(i - 1), member(i));
+        let pty = &fields[i - 1].ty;
+        let msg = format!(
+            "implicit padding in `{name}` after field `{}`",
+            field_name(i - 1)
+        );
+        checks.push(quote! {
+            const _: () = assert!(
+                ::core::mem::offset_of!(#name, #cur) == ::core::mem::offset_of!(#name, #prev) + ::core::mem::size_of::<#pty>(),
+                #msg
+            );
+        });
+    }
+    let last = member(fields.len() - 1);
+    let lty = &fields[fields.len() - 1].ty;
+    let msg = format!("implicit trailing padding in `{name}`");
+    checks.push(quote! {
+        const _: () = assert!(
+            ::core::mem::size_of::<#name>() == ::core::mem::offset_of!(#name, #last) + ::core::mem::size_of::<#lty>(),
+            #msg
+        );
+    });
+    for (list, what) in [(&args.size, "size_of"), (&args.align, "align_of")] {
+        for (arch, n, span) in list {
+            let ta = arch.target_arch();
+            let f = Ident::new(what, *span);
+            let n = *n as usize;
+            let msg = format!("`{name}`: declared {what} on {arch} does not hold");
+            checks.push(quote_spanned! {*span=>
+                #[cfg(target_arch = #ta)]
+                const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
+            });
+        }
+    }
+    let since = match &args.since {
+        Some(s) => {
+            let v = xen_abi_gen::model::Version::parse(&s.value()).ok_or_else(|| {
+                Error::new(s.span(), "since must be \"MAJOR.MINOR\", e.g. \"4.18\"")
+            })?;
+            (v.major, v.minor)
+        }
+        None => {
+            return Err(Error::new(
+                Span::call_site(),
+                "xen_abi needs `since = \"4.x\"`: the Xen release that introduces the type",
+            ))
+        }
+    };
+    let (maj, min) = since;
+    let c_name = args
+        .c_name
+        .map(|c| c.value())
+        .unwrap_or_else(|| format!("struct {name}"));
+    Ok(quote! {
+        #[derive(::zerocopy::FromBytes, ::zerocopy::IntoBytes, ::zerocopy::KnownLayout, ::zerocopy::Immutable)]
+        #item
+        impl ::xen_sys::XenAbi for #name {
+            const C_NAME: &'static str = #c_name;
+            const SINCE: ::xen_sys::XenVersion = ::xen_sys::XenVersion::new(#maj, #min);
+        }
+        #(#checks)*
+    })
+}
+
+/// Check and complete a hand-written ABI struct; see the crate documentation.
 #[proc_macro_attribute]
-pub fn xen_abi(_attr: TokenStream, item: TokenStream) -> TokenStream {
-    let text = item.to_string();
-    let has_repr = text.contains("repr(C")
-        || text.contains("repr (C")
-        || text.contains("repr(transparent")
-        || text.contains("repr (transparent");
-    if has_repr {
-        item
-    } else {
-        let span = item
-            .clone()
-            .into_iter()
-            .next()
-            .map(|t: TokenTree| t.span())
-            .unwrap_or_else(proc_macro::Span::call_site);
-        let err: TokenStream =
-            "compile_error!(\"#[xen_abi] requires #[repr(C)] or #[repr(transparent)]\");"
-                .parse()
-                .unwrap_or_default();
-        let _ = span;
-        err
+pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let args = match syn::parse::<Args>(attr) {
+        Ok(a) => a,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    let item2 = item.clone();
+    let parsed = match syn::parse::<ItemStruct>(item) {
+        Ok(s) => s,
+        Err(_) => {
+            let any: proc_macro2::TokenStream = item2.into();
+            let span = any
+                .clone()
+                .into_iter()
+                .next()
+                .map(|t| t.span())
+                .unwrap_or_else(Span::call_site);
+            let msg = if any.to_string().contains("enum") {
+                "#[xen_abi] applies to structs; for a set of values use an integer newtype (a guest may write any value, a Rust enum cannot hold them)"
+            } else {
+                "#[xen_abi] applies to structs"
+            };
+            return Error::new(span, msg).to_compile_error().into();
+        }
+    };
+    match expand(args, parsed) {
+        Ok(t) => t.into(),
+        Err(e) => e.to_compile_error().into(),
     }
 }

@@ -279,3 +279,21 @@ fn required_items_are_present_with_docs_and_since() {
     ops.sort();
     assert_eq!(ops, (0..=13).collect::<Vec<i128>>());
 }
+
+#[test]
+fn the_embedded_spec_is_the_in_tree_spec() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi-spec");
+    let on_disk: Vec<(String, String)> = xen_abi_gen::spec::read_dir(&dir)
+        .unwrap()
+        .into_iter()
+        .map(|s| (s.rel_path, s.text))
+        .collect();
+    let embedded: Vec<(String, String)> = xen_abi_gen::spec::BUILTIN
+        .iter()
+        .map(|(r, t)| (r.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(
+        embedded, on_disk,
+        "update spec::BUILTIN when abi-spec/ changes"
+    );
+}

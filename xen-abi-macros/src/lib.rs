@@ -79,12 +79,14 @@ impl Parse for Args {
                 }
                 "size" => a.size = per_arch(input)?,
                 "align" => a.align = per_arch(input)?,
-                other => return Err(Error::new(
-                    key.span(),
-                    format!(
+                other => {
+                    return Err(Error::new(
+                        key.span(),
+                        format!(
                         "unknown xen_abi argument `{other}` (expected since, c_name, size, align)"
                     ),
-                )),
+                    ))
+                }
             }
             if !input.is_empty() {
                 input.parse::<Token![,]>()?;
@@ -369,5 +371,77 @@ pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
     match expand(args, parsed) {
         Ok(t) => t.into(),
         Err(e) => e.to_compile_error().into(),
+    }
+}
+
+/// Generate, at compile time, the code `xen-abi-gen generate` would write for an extra spec
+/// file (path relative to the crate's `Cargo.toml`). The file may use every item of the in-tree
+/// spec (`domid_t`, `evtchn_port_t`, ...); its own names must be new. Spec errors become compile
+/// errors at the macro call, with the file, line and column.
+///
+/// ```ignore
+/// mod demo {
+///     xen_abi_macros::include_spec!("abi/demo.toml");
+/// }
+/// ```
+///
+/// The expansion uses `::xen_sys` and `zerocopy`: the crate must depend on both.
+#[proc_macro]
+pub fn include_spec(input: TokenStream) -> TokenStream {
+    let path = match syn::parse::<LitStr>(input) {
+        Ok(p) => p,
+        Err(e) => return e.to_compile_error().into(),
+    };
+    match include_spec_impl(&path) {
+        Ok(t) => t.into(),
+        Err(msg) => Error::new(path.span(), msg).to_compile_error().into(),
+    }
+}
+
+fn include_spec_impl(path: &LitStr) -> Result<proc_macro2::TokenStream, String> {
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .map_err(|_| "CARGO_MANIFEST_DIR is not set".to_string())?;
+    let full = std::path::Path::new(&dir).join(path.value());
+    let text = std::fs::read_to_string(&full)
+        .map_err(|e| format!("include_spec!: cannot read {}: {e}", full.display()))?;
+    let rel = format!(
+        "extra/{}",
+        path.value().rsplit('/').next().unwrap_or("spec.toml")
+    );
+    let mut sources = xen_abi_gen::spec::builtin_sources();
+    sources.push(xen_abi_gen::spec::Source {
+        rel_path: rel.clone(),
+        path: full.clone(),
+        text,
+    });
+    let spec = xen_abi_gen::spec::load_sources(&sources)
+        .map_err(|d| format!("include_spec!: invalid spec:\n{d}"))?;
+    let file =
+        xen_abi_gen::emit::rust::downstream_module(&spec, &rel).map_err(|e| e.to_string())?;
+    // Rebuild when the spec file changes.
+    let track = full.display().to_string();
+    Ok(quote! {
+        const _: &str = include_str!(#track);
+        #file
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spec_errors_name_the_file_line_and_column() {
+        let p = LitStr::new("tests/spec/bad.toml", Span::call_site());
+        let e = include_spec_impl(&p).unwrap_err();
+        assert!(e.contains("bad.toml:12:"), "{e}");
+        assert!(e.contains("unknown type `domid`"), "{e}");
+        assert!(e.contains("did you mean `domid_t`?"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_reported() {
+        let p = LitStr::new("tests/spec/none.toml", Span::call_site());
+        assert!(include_spec_impl(&p).unwrap_err().contains("cannot read"));
     }
 }

@@ -143,7 +143,8 @@ pub const fn ioc(dir: u32, ty: u8, nr: u8, size: usize) -> u32 {
 
 /// Read a `T` from the start of `bytes` (a union member). `bytes` is at least `size_of::<T>()`
 /// long by construction (checked by a const assertion per member); a shorter slice yields zeros.
-pub(crate) fn read_prefix<T: FromBytes>(bytes: &[u8]) -> T {
+#[doc(hidden)]
+pub fn read_prefix<T: FromBytes>(bytes: &[u8]) -> T {
     match T::read_from_prefix(bytes) {
         Ok((v, _)) => v,
         Err(_) => T::new_zeroed(),
@@ -151,7 +152,8 @@ pub(crate) fn read_prefix<T: FromBytes>(bytes: &[u8]) -> T {
 }
 
 /// Write `value` to the start of `bytes` (a union member); see [`read_prefix`].
-pub(crate) fn write_prefix<T: IntoBytes + Immutable>(bytes: &mut [u8], value: &T) {
+#[doc(hidden)]
+pub fn write_prefix<T: IntoBytes + Immutable>(bytes: &mut [u8], value: &T) {
     let src = value.as_bytes();
     if let Some(dst) = bytes.get_mut(..src.len()) {
         dst.copy_from_slice(src);

@@ -604,6 +604,69 @@ impl Emitter<'_> {
     }
 }
 
+/// Where generated code lives: inside `xen-sys`, or in a downstream crate (`include_spec!`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Context {
+    /// `xen-sys/src/generated/`: sibling modules and `crate::abi`.
+    XenSys,
+    /// Another crate: everything from `::xen_sys`.
+    Downstream,
+}
+
+impl Emitter<'_> {
+    /// The items of one spec file as a parsed Rust file.
+    fn module(&self, f: &crate::model::SpecFile, ctx: Context) -> Result<syn::File, EmitError> {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}",
+            match ctx {
+                Context::XenSys => "#[allow(unused_imports)]\nuse super::*;\n#[allow(unused_imports)]\nuse crate::abi::*;",
+                Context::Downstream => "#[allow(unused_imports)]\nuse ::xen_sys::*;\n#[allow(unused_imports)]\nuse ::xen_sys::abi::*;",
+            }
+        );
+        for item in &f.items {
+            match &item.kind {
+                ItemKind::Const(c) => self.emit_const(&mut out, item, c),
+                ItemKind::Typedef(t) => self.emit_typedef(&mut out, item, t),
+                ItemKind::Struct(c) => self.emit_struct(&mut out, item, c)?,
+                ItemKind::Union(c) => self.emit_union(&mut out, item, c)?,
+                ItemKind::Values(v) => self.emit_set(&mut out, item, v, false),
+                ItemKind::Flags(v) => self.emit_set(&mut out, item, v, true),
+                ItemKind::Bitfield(b) => self.emit_bitfield(&mut out, item, b),
+                ItemKind::Hypercall(h) => self.emit_hypercall(&mut out, item, h),
+                ItemKind::Ioctl(i) => self.emit_ioctl(&mut out, item, i)?,
+            }
+        }
+        syn::parse_file(&out).map_err(|e| {
+            let dump = std::env::temp_dir().join(format!("xen-abi-gen-{}.rs", f.module));
+            let _ = std::fs::write(&dump, &out);
+            EmitError::Syntax {
+                module: f.module.clone(),
+                err: format!("{e} (unformatted source written to {})", dump.display()),
+            }
+        })
+    }
+}
+
+/// The code of the spec file `rel_path` for a crate other than `xen-sys` (what
+/// `include_spec!` expands to): items refer to `::xen_sys` for everything else.
+pub fn downstream_module(spec: &Spec, rel_path: &str) -> Result<syn::File, EmitError> {
+    let em = Emitter {
+        spec,
+        engine: Engine::new(spec),
+    };
+    let f = spec
+        .files
+        .iter()
+        .find(|f| f.rel_path == rel_path)
+        .ok_or_else(|| EmitError::Syntax {
+            module: rel_path.to_owned(),
+            err: "no such spec file".into(),
+        })?;
+    em.module(f, Context::Downstream)
+}
+
 /// prettyplease drops comments, so the `// SAFETY:` comment of each wrapper's unsafe block is
 /// added to the formatted text.
 fn add_safety_comments(text: &str) -> String {
@@ -654,32 +717,7 @@ pub fn generate(
     let mut files = Vec::new();
     let mut mod_rs = String::new();
     for f in &spec.files {
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "#[allow(unused_imports)]\nuse super::*;\n#[allow(unused_imports)]\nuse crate::abi::*;"
-        );
-        for item in &f.items {
-            match &item.kind {
-                ItemKind::Const(c) => em.emit_const(&mut out, item, c),
-                ItemKind::Typedef(t) => em.emit_typedef(&mut out, item, t),
-                ItemKind::Struct(c) => em.emit_struct(&mut out, item, c)?,
-                ItemKind::Union(c) => em.emit_union(&mut out, item, c)?,
-                ItemKind::Values(v) => em.emit_set(&mut out, item, v, false),
-                ItemKind::Flags(v) => em.emit_set(&mut out, item, v, true),
-                ItemKind::Bitfield(b) => em.emit_bitfield(&mut out, item, b),
-                ItemKind::Hypercall(h) => em.emit_hypercall(&mut out, item, h),
-                ItemKind::Ioctl(i) => em.emit_ioctl(&mut out, item, i)?,
-            }
-        }
-        let parsed = syn::parse_file(&out).map_err(|e| {
-            let dump = std::env::temp_dir().join(format!("xen-abi-gen-{}.rs", f.module));
-            let _ = std::fs::write(&dump, &out);
-            EmitError::Syntax {
-                module: f.module.clone(),
-                err: format!("{e} (unformatted source written to {})", dump.display()),
-            }
-        })?;
+        let parsed = em.module(f, Context::XenSys)?;
         let body = add_safety_comments(&prettyplease::unparse(&parsed));
         let text = format!(
             "// {}\n//! {}\n//!\n//! From `abi-spec/{}` (C header `{}`).\n\n{body}",

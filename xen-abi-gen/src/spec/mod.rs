@@ -114,3 +114,65 @@ pub fn load_sources(sources: &[Source]) -> Result<Spec, Diagnostics> {
     }
     validate(&parsed)
 }
+
+/// The in-tree spec, embedded at build time, so `include_spec!` in another crate can resolve
+/// references to its items (`domid_t`, `evtchn_port_t`, ...). A test keeps the list equal to the
+/// files of `abi-spec/`.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "console_io.toml",
+        include_str!("../../../abi-spec/console_io.toml"),
+    ),
+    ("errno.toml", include_str!("../../../abi-spec/errno.toml")),
+    (
+        "event_channel.toml",
+        include_str!("../../../abi-spec/event_channel.toml"),
+    ),
+    (
+        "hvm/dm_op.toml",
+        include_str!("../../../abi-spec/hvm/dm_op.toml"),
+    ),
+    (
+        "hvm/hvm_op.toml",
+        include_str!("../../../abi-spec/hvm/hvm_op.toml"),
+    ),
+    (
+        "hvm/ioreq.toml",
+        include_str!("../../../abi-spec/hvm/ioreq.toml"),
+    ),
+    (
+        "hvm/params.toml",
+        include_str!("../../../abi-spec/hvm/params.toml"),
+    ),
+    (
+        "linux/evtchn.toml",
+        include_str!("../../../abi-spec/linux/evtchn.toml"),
+    ),
+    (
+        "linux/privcmd.toml",
+        include_str!("../../../abi-spec/linux/privcmd.toml"),
+    ),
+    ("memory.toml", include_str!("../../../abi-spec/memory.toml")),
+    (
+        "physdev.toml",
+        include_str!("../../../abi-spec/physdev.toml"),
+    ),
+    ("sched.toml", include_str!("../../../abi-spec/sched.toml")),
+    (
+        "version.toml",
+        include_str!("../../../abi-spec/version.toml"),
+    ),
+    ("xen_h.toml", include_str!("../../../abi-spec/xen_h.toml")),
+];
+
+/// The embedded spec as sources (paths `abi-spec/...`).
+pub fn builtin_sources() -> Vec<Source> {
+    BUILTIN
+        .iter()
+        .map(|(rel, text)| Source {
+            rel_path: (*rel).to_owned(),
+            path: PathBuf::from("abi-spec").join(rel),
+            text: (*text).to_owned(),
+        })
+        .collect()
+}

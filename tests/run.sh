@@ -54,6 +54,9 @@ tests/real-xen/ioreq-pvh.sh
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh
 
+step "stabilising a new hypercall: prototype, spec, generate, C probe, diff"
+tests/stabilise-workflow.sh
+
 step "xen: the example device on the simulator"
 cargo run --locked -q -p xen --features sim --example regbank | tee target/regbank.out
 grep -q '^counter  = 3$' target/regbank.out && grep -q '^servers left: 0$' target/regbank.out

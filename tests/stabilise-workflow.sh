@@ -1,0 +1,119 @@
+#!/usr/bin/env bash
+# The "stabilising a new hypercall" workflow of abi-spec/README.md, run end to end on a temporary
+# copy of the repository: prototype the argument type with #[xen_abi], move it into the spec with
+# `since`, generate, run the C probe against a header that declares it (standing in for the
+# patched Xen tree), and diff against the unchanged spec: only additions, no break.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cargo build --locked -q -p xen-abi-gen
+GEN="$root/target/debug/xen-abi-gen"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$tmp"
+export CARGO_TARGET_DIR="$root/target/workflow"
+
+echo "== 1. prototype with #[xen_abi]"
+mkdir -p "$tmp/proto/src"
+cat >"$tmp/proto/Cargo.toml" <<TOML
+[package]
+name = "proto"
+version = "0.0.0"
+edition = "2021"
+publish = false
+[dependencies]
+xen-abi-macros = { path = "$tmp/xen-abi-macros" }
+xen-sys = { path = "$tmp/xen-sys" }
+zerocopy = { version = "0.8", features = ["derive"] }
+[workspace]
+TOML
+cp Cargo.lock "$tmp/proto/"
+cat >"$tmp/proto/src/lib.rs" <<'RS'
+/// The argument of the new DEMOOP_query, prototyped before it is in the spec.
+#[xen_abi_macros::xen_abi(since = "4.17", c_name = "struct xen_demo_query", size(x86_32 = 8, x86_64 = 8, arm32 = 8, arm64 = 8))]
+#[repr(C)]
+pub struct XenDemoQuery {
+    pub domid: u16,
+    pub pad: u16,
+    pub port: u32,
+}
+RS
+(cd "$tmp/proto" && cargo check -q) || fail "the prototype does not compile"
+echo "ok   the prototype passes #[xen_abi]"
+
+echo "== 2. move it into the spec, with since"
+cat >"$tmp/abi-spec/demo.toml" <<'TOML'
+[spec]
+format = 1
+xen = "4.17"
+interface_version = 0x00040e00
+header = "xen/demo.h"
+doc = "A new hypercall being stabilised (workflow test)."
+
+[[struct]]
+name = "xen_demo_query"
+doc = "Argument of DEMOOP_query."
+since = "4.17"
+size = 8
+fields = [
+  { name = "domid", type = "domid_t", doc = "IN: the domain asked about." },
+  { name = "pad", type = "u16", doc = "Must be 0." },
+  { name = "port", type = "evtchn_port_t", doc = "OUT: a port." },
+]
+
+[[hypercall]]
+name = "demo_op"
+number = 56
+doc = "The new hypercall."
+since = "4.17"
+args = [ { name = "cmd", type = "i32" }, { name = "arg", type = "ptr" } ]
+subop_arg = "cmd"
+
+[[hypercall.subop]]
+name = "DEMOOP_query"
+value = 1
+arg = "xen_demo_query"
+dir = "inout"
+doc = "Ask."
+TOML
+
+echo "== 3. generate"
+out=$("$GEN" generate --spec "$tmp/abi-spec" --out "$tmp/xen-sys/src/generated")
+echo "$out" | grep -E '^demo |^total'
+grep -q '^demo ' <<<"$out" || fail "the summary does not list the new module"
+[ -f "$tmp/xen-sys/src/generated/demo.rs" ] || fail "no generated module"
+(cd "$tmp" && cargo check -q -p xen-sys) || fail "the generated code does not compile"
+"$GEN" check --spec "$tmp/abi-spec" --out "$tmp/xen-sys/src/generated" >/dev/null || fail "check after generate"
+echo "ok   generated and compiled"
+
+echo "== 4. C probe against the (patched) headers"
+inc="$tmp/include/xen"
+mkdir -p "$inc"
+for e in /usr/include/xen/*; do ln -s "$e" "$inc/"; done
+cat >"$inc/demo.h" <<'H'
+#ifndef XEN_DEMO_H
+#define XEN_DEMO_H
+#include "xen.h"
+#include "event_channel.h"
+#define __HYPERVISOR_demo_op 56
+#define DEMOOP_query 1
+struct xen_demo_query {
+    domid_t domid;
+    uint16_t pad;
+    evtchn_port_t port;
+};
+#endif
+H
+probe=$(XEN_ABI_XEN_INCLUDE="$inc" "$GEN" c-probe --spec "$tmp/abi-spec") || { echo "$probe"; fail "the C probe failed"; }
+echo "$probe" | sed 's/^/     /'
+echo "ok   the C probe passes on four architectures and both views"
+
+echo "== 5. diff against the unchanged spec"
+d=$("$GEN" diff "$root/abi-spec" "$tmp/abi-spec") || { echo "$d"; fail "diff reports a break"; }
+echo "$d" | sed 's/^/     /'
+grep -q '^added: 2$' <<<"$d" || fail "diff should report exactly the new struct and hypercall"
+grep -q '+ struct `xen_demo_query` (since 4.17)' <<<"$d" || fail "the struct is not listed"
+grep -q '+ hypercall `demo_op` (since 4.17)' <<<"$d" || fail "the hypercall is not listed"
+grep -q '^breaking changes: 0$' <<<"$d" || fail "diff reports a break"
+echo "ok   workflow: prototype, spec, generate, C probe, diff all as documented"

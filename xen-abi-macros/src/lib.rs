@@ -4,7 +4,7 @@
 //! ```ignore
 //! use xen_abi_macros::xen_abi;
 //!
-//! #[xen_abi(since = "4.18", size(x86_32 = 16, x86_64 = 16, arm32 = 16, arm64 = 16))]
+//! #[xen_abi(since = "4.18", size(x86_32 = 16, x86_64 = 16, arm32 = 16, arm64 = 16), offsets(addr = 8))]
 //! #[repr(C)]
 //! pub struct MyOp {
 //!     pub domid: u16,
@@ -34,13 +34,15 @@ use xen_abi_gen::ty::Int;
 use xen_abi_gen::Arch;
 
 /// Attribute arguments: `since = "4.x"`, `c_name = "..."`, `size(arch = N, ...)`,
-/// `align(arch = N, ...)`.
+/// `align(arch = N, ...)`, `offsets(field = N, ...)`.
 #[derive(Default)]
 struct Args {
     since: Option<LitStr>,
     c_name: Option<LitStr>,
     size: Vec<(Arch, u64, Span)>,
     align: Vec<(Arch, u64, Span)>,
+    /// `offsets(field = N, ...)`: expected offsets, the same on every architecture.
+    offsets: Vec<(Ident, u64)>,
 }
 
 fn per_arch(input: ParseStream<'_>) -> syn::Result<Vec<(Arch, u64, Span)>> {
@@ -78,12 +80,25 @@ impl Parse for Args {
                     a.c_name = Some(input.parse()?);
                 }
                 "size" => a.size = per_arch(input)?,
+                "offsets" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    while !content.is_empty() {
+                        let f: Ident = content.parse()?;
+                        content.parse::<Token![=]>()?;
+                        let n: LitInt = content.parse()?;
+                        a.offsets.push((f, n.base10_parse()?));
+                        if !content.is_empty() {
+                            content.parse::<Token![,]>()?;
+                        }
+                    }
+                }
                 "align" => a.align = per_arch(input)?,
                 other => {
                     return Err(Error::new(
                         key.span(),
                         format!(
-                        "unknown xen_abi argument `{other}` (expected since, c_name, size, align)"
+                        "unknown xen_abi argument `{other}` (expected since, c_name, size, align, offsets)"
                     ),
                     ))
                 }
@@ -311,6 +326,16 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
                 const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
             });
         }
+    }
+    for (f, n) in &args.offsets {
+        if !fields.iter().any(|x| x.ident.as_ref() == Some(f)) {
+            return Err(Error::new(f.span(), format!("`{name}` has no field `{f}`")));
+        }
+        let n = *n as usize;
+        let msg = format!("`{name}`: declared offset of `{f}` does not hold");
+        checks.push(quote_spanned! {f.span()=>
+            const _: () = assert!(::core::mem::offset_of!(#name, #f) == #n, #msg);
+        });
     }
     let since = match &args.since {
         Some(s) => {

@@ -367,7 +367,99 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
     })
 }
 
-/// Check and complete a hand-written ABI struct; see the crate documentation.
+fn expand_union(args: Args, item: syn::ItemUnion) -> syn::Result<proc_macro2::TokenStream> {
+    let name = &item.ident;
+    let mut repr_c = false;
+    for a in &item.attrs {
+        if a.path().is_ident("repr") {
+            a.parse_nested_meta(|m| {
+                if m.path.is_ident("C") {
+                    repr_c = true;
+                } else if m.path.is_ident("packed") {
+                    return Err(m.error("#[repr(packed)] has no place in Xen's ABI"));
+                }
+                Ok(())
+            })?;
+        }
+    }
+    if !repr_c {
+        return Err(Error::new(
+            name.span(),
+            format!("`{name}` must be #[repr(C)] to be an ABI type"),
+        ));
+    }
+    let members: Vec<&syn::Field> = item.fields.named.iter().collect();
+    let mut checks = Vec::new();
+    let mut sizes: Option<Vec<(u64, u64)>> = None;
+    for f in &members {
+        let fname = f.ident.as_ref().map(|i| i.to_string()).unwrap_or_default();
+        if let Some(why) = refuse(&f.ty) {
+            return Err(Error::new(f.ty.span(), format!("member `{fname}`: {why}")));
+        }
+        let ty = &f.ty;
+        match known(ty) {
+            Some(l) => match &sizes {
+                None => sizes = Some(l),
+                Some(first) => {
+                    for (ai, arch) in Arch::ALL.iter().enumerate() {
+                        if first[ai].0 != l[ai].0 {
+                            return Err(Error::new(ty.span(), format!(
+                                "member `{fname}` of union `{name}` is {} bytes on {arch} but an earlier member is {}: a shorter member leaves padding; give every member the union's size",
+                                l[ai].0, first[ai].0)));
+                        }
+                    }
+                }
+            },
+            None => checks.push(quote_spanned! {ty.span()=>
+                const _: fn() = || {
+                    fn member_type_must_be_an_abi_type<T: ::xen_sys::XenAbi>() {}
+                    member_type_must_be_an_abi_type::<#ty>();
+                };
+            }),
+        }
+        let msg = format!("member `{fname}` of union `{name}` is shorter than the union (padding)");
+        checks.push(quote! {
+            const _: () = assert!(::core::mem::size_of::<#ty>() == ::core::mem::size_of::<#name>(), #msg);
+        });
+    }
+    for (list, what) in [(&args.size, "size_of"), (&args.align, "align_of")] {
+        for (arch, n, span) in list {
+            let ta = arch.target_arch();
+            let f = Ident::new(what, *span);
+            let n = *n as usize;
+            let msg = format!("`{name}`: declared {what} on {arch} does not hold");
+            checks.push(quote_spanned! {*span=>
+                #[cfg(target_arch = #ta)]
+                const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
+            });
+        }
+    }
+    let Some(since) = &args.since else {
+        return Err(Error::new(
+            Span::call_site(),
+            "xen_abi needs `since = \"4.x\"`: the Xen release that introduces the type",
+        ));
+    };
+    let v = xen_abi_gen::model::Version::parse(&since.value())
+        .ok_or_else(|| Error::new(since.span(), "since must be \"MAJOR.MINOR\", e.g. \"4.18\""))?;
+    let (maj, min) = (v.major, v.minor);
+    let c_name = args
+        .c_name
+        .map(|c| c.value())
+        .unwrap_or_else(|| format!("union {name}"));
+    // zerocopy derives IntoBytes for unions only behind a cfg; FromBytes and the rest apply.
+    Ok(quote! {
+        #[derive(::zerocopy::FromBytes, ::zerocopy::KnownLayout, ::zerocopy::Immutable)]
+        #item
+        impl ::xen_sys::XenAbi for #name {
+            const C_NAME: &'static str = #c_name;
+            const SINCE: ::xen_sys::XenVersion = ::xen_sys::XenVersion::new(#maj, #min);
+        }
+        #(#checks)*
+    })
+}
+
+/// Check and complete a hand-written ABI struct or union; see the crate documentation.
 #[proc_macro_attribute]
 pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
     let args = match syn::parse::<Args>(attr) {
@@ -375,6 +467,12 @@ pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
         Err(e) => return e.to_compile_error().into(),
     };
     let item2 = item.clone();
+    if let Ok(u) = syn::parse::<syn::ItemUnion>(item.clone()) {
+        return match expand_union(args, u) {
+            Ok(t) => t.into(),
+            Err(e) => e.to_compile_error().into(),
+        };
+    }
     let parsed = match syn::parse::<ItemStruct>(item) {
         Ok(s) => s,
         Err(_) => {
@@ -386,9 +484,9 @@ pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
                 .map(|t| t.span())
                 .unwrap_or_else(Span::call_site);
             let msg = if any.to_string().contains("enum") {
-                "#[xen_abi] applies to structs; for a set of values use an integer newtype (a guest may write any value, a Rust enum cannot hold them)"
+                "#[xen_abi] applies to structs and unions; for a set of values use an integer newtype (a guest may write any value, a Rust enum cannot hold them)"
             } else {
-                "#[xen_abi] applies to structs"
+                "#[xen_abi] applies to structs and unions"
             };
             return Error::new(span, msg).to_compile_error().into();
         }

@@ -52,3 +52,20 @@ fn refusals_are_compile_errors() {
     let t = trybuild::TestCases::new();
     t.compile_fail("tests/ui/*.rs");
 }
+
+/// A union whose members all have the union's size.
+#[xen_abi(since = "4.18", size(x86_32 = 8, x86_64 = 8, arm32 = 8, arm64 = 8))]
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub union Either {
+    pub word: u64,
+    pub halves: [u32; 2],
+}
+
+#[test]
+fn unions_get_metadata_and_from_bytes() {
+    assert_eq!(<Either as XenAbi>::C_NAME, "union Either");
+    let u: Either = zerocopy::FromBytes::read_from_bytes(&[1u8, 0, 0, 0, 2, 0, 0, 0][..]).unwrap();
+    // SAFETY: every member is plain integers of the union's size.
+    assert_eq!(unsafe { u.halves }, [1, 2]);
+}

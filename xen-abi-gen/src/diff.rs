@@ -106,17 +106,135 @@ pub fn diff(old: &Spec, new: &Spec) -> Report {
         }
         compare_kind(&mut r, &what, o, n, &eo, &en);
     }
+    let grouped = introduced_with(old, new);
     for (_, n) in new.items() {
-        if !old_items.contains_key(n.name.as_str()) {
-            r.added.push(format!(
-                "{} `{}` (since {})",
-                n.kind.keyword(),
-                n.name,
-                n.since
-            ));
+        if old_items.contains_key(n.name.as_str()) || grouped.contains_key(n.name.as_str()) {
+            continue;
         }
+        let mut line = format!("{} `{}` (since {})", n.kind.keyword(), n.name, n.since);
+        line += &argument_types(new, &grouped, |o| o == Owner::Hypercall(&n.name));
+        r.added.push(line);
+    }
+    // New sub-ops of existing hypercalls are listed by `compare_kind`; attach their new types.
+    for line in &mut r.added {
+        let suffix = argument_types(new, &grouped, |o| match o {
+            Owner::Subop(h, s) => line.starts_with(&format!("hypercall `{h}`: sub-op `{s}` ")),
+            Owner::Hypercall(_) => false,
+        });
+        line.push_str(&suffix);
     }
     r
+}
+
+/// What introduced a new type that nothing else uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Owner<'a> {
+    /// A new hypercall.
+    Hypercall(&'a str),
+    /// A new sub-op (hypercall, sub-op) of an existing hypercall.
+    Subop(&'a str, &'a str),
+}
+
+/// ", with its new argument struct `x`" for the types `grouped` gives to an owner, or "".
+fn argument_types(
+    spec: &Spec,
+    grouped: &BTreeMap<&str, Owner<'_>>,
+    is_owner: impl Fn(Owner<'_>) -> bool,
+) -> String {
+    let tys: Vec<String> = grouped
+        .iter()
+        .filter(|(_, o)| is_owner(**o))
+        .map(|(t, _)| {
+            let kind = spec.find(t).map_or("type", |i| i.kind.keyword());
+            format!("{kind} `{t}`")
+        })
+        .collect();
+    if tys.is_empty() {
+        String::new()
+    } else {
+        format!(", with its new argument {}", tys.join(", "))
+    }
+}
+
+/// Names of the items `item` refers to, each with the sub-op that refers to it (if any).
+fn references(item: &Item) -> Vec<(&str, Option<&str>)> {
+    match &item.kind {
+        ItemKind::Typedef(t) => Arch::ALL
+            .iter()
+            .flat_map(|a| t.on(*a).refs())
+            .map(|n| (n, None))
+            .collect(),
+        ItemKind::Struct(c) | ItemKind::Union(c) => c
+            .fields
+            .iter()
+            .flat_map(|f| f.ty.refs())
+            .map(|n| (n, None))
+            .collect(),
+        ItemKind::Hypercall(h) => {
+            let mut v: Vec<(&str, Option<&str>)> = h
+                .args
+                .iter()
+                .filter_map(|a| match &a.ty {
+                    crate::model::ArgTy::Named(n) | crate::model::ArgTy::Ptr(Some(n)) => {
+                        Some((n.as_str(), None))
+                    }
+                    _ => None,
+                })
+                .collect();
+            for s in &h.subops {
+                if let Some(t) = &s.arg {
+                    v.extend(t.refs().into_iter().map(|n| (n, Some(s.name.as_str()))));
+                }
+            }
+            v
+        }
+        ItemKind::Ioctl(i) => i
+            .arg
+            .iter()
+            .flat_map(|t| t.refs())
+            .map(|n| (n, None))
+            .collect(),
+        _ => vec![],
+    }
+}
+
+/// New types (structs, unions, typedefs) used only as the argument of one new hypercall or one
+/// new sub-op: they are part of that addition, so `diff` lists them on its line ("a new hypercall"
+/// is one addition, not one per type it brings).
+fn introduced_with<'a>(old: &Spec, new: &'a Spec) -> BTreeMap<&'a str, Owner<'a>> {
+    let mut users: BTreeMap<&str, Vec<Option<Owner<'a>>>> = BTreeMap::new();
+    for (_, i) in new.items() {
+        let is_new = old.find(&i.name).is_none();
+        let old_subops: Vec<&str> = match old.find(&i.name).map(|o| &o.kind) {
+            Some(ItemKind::Hypercall(h)) => h.subops.iter().map(|s| s.name.as_str()).collect(),
+            _ => vec![],
+        };
+        for (name, subop) in references(i) {
+            let owner = match (&i.kind, subop) {
+                (ItemKind::Hypercall(_), _) if is_new => Some(Owner::Hypercall(&i.name)),
+                (ItemKind::Hypercall(_), Some(s)) if !old_subops.contains(&s) => {
+                    Some(Owner::Subop(&i.name, s))
+                }
+                _ => None,
+            };
+            users.entry(name).or_default().push(owner);
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (_, i) in new.items() {
+        if old.find(&i.name).is_some() || !i.kind.is_type() {
+            continue;
+        }
+        let Some(u) = users.get(i.name.as_str()) else {
+            continue;
+        };
+        if let Some(Some(first)) = u.first() {
+            if u.iter().all(|o| *o == Some(*first)) {
+                out.insert(i.name.as_str(), *first);
+            }
+        }
+    }
+    out
 }
 
 fn compare_kind(r: &mut Report, what: &str, o: &Item, n: &Item, eo: &Engine<'_>, en: &Engine<'_>) {

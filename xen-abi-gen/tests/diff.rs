@@ -154,3 +154,70 @@ fn removals_fail() {
         vec!["values `ioreq_type`: member `IOREQ_TYPE_TIMEOFFSET` was removed".to_string()]
     );
 }
+
+const DEMO_STRUCT: &str = r#"
+[[struct]]
+name = "xen_demo_query"
+doc = "Argument of the new sub-op."
+since = "4.17"
+fields = [ { name = "port", type = "evtchn_port_t", doc = "A port." } ]
+"#;
+
+#[test]
+fn a_new_hypercall_with_its_argument_struct_is_one_addition() {
+    let old = copy_spec();
+    let new = copy_spec();
+    std::fs::write(
+        new.path().join("demo.toml"),
+        format!(
+            "[spec]\nformat = 1\nxen = \"4.17\"\ninterface_version = 0x00040e00\nheader = \"xen/demo.h\"\ndoc = \"Demo.\"\n{DEMO_STRUCT}\n[[hypercall]]\nname = \"demo_op\"\nnumber = 56\ndoc = \"New.\"\nsince = \"4.17\"\nargs = [ {{ name = \"cmd\", type = \"i32\" }}, {{ name = \"arg\", type = \"ptr\" }} ]\nsubop_arg = \"cmd\"\n\n[[hypercall.subop]]\nname = \"DEMOOP_query\"\nvalue = 1\narg = \"xen_demo_query\"\ndir = \"inout\"\ndoc = \"Ask.\"\n"
+        ),
+    )
+    .unwrap();
+    let (ok, out) = run_diff(old.path(), new.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("added: 1\n"), "{out}");
+    assert!(
+        out.contains(
+            "+ hypercall `demo_op` (since 4.17), with its new argument struct `xen_demo_query`"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_new_subop_with_its_argument_struct_is_one_addition() {
+    let old = copy_spec();
+    let new = copy_spec();
+    let mut text = std::fs::read_to_string(new.path().join("sched.toml")).unwrap();
+    text.push_str(DEMO_STRUCT);
+    // TOML: this sub-op belongs to the file's last `[[hypercall]]` (sched_op).
+    text.push_str("\n[[hypercall.subop]]\nname = \"SCHEDOP_demo\"\nvalue = 99\narg = \"xen_demo_query\"\ndir = \"in\"\ndoc = \"New.\"\nsince = \"4.17\"\n");
+    std::fs::write(new.path().join("sched.toml"), text).unwrap();
+    let (ok, out) = run_diff(old.path(), new.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("added: 1\n"), "{out}");
+    assert!(
+        out.contains("sub-op `SCHEDOP_demo` = 99 (since 4.17), with its new argument struct `xen_demo_query`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_new_type_used_elsewhere_is_its_own_addition() {
+    let old = copy_spec();
+    let new = copy_spec();
+    let mut text = std::fs::read_to_string(new.path().join("sched.toml")).unwrap();
+    text.push_str(DEMO_STRUCT);
+    text.push_str("\n[[struct]]\nname = \"xen_demo_outer\"\ndoc = \"Uses the other.\"\nsince = \"4.17\"\nfields = [ { name = \"q\", type = \"xen_demo_query\", doc = \"Inner.\" } ]\n");
+    text.push_str("\n[[hypercall.subop]]\nname = \"SCHEDOP_demo\"\nvalue = 99\narg = \"xen_demo_query\"\ndir = \"in\"\ndoc = \"New.\"\nsince = \"4.17\"\n");
+    std::fs::write(new.path().join("sched.toml"), text).unwrap();
+    let (ok, out) = run_diff(old.path(), new.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("added: 3\n"), "{out}");
+    assert!(
+        out.contains("+ struct `xen_demo_query` (since 4.17)"),
+        "{out}"
+    );
+    assert!(!out.contains("with its new argument"), "{out}");
+}

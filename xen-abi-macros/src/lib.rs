@@ -1,7 +1,7 @@
 //! `#[xen_abi]`: the compile-time ABI guarantees of the generated `xen-sys` types, for
 //! hand-written types (a hypercall being prototyped, a private interface).
 //!
-//! ```ignore
+//! ```
 //! use xen_abi_macros::xen_abi;
 //!
 //! #[xen_abi(since = "4.18", size(x86_32 = 16, x86_64 = 16, arm32 = 16, arm64 = 16), offsets(addr = 8))]
@@ -502,9 +502,10 @@ pub fn xen_abi(attr: TokenStream, item: TokenStream) -> TokenStream {
 /// spec (`domid_t`, `evtchn_port_t`, ...); its own names must be new. Spec errors become compile
 /// errors at the macro call, with the file, line and column.
 ///
-/// ```ignore
+/// ```
 /// mod demo {
-///     xen_abi_macros::include_spec!("abi/demo.toml");
+///     // This crate's test spec; in yours, a path relative to your Cargo.toml.
+///     xen_abi_macros::include_spec!("tests/spec/demo.toml");
 /// }
 /// ```
 ///

@@ -374,6 +374,9 @@ extern "C" fn gmain() -> ! {
         mmio_read(SCRATCH, 8),
         0xa5a5,
     );
+    // The same loop against this (untraced) Rust server, timed after C this time, so the
+    // harness can compare in both orders.
+    timed("rust-again");
     mmio_write(PHASE, 4, 6);
 
     if c.failed == 0 {

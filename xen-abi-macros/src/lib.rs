@@ -172,11 +172,10 @@ fn known(ty: &Type) -> Option<Vec<(u64, u64)>> {
     }
 }
 
-fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream> {
-    let name = &item.ident;
-    // #[repr(C)] (optionally with align), nothing else.
+/// `#[repr(C)]` (optionally with `align`) is required; `packed` is refused.
+fn require_repr_c(attrs: &[syn::Attribute], name: &Ident) -> syn::Result<()> {
     let mut repr_c = false;
-    for a in &item.attrs {
+    for a in attrs {
         if a.path().is_ident("repr") {
             a.parse_nested_meta(|m| {
                 if m.path.is_ident("C") {
@@ -191,6 +190,43 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
     if !repr_c {
         return Err(Error::new(name.span(), format!("`{name}` must be #[repr(C)] to be an ABI type: Rust's default layout may reorder and pad fields")));
     }
+    Ok(())
+}
+
+/// Const assertions of the declared `size(...)` and `align(...)`, each under its `target_arch`.
+fn declared_layout(args: &Args, name: &Ident) -> Vec<proc_macro2::TokenStream> {
+    let mut checks = Vec::new();
+    for (list, what) in [(&args.size, "size_of"), (&args.align, "align_of")] {
+        for (arch, n, span) in list {
+            let ta = arch.target_arch();
+            let f = Ident::new(what, *span);
+            let n = *n as usize;
+            let msg = format!("`{name}`: declared {what} on {arch} does not hold");
+            checks.push(quote_spanned! {*span=>
+                #[cfg(target_arch = #ta)]
+                const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
+            });
+        }
+    }
+    checks
+}
+
+/// The required `since = "MAJOR.MINOR"`.
+fn since(args: &Args) -> syn::Result<(u16, u16)> {
+    let Some(s) = &args.since else {
+        return Err(Error::new(
+            Span::call_site(),
+            "xen_abi needs `since = \"4.x\"`: the Xen release that introduces the type",
+        ));
+    };
+    let v = xen_abi_gen::model::Version::parse(&s.value())
+        .ok_or_else(|| Error::new(s.span(), "since must be \"MAJOR.MINOR\", e.g. \"4.18\""))?;
+    Ok((v.major, v.minor))
+}
+
+fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream> {
+    let name = &item.ident;
+    require_repr_c(&item.attrs, name)?;
     let fields: Vec<&syn::Field> = match &item.fields {
         Fields::Named(f) => f.named.iter().collect(),
         Fields::Unnamed(f) => f.unnamed.iter().collect(),
@@ -315,18 +351,7 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
             #msg
         );
     });
-    for (list, what) in [(&args.size, "size_of"), (&args.align, "align_of")] {
-        for (arch, n, span) in list {
-            let ta = arch.target_arch();
-            let f = Ident::new(what, *span);
-            let n = *n as usize;
-            let msg = format!("`{name}`: declared {what} on {arch} does not hold");
-            checks.push(quote_spanned! {*span=>
-                #[cfg(target_arch = #ta)]
-                const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
-            });
-        }
-    }
+    checks.extend(declared_layout(&args, name));
     for (f, n) in &args.offsets {
         if !fields.iter().any(|x| x.ident.as_ref() == Some(f)) {
             return Err(Error::new(f.span(), format!("`{name}` has no field `{f}`")));
@@ -337,21 +362,7 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
             const _: () = assert!(::core::mem::offset_of!(#name, #f) == #n, #msg);
         });
     }
-    let since = match &args.since {
-        Some(s) => {
-            let v = xen_abi_gen::model::Version::parse(&s.value()).ok_or_else(|| {
-                Error::new(s.span(), "since must be \"MAJOR.MINOR\", e.g. \"4.18\"")
-            })?;
-            (v.major, v.minor)
-        }
-        None => {
-            return Err(Error::new(
-                Span::call_site(),
-                "xen_abi needs `since = \"4.x\"`: the Xen release that introduces the type",
-            ))
-        }
-    };
-    let (maj, min) = since;
+    let (maj, min) = since(&args)?;
     let c_name = args
         .c_name
         .map(|c| c.value())
@@ -369,25 +380,7 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
 
 fn expand_union(args: Args, item: syn::ItemUnion) -> syn::Result<proc_macro2::TokenStream> {
     let name = &item.ident;
-    let mut repr_c = false;
-    for a in &item.attrs {
-        if a.path().is_ident("repr") {
-            a.parse_nested_meta(|m| {
-                if m.path.is_ident("C") {
-                    repr_c = true;
-                } else if m.path.is_ident("packed") {
-                    return Err(m.error("#[repr(packed)] has no place in Xen's ABI"));
-                }
-                Ok(())
-            })?;
-        }
-    }
-    if !repr_c {
-        return Err(Error::new(
-            name.span(),
-            format!("`{name}` must be #[repr(C)] to be an ABI type"),
-        ));
-    }
+    require_repr_c(&item.attrs, name)?;
     let members: Vec<&syn::Field> = item.fields.named.iter().collect();
     let mut checks = Vec::new();
     let mut sizes: Option<Vec<(u64, u64)>> = None;
@@ -422,27 +415,8 @@ fn expand_union(args: Args, item: syn::ItemUnion) -> syn::Result<proc_macro2::To
             const _: () = assert!(::core::mem::size_of::<#ty>() == ::core::mem::size_of::<#name>(), #msg);
         });
     }
-    for (list, what) in [(&args.size, "size_of"), (&args.align, "align_of")] {
-        for (arch, n, span) in list {
-            let ta = arch.target_arch();
-            let f = Ident::new(what, *span);
-            let n = *n as usize;
-            let msg = format!("`{name}`: declared {what} on {arch} does not hold");
-            checks.push(quote_spanned! {*span=>
-                #[cfg(target_arch = #ta)]
-                const _: () = assert!(::core::mem::#f::<#name>() == #n, #msg);
-            });
-        }
-    }
-    let Some(since) = &args.since else {
-        return Err(Error::new(
-            Span::call_site(),
-            "xen_abi needs `since = \"4.x\"`: the Xen release that introduces the type",
-        ));
-    };
-    let v = xen_abi_gen::model::Version::parse(&since.value())
-        .ok_or_else(|| Error::new(since.span(), "since must be \"MAJOR.MINOR\", e.g. \"4.18\""))?;
-    let (maj, min) = (v.major, v.minor);
+    checks.extend(declared_layout(&args, name));
+    let (maj, min) = since(&args)?;
     let c_name = args
         .c_name
         .map(|c| c.value())

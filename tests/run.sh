@@ -19,6 +19,7 @@ cargo fmt --all -- --check
 cargo fmt --manifest-path tests/xen-pv-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-arm64-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-pvh-guest/Cargo.toml -- --check
+cargo fmt --manifest-path tests/freestanding-mem/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings

@@ -11,6 +11,7 @@
 
 use core::arch::{asm, global_asm};
 
+use freestanding_mem as _;
 use xen_sys::backend::Hvc;
 use xen_sys::*;
 
@@ -66,71 +67,6 @@ const STACK_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]
 struct Stack([u8; STACK_SIZE]);
 static mut STACK: Stack = Stack([0; STACK_SIZE]);
-
-// --- Memory functions (byte loops: the MMU is off, so no unaligned wide accesses) -------------
-
-/// # Safety
-/// As C's memcpy.
-#[no_mangle]
-pub unsafe extern "C" fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
-    for i in 0..n {
-        // SAFETY: within the caller's ranges; volatile keeps LLVM from calling memcpy here.
-        unsafe { d.add(i).write_volatile(s.add(i).read_volatile()) };
-    }
-    d
-}
-
-/// # Safety
-/// As C's memmove.
-#[no_mangle]
-pub unsafe extern "C" fn memmove(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
-    if (d as usize) <= (s as usize) {
-        // SAFETY: forward copy is safe when the destination starts first.
-        return unsafe { memcpy(d, s, n) };
-    }
-    for i in (0..n).rev() {
-        // SAFETY: within the caller's ranges.
-        unsafe { d.add(i).write_volatile(s.add(i).read_volatile()) };
-    }
-    d
-}
-
-/// # Safety
-/// As C's memset.
-#[no_mangle]
-pub unsafe extern "C" fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
-    for i in 0..n {
-        // SAFETY: within the caller's range.
-        unsafe { d.add(i).write_volatile(c as u8) };
-    }
-    d
-}
-
-/// # Safety
-/// As C's memcmp.
-#[no_mangle]
-pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // SAFETY: within the caller's ranges.
-        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
-        if x != y {
-            return i32::from(x) - i32::from(y);
-        }
-    }
-    0
-}
-
-/// # Safety
-/// As C's bcmp.
-#[no_mangle]
-pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    // SAFETY: forwarded.
-    unsafe { memcmp(a, b, n) }
-}
-
-/// The prebuilt `core` references the unwinding personality even with panic=abort.
-#[no_mangle]
-extern "C" fn rust_eh_personality() {}
 
 // --- Console, without core::fmt ----------------------------------------------------------------
 

@@ -8,6 +8,7 @@
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
 
+use freestanding_mem as _;
 use xen_sys::backend::{Direct, DirectKind, HypercallPage};
 use xen_sys::*;
 
@@ -70,69 +71,6 @@ global_asm!(
 
 extern "C" {
     static hypercall_page: u8;
-}
-
-// --- The memory functions LLVM may call ------------------------------------------------------
-
-/// # Safety
-/// As C's memcpy.
-#[no_mangle]
-pub unsafe extern "C" fn memcpy(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
-    // SAFETY: rep movsb copies n bytes forward; the caller guarantees the ranges.
-    unsafe {
-        asm!("rep movsb", inout("rcx") n => _, inout("rdi") d => _, inout("rsi") s => _, options(nostack, preserves_flags))
-    };
-    d
-}
-
-/// # Safety
-/// As C's memmove.
-#[no_mangle]
-pub unsafe extern "C" fn memmove(d: *mut u8, s: *const u8, n: usize) -> *mut u8 {
-    if (d as usize) <= (s as usize) || (d as usize) >= (s as usize + n) {
-        // SAFETY: forward copy is safe for these overlaps.
-        return unsafe { memcpy(d, s, n) };
-    }
-    // SAFETY: backward copy with the direction flag set, restored afterwards.
-    unsafe {
-        asm!("std", "rep movsb", "cld",
-            inout("rcx") n => _, inout("rdi") d.add(n - 1) => _, inout("rsi") s.add(n - 1) => _,
-            options(nostack))
-    };
-    d
-}
-
-/// # Safety
-/// As C's memset.
-#[no_mangle]
-pub unsafe extern "C" fn memset(d: *mut u8, c: i32, n: usize) -> *mut u8 {
-    // SAFETY: rep stosb fills n bytes; the caller guarantees the range.
-    unsafe {
-        asm!("rep stosb", inout("rcx") n => _, inout("rdi") d => _, in("al") c as u8, options(nostack, preserves_flags))
-    };
-    d
-}
-
-/// # Safety
-/// As C's memcmp.
-#[no_mangle]
-pub unsafe extern "C" fn memcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    for i in 0..n {
-        // SAFETY: within the caller's ranges.
-        let (x, y) = unsafe { (a.add(i).read_volatile(), b.add(i).read_volatile()) };
-        if x != y {
-            return i32::from(x) - i32::from(y);
-        }
-    }
-    0
-}
-
-/// # Safety
-/// As C's bcmp.
-#[no_mangle]
-pub unsafe extern "C" fn bcmp(a: *const u8, b: *const u8, n: usize) -> i32 {
-    // SAFETY: forwarded.
-    unsafe { memcmp(a, b, n) }
 }
 
 // --- Console ------------------------------------------------------------------------------------
@@ -512,8 +450,6 @@ fn finish(passed: u32, failed: u32) -> ! {
 
 /// The prebuilt `core` references the unwinding personality even with panic=abort; nothing
 /// ever unwinds here.
-#[no_mangle]
-extern "C" fn rust_eh_personality() {}
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {

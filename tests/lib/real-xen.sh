@@ -1,4 +1,13 @@
-# Sourced by the real-Xen scenarios: the hypervisor and Debian's kernel, cached.
+# Sourced by the real-Xen scenarios: the hypervisor and Debian's kernel, cached, and how a
+# scenario fails.
+
+# Report a failure with the tail of the QEMU log in $log (FAIL_TAIL lines, 40 by default), exit 1.
+fail() {
+  echo "FAIL: $*"
+  echo "--- QEMU log tail ($log):"
+  tail -"${FAIL_TAIL:-40}" "$log" | tr -d '\r'
+  exit 1
+}
 
 # Sets XEN_X86 to the uncompressed x86 hypervisor (QEMU's multiboot loader needs it so).
 ensure_xen_x86() { # out-dir

@@ -7,6 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
+. tests/lib/real-xen.sh
 ensure_packages qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu
 ensure_debian_rust >/dev/null
 
@@ -63,13 +64,6 @@ boot() { # image log -> QEMU's exit status (semihosting: the kernel's)
   timeout 60 qemu-system-aarch64 "${M[@]}" -no-reboot -semihosting -kernel "$xen" -dtb "$d" \
     -device loader,file="$1",addr=0x47000000 </dev/null >"$2" 2>&1 || rc=$?
   return $rc
-}
-
-fail() {
-  echo "FAIL: $*"
-  echo "--- QEMU log tail ($log):"
-  tail -40 "$log" | tr -d '\r'
-  exit 1
 }
 
 img=$(build "" "$out/arm64-dom0")

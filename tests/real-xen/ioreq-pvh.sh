@@ -178,12 +178,7 @@ timeout 170 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-
   </dev/null >"$log" 2>&1 || rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
-fail() {
-  echo "FAIL: $*"
-  echo "--- QEMU log tail ($log):"
-  tail -60 "$log" | tr -d '\r'
-  exit 1
-}
+FAIL_TAIL=60
 L=$(tr -d '\r' <"$log")
 grep -E 'GUEST CHECK|GUEST TIMING' <<<"$L" | sed 's/^(XEN) //' || true
 [ "$rc" = 124 ] && fail "QEMU timed out"

@@ -68,12 +68,6 @@ start=$(date +%s%N)
 rc=0; boot "$out/initramfs.cpio" "$log" || rc=$?
 ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
-fail() {
-  echo "FAIL: $*"
-  echo "--- QEMU log tail ($log):"
-  tail -40 "$log" | tr -d '\r'
-  exit 1
-}
 tr -d '\r' <"$log" | grep -E '^CHECK ' || true
 [ "$rc" = 124 ] && fail "QEMU timed out (hung boot)"
 grep -q '^CHECK .*: FAIL' "$log" && fail "failing checks: $(grep '^CHECK .*: FAIL' "$log" | cut -d: -f1 | tr '\n' ';')"

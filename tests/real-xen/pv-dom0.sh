@@ -30,13 +30,6 @@ boot() { # kernel log -> QEMU's exit status
   return $rc
 }
 
-fail() {
-  echo "FAIL: $*"
-  echo "--- QEMU log tail ($log):"
-  tail -40 "$log" | tr -d '\r'
-  exit 1
-}
-
 kernel=$(build "" "$out/pv-dom0")
 log="$out/pv-dom0.log"
 start=$(date +%s%N)

@@ -41,7 +41,7 @@ struct Args {
     c_name: Option<LitStr>,
     size: Vec<(Arch, u64, Span)>,
     align: Vec<(Arch, u64, Span)>,
-    /// `offsets(field = N, ...)`: expected offsets, the same on every architecture.
+    /// `offsets(field = N, ...)`: expected offsets, the same on every architecture (structs only).
     offsets: Vec<(Ident, u64)>,
 }
 
@@ -381,6 +381,12 @@ fn expand(args: Args, item: ItemStruct) -> syn::Result<proc_macro2::TokenStream>
 fn expand_union(args: Args, item: syn::ItemUnion) -> syn::Result<proc_macro2::TokenStream> {
     let name = &item.ident;
     require_repr_c(&item.attrs, name)?;
+    if let Some((f, _)) = args.offsets.first() {
+        return Err(Error::new(
+            f.span(),
+            format!("offsets(...) on union `{name}`: every member of a union is at offset 0, there is nothing to declare"),
+        ));
+    }
     let members: Vec<&syn::Field> = item.fields.named.iter().collect();
     let mut checks = Vec::new();
     let mut sizes: Option<Vec<(u64, u64)>> = None;

@@ -187,25 +187,28 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
 #[cfg(all(feature = "std", target_os = "linux"))]
 fn on_linux(domid: &str, ready_port: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
     use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::Arc;
+    static STOP: AtomicBool = AtomicBool::new(false);
     let domid: Domid = domid.parse()?;
     let ready_port = ready_port
         .map(|p| u16::from_str_radix(p.trim_start_matches("0x"), 16))
         .transpose()?;
-    let xen = Xen::new(xen::linux::Linux::open()?)?;
-    let stop = AtomicBool::new(false);
-    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])?;
-    let handle = signals.handle();
-    std::thread::scope(|s| {
-        s.spawn(|| {
-            if signals.forever().next().is_some() {
-                stop.store(true, Ordering::Release);
-                xen.platform().request_stop();
-            }
-        });
-        let r = serve(&xen, domid, ready_port, &stop);
-        handle.close();
-        r
-    })?;
+    let xen = Arc::new(Xen::new(xen::linux::Linux::open()?)?);
+    // One thread: the signal handler itself wakes the serving loop (request_stop is a flag
+    // store and an event, both async-signal-safe), so no second thread shares the descriptor
+    // table (which would make every system call of the loop take file references).
+    for sig in [SIGTERM, SIGINT] {
+        let x = Arc::clone(&xen);
+        // SAFETY: the handler only stores to atomics and makes one ioctl; it allocates nothing
+        // and takes no lock.
+        unsafe {
+            signal_hook::low_level::register(sig, move || {
+                STOP.store(true, Ordering::Release);
+                x.platform().request_stop();
+            })
+        }?;
+    }
+    serve(&xen, domid, ready_port, &STOP)?;
     Ok(())
 }
 

@@ -1368,6 +1368,44 @@ fn buffered_writes_through_the_event_loop() {
     assert_eq!(srv.stats().buffered, 20);
 }
 
+/// A device that signals the buffered port again from inside its write handler, i.e. while
+/// `serve_once` is still processing that port (the event arrives while the port is masked).
+struct Resignal<'a>(&'a xen::sim::BufProducer, u32);
+
+impl Handler for Resignal<'_> {
+    fn read(&mut self, _: Space, _: u64, _: Size) -> u64 {
+        0
+    }
+    fn write(&mut self, _: Space, _: u64, _: Size, _: u64) {
+        self.1 += 1;
+        self.0.notify();
+    }
+}
+
+#[test]
+fn an_event_raised_while_its_port_is_masked_is_delivered_after_serve_once() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let mut srv = buffered_server(&xen, dom);
+    let prod = sim.bufioreq_producer(dom).unwrap();
+    let mut dev = Resignal(&prod, 0);
+    // Xen marks both freshly bound ports (vCPU 0, buffered) pending.
+    assert_eq!(srv.serve_once(&mut dev), Ok(2));
+    assert!(prod.push(0x500, 4, 7));
+    prod.notify();
+    assert_eq!(srv.serve_once(&mut dev), Ok(1));
+    assert_eq!(dev.1, 1);
+    // The signal from inside the handler was raised while masked: the unmask at the end of
+    // serve_once delivers it, so the next wait returns it even though `wake` asks for 0.
+    sim.wake();
+    assert_eq!(srv.serve_once(&mut dev), Ok(1));
+    // Exactly once: nothing else is pending now.
+    sim.wake();
+    assert_eq!(srv.serve_once(&mut dev), Ok(0));
+    assert_eq!(srv.stats().buffered, 1);
+}
+
 // --- 12. timeouts --------------------------------------------------------------------------------
 
 #[test]

@@ -6,7 +6,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xen_sys::*;
 
 use super::handler::{Handler, Space};
-use super::request::{decode, fallback_size, Access, Data, Dir, Request};
+use super::request::{decode, fallback_size, single, Access, Data, Dir, Request, Single};
 use super::slot::Slot;
 use crate::dm::{RangeKind, Xen};
 use crate::platform::{Pages, Platform};
@@ -81,6 +81,8 @@ pub struct IoreqServer<'x, P: Platform> {
     id: Ioservid,
     stage: Stage,
     pages: Option<P::Pages>,
+    /// vCPU 0's slot while the ioreq pages are mapped.
+    first_slot: Option<Slot>,
     /// Local port per vCPU (index = vCPU id).
     ports: Vec<EvtchnPort>,
     /// (local port, vCPU) sorted by port, for dispatch.
@@ -114,6 +116,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             id,
             stage: Stage::Created,
             pages: None,
+            first_slot: None,
             ports: Vec::with_capacity(nr as usize),
             by_port: Vec::with_capacity(nr as usize + 1),
             buf_port: None,
@@ -151,6 +154,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
                 what: "mapping shorter than requested",
             });
         }
+        // The buffered page (if any) comes first, then the ioreq page(s).
+        let ioreq_page = if buffered { 4096 } else { 0 };
+        // SAFETY: the mapping holds `count` pages (checked above), so the first ioreq page starts
+        // inside it and holds nr 32-byte slots.
+        self.first_slot = Some(unsafe { Slot::new(pages.base().add(ioreq_page)) });
         self.pages = Some(pages);
         self.stage = Stage::Mapped;
         self.xen.set_ioreq_server_state(self.domid, self.id, true)?;
@@ -166,7 +174,13 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         };
         self.stage = Stage::Bound;
         for v in 0..nr {
-            let remote = self.slot(v).vp_eport();
+            let remote = self
+                .slot(v)
+                .ok_or(Error::Protocol {
+                    op: "XENMEM_acquire_resource",
+                    what: "ioreq pages not mapped",
+                })?
+                .vp_eport();
             let local = self.xen.platform().bind_interdomain(self.domid, remote)?;
             self.ports.push(local);
             self.by_port.push((local, v));
@@ -204,24 +218,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         self.stats
     }
 
-    fn ioreq_base(&self) -> *mut u8 {
-        let base = self
-            .pages
-            .as_ref()
-            .map(|p| p.base())
-            .unwrap_or(core::ptr::null_mut());
-        if self.buffered {
-            // SAFETY: the buffered page comes first; the mapping holds 1 + ioreq pages (checked
-            // in setup).
-            unsafe { base.add(4096) }
-        } else {
-            base
-        }
-    }
-
-    fn slot(&self, vcpu: u32) -> Slot {
-        // SAFETY: vcpu < nr_vcpus and the ioreq pages hold nr_vcpus slots of 32 bytes.
-        unsafe { Slot::new(self.ioreq_base().add(vcpu as usize * 32)) }
+    /// vCPU `vcpu`'s slot. Only called while the pages are mapped (`first_slot` is set with the
+    /// mapping and cleared before it is dropped) and with `vcpu` < the number of vCPUs.
+    fn slot(&self, vcpu: u32) -> Option<Slot> {
+        // SAFETY: the ioreq pages hold one 32-byte slot per vCPU and vcpu < nr_vcpus.
+        self.first_slot.map(|s| unsafe { s.nth(vcpu as usize) })
     }
 
     /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time.
@@ -264,18 +265,29 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         Ok(())
     }
 
-    /// Handle every pending event once: wait for events, unmask them, process each port.
-    /// Returns the number of events handled (0 when woken without events).
+    /// Handle every pending event once: wait for events, process each port (answering and
+    /// notifying its vCPU), then unmask them all. Returns the number of events handled (0 when
+    /// woken without events).
+    ///
+    /// The answer goes out before the unmask: the vCPU is blocked on it, so the unmask system
+    /// call is kept off the path the guest waits on. Nothing is lost by unmasking late: a port
+    /// the guest signals while it is masked stays pending, and the unmask delivers it (Xen's
+    /// `EVTCHNOP_unmask` and Linux's late EOI both re-raise a pending port), so the next wait
+    /// returns at once instead of sleeping.
+    #[inline]
     pub fn serve_once(&mut self, handler: &mut impl Handler) -> Result<usize, Error> {
-        let mut ports = self.pending;
-        let n = self.xen.platform().wait_pending(&mut ports)?;
-        let n = n.min(ports.len());
-        // Re-enable before processing so a new request is not lost.
-        self.xen.platform().unmask(&ports[..n])?;
-        for &port in &ports[..n] {
-            self.handle_port(port, handler)?;
+        let n = self.xen.platform().wait_pending(&mut self.pending)?;
+        let n = n.min(self.pending.len());
+        let mut handled = Ok(());
+        for i in 0..n {
+            handled = self.handle_port(self.pending[i], handler);
+            if handled.is_err() {
+                break;
+            }
         }
-        Ok(n)
+        // Unmask even after a failed notify: a port left masked would never fire again.
+        let unmasked = self.xen.platform().unmask(&self.pending[..n]);
+        handled.and(unmasked).map(|()| n)
     }
 
     /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the
@@ -288,6 +300,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// Process the event for local `port` (a vCPU's or the buffered ring's).
+    #[inline]
     pub fn handle_port(
         &mut self,
         port: EvtchnPort,
@@ -314,8 +327,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// Process one vCPU's slot; returns whether a response was published.
+    #[inline]
     pub(crate) fn process_slot(&mut self, vcpu: u32, handler: &mut impl Handler) -> bool {
-        let slot = self.slot(vcpu);
+        let Some(slot) = self.slot(vcpu) else {
+            return false;
+        };
         if slot.state() != STATE_IOREQ_READY {
             self.stats.spurious += 1;
             return false;
@@ -330,7 +346,38 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             }
             r
         };
-        let data = match decode(&raw) {
+        let data = match single(&raw) {
+            Some(Single {
+                space,
+                addr,
+                size,
+                write: None,
+            }) => Some(handler.read(space, addr, size) & size.mask()),
+            Some(Single {
+                space,
+                addr,
+                size,
+                write: Some(v),
+            }) => {
+                handler.write(space, addr, size, v);
+                None
+            }
+            None => self.decode_and_execute(vcpu, raw, handler),
+        };
+        self.stats.requests += 1;
+        slot.complete(raw.flags, data);
+        true
+    }
+
+    /// Everything but a single access with an immediate value: decode, then execute or refuse.
+    #[inline(never)]
+    fn decode_and_execute(
+        &mut self,
+        vcpu: u32,
+        raw: Ioreq,
+        handler: &mut impl Handler,
+    ) -> Option<u64> {
+        match decode(&raw) {
             Ok(req) => self.execute(vcpu, req, handler),
             Err(why) => {
                 self.stats.invalid += 1;
@@ -338,10 +385,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
                 let is_read = raw.flags.dir() == IOREQ_READ;
                 (is_read && raw.flags.data_is_ptr() == 0).then(|| fallback_size(raw.size).mask())
             }
-        };
-        self.stats.requests += 1;
-        slot.complete(raw.flags, data);
-        true
+        }
     }
 
     fn execute(&mut self, vcpu: u32, req: Request, handler: &mut impl Handler) -> Option<u64> {
@@ -371,9 +415,10 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         }
     }
 
-    /// One port/MMIO access with its repetitions. The device address moves for MMIO only; the
-    /// RAM address (data_is_ptr) always moves; `df` makes both move down. Wrapping arithmetic:
-    /// overflow only reaches other guest addresses, which is the guest's business.
+    /// A port/MMIO access with repetitions or a guest-RAM buffer. The device address moves for
+    /// MMIO only; the RAM address (data_is_ptr) always moves; `df` makes both move down.
+    /// Wrapping arithmetic: overflow only reaches other guest addresses, which is the guest's
+    /// business.
     fn access(
         &mut self,
         vcpu: u32,
@@ -497,7 +542,9 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         // would wait forever on a server that no longer exists.
         if self.pages.is_some() {
             for (v, &port) in self.ports.iter().enumerate() {
-                let slot = self.slot(v as u32);
+                let Some(slot) = self.slot(v as u32) else {
+                    break;
+                };
                 if slot.state() == STATE_IOREQ_READY {
                     let raw = slot.copy();
                     let read = raw.flags.dir() == IOREQ_READ && raw.flags.data_is_ptr() == 0;
@@ -516,6 +563,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         if self.stage >= Stage::Enabled {
             keep(self.xen.set_ioreq_server_state(self.domid, self.id, false));
         }
+        self.first_slot = None;
         self.pages = None;
         match self.xen.destroy_ioreq_server(self.domid, self.id) {
             // The server is already gone: Xen destroyed it with its domain (the guest shut

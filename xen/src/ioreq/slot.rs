@@ -58,6 +58,19 @@ impl Slot {
         Slot { ptr }
     }
 
+    /// The slot `n` places after this one.
+    ///
+    /// # Safety
+    ///
+    /// The result must lie inside the same live ioreq page mapping (see [`Slot::new`]).
+    #[inline]
+    pub(crate) unsafe fn nth(self, n: usize) -> Slot {
+        // SAFETY: forwarded from this function's contract.
+        Slot {
+            ptr: unsafe { self.ptr.add(n * 32) },
+        }
+    }
+
     /// `state`, read once.
     #[inline]
     pub fn state(&self) -> u8 {

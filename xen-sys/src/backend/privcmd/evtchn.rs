@@ -38,6 +38,7 @@ impl Evtchn {
         Evtchn { fd }
     }
 
+    #[inline]
     fn call<T>(&self, op: &'static str, opcode: u32, arg: &mut T) -> Result<u32, Error> {
         // SAFETY: every caller pairs an IOCTL_EVTCHN_* number with its argument struct.
         let r = unsafe { sys::ioctl(&self.fd, opcode, arg) }
@@ -89,6 +90,7 @@ impl Evtchn {
     }
 
     /// `IOCTL_EVTCHN_NOTIFY`: send an event on a port bound through this handle.
+    #[inline]
     pub fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
         let mut a = IoctlEvtchnNotify { port };
         self.call("IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY, &mut a)
@@ -119,6 +121,7 @@ impl Evtchn {
 
     /// Read pending ports into `out`; returns how many. `Ok(0)` on a non-blocking handle with
     /// nothing pending. EFBIG means the ring overflowed (call [`reset`](Self::reset)).
+    #[inline]
     pub fn pending_into(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
         let bytes = zerocopy::IntoBytes::as_mut_bytes(out);
         match rustix::io::read(&self.fd, bytes) {
@@ -143,6 +146,7 @@ impl Evtchn {
     }
 
     /// Re-enable delivery of several ports with one write.
+    #[inline]
     pub fn unmask_all(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         let bytes = zerocopy::IntoBytes::as_bytes(ports);
         let n = rustix::io::write(&self.fd, bytes).map_err(|errno| Error::Io {

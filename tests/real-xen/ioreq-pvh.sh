@@ -7,6 +7,11 @@
 # range reads all-ones), the C baseline on Xen's stable libraries serves the same timed loop, a
 # new Rust server, SIGKILL of it, and yet another Rust server that must still work. strace -f
 # counts the system calls of both servers. A wrong domid must fail naming the dm_op and errno.
+#
+# Throughput is measured in instructions: QEMU runs with -icount, so the guest's TSC counts the
+# instructions the whole machine executes (1 tick each) and is independent of the host's speed
+# and load, and a QEMU plugin (insn-windows.c) splits each timed loop between Xen, the dom0
+# kernel and the server's user space.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
@@ -33,6 +38,12 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p x
 server="$out/static/x86_64-unknown-linux-gnu/release/examples/regbank"
 gcc -O2 -Wall -Wextra -Werror -o "$out/cserver" tests/c-server/cserver.c \
   -lxendevicemodel -lxenforeignmemory -lxenevtchn
+gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$out/insn-windows.so" \
+  tests/real-xen/insn-windows.c
+# The two rdtsc instructions around the guest's timed loop mark the plugin's windows.
+mapfile -t marks < <(objdump -d "$guest" | awk '/<.*timed.*>:$/ { f = 1; next } /^$/ { f = 0 }
+  f && /\trdtsc/ { sub(":", "", $1); print "0x" $1 }')
+[ "${#marks[@]}" = 2 ] || { echo "FAIL IOREQ on real Xen: expected 2 rdtsc in the guest's timed(), found ${#marks[@]}"; exit 1; }
 
 # dom0 initramfs: busybox, the Xen modules, xl/xenstored/xenconsoled with their libraries.
 ir="$out/ioreq-initramfs"
@@ -113,8 +124,25 @@ count_syscalls() { # trace-file server-name
     index($0, pat) && on == "" { on = 1 }
     END { printf "total=%d serving=%d\n", total, serving }' "$1"
 }
-wait_for() { # pattern file
-  n=0; until grep -q "$1" "$2" 2>/dev/null; do sleep 0.05; n=$((n+1)); [ $n -gt 600 ] && echo "== TIMEOUT waiting for $1 in $2:" && cat "$2" && return 1; done
+# A server's output reaches its log through a FIFO that the shell reads with blocking reads:
+# polling the log (a grep forked every 50 ms) would compete with the timed loops for the CPU.
+serve() { # log command...: start the command in the background ($p), its output on fd 3
+  log=$1; shift
+  rm -f /tmp/out.fifo; mkfifo /tmp/out.fifo
+  "$@" >/tmp/out.fifo 2>&1 &
+  p=$!
+  exec 3</tmp/out.fifo
+  : >"$log"
+}
+wait_for() { # pattern log
+  while IFS= read -r -t 30 l <&3; do
+    echo "$l" >>"$2"
+    case "$l" in *"$1"*) return 0 ;; esac
+  done
+  echo "== TIMEOUT waiting for $1 in $2:"; cat "$2"; return 1
+}
+drain() { # log: the rest of the output, once the server has exited
+  cat <&3 >>"$1"; exec 3<&-; cat "$1"
 }
 echo "== xl create -p"
 xl create -p /etc/xen/guest.cfg
@@ -130,37 +158,32 @@ stop() { # process-name background-pid label
   wait "$2"
   echo "== $3 EXIT $?"
 }
-/regbank "$domid" >/tmp/r1.log 2>&1 &
-p=$!
+serve /tmp/r1.log /regbank "$domid"
 wait_for serving /tmp/r1.log
 xl unpause guest
 wait_for "regbank: phase 1" /tmp/r1.log
-stop regbank $p RUST1; cat /tmp/r1.log
-/cserver "$domid" >/tmp/c1.log 2>&1 &
-p=$!
+stop regbank $p RUST1; drain /tmp/r1.log
+serve /tmp/c1.log /cserver "$domid"
 wait_for "cserver: phase 2" /tmp/c1.log
-stop cserver $p C1; cat /tmp/c1.log
-strace -f -o /tmp/strace-rust.txt /regbank "$domid" >/tmp/r2.log 2>&1 &
-p=$!
+stop cserver $p C1; drain /tmp/c1.log
+serve /tmp/r2.log strace -f -o /tmp/strace-rust.txt /regbank "$domid"
 wait_for "regbank: phase 3" /tmp/r2.log
-stop regbank $p RUST2; cat /tmp/r2.log
-strace -f -o /tmp/strace-c.txt /cserver "$domid" >/tmp/c2.log 2>&1 &
-p=$!
+stop regbank $p RUST2; drain /tmp/r2.log
+serve /tmp/c2.log strace -f -o /tmp/strace-c.txt /cserver "$domid"
 wait_for "cserver: phase 4" /tmp/c2.log
-stop cserver $p C2; cat /tmp/c2.log
-/regbank "$domid" >/tmp/r3.log 2>&1 &
-p=$!
+stop cserver $p C2; drain /tmp/c2.log
+serve /tmp/r3.log /regbank "$domid"
 wait_for "regbank: phase 5" /tmp/r3.log
 sleep 0.3 # let the server publish its answer to the phase write, then kill it
 kill -KILL $p
 wait $p
 echo "== RUST3 KILLED $?"
-/regbank "$domid" 5100 >/tmp/r4.log 2>&1 &
-p=$!
+drain /tmp/r3.log >/dev/null
+serve /tmp/r4.log /regbank "$domid" 5100
 wait_for "regbank: phase 6" /tmp/r4.log
 n=0; while xl domid guest >/dev/null 2>&1; do sleep 0.2; n=$((n+1)); [ $n -gt 300 ] && break; done
 echo "== guest gone after ${n} polls"
-stop regbank $p RUST4; cat /tmp/r4.log
+stop regbank $p RUST4; drain /tmp/r4.log
 echo "== strace rust $(count_syscalls /tmp/strace-rust.txt regbank)"
 echo "== strace c $(count_syscalls /tmp/strace-c.txt cserver)"
 reboot -f
@@ -172,6 +195,7 @@ log="$out/ioreq-pvh.log"
 start=$(date +%s%N)
 rc=0
 timeout 170 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+  -icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}" \
   -nographic -no-reboot -kernel "$xen" \
   -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
   -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$out/ioreq-initramfs.cpio" \
@@ -197,14 +221,24 @@ echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKI
 echo "     wrong domid:  $(grep -m1 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L")"
 echo "     dom0 target:  $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
 echo "     PV guest:     $(grep -A3 '== PV guest as the target:' <<<"$L" | grep -m1 'regbank:')"
-# Throughput, same boot, same guest loop: TSC ticks for N reads.
-rt=$(grep -o 'GUEST TIMING rust reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
-ct=$(grep -o 'GUEST TIMING c reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
+# Throughput, same boot, same guest loop: TSC ticks (= instructions, -icount) for N reads, and
+# the plugin's split of each timed loop (its windows come in the order of the TIMING lines).
+timing() { grep -o "GUEST TIMING $1 reads=[0-9]* tsc=[0-9]*" <<<"$L" | sed 's/.*tsc=//'; }
+rt=$(timing rust); ct=$(timing c); ra=$(timing rust-again)
 nr=$(grep -o 'GUEST TIMING rust reads=[0-9]*' <<<"$L" | sed 's/.*reads=//')
-ra=$(grep -o 'GUEST TIMING rust-again reads=[0-9]* tsc=[0-9]*' <<<"$L" | sed 's/.*tsc=//')
-[ -n "$rt" ] && [ -n "$ct" ] && [ -n "$ra" ] || fail "missing timing lines"
-ratio() { awk -v r="$1" -v c="$2" 'BEGIN { printf "%.2f", c / r }'; }
-echo "     throughput:   (untraced, $nr reads each, TSC ticks) Rust $rt, then C $ct, then Rust $ra; Rust/C = $(ratio "$rt" "$ct")x timed before C, $(ratio "$ra" "$ct")x timed after C, $(ratio "$(( (rt + ra) / 2 ))" "$ct")x on the mean (goal >= 1.0)"
+[ -n "$rt" ] && [ -n "$ct" ] && [ -n "$ra" ] && [ -n "$nr" ] || fail "missing timing lines"
+labels=$(grep -o 'GUEST TIMING [a-z-]* ' <<<"$L" | awk '{ print $3 }')
+windows=$(grep -o 'INSN window [0-9]*: .*' <<<"$L" || true)
+[ "$(wc -l <<<"$labels")" = "$(grep -c . <<<"$windows")" ] || fail "the plugin saw $(grep -c . <<<"$windows") timed loops, the guest reported $(wc -l <<<"$labels")"
+insn_split() { # label: "Xen X + dom0 kernel K + server U + guest G" per read
+  paste -d' ' <(echo "$labels") <(echo "$windows") | awk -v l="$1" -v n="$nr" '$1 == l {
+    for (i = 2; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+    printf "Xen %.0f + dom0 kernel %.0f + server %.0f + guest %.0f", v["xen"] / n, v["kernel"] / n, v["user"] / n, v["guest"] / n }'
+}
+ratio() { awk -v r="$1" -v c="$2" 'BEGIN { printf "%.4f", c / r }'; }
+per() { awk -v s="$1" -v q="$2" 'BEGIN { printf "%.2f", s / q }'; }
+echo "     throughput:   (instructions per read of the whole machine, $nr reads each, untraced) Rust $(per "$rt" "$nr"), then C $(per "$ct" "$nr"), then Rust $(per "$ra" "$nr"); Rust/C = $(ratio "$rt" "$ct")x timed before C, $(ratio "$ra" "$ct")x timed after C, $(ratio "$(( (rt + ra) / 2 ))" "$ct")x on the mean (goal >= 1.0)"
+echo "     per read:     Rust: $(insn_split rust); C: $(insn_split c)"
 # System calls per request, from full strace logs of the second run of each server: in total
 # (set-up and teardown included) and while serving (the steady state the goal is about).
 rs=$(grep -o '== strace rust total=[0-9]*' <<<"$L" | grep -o '[0-9]*$')
@@ -216,5 +250,4 @@ cq=$(grep -A3 '== C2 EXIT' <<<"$L" | grep -m1 -o 'cserver: stopped after [0-9]* 
 [ -n "$rs" ] && [ -n "$cs" ] && [ -n "$rv" ] && [ -n "$cv" ] && [ -n "$rq" ] && [ -n "$cq" ] \
   || fail "missing strace or request counts"
 [ "$rq" -gt 0 ] && [ "$cq" -gt 0 ] && [ "$rv" -gt 0 ] && [ "$cv" -gt 0 ] || fail "a traced server served nothing"
-per() { awk -v s="$1" -v q="$2" 'BEGIN { printf "%.2f", s / q }'; }
 echo "     syscalls:     (strace -f, second run of each server) while serving: Rust $rv for $rq requests ($(per "$rv" "$rq")/request), C $cv for $cq requests ($(per "$cv" "$cq")/request) (goal <= 3 for Rust); with set-up and teardown: Rust $(per "$rs" "$rq"), C $(per "$cs" "$cq")/request"

@@ -7,6 +7,9 @@
 # range reads all-ones), the C baseline on Xen's stable libraries serves the same timed loop, a
 # new Rust server, SIGKILL of it, and yet another Rust server that must still work. strace -f
 # counts the system calls of both servers. A wrong domid must fail naming the dm_op and errno.
+# Last, Debian's Linux boots as a PVH guest of a new Rust server, checks the device with busybox
+# devmem (8/16/32/64-bit) and balloons down, so the server must complete Xen's INVALIDATE
+# broadcasts (tests/lib/linux-pvh-domu.sh).
 #
 # Throughput is measured in instructions: QEMU runs with -icount, so the guest's TSC counts the
 # instructions the whole machine executes (1 tick each) and is independent of the host's speed
@@ -20,6 +23,7 @@ ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstor
 ensure_debian_rust >/dev/null
 
 . tests/lib/real-xen.sh
+. tests/lib/linux-pvh-domu.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
 ensure_xen_x86 "$out"
@@ -51,7 +55,7 @@ rm -rf "$ir"
 mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
 ln -s ../run "$ir/var/run"
 cp /bin/busybox "$ir/bin/busybox"
-for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk; do ln -s busybox "$ir/bin/$a"; done
+for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr; do ln -s busybox "$ir/bin/$a"; done
 for m in drivers/xen/xen-evtchn drivers/xen/xen-gntdev drivers/xen/xen-gntalloc drivers/xen/xen-privcmd drivers/xen/xenfs/xenfs; do
   cp "$mods/$m.ko" "$ir/lib/modules/"
 done
@@ -83,6 +87,7 @@ cp "$guest" "$ir/guest.elf"
   --target x86_64-unknown-linux-gnu --target-dir "$out/pv-dom0")
 cp "$out/pv-dom0/x86_64-unknown-linux-gnu/release/xen-pv-dom0-test" "$ir/pv.elf"
 cp "$server" "$ir/regbank"
+build_linux_domu "$ir"
 : >"$ir/etc/xen/xl.conf"
 cat >"$ir/etc/xen/pv.cfg" <<'CFG'
 name = "pvguest"
@@ -184,6 +189,15 @@ wait_for "regbank: phase 6" /tmp/r4.log
 n=0; while xl domid guest >/dev/null 2>&1; do sleep 0.2; n=$((n+1)); [ $n -gt 300 ] && break; done
 echo "== guest gone after ${n} polls"
 stop regbank $p RUST4; drain /tmp/r4.log
+# Optional part: a Linux PVH guest on the same device (devmem, then ballooning -> INVALIDATE).
+xl create -p /etc/xen/linux.cfg
+ldom=$(xl domid linux)
+serve /tmp/r5.log /regbank "$ldom"
+wait_for serving /tmp/r5.log
+xl unpause linux
+n=0; while xl domid linux >/dev/null 2>&1; do sleep 1; n=$((n+1)); [ $n -gt 120 ] && xl destroy linux && echo "== LINUX TIMEOUT"; done
+stop regbank $p RUST5; drain /tmp/r5.log
+tr -d '\r' </var/log/xen/guest-linux.log | grep -E '^LINUX ' || echo "== no output from the Linux guest"
 echo "== strace rust $(count_syscalls /tmp/strace-rust.txt regbank)"
 echo "== strace c $(count_syscalls /tmp/strace-c.txt cserver)"
 reboot -f
@@ -204,11 +218,11 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
 FAIL_TAIL=60
 L=$(tr -d '\r' <"$log")
-grep -E 'GUEST CHECK|GUEST TIMING' <<<"$L" | sed 's/^(XEN) //' || true
+grep -E 'GUEST CHECK|GUEST TIMING|^LINUX ' <<<"$L" | sed 's/^(XEN) //' || true
 [ "$rc" = 124 ] && fail "QEMU timed out"
 grep -q 'GUEST CHECK .*: FAIL' <<<"$L" && fail "failing guest checks"
 grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "no GUEST RESULT: PASS line"
-for s in RUST1 C1 RUST2 C2 RUST4; do
+for s in RUST1 C1 RUST2 C2 RUST4 RUST5; do
   grep -q "== $s EXIT 0" <<<"$L" || fail "server $s did not exit cleanly on SIGTERM"
 done
 grep -q '== RUST3 KILLED 137' <<<"$L" || fail "server RUST3 was not killed"
@@ -216,8 +230,13 @@ grep -q '== RUST3 KILLED 137' <<<"$L" || fail "server RUST3 was not killed"
 grep -q 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L" || fail "a wrong domid did not fail with the dm_op and ESRCH"
 grep -A1 '== dom0 (PV) as the target:' <<<"$L" | grep -q 'XEN_DMOP_nr_vcpus: errno' || fail "dom0 as the target did not fail with the dm_op and its errno"
 grep -A3 '== PV guest as the target:' <<<"$L" | grep -q 'regbank: XEN_DMOP_nr_vcpus: errno 22' || fail "a PV guest as the target did not fail with the dm_op and EINVAL"
+grep -q 'LINUX CHECK .*: FAIL' <<<"$L" && fail "failing checks in the Linux guest"
+grep -q '^LINUX DONE' <<<"$L" || fail "the Linux guest did not finish its checks"
+inv=$(grep -A3 '== RUST5 EXIT' <<<"$L" | grep -m1 -o '([0-9]* invalidations)' | grep -o '[0-9]*' || true)
+[ -n "$inv" ] && [ "$inv" -gt 0 ] || fail "the Linux guest's balloon did not reach the server as INVALIDATE requests"
 n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
 echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKILL and restart in one boot; $ms ms of QEMU"
+echo "     Linux guest:  $(grep -c '^LINUX CHECK .*: ok' <<<"$L") devmem/balloon checks passed; $inv INVALIDATE requests completed"
 echo "     wrong domid:  $(grep -m1 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L")"
 echo "     dom0 target:  $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
 echo "     PV guest:     $(grep -A3 '== PV guest as the target:' <<<"$L" | grep -m1 'regbank:')"

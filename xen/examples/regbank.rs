@@ -91,7 +91,8 @@ impl<P: Platform> Handler for RegBank<'_, P> {
 }
 
 /// Claim the device's ranges (plus `ready_port`, a port that only this instance answers, so a
-/// guest can tell it is up) and serve until `stop` (or the platform reports `Stopped`).
+/// guest can tell it is up) and serve until `stop` is set and the loop woken, or the platform
+/// reports `Stopped`.
 pub fn serve<P: Platform>(
     xen: &Xen<P>,
     domid: Domid,
@@ -118,8 +119,10 @@ pub fn serve<P: Platform>(
         phase: 0,
         invalidations: 0,
     };
-    while !stop.load(Ordering::Acquire) {
+    loop {
         match server.serve_once(&mut dev) {
+            // Whoever sets `stop` also wakes the loop, which then returns without events.
+            Ok(0) if stop.load(Ordering::Acquire) => break,
             Ok(_) => {}
             Err(Error::Stopped) => break,
             Err(e) => return Err(e),

@@ -7,17 +7,19 @@ use xen_sys::{Ioreq, IoreqType, IOREQ_READ};
 
 use super::handler::Space;
 
-/// Bytes per access.
+/// Bytes per access. The discriminant is the log2 of the byte count, so the count and the mask
+/// are shifts rather than table lookups on the hot path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u8)]
 pub enum Size {
     /// 1 byte.
-    B1,
+    B1 = 0,
     /// 2 bytes.
-    B2,
+    B2 = 1,
     /// 4 bytes.
-    B4,
+    B4 = 2,
     /// 8 bytes.
-    B8,
+    B8 = 3,
 }
 
 impl Size {
@@ -33,21 +35,15 @@ impl Size {
     }
 
     /// The byte count.
+    #[inline]
     pub const fn bytes(self) -> u32 {
-        match self {
-            Size::B1 => 1,
-            Size::B2 => 2,
-            Size::B4 => 4,
-            Size::B8 => 8,
-        }
+        1 << self as u32
     }
 
     /// All-ones of this width (what an unclaimed read returns).
+    #[inline]
     pub const fn mask(self) -> u64 {
-        match self {
-            Size::B8 => u64::MAX,
-            s => (1u64 << (s.bytes() * 8)) - 1,
-        }
+        u64::MAX >> (64 - 8 * self.bytes())
     }
 }
 
@@ -270,7 +266,7 @@ pub(crate) fn single(raw: &Ioreq) -> Option<Single> {
     if space == Space::Port && (raw.addr > 0xffff || size == Size::B8) {
         return None;
     }
-    let write = (raw.flags.dir() != IOREQ_READ).then_some(raw.data & size.mask());
+    let write = (raw.flags.dir() != IOREQ_READ).then(|| raw.data & size.mask());
     Some(Single {
         space,
         addr: raw.addr,
@@ -317,6 +313,16 @@ mod tests {
                 }
                 r
             })
+    }
+
+    #[test]
+    fn sizes_count_bytes_and_mask_them() {
+        let all = [Size::B1, Size::B2, Size::B4, Size::B8];
+        assert_eq!(all.map(Size::bytes), [1, 2, 4, 8]);
+        assert_eq!(all.map(Size::mask), [0xff, 0xffff, 0xffff_ffff, u64::MAX]);
+        for s in all {
+            assert_eq!(Size::from_bytes(s.bytes()), Some(s));
+        }
     }
 
     proptest! {

@@ -287,7 +287,9 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         }
         // Unmask even after a failed notify: a port left masked would never fire again.
         let unmasked = self.xen.platform().unmask(&self.pending[..n]);
-        handled.and(unmasked).map(|()| n)
+        handled?;
+        unmasked?;
+        Ok(n)
     }
 
     /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the
@@ -306,13 +308,13 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         port: EvtchnPort,
         handler: &mut impl Handler,
     ) -> Result<(), Error> {
-        if Some(port) == self.buf_port {
-            self.drain_buffered(handler);
-            return Ok(());
-        }
         let Ok(i) = self.by_port.binary_search_by_key(&port, |e| e.0) else {
-            // Not ours (a stale event after unbinding): nothing to do.
-            self.stats.spurious += 1;
+            if Some(port) == self.buf_port {
+                self.drain_buffered(handler);
+            } else {
+                // Not ours (a stale event after unbinding): nothing to do.
+                self.stats.spurious += 1;
+            }
             return Ok(());
         };
         let vcpu = self.by_port[i].1;

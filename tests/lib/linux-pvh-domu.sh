@@ -1,6 +1,6 @@
 # Linux as a PVH domU for the IOREQ scenario: Debian's kernel with a busybox initramfs whose init
-# checks the regbank device through /dev/mem (busybox devmem: 8/16/32/64-bit MMIO) and then
-# balloons down, which makes Xen broadcast IOREQ_TYPE_INVALIDATE to every IOREQ server of the
+# checks the regbank device through /dev/mem (busybox devmem: 8/16/32/64-bit MMIO) from both of
+# its vCPUs (each has its own ioreq slot and event channel) and then balloons down, which makes Xen broadcast IOREQ_TYPE_INVALIDATE to every IOREQ server of the
 # domain. It prints "LINUX CHECK <name>: ok|FAIL ..." lines on its console (hvc0) and powers off.
 # Source it; needs VMLINUZ (ensure_debian_kernel) and busybox-static.
 
@@ -10,7 +10,7 @@ build_linux_domu() {
   root=$(mktemp -d)
   mkdir -p "$root"/{bin,dev,proc,sys}
   cp /bin/busybox "$root/bin/busybox"
-  for a in sh mount devmem sleep cat echo poweroff; do ln -s busybox "$root/bin/$a"; done
+  for a in sh mount devmem sleep cat echo poweroff taskset nproc; do ln -s busybox "$root/bin/$a"; done
   cat >"$root/init" <<'DOMU'
 #!/bin/sh
 mount -t proc proc /proc
@@ -29,6 +29,12 @@ devmem 0xFE000008 32 0xCAFEF00D
 check "devmem 32-bit write and read back" "$(devmem 0xFE000008 32)" 0xCAFEF00D
 a=$(devmem 0xFE000010 32); b=$(devmem 0xFE000010 32)
 check "the counter increments per read" "$((b - a))" 1
+check "two vCPUs online" "$(nproc)" 2
+check "devmem from vCPU 0" "$(taskset 1 devmem $B 32)" 0x58454E31
+taskset 2 devmem 0xFE000008 32 0x0BADCAFE
+check "write from vCPU 1, read back on vCPU 0" "$(taskset 1 devmem 0xFE000008 32)" 0x0BADCAFE
+a=$(taskset 1 devmem 0xFE000010 32); b=$(taskset 2 devmem 0xFE000010 32)
+check "the counter across vCPUs" "$((b - a))" 1
 # Balloon down by 16 MiB: the balloon driver returns pages with XENMEM_decrease_reservation,
 # after which Xen sends IOREQ_TYPE_INVALIDATE to every IOREQ server and waits for the answers.
 bal=/sys/devices/system/xen_memory/xen_memory0
@@ -51,7 +57,7 @@ kernel = "/linux-vmlinuz"
 ramdisk = "/linux-domu.cpio"
 cmdline = "console=hvc0 quiet rdinit=/init"
 memory = 128
-vcpus = 1
+vcpus = 2
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG

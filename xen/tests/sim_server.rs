@@ -157,6 +157,14 @@ fn serving<R>(
     })
 }
 
+/// A simulated hypervisor with one HVM guest of `vcpus` vCPUs, and a `Xen` handle on it.
+fn guest(vcpus: u32) -> (Sim, Domid, Xen<Sim>) {
+    let sim = Sim::new();
+    let dom = sim.create_guest(vcpus);
+    let xen = Xen::new(sim.clone()).unwrap();
+    (sim, dom, xen)
+}
+
 fn ones(size: u32) -> u64 {
     if size >= 8 {
         u64::MAX
@@ -173,9 +181,7 @@ fn sbdf(bus: u32, dev: u32, func: u32) -> u32 {
 
 #[test]
 fn lifecycle_setup_and_teardown_order() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     assert_eq!(
         log_strs(&sim),
@@ -200,9 +206,7 @@ fn lifecycle_setup_and_teardown_order() {
 
 #[test]
 fn lifecycle_with_ranges_and_bufioreq_and_explicit_shutdown() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let opts = ServerOptions {
         bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
     };
@@ -227,9 +231,7 @@ fn lifecycle_with_ranges_and_bufioreq_and_explicit_shutdown() {
 
 #[test]
 fn two_servers_get_distinct_ids_and_the_newest_claims_first() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut a = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     let mut b = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     assert_eq!((a.id(), b.id()), (0, 1));
@@ -255,9 +257,7 @@ fn two_servers_get_distinct_ids_and_the_newest_claims_first() {
 
 fn fail_every_step(opts: ServerOptions, setup: &[&str]) {
     for n in 1..=setup.len() as u32 {
-        let sim = Sim::new();
-        let dom = sim.create_guest(2);
-        let xen = Xen::new(sim.clone()).unwrap();
+        let (sim, dom, xen) = guest(2);
         sim.fail_call(n, 12);
         let err = IoreqServer::create(&xen, dom, opts)
             .err()
@@ -301,9 +301,7 @@ fn teardown_at_every_setup_step_with_bufioreq() {
 
 #[test]
 fn fail_call_after_the_last_setup_call_does_not_fire_during_create() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     sim.fail_call(7, 12);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     // The 7th call is the first range mapping: it fails, and the server keeps no record of it.
@@ -391,9 +389,7 @@ fn pv_guest_is_einval() {
 
 #[test]
 fn range_errors() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     let e = srv.map_range(RangeKind::Mmio, 0x2000, 0x1fff).unwrap_err();
     assert_eq!(
@@ -467,9 +463,7 @@ fn claimed(srv: &mut IoreqServer<'_, Sim>) {
 
 #[test]
 fn every_request_type_through_the_loop() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -589,9 +583,7 @@ fn every_request_type_through_the_loop() {
 
 #[test]
 fn rep_without_guest_pointer() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -661,9 +653,7 @@ fn rep_without_guest_pointer() {
 
 #[test]
 fn rep_outs_moves_ram_address_keeps_port() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     sim.guest_ram_write(
@@ -716,9 +706,7 @@ fn rep_outs_moves_ram_address_keeps_port() {
 
 #[test]
 fn rep_ins_writes_device_values_into_ram_in_order() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -763,9 +751,7 @@ fn rep_ins_writes_device_values_into_ram_in_order() {
 
 #[test]
 fn rep_mmio_to_ram_moves_both_addresses() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -845,9 +831,7 @@ fn rep_mmio_to_ram_moves_both_addresses() {
 
 #[test]
 fn guest_pointer_outside_ram_is_reported() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -880,9 +864,7 @@ fn guest_pointer_outside_ram_is_reported() {
 
 #[test]
 fn invalid_requests_are_answered_and_reported() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     // Ports above 0xffff can be claimed in the model: let such a request reach the server.
@@ -1003,9 +985,7 @@ fn invalid_requests_are_answered_and_reported() {
 
 #[test]
 fn invalidate_and_time_offset_are_completed() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -1043,9 +1023,7 @@ fn invalidate_and_time_offset_are_completed() {
 #[test]
 fn four_vcpus_concurrently() {
     const N: u64 = 2_000;
-    let sim = Sim::new();
-    let dom = sim.create_guest(4);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(4);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     claimed(&mut srv);
     let dev = Rec::default();
@@ -1084,9 +1062,7 @@ fn four_vcpus_concurrently() {
 
 #[test]
 fn ranges_added_and_removed_between_requests() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     let port = srv.local_ports().next().unwrap();
     let mut dev = Rec::default();
@@ -1179,9 +1155,7 @@ fn buffered_server<'x>(xen: &'x Xen<Sim>, dom: Domid) -> IoreqServer<'x, Sim> {
 
 #[test]
 fn buffered_writes_of_every_size() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let mut srv = buffered_server(&xen, dom);
     let ports: Vec<_> = srv.local_ports().collect();
     assert_eq!(ports.len(), 3);
@@ -1236,9 +1210,7 @@ fn buffered_writes_of_every_size() {
 
 #[test]
 fn buffered_eight_byte_write_needs_both_halves() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = buffered_server(&xen, dom);
     let buf_port = srv.local_ports().last().unwrap();
     let prod = sim.bufioreq_producer(dom).unwrap();
@@ -1265,9 +1237,7 @@ fn buffered_eight_byte_write_needs_both_halves() {
 
 #[test]
 fn buffered_ring_full_and_wrap_around() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = buffered_server(&xen, dom);
     let buf_port = srv.local_ports().last().unwrap();
     let prod = sim.bufioreq_producer(dom).unwrap();
@@ -1342,9 +1312,7 @@ fn buffered_ring_full_and_wrap_around() {
 
 #[test]
 fn buffered_writes_through_the_event_loop() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = buffered_server(&xen, dom);
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     let prod = sim.bufioreq_producer(dom).unwrap();
@@ -1384,9 +1352,7 @@ impl Handler for Resignal<'_> {
 
 #[test]
 fn an_event_raised_while_its_port_is_masked_is_delivered_after_serve_once() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = buffered_server(&xen, dom);
     let prod = sim.bufioreq_producer(dom).unwrap();
     let mut dev = Resignal(&prod, 0);
@@ -1410,9 +1376,7 @@ fn an_event_raised_while_its_port_is_masked_is_delivered_after_serve_once() {
 
 #[test]
 fn request_times_out_without_a_server_loop() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     let v = sim.vcpu(dom, 0).with_timeout(Duration::from_millis(50));
@@ -1445,9 +1409,7 @@ fn request_times_out_without_a_server_loop() {
 
 #[test]
 fn partial_unmap_keeps_the_rest_and_teardown_is_clean() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     // Xen releases a contained sub-range, splitting the claimed one.
@@ -1477,9 +1439,7 @@ fn partial_unmap_keeps_the_rest_and_teardown_is_clean() {
 
 #[test]
 fn ninth_server_is_enospc_and_leaks_nothing() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let servers: Vec<_> = (0..8)
         .map(|_| IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap())
         .collect();
@@ -1518,9 +1478,7 @@ impl Handler for Panicking {
 
 #[test]
 fn handler_panic_tears_the_server_down() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     let port = srv.local_ports().next().unwrap();
@@ -1540,9 +1498,7 @@ fn handler_panic_tears_the_server_down() {
 
 #[test]
 fn teardown_after_the_guest_is_gone_succeeds_and_leaks_nothing() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(2);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(2);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     // The guest shuts down: Xen destroys the domain and its servers.
@@ -1554,9 +1510,7 @@ fn teardown_after_the_guest_is_gone_succeeds_and_leaks_nothing() {
 
 #[test]
 fn teardown_reports_real_errors_while_the_server_still_exists() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     // The next platform call (the first teardown dm_op) fails with EIO.
     sim.fail_call(1, 5);
@@ -1567,9 +1521,7 @@ fn teardown_reports_real_errors_while_the_server_still_exists() {
 
 #[test]
 fn a_request_in_flight_at_teardown_is_answered_as_unclaimed() {
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     // The guest posts a 4-byte read; the server stops before serving it.
@@ -1584,9 +1536,7 @@ fn a_server_moving_the_state_backwards_crashes_the_domain() {
     use std::time::Duration;
     use xen::ioreq::slot::Slot;
     use xen::platform::{ForeignMemory, Pages};
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     // A broken emulator with its own view of the ioreq page.
@@ -1648,9 +1598,7 @@ fn invalidate_reaches_a_server_without_any_claimed_address() {
             self.0 += 1;
         }
     }
-    let sim = Sim::new();
-    let dom = sim.create_guest(1);
-    let xen = Xen::new(sim.clone()).unwrap();
+    let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     let port = srv.local_ports().next().unwrap();
     let mut h = Inv(0);

@@ -229,39 +229,26 @@ unsafe impl Hypercall for Direct {
             // result in rax; the caller guaranteed the instruction fits the guest (`new`/`hvm`)
             // and the pointer arguments. SYSCALL also clobbers rcx and r11. No stack use.
             unsafe {
+                // One register convention, three instructions (asm! needs literal templates).
+                macro_rules! call64 {
+                    ($insn:literal $(, $clobber:tt)*) => {
+                        asm!(
+                            $insn,
+                            inlateout("rax") u64::from(op) => ret,
+                            inlateout("rdi") args[0] => _,
+                            inlateout("rsi") args[1] => _,
+                            inlateout("rdx") args[2] => _,
+                            inlateout("r10") args[3] => _,
+                            inlateout("r8") args[4] => _,
+                            $(lateout($clobber) _,)*
+                            options(nostack),
+                        )
+                    };
+                }
                 match self.kind {
-                    DirectKind::Vmcall => asm!(
-                        "vmcall",
-                        inlateout("rax") u64::from(op) => ret,
-                        inlateout("rdi") args[0] => _,
-                        inlateout("rsi") args[1] => _,
-                        inlateout("rdx") args[2] => _,
-                        inlateout("r10") args[3] => _,
-                        inlateout("r8") args[4] => _,
-                        options(nostack),
-                    ),
-                    DirectKind::Vmmcall => asm!(
-                        "vmmcall",
-                        inlateout("rax") u64::from(op) => ret,
-                        inlateout("rdi") args[0] => _,
-                        inlateout("rsi") args[1] => _,
-                        inlateout("rdx") args[2] => _,
-                        inlateout("r10") args[3] => _,
-                        inlateout("r8") args[4] => _,
-                        options(nostack),
-                    ),
-                    DirectKind::Syscall => asm!(
-                        "syscall",
-                        inlateout("rax") u64::from(op) => ret,
-                        inlateout("rdi") args[0] => _,
-                        inlateout("rsi") args[1] => _,
-                        inlateout("rdx") args[2] => _,
-                        inlateout("r10") args[3] => _,
-                        inlateout("r8") args[4] => _,
-                        lateout("rcx") _,
-                        lateout("r11") _,
-                        options(nostack),
-                    ),
+                    DirectKind::Vmcall => call64!("vmcall"),
+                    DirectKind::Vmmcall => call64!("vmmcall"),
+                    DirectKind::Syscall => call64!("syscall", "rcx", "r11"),
                     // int $0x82 is the 32-bit PV gate; a 64-bit guest has no use for it.
                     DirectKind::Int82 => return -i64::from(XenErrno::ENOSYS.0),
                 }
@@ -277,34 +264,24 @@ unsafe impl Hypercall for Direct {
             // the number; ebx, ecx, edx, edi carry the other arguments and are clobbered; eax
             // returns the result. The caller guaranteed the instruction and the pointers.
             unsafe {
+                // One register convention, three instructions (asm! needs literal templates).
+                macro_rules! call32 {
+                    ($insn:literal) => {
+                        asm!(
+                            "push esi", "mov esi, dword ptr [eax + 4]", "mov eax, dword ptr [eax]",
+                            $insn, "pop esi",
+                            inlateout("eax") block.as_ptr() => ret,
+                            inlateout("ebx") args[0] as u32 => _,
+                            inlateout("ecx") args[1] as u32 => _,
+                            inlateout("edx") args[2] as u32 => _,
+                            inlateout("edi") args[4] as u32 => _,
+                        )
+                    };
+                }
                 match self.kind {
-                    DirectKind::Vmcall => asm!(
-                        "push esi", "mov esi, dword ptr [eax + 4]", "mov eax, dword ptr [eax]",
-                        "vmcall", "pop esi",
-                        inlateout("eax") block.as_ptr() => ret,
-                        inlateout("ebx") args[0] as u32 => _,
-                        inlateout("ecx") args[1] as u32 => _,
-                        inlateout("edx") args[2] as u32 => _,
-                        inlateout("edi") args[4] as u32 => _,
-                    ),
-                    DirectKind::Vmmcall => asm!(
-                        "push esi", "mov esi, dword ptr [eax + 4]", "mov eax, dword ptr [eax]",
-                        "vmmcall", "pop esi",
-                        inlateout("eax") block.as_ptr() => ret,
-                        inlateout("ebx") args[0] as u32 => _,
-                        inlateout("ecx") args[1] as u32 => _,
-                        inlateout("edx") args[2] as u32 => _,
-                        inlateout("edi") args[4] as u32 => _,
-                    ),
-                    DirectKind::Int82 => asm!(
-                        "push esi", "mov esi, dword ptr [eax + 4]", "mov eax, dword ptr [eax]",
-                        "int 0x82", "pop esi",
-                        inlateout("eax") block.as_ptr() => ret,
-                        inlateout("ebx") args[0] as u32 => _,
-                        inlateout("ecx") args[1] as u32 => _,
-                        inlateout("edx") args[2] as u32 => _,
-                        inlateout("edi") args[4] as u32 => _,
-                    ),
+                    DirectKind::Vmcall => call32!("vmcall"),
+                    DirectKind::Vmmcall => call32!("vmmcall"),
+                    DirectKind::Int82 => call32!("int 0x82"),
                     // SYSCALL is the 64-bit PV gate.
                     DirectKind::Syscall => return -i64::from(XenErrno::ENOSYS.0),
                 }

@@ -9,6 +9,33 @@ fail() {
   exit 1
 }
 
+# The verdict on a scenario whose kernel prints "CHECK <name>: ok|FAIL" lines and a RESULT line
+# into $log: shows the CHECK lines, fails on a QEMU timeout, a failing check, no "RESULT: PASS"
+# or fewer than MIN passing checks; sets n to the number of passing checks.
+checks_verdict() { # qemu-exit-status min-checks
+  tr -d '\r' <"$log" | grep -E '^CHECK ' || true
+  [ "$1" = 124 ] && fail "QEMU timed out (hung boot)"
+  grep -q '^CHECK .*: FAIL' "$log" && fail "failing checks: $(grep '^CHECK .*: FAIL' "$log" | cut -d: -f1 | tr '\n' ';')"
+  grep -q 'RESULT: PASS' "$log" || fail "no RESULT: PASS line"
+  n=$(grep -c '^CHECK .*: ok' "$log")
+  [ "$n" -ge "$2" ] || fail "only $n checks ran"
+}
+
+# The extraversion a backend read ("EXTRAVERSION <backend> <value>" in $log) must be the one in
+# Xen's banner; sets extra to it (not a command substitution: fail must end the scenario).
+extraversion_of() { # backend
+  extra=$(grep -m1 "^EXTRAVERSION $1 " "$log" | tr -d '\r' | cut -d' ' -f3)
+  grep -q "Xen version 4.17${extra} (" "$log" || fail "extraversion \"$extra\" read through $1 does not match the banner: $(grep -m1 -o 'Xen version [^ ]*' "$log")"
+}
+
+# A scenario built with a deliberately broken backend must fail: no timeout, a "RESULT: FAIL"
+# line; prints the one-line summary.
+broken_verdict() { # qemu-exit-status what
+  [ "$1" = 124 ] && fail "broken backend: QEMU timed out"
+  grep -q 'RESULT: FAIL' "$log" || fail "the broken backend was not detected"
+  echo "ok   $2 with a broken backend fails as it must: $(grep -c '^CHECK .*: FAIL' "$log") failing checks, e.g. $(grep -m1 '^CHECK .*: FAIL' "$log" | tr -d '\r')"
+}
+
 # Sets XEN_X86 to the uncompressed x86 hypervisor (QEMU's multiboot loader needs it so).
 ensure_xen_x86() { # out-dir
   XEN_X86="$1/xen-4.17-amd64"

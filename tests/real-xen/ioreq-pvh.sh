@@ -189,10 +189,11 @@ wait_for "regbank: phase 6" /tmp/r4.log
 n=0; while xl domid guest >/dev/null 2>&1; do sleep 0.2; n=$((n+1)); [ $n -gt 300 ] && break; done
 echo "== guest gone after ${n} polls"
 stop regbank $p RUST4; drain /tmp/r4.log
-# Optional part: a Linux PVH guest on the same device (devmem, then ballooning -> INVALIDATE).
+# Optional part: a Linux PVH guest on the same device (devmem, then ballooning -> INVALIDATE),
+# served from a poll(2) loop on a non-blocking descriptor (Linux::open_nonblocking).
 xl create -p /etc/xen/linux.cfg
 ldom=$(xl domid linux)
-serve /tmp/r5.log /regbank "$ldom"
+serve /tmp/r5.log /regbank "$ldom" --poll
 wait_for serving /tmp/r5.log
 xl unpause linux
 n=0; while xl domid linux >/dev/null 2>&1; do sleep 1; n=$((n+1)); [ $n -gt 120 ] && xl destroy linux && echo "== LINUX TIMEOUT"; done
@@ -232,11 +233,12 @@ grep -A1 '== dom0 (PV) as the target:' <<<"$L" | grep -q 'XEN_DMOP_nr_vcpus: err
 grep -A3 '== PV guest as the target:' <<<"$L" | grep -q 'regbank: XEN_DMOP_nr_vcpus: errno 22' || fail "a PV guest as the target did not fail with the dm_op and EINVAL"
 grep -q 'LINUX CHECK .*: FAIL' <<<"$L" && fail "failing checks in the Linux guest"
 grep -q '^LINUX DONE' <<<"$L" || fail "the Linux guest did not finish its checks"
+grep -q 'regbank: polling a non-blocking evtchn descriptor' <<<"$L" || fail "the Linux guest's server did not run in --poll mode"
 inv=$(grep -A3 '== RUST5 EXIT' <<<"$L" | grep -m1 -o '([0-9]* invalidations)' | grep -o '[0-9]*' || true)
 [ -n "$inv" ] && [ "$inv" -gt 0 ] || fail "the Linux guest's balloon did not reach the server as INVALIDATE requests"
 n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
 echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKILL and restart in one boot; $ms ms of QEMU"
-echo "     Linux guest:  $(grep -c '^LINUX CHECK .*: ok' <<<"$L") devmem/balloon checks passed; $inv INVALIDATE requests completed"
+echo "     Linux guest:  $(grep -c '^LINUX CHECK .*: ok' <<<"$L") devmem/balloon checks passed on 2 vCPUs; $inv INVALIDATE requests completed (server in --poll mode: non-blocking evtchn in a poll(2) loop)"
 echo "     wrong domid:  $(grep -m1 'XEN_DMOP_nr_vcpus: errno 3' <<<"$L")"
 echo "     dom0 target:  $(grep -A1 '== dom0 (PV) as the target:' <<<"$L" | tail -1)"
 echo "     PV guest:     $(grep -A3 '== PV guest as the target:' <<<"$L" | grep -m1 'regbank:')"

@@ -5,8 +5,9 @@
 //! Linux dom0.
 //!
 //! Simulator: `cargo run -p xen --features sim --example regbank`
-//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID [READY_PORT_HEX]`
-//! (SIGTERM or SIGINT stops it; the server is torn down before it exits).
+//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID [READY_PORT_HEX] [--poll]`
+//! (SIGTERM or SIGINT stops it; the server is torn down before it exits; `--poll` serves from a
+//! poll(2) loop on a non-blocking descriptor instead of blocking in `serve_once`).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -92,12 +93,14 @@ impl<P: Platform> Handler for RegBank<'_, P> {
 
 /// Claim the device's ranges (plus `ready_port`, a port that only this instance answers, so a
 /// guest can tell it is up) and serve until `stop` is set and the loop woken, or the platform
-/// reports `Stopped`.
+/// reports `Stopped`. `wait` runs before each `serve_once`: an event loop's wait for the
+/// platform's descriptor, or nothing when `serve_once` itself blocks.
 pub fn serve<P: Platform>(
     xen: &Xen<P>,
     domid: Domid,
     ready_port: Option<u16>,
     stop: &AtomicBool,
+    wait: &mut dyn FnMut() -> Result<(), Error>,
 ) -> Result<(), Error> {
     let mut server = IoreqServer::create(xen, domid, ServerOptions::default())?;
     server.map_range(RangeKind::Mmio, MMIO_BASE, HIGH - 1)?;
@@ -120,6 +123,7 @@ pub fn serve<P: Platform>(
         invalidations: 0,
     };
     loop {
+        wait()?;
         match server.serve_once(&mut dev) {
             // Whoever sets `stop` also wakes the loop, which then returns without events.
             Ok(0) if stop.load(Ordering::Acquire) => break,
@@ -150,7 +154,7 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
     let xen = Xen::new(sim.clone())?;
     let stop = AtomicBool::new(false);
     std::thread::scope(|s| -> Result<(), Box<dyn std::error::Error>> {
-        let server = s.spawn(|| serve(&xen, dom, None, &stop));
+        let server = s.spawn(|| serve(&xen, dom, None, &stop, &mut || Ok(())));
         let v = sim.vcpu(dom, 0);
         // Wait until the server has claimed its ranges.
         while v.mmio_read(MMIO_BASE, 4).map_err(|e| format!("{e:?}"))? != 0x5845_4e31 {
@@ -195,15 +199,27 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 #[cfg(all(feature = "std", target_os = "linux"))]
-fn on_linux(domid: &str, ready_port: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+fn on_linux(
+    domid: &str,
+    ready_port: Option<&str>,
+    poll: bool,
+) -> Result<(), Box<dyn std::error::Error>> {
+    use rustix::event::{PollFd, PollFlags};
     use signal_hook::consts::{SIGINT, SIGTERM};
     use std::sync::Arc;
+    use xen::linux::Linux;
     static STOP: AtomicBool = AtomicBool::new(false);
     let domid: Domid = domid.parse()?;
     let ready_port = ready_port
         .map(|p| u16::from_str_radix(p.trim_start_matches("0x"), 16))
         .transpose()?;
-    let xen = Arc::new(Xen::new(xen::linux::Linux::open()?)?);
+    let linux = if poll {
+        println!("regbank: polling a non-blocking evtchn descriptor");
+        Linux::open_nonblocking()?
+    } else {
+        Linux::open()?
+    };
+    let xen = Arc::new(Xen::new(linux)?);
     // One thread: the signal handler itself wakes the serving loop (request_stop is a flag
     // store and an event, both async-signal-safe), so no second thread shares the descriptor
     // table (which would make every system call of the loop take file references).
@@ -218,12 +234,29 @@ fn on_linux(domid: &str, ready_port: Option<&str>) -> Result<(), Box<dyn std::er
             })
         }?;
     }
-    serve(&xen, domid, ready_port, &STOP)?;
+    // --poll: the descriptor is non-blocking and an event loop (here a plain poll(2)) waits
+    // for it, as a backend sharing its thread with other devices would.
+    let mut wait = || -> Result<(), Error> {
+        if poll {
+            let mut fds = [PollFd::new(xen.platform(), PollFlags::IN)];
+            match rustix::event::poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    return Err(Error::Os {
+                        op: "poll /dev/xen/evtchn",
+                        errno: e.raw_os_error(),
+                    })
+                }
+            }
+        }
+        Ok(())
+    };
+    serve(&xen, domid, ready_port, &STOP, &mut wait)?;
     Ok(())
 }
 
 #[cfg(not(all(feature = "std", target_os = "linux")))]
-fn on_linux(_: &str, _: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+fn on_linux(_: &str, _: Option<&str>, _: bool) -> Result<(), Box<dyn std::error::Error>> {
     Err("serving a real guest needs Linux and the `std` feature".into())
 }
 
@@ -233,9 +266,11 @@ fn simulated() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let poll = args.iter().any(|a| a == "--poll");
+    args.retain(|a| a != "--poll");
     let r = match args.first() {
-        Some(d) => on_linux(d, args.get(1).map(String::as_str)),
+        Some(d) => on_linux(d, args.get(1).map(String::as_str), poll),
         None => simulated(),
     };
     match r {

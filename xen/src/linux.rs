@@ -1,6 +1,7 @@
 //! The Linux dom0 platform: `/dev/xen/privcmd` (dm_op, resource and guest mappings, version) and
 //! `/dev/xen/evtchn` (event channels).
 
+use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use xen_sys::backend::privcmd::{Error as SysError, Evtchn, Mapping, Privcmd};
@@ -28,10 +29,33 @@ pub struct Linux {
 
 impl Linux {
     /// Open `/dev/xen/privcmd` and `/dev/xen/evtchn` (and bind a loopback pair used by
-    /// [`request_stop`](Self::request_stop), before any restriction).
+    /// [`request_stop`](Self::request_stop), before any restriction). Waiting for events
+    /// blocks: `IoreqServer::serve_once` sleeps until a vCPU or `request_stop` wakes it.
     pub fn open() -> Result<Self, Error> {
+        Self::with_evtchn(Evtchn::open())
+    }
+
+    /// Like [`open`](Self::open), but waiting for events never blocks, for an event loop
+    /// (epoll, mio, tokio's `AsyncFd`): register [`AsFd::as_fd`] for readability and call
+    /// `IoreqServer::serve_once` when it is readable; with nothing pending it returns `Ok(0)`
+    /// at once. (An extra `poll`/`epoll_wait` per wake-up is the price of sharing the thread.)
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), xen::Error> {
+    /// use std::os::fd::AsFd;
+    /// let linux = xen::linux::Linux::open_nonblocking()?;
+    /// let fd = linux.as_fd(); // readable when an event (or a stop request) is pending
+    /// # let _ = fd;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn open_nonblocking() -> Result<Self, Error> {
+        Self::with_evtchn(Evtchn::open_nonblocking())
+    }
+
+    fn with_evtchn(evtchn: Result<Evtchn, SysError>) -> Result<Self, Error> {
         let privcmd = Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?;
-        let evtchn = Evtchn::open().map_err(|e| os("open /dev/xen/evtchn", e))?;
+        let evtchn = evtchn.map_err(|e| os("open /dev/xen/evtchn", e))?;
         let rx = evtchn
             .bind_unbound_port(xen_sys::DOMID_SELF)
             .map_err(|e| os("IOCTL_EVTCHN_BIND_UNBOUND_PORT", e))?;
@@ -57,7 +81,7 @@ impl Linux {
             .map_err(|e| os("IOCTL_EVTCHN_RESTRICT_DOMID", e))
     }
 
-    /// The evtchn device (poll its fd to integrate with another event loop).
+    /// The evtchn device.
     pub fn evtchn(&self) -> &Evtchn {
         &self.evtchn
     }
@@ -65,6 +89,13 @@ impl Linux {
     /// The privcmd device.
     pub fn privcmd(&self) -> &Privcmd {
         &self.privcmd
+    }
+}
+
+/// The evtchn descriptor: readable while an event (or a stop request) is pending.
+impl AsFd for Linux {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.evtchn.as_fd()
     }
 }
 
@@ -240,6 +271,9 @@ impl EventChannels for Linux {
     }
     #[inline]
     fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
+        if ports.is_empty() {
+            return Ok(()); // a non-blocking wait that found nothing: no system call
+        }
         self.evtchn
             .unmask_all(ports)
             .map_err(|e| os("write /dev/xen/evtchn", e))

@@ -293,7 +293,9 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the
-    /// loop with an event or the platform's wake-up).
+    /// loop with an event or the platform's wake-up). This loop relies on `serve_once` blocking:
+    /// on a non-blocking platform (`Linux::open_nonblocking`) wait for the descriptor to be
+    /// readable and call [`serve_once`](Self::serve_once) instead, or it spins.
     pub fn run(&mut self, handler: &mut impl Handler, stop: &AtomicBool) -> Result<(), Error> {
         while !stop.load(Ordering::Acquire) {
             self.serve_once(handler)?;

@@ -1,15 +1,21 @@
 # Linux as a PVH domU for the IOREQ scenario: Debian's kernel with a busybox initramfs whose init
 # checks the regbank device through /dev/mem (busybox devmem: 8/16/32/64-bit MMIO) from both of
-# its vCPUs (each has its own ioreq slot and event channel) and then balloons down, which makes Xen broadcast IOREQ_TYPE_INVALIDATE to every IOREQ server of the
-# domain. It prints "LINUX CHECK <name>: ok|FAIL ..." lines on its console (hvc0) and powers off.
+# its vCPUs (each has its own ioreq slot and event channel), times two threads reading on both
+# vCPUs at once against the Rust server, the C server and the Rust server again (mmio-bench; it
+# writes the phase register so dom0 swaps the servers: 7 after the first run, 8 after the C one),
+# and then balloons down, which makes Xen broadcast IOREQ_TYPE_INVALIDATE to every IOREQ server
+# of the domain. It prints "LINUX CHECK <name>: ok|FAIL ..." and "LINUX BENCH <server> ..." lines
+# on its console (hvc0) and powers off.
 # Source it; needs VMLINUZ (ensure_debian_kernel) and busybox-static.
 
-# build_linux_domu DIR: writes DIR/linux-vmlinuz, DIR/linux-domu.cpio and DIR/etc/xen/linux.cfg.
+# build_linux_domu DIR MMIO-BENCH: writes DIR/linux-vmlinuz, DIR/linux-domu.cpio and
+# DIR/etc/xen/linux.cfg; MMIO-BENCH is the static mmio-bench binary.
 build_linux_domu() {
-  local dir=$1 root
+  local dir=$1 bench=$2 root
   root=$(mktemp -d)
   mkdir -p "$root"/{bin,dev,proc,sys}
   cp /bin/busybox "$root/bin/busybox"
+  cp "$bench" "$root/bin/mmio-bench"
   for a in sh mount devmem sleep cat echo poweroff taskset nproc; do ln -s busybox "$root/bin/$a"; done
   cat >"$root/init" <<'DOMU'
 #!/bin/sh
@@ -30,6 +36,15 @@ check "devmem 32-bit write and read back" "$(devmem 0xFE000008 32)" 0xCAFEF00D
 a=$(devmem 0xFE000010 32); b=$(devmem 0xFE000010 32)
 check "the counter increments per read" "$((b - a))" 1
 check "two vCPUs online" "$(nproc)" 2
+# Two threads, one per vCPU, 1000 reads each: Rust, then C, then Rust again (dom0 swaps the
+# servers when the phase register says so; the ID register tells which one answers).
+echo "LINUX BENCH rust $(mmio-bench 2 1000)"
+devmem 0xFE000038 32 7
+until [ "$(devmem $B 32)" = 0x43535256 ]; do :; done
+echo "LINUX BENCH c $(mmio-bench 2 1000)"
+devmem 0xFE000038 32 8
+until [ "$(devmem $B 32)" = 0x58454E31 ]; do :; done
+echo "LINUX BENCH rust-again $(mmio-bench 2 1000)"
 check "devmem from vCPU 0" "$(taskset 1 devmem $B 32)" 0x58454E31
 taskset 2 devmem 0xFE000008 32 0x0BADCAFE
 check "write from vCPU 1, read back on vCPU 0" "$(taskset 1 devmem 0xFE000008 32)" 0x0BADCAFE

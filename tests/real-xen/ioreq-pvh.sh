@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
-ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu libxen-dev strace
+ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu libxen-dev libc6-dev strace
 ensure_debian_rust >/dev/null
 
 . tests/lib/real-xen.sh
@@ -44,6 +44,7 @@ gcc -O2 -Wall -Wextra -Werror -o "$out/cserver" tests/c-server/cserver.c \
   -lxendevicemodel -lxenforeignmemory -lxenevtchn
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$out/insn-windows.so" \
   tests/real-xen/insn-windows.c
+gcc -O2 -Wall -Wextra -Werror -static -pthread -o "$out/mmio-bench" tests/real-xen/mmio-bench.c
 # The two rdtsc instructions around the guest's timed loop mark the plugin's windows.
 mapfile -t marks < <(objdump -d "$guest" | awk '/<.*timed.*>:$/ { f = 1; next } /^$/ { f = 0 }
   f && /\trdtsc/ { sub(":", "", $1); print "0x" $1 }')
@@ -87,7 +88,7 @@ cp "$guest" "$ir/guest.elf"
   --target x86_64-unknown-linux-gnu --target-dir "$out/pv-dom0")
 cp "$out/pv-dom0/x86_64-unknown-linux-gnu/release/xen-pv-dom0-test" "$ir/pv.elf"
 cp "$server" "$ir/regbank"
-build_linux_domu "$ir"
+build_linux_domu "$ir" "$out/mmio-bench"
 : >"$ir/etc/xen/xl.conf"
 cat >"$ir/etc/xen/pv.cfg" <<'CFG'
 name = "pvguest"
@@ -189,15 +190,23 @@ wait_for "regbank: phase 6" /tmp/r4.log
 n=0; while xl domid guest >/dev/null 2>&1; do sleep 0.2; n=$((n+1)); [ $n -gt 300 ] && break; done
 echo "== guest gone after ${n} polls"
 stop regbank $p RUST4; drain /tmp/r4.log
-# Optional part: a Linux PVH guest on the same device (devmem, then ballooning -> INVALIDATE),
-# served from a poll(2) loop on a non-blocking descriptor (Linux::open_nonblocking).
+# Optional part: a 2-vCPU Linux PVH guest on the same device: devmem checks and a two-thread timed
+# loop against the Rust server, the C server (the guest's phase writes tell when to swap), then a
+# Rust server that waits with poll(2) on a non-blocking descriptor (Linux::open_nonblocking) for
+# the rest and for the INVALIDATE broadcasts of the balloon.
 xl create -p /etc/xen/linux.cfg
 ldom=$(xl domid linux)
-serve /tmp/r5.log /regbank "$ldom" --poll
+serve /tmp/r5.log /regbank "$ldom"
 wait_for serving /tmp/r5.log
 xl unpause linux
-n=0; while xl domid linux >/dev/null 2>&1; do sleep 1; n=$((n+1)); [ $n -gt 120 ] && xl destroy linux && echo "== LINUX TIMEOUT"; done
+wait_for "regbank: phase 7" /tmp/r5.log
 stop regbank $p RUST5; drain /tmp/r5.log
+serve /tmp/c5.log /cserver "$ldom"
+wait_for "cserver: phase 8" /tmp/c5.log
+stop cserver $p C5; drain /tmp/c5.log
+serve /tmp/r6.log /regbank "$ldom" --poll
+n=0; while xl domid linux >/dev/null 2>&1; do sleep 1; n=$((n+1)); [ $n -gt 120 ] && xl destroy linux && echo "== LINUX TIMEOUT"; done
+stop regbank $p RUST6; drain /tmp/r6.log
 tr -d '\r' </var/log/xen/guest-linux.log | grep -E '^LINUX ' || echo "== no output from the Linux guest"
 echo "== strace rust $(count_syscalls /tmp/strace-rust.txt regbank)"
 echo "== strace c $(count_syscalls /tmp/strace-c.txt cserver)"
@@ -209,7 +218,7 @@ chmod +x "$ir/init"
 log="$out/ioreq-pvh.log"
 start=$(date +%s%N)
 rc=0
-timeout 170 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+timeout 240 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
   -icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}" \
   -nographic -no-reboot -kernel "$xen" \
   -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
@@ -223,7 +232,7 @@ grep -E 'GUEST CHECK|GUEST TIMING|^LINUX ' <<<"$L" | sed 's/^(XEN) //' || true
 [ "$rc" = 124 ] && fail "QEMU timed out"
 grep -q 'GUEST CHECK .*: FAIL' <<<"$L" && fail "failing guest checks"
 grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "no GUEST RESULT: PASS line"
-for s in RUST1 C1 RUST2 C2 RUST4 RUST5; do
+for s in RUST1 C1 RUST2 C2 RUST4 RUST5 C5 RUST6; do
   grep -q "== $s EXIT 0" <<<"$L" || fail "server $s did not exit cleanly on SIGTERM"
 done
 grep -q '== RUST3 KILLED 137' <<<"$L" || fail "server RUST3 was not killed"
@@ -234,7 +243,7 @@ grep -A3 '== PV guest as the target:' <<<"$L" | grep -q 'regbank: XEN_DMOP_nr_vc
 grep -q 'LINUX CHECK .*: FAIL' <<<"$L" && fail "failing checks in the Linux guest"
 grep -q '^LINUX DONE' <<<"$L" || fail "the Linux guest did not finish its checks"
 grep -q 'regbank: polling a non-blocking evtchn descriptor' <<<"$L" || fail "the Linux guest's server did not run in --poll mode"
-inv=$(grep -A3 '== RUST5 EXIT' <<<"$L" | grep -m1 -o '([0-9]* invalidations)' | grep -o '[0-9]*' || true)
+inv=$(grep -A3 '== RUST6 EXIT' <<<"$L" | grep -m1 -o '([0-9]* invalidations' | grep -o '[0-9]*' || true)
 [ -n "$inv" ] && [ "$inv" -gt 0 ] || fail "the Linux guest's balloon did not reach the server as INVALIDATE requests"
 n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
 echo "ok   IOREQ on real Xen: $n guest checks passed; SIGTERM, C baseline, SIGKILL and restart in one boot; $ms ms of QEMU"
@@ -260,6 +269,13 @@ ratio() { awk -v r="$1" -v c="$2" 'BEGIN { printf "%.4f", c / r }'; }
 per() { awk -v s="$1" -v q="$2" 'BEGIN { printf "%.2f", s / q }'; }
 echo "     throughput:   (instructions per read of the whole machine, $nr reads each, untraced) Rust $(per "$rt" "$nr"), then C $(per "$ct" "$nr"), then Rust $(per "$ra" "$nr"); Rust/C = $(ratio "$rt" "$ct")x timed before C, $(ratio "$ra" "$ct")x timed after C, $(ratio "$(( (rt + ra) / 2 ))" "$ct")x on the mean (goal >= 1.0)"
 echo "     per read:     Rust: $(insn_split rust); C: $(insn_split c)"
+# The Linux guest's two-thread loop (both vCPUs with requests in flight): TSC = instructions too.
+bench() { grep -o "^LINUX BENCH $1 threads=2 reads=[0-9]* tsc=[0-9]*" <<<"$L" | sed 's/.*tsc=//'; }
+br=$(bench rust); bc=$(bench c); ba=$(bench rust-again)
+bn=$(grep -m1 -o '^LINUX BENCH rust threads=2 reads=[0-9]*' <<<"$L" | sed 's/.*reads=//')
+multi=$(grep -A3 '== RUST5 EXIT' <<<"$L" | grep -m1 -o '[0-9]* wake-ups with several events' | grep -o '^[0-9]*' || true)
+[ -n "$br" ] && [ -n "$bc" ] && [ -n "$ba" ] && [ -n "$bn" ] && [ -n "$multi" ] || fail "missing two-vCPU timing lines"
+echo "     2 vCPUs:      (Linux guest, 2 threads on 2 vCPUs, instructions per read, $bn reads each) Rust $(per "$br" "$bn"), then C $(per "$bc" "$bn"), then Rust $(per "$ba" "$bn"); Rust/C = $(ratio "$br" "$bc")x before C, $(ratio "$ba" "$bc")x after C, $(ratio "$(( (br + ba) / 2 ))" "$bc")x on the mean; $multi Rust wake-ups served several events with one read and one unmask"
 # System calls per request, from full strace logs of the second run of each server: in total
 # (set-up and teardown included) and while serving (the steady state the goal is about).
 rs=$(grep -o '== strace rust total=[0-9]*' <<<"$L" | grep -o '[0-9]*$')

@@ -164,20 +164,20 @@ stop() { # process-name background-pid label
   wait "$2"
   echo "== $3 EXIT $?"
 }
-serve /tmp/r1.log /regbank "$domid"
-wait_for serving /tmp/r1.log
-xl unpause guest
-wait_for "regbank: phase 1" /tmp/r1.log
-stop regbank $p RUST1; drain /tmp/r1.log
-serve /tmp/c1.log /cserver "$domid"
-wait_for "cserver: phase 2" /tmp/c1.log
-stop cserver $p C1; drain /tmp/c1.log
-serve /tmp/r2.log strace -f -o /tmp/strace-rust.txt /regbank "$domid"
-wait_for "regbank: phase 3" /tmp/r2.log
-stop regbank $p RUST2; drain /tmp/r2.log
-serve /tmp/c2.log strace -f -o /tmp/strace-c.txt /cserver "$domid"
-wait_for "cserver: phase 4" /tmp/c2.log
-stop cserver $p C2; drain /tmp/c2.log
+# Start a server (unpausing a guest once it serves, unless "-"), serve until its output shows a
+# pattern (the guest's phase write), then SIGTERM it and collect its output.
+serve_until() { # label process pattern log guest-to-unpause|- command...
+  local label=$1 proc=$2 pat=$3 log=$4 guest=$5
+  shift 5
+  serve "$log" "$@"
+  if [ "$guest" != - ]; then wait_for serving "$log"; xl unpause "$guest"; fi
+  wait_for "$pat" "$log"
+  stop "$proc" "$p" "$label"; drain "$log"
+}
+serve_until RUST1 regbank "regbank: phase 1" /tmp/r1.log guest /regbank "$domid"
+serve_until C1 cserver "cserver: phase 2" /tmp/c1.log - /cserver "$domid"
+serve_until RUST2 regbank "regbank: phase 3" /tmp/r2.log - strace -f -o /tmp/strace-rust.txt /regbank "$domid"
+serve_until C2 cserver "cserver: phase 4" /tmp/c2.log - strace -f -o /tmp/strace-c.txt /cserver "$domid"
 serve /tmp/r3.log /regbank "$domid"
 wait_for "regbank: phase 5" /tmp/r3.log
 sleep 0.3 # let the server publish its answer to the phase write, then kill it
@@ -196,14 +196,8 @@ stop regbank $p RUST4; drain /tmp/r4.log
 # the rest and for the INVALIDATE broadcasts of the balloon.
 xl create -p /etc/xen/linux.cfg
 ldom=$(xl domid linux)
-serve /tmp/r5.log /regbank "$ldom"
-wait_for serving /tmp/r5.log
-xl unpause linux
-wait_for "regbank: phase 7" /tmp/r5.log
-stop regbank $p RUST5; drain /tmp/r5.log
-serve /tmp/c5.log /cserver "$ldom"
-wait_for "cserver: phase 8" /tmp/c5.log
-stop cserver $p C5; drain /tmp/c5.log
+serve_until RUST5 regbank "regbank: phase 7" /tmp/r5.log linux /regbank "$ldom"
+serve_until C5 cserver "cserver: phase 8" /tmp/c5.log - /cserver "$ldom"
 serve /tmp/r6.log /regbank "$ldom" --poll
 n=0; while xl domid linux >/dev/null 2>&1; do sleep 1; n=$((n+1)); [ $n -gt 120 ] && xl destroy linux && echo "== LINUX TIMEOUT"; done
 stop regbank $p RUST6; drain /tmp/r6.log

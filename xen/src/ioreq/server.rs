@@ -544,17 +544,16 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         // With the ranges gone no new request reaches us, but one may be in flight (posted
         // before the unmap): answer it as an unclaimed access would be answered, or the vCPU
         // would wait forever on a server that no longer exists.
-        if self.pages.is_some() {
-            for (v, &port) in self.ports.iter().enumerate() {
-                let Some(slot) = self.slot(v as u32) else {
-                    break;
-                };
-                if slot.state() == STATE_IOREQ_READY {
-                    let raw = slot.copy();
-                    let read = raw.flags.dir() == IOREQ_READ && raw.flags.data_is_ptr() == 0;
-                    slot.complete(raw.flags, read.then(|| fallback_size(raw.size).mask()));
-                    keep(self.xen.platform().notify(port));
-                }
+        // (No slots when the pages were never mapped.)
+        for (v, &port) in self.ports.iter().enumerate() {
+            let Some(slot) = self.slot(v as u32) else {
+                break;
+            };
+            if slot.state() == STATE_IOREQ_READY {
+                let raw = slot.copy();
+                let read = raw.flags.dir() == IOREQ_READ && raw.flags.data_is_ptr() == 0;
+                slot.complete(raw.flags, read.then(|| fallback_size(raw.size).mask()));
+                keep(self.xen.platform().notify(port));
             }
         }
         if let Some(p) = self.buf_port.take() {

@@ -161,6 +161,8 @@ struct State {
     raised_while_masked: Vec<bool>,
     wake: bool,
     fail: Option<(u32, i32)>,
+    /// Errno for the next `notify` (counted apart from `fail`: notifies happen per request).
+    fail_notify: Option<i32>,
     /// Answers published by a server that was destroyed before the vCPU consumed them.
     orphans: BTreeMap<(Domid, u32), u64>,
     calls: u32,
@@ -272,6 +274,12 @@ impl Sim {
         let mut st = self.lock();
         st.calls = 0;
         st.fail = Some((n, errno));
+    }
+
+    /// Make the next event-channel notify fail with `errno` (after the server published its
+    /// answer, as a failing `IOCTL_EVTCHN_NOTIFY` would).
+    pub fn fail_next_notify(&self, errno: i32) {
+        self.lock().fail_notify = Some(errno);
     }
 
     /// Platform calls made so far, in order (e.g. `"dm_op XEN_DMOP_create_ioreq_server"`).
@@ -1269,6 +1277,9 @@ impl EventChannels for Sim {
 
     fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
         let mut st = self.lock();
+        if let Some(errno) = st.fail_notify.take() {
+            return Err(os("EVTCHNOP_send", errno));
+        }
         let b = st
             .bindings
             .get(&port)

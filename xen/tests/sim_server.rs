@@ -1372,6 +1372,31 @@ fn an_event_raised_while_its_port_is_masked_is_delivered_after_serve_once() {
     assert_eq!(srv.stats().buffered, 1);
 }
 
+#[test]
+fn a_failed_notify_is_reported_and_the_port_is_still_unmasked() {
+    let (sim, dom, xen) = guest(1);
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x9000, 0x9fff).unwrap();
+    let mut dev = Rec::default();
+    // Xen marks the freshly bound port pending; nothing is posted yet.
+    assert_eq!(srv.serve_once(&mut dev), Ok(1));
+
+    assert_eq!(sim.post_mmio(dom, 0, 0x9008, 4, Some(0x77)), Ok(None));
+    sim.fail_next_notify(5);
+    let e = srv.serve_once(&mut dev).unwrap_err();
+    assert_eq!(e.errno(), Some(5), "{e}");
+    // The answer was published before the notify failed.
+    assert_eq!(sim.collect(dom, 0), Ok(0x77));
+
+    // The port was unmasked anyway: the next request on it is delivered and served (a port
+    // left masked would make this wait return the wake-up's 0 instead).
+    assert_eq!(sim.post_mmio(dom, 0, 0x9008, 4, None), Ok(None));
+    sim.wake();
+    assert_eq!(srv.serve_once(&mut dev), Ok(1));
+    assert_eq!(sim.collect(dom, 0), Ok(0x77));
+    assert_eq!(srv.stats().requests, 2);
+}
+
 // --- 12. timeouts --------------------------------------------------------------------------------
 
 #[test]

@@ -278,17 +278,15 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     pub fn serve_once(&mut self, handler: &mut impl Handler) -> Result<usize, Error> {
         let n = self.xen.platform().wait_pending(&mut self.pending)?;
         let n = n.min(self.pending.len());
-        let mut handled = Ok(());
         for i in 0..n {
-            handled = self.handle_port(self.pending[i], handler);
-            if handled.is_err() {
-                break;
+            if let Err(e) = self.handle_port(self.pending[i], handler) {
+                // Unmask even after a failed notify: a port left masked would never fire
+                // again. The notify error is the one to report.
+                let _ = self.xen.platform().unmask(&self.pending[..n]);
+                return Err(e);
             }
         }
-        // Unmask even after a failed notify: a port left masked would never fire again.
-        let unmasked = self.xen.platform().unmask(&self.pending[..n]);
-        handled?;
-        unmasked?;
+        self.xen.platform().unmask(&self.pending[..n])?;
         Ok(n)
     }
 

@@ -37,9 +37,9 @@ mods="$KMODS"
   RUSTFLAGS="-C relocation-model=static" debian_cargo build --locked -q --release \
   --target i686-unknown-linux-gnu --target-dir "$out/pvh-guest")
 guest="$out/pvh-guest/i686-unknown-linux-gnu/release/xen-pvh-guest-test"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
-  --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static"
-server="$out/static/x86_64-unknown-linux-gnu/release/examples/regbank"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
+  --features std --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static"
+server="$out/static/x86_64-unknown-linux-gnu/server/examples/regbank"
 gcc -O2 -Wall -Wextra -Werror -o "$out/cserver" tests/c-server/cserver.c \
   -lxendevicemodel -lxenforeignmemory -lxenevtchn
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$out/insn-windows.so" \

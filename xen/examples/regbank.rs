@@ -5,7 +5,8 @@
 //! Linux dom0.
 //!
 //! Simulator: `cargo run -p xen --features sim --example regbank`
-//! Linux dom0: `cargo run -p xen --features std --example regbank -- DOMID [READY_PORT_HEX] [--poll]`
+//! Linux dom0: `cargo run -p xen --features std --profile server --example regbank -- DOMID
+//! [READY_PORT_HEX] [--poll]` (the `server` profile is release with LTO, as timed on real Xen)
 //! (SIGTERM or SIGINT stops it; the server is torn down before it exits; `--poll` serves from a
 //! poll(2) loop on a non-blocking descriptor instead of blocking in `serve_once`).
 

@@ -124,7 +124,7 @@ impl Evtchn {
     #[inline]
     pub fn pending_into(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
         let bytes = zerocopy::IntoBytes::as_mut_bytes(out);
-        match rustix::io::read(&self.fd, bytes) {
+        match sys::read(self.fd.as_fd(), bytes) {
             Ok(n) => Ok(n / 4),
             Err(Errno::AGAIN) => Ok(0),
             Err(errno) => Err(Error::Io {
@@ -149,7 +149,7 @@ impl Evtchn {
     #[inline]
     pub fn unmask_all(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         let bytes = zerocopy::IntoBytes::as_bytes(ports);
-        let n = rustix::io::write(&self.fd, bytes).map_err(|errno| Error::Io {
+        let n = sys::write(self.fd.as_fd(), bytes).map_err(|errno| Error::Io {
             op: "write /dev/xen/evtchn (unmask)",
             errno,
         })?;
@@ -240,5 +240,26 @@ mod tests {
         let mut out = [0u32; 4];
         assert_eq!(reader.pending_into(&mut out).unwrap(), 2);
         assert_eq!(&out[..2], &[7, 9]);
+    }
+
+    #[test]
+    fn read_and_write_errors_keep_their_errno() {
+        let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
+        let reader = Evtchn::from_fd(r);
+        // Nothing pending on a non-blocking handle: EAGAIN is "no port", not an error.
+        assert_eq!(reader.pending_into(&mut [0u32; 4]).unwrap(), 0);
+        assert_eq!(reader.pending().unwrap(), None);
+        // The read end cannot be written, the write end cannot be read: EBADF, named.
+        let err = reader.unmask(3).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("write /dev/xen/evtchn (unmask): {}", Errno::BADF)
+        );
+        let writer = Evtchn::from_fd(w);
+        let err = writer.pending_into(&mut [0u32; 1]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("read /dev/xen/evtchn: {}", Errno::BADF)
+        );
     }
 }

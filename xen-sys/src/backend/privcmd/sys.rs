@@ -74,8 +74,9 @@ mod raw {
                 options(nostack),
             );
         }
-        // read, write and ioctl never return other negative values.
-        if ret < 0 {
+        // The kernel's convention (glibc's too): only -4095..=-1 are errors; an ioctl may
+        // return other values (privcmd passes on a hypercall's result).
+        if (-4095..0).contains(&ret) {
             Err(Errno::from_raw_os_error(-ret as i32))
         } else {
             Ok(ret as usize)

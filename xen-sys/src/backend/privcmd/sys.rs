@@ -17,35 +17,31 @@ use rustix::ioctl::{Ioctl, IoctlOutput, Opcode};
 #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod raw {
     use core::arch::asm;
+    use std::os::fd::{AsRawFd, BorrowedFd};
 
     use rustix::io::Errno;
 
-    #[cfg(target_arch = "x86_64")]
-    pub(super) const READ: usize = 0;
-    #[cfg(target_arch = "x86_64")]
-    pub(super) const WRITE: usize = 1;
-    #[cfg(target_arch = "x86_64")]
-    pub(super) const IOCTL: usize = 16;
-    #[cfg(target_arch = "aarch64")]
-    pub(super) const READ: usize = 63;
-    #[cfg(target_arch = "aarch64")]
-    pub(super) const WRITE: usize = 64;
-    #[cfg(target_arch = "aarch64")]
-    pub(super) const IOCTL: usize = 29;
+    // x86_64's own numbers, else the generic table (aarch64).
+    const X86_64: bool = cfg!(target_arch = "x86_64");
+    pub(super) const READ: usize = if X86_64 { 0 } else { 63 };
+    pub(super) const WRITE: usize = if X86_64 { 1 } else { 64 };
+    pub(super) const IOCTL: usize = if X86_64 { 16 } else { 29 };
 
-    /// System call `nr` with arguments `a0..a2`; a result in -4095..=-1 is `-errno`.
+    /// System call `nr` on `fd` with two more arguments; a result in -4095..=-1 is `-errno`.
     ///
     /// # Safety
     ///
     /// The call must be valid with these arguments: every pointer among them is valid for what
     /// the kernel does with it for this call, and nothing Rust owns is closed or unmapped by it.
+    /// (`fd` itself stays open: it is borrowed for the call.)
     #[inline(always)]
-    pub(super) unsafe fn syscall3(
+    pub(super) unsafe fn on_fd(
         nr: usize,
-        a0: usize,
+        fd: BorrowedFd<'_>,
         a1: usize,
         a2: usize,
     ) -> Result<usize, Errno> {
+        let a0 = fd.as_raw_fd() as usize;
         let ret: isize;
         // SAFETY: the caller vouches for the call; `syscall` clobbers only rcx and r11 (besides
         // the result in rax), and the kernel does not touch the user stack.
@@ -87,20 +83,9 @@ mod raw {
 /// `read(2)` into `buf`; returns the byte count.
 #[inline]
 pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, exclusively borrowed.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `fd` is open for the whole call (borrowed); the kernel writes at most
-        // `buf.len()` bytes into `buf`, which is exclusively borrowed.
-        unsafe {
-            raw::syscall3(
-                raw::READ,
-                fd.as_raw_fd() as usize,
-                buf.as_mut_ptr() as usize,
-                buf.len(),
-            )
-        }
-    }
+    return unsafe { raw::on_fd(raw::READ, fd, buf.as_mut_ptr() as usize, buf.len()) };
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     rustix::io::read(fd, buf)
 }
@@ -108,20 +93,9 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 /// `write(2)` of `buf`; returns the byte count.
 #[inline]
 pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
+    // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: `fd` is open for the whole call (borrowed); the kernel reads at most
-        // `buf.len()` bytes from `buf`.
-        unsafe {
-            raw::syscall3(
-                raw::WRITE,
-                fd.as_raw_fd() as usize,
-                buf.as_ptr() as usize,
-                buf.len(),
-            )
-        }
-    }
+    return unsafe { raw::on_fd(raw::WRITE, fd, buf.as_ptr() as usize, buf.len()) };
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     rustix::io::write(fd, buf)
 }
@@ -166,21 +140,11 @@ unsafe impl<T> Ioctl for Raw<T> {
 /// with `arg` null), and the kernel may read and write `*arg` and anything it points to.
 #[inline]
 pub(crate) unsafe fn ioctl<T>(fd: impl AsFd, opcode: u32, arg: *mut T) -> Result<i32, Errno> {
+    // SAFETY: forwarded from this function's contract. The result is a C `int` (a port,
+    // Xen's hypercall result).
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: forwarded from this function's contract; `fd` stays open for the call.
-        let r = unsafe {
-            raw::syscall3(
-                raw::IOCTL,
-                fd.as_fd().as_raw_fd() as usize,
-                opcode as usize,
-                arg as usize,
-            )
-        }?;
-        // The result is a C `int` (a port, Xen's hypercall result).
-        Ok(r as i32)
-    }
+    return unsafe { raw::on_fd(raw::IOCTL, fd.as_fd(), opcode as usize, arg as usize) }
+        .map(|r| r as i32);
     // SAFETY: forwarded from this function's contract.
     #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
     unsafe {

@@ -158,7 +158,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         let ioreq_page = if buffered { 4096 } else { 0 };
         // SAFETY: the mapping holds `count` pages (checked above), so the first ioreq page starts
         // inside it and holds nr 32-byte slots.
-        self.first_slot = Some(unsafe { Slot::new(pages.base().add(ioreq_page)) });
+        let first_slot = unsafe { Slot::new(pages.base().add(ioreq_page)) };
+        self.first_slot = Some(first_slot);
         self.pages = Some(pages);
         self.stage = Stage::Mapped;
         self.xen.set_ioreq_server_state(self.domid, self.id, true)?;
@@ -174,13 +175,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         };
         self.stage = Stage::Bound;
         for v in 0..nr {
-            let remote = self
-                .slot(v)
-                .ok_or(Error::Protocol {
-                    op: "XENMEM_acquire_resource",
-                    what: "ioreq pages not mapped",
-                })?
-                .vp_eport();
+            // SAFETY: v < nr, and the ioreq pages just mapped hold nr slots.
+            let remote = unsafe { first_slot.nth(v as usize) }.vp_eport();
             let local = self.xen.platform().bind_interdomain(self.domid, remote)?;
             self.ports.push(local);
             self.by_port.push((local, v));

@@ -2,9 +2,12 @@
 # The full test command (README.md). .ci/run calls exactly this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-. tests/lib/toolchain.sh
 . tests/lib/packages.sh
+. tests/lib/toolchain.sh
+# shellcheck disable=SC2086
+ensure_packages $PKGS_BASE
 ensure_toolchain
+# Every package of every stage, before the first stage starts (README.md lists them).
 # shellcheck disable=SC2086
 ensure_packages $TEST_PACKAGES
 
@@ -13,6 +16,18 @@ export CARGO_TERM_COLOR=never
 export INSTA_UPDATE=no
 
 step() { printf '\n== %s\n' "$*"; }
+
+step "packages: every file the stages use comes from a declared package (no Recommends, nothing by hand)"
+cargo build --locked -q -p xen-abi-gen
+tests/package-check.sh
+# The check itself: with one package left out of the declaration it must fail, naming the package.
+if out=$(PACKAGE_CHECK_OMIT=libc6-dev-i386-cross tests/package-check.sh 2>&1); then
+  echo "FAIL: the package check passed with libc6-dev-i386-cross undeclared"; exit 1
+fi
+grep -q 'comes from libc6-dev-i386-cross, which no declared package Depends on' <<<"$out" || {
+  echo "FAIL: the package check did not name libc6-dev-i386-cross:"; echo "$out"; exit 1
+}
+echo "ok   with libc6-dev-i386-cross undeclared it fails: $(grep -c '^FAIL \[' <<<"$out") files named, e.g. $(grep -m1 '^FAIL \[' <<<"$out")"
 
 step "format"
 cargo fmt --all -- --check

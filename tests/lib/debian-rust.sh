@@ -38,6 +38,7 @@ ensure_debian_rust() {
   # The compiler driver links against Debian's LLVM.
   local llvm
   llvm=$(private_apt apt-cache show "libstd-rust-web-$mm:amd64=$v" | grep -o 'libllvm[0-9]*' | head -1)
+  DEBIAN_RUST_PACKAGES="$llvm"
   [ -n "$llvm" ] && ensure_packages "$llvm"
   if [ ! -x "$root/usr/bin/rustc" ]; then
     rm -rf "$root.tmp"

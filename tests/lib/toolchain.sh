@@ -1,17 +1,19 @@
-# Sourced by the top-level scripts: makes sure cargo and rustc are there.
-# On a machine without a Rust toolchain (a fresh Debian 12), install Debian's rustc-web/cargo-web.
+# Sourced by the top-level scripts (after tests/lib/packages.sh): makes sure cargo and rustc are
+# there. On a machine without a Rust toolchain (a fresh Debian 12), installs Debian's: rustc and
+# cargo, plus rustfmt and clippy, which tests/run.sh uses and which Debian packages separately.
+DEBIAN_TOOLCHAIN_PACKAGES="rustc-web cargo-web rustfmt-web rust-web-clippy"
+
 ensure_toolchain() {
   if command -v cargo >/dev/null 2>&1; then
     return 0
   fi
-  if [ "$(id -u)" != 0 ]; then
-    echo "cargo is missing; run as root (or install rustc-web and cargo-web from Debian)" >&2
-    exit 1
-  fi
-  echo "== installing Debian's Rust toolchain (rustc-web, cargo-web)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq rustc-web cargo-web >/dev/null
-  # rustfmt/clippy come with the machine's rustup toolchain; Debian's are separate packages.
-  apt-get install -y -qq rustfmt-web rust-clippy-web >/dev/null 2>&1 || true
+  echo "== no cargo on this machine: installing Debian's Rust toolchain"
+  # shellcheck disable=SC2086
+  ensure_packages $DEBIAN_TOOLCHAIN_PACKAGES
+  command -v cargo >/dev/null 2>&1 || { echo "FAIL: cargo-web installed no cargo command" >&2; exit 1; }
+}
+
+# Whether the cargo in PATH is Debian's (then its packages count as declared test packages).
+toolchain_from_debian() {
+  [ "$(readlink -f "$(command -v cargo)")" = /usr/bin/cargo ]
 }

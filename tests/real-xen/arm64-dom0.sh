@@ -8,7 +8,8 @@ cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
 . tests/lib/real-xen.sh
-ensure_packages qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu
+# shellcheck disable=SC2086
+ensure_packages $PKGS_ARM64
 ensure_debian_rust >/dev/null
 
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"

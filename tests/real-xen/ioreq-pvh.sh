@@ -19,7 +19,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
-ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 xen-utils-4.17 xenstore-utils busybox-static cpio gcc-i686-linux-gnu libxen-dev libc6-dev strace
+# shellcheck disable=SC2086
+ensure_packages $PKGS_IOREQ
 ensure_debian_rust >/dev/null
 
 . tests/lib/real-xen.sh

@@ -7,7 +7,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
-ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64 busybox-static cpio
+# shellcheck disable=SC2086
+ensure_packages $PKGS_LINUX_DOM0
 
 . tests/lib/real-xen.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"

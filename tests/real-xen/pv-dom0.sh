@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
-ensure_packages qemu-system-x86 xen-hypervisor-4.17-amd64
+# shellcheck disable=SC2086
+ensure_packages $PKGS_XEN_X86
 
 . tests/lib/real-xen.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"

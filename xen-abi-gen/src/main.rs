@@ -68,6 +68,10 @@ enum Cmd {
         /// Print the C source instead of compiling it.
         #[arg(long)]
         emit: bool,
+        /// After the checks, print every header file the compilers read (one canonical path per
+        /// line, `header PATH`), e.g. to find the Debian package each comes from.
+        #[arg(long)]
+        headers_used: bool,
     },
 }
 
@@ -141,7 +145,8 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             view,
             uapi,
             emit,
-        } => c_probe_cmd(&cli.spec, arch, view, uapi, emit),
+            headers_used,
+        } => c_probe_cmd(&cli.spec, arch, view, uapi, emit, headers_used),
         Cmd::Layout {
             item,
             arch,
@@ -183,6 +188,7 @@ fn c_probe_cmd(
     view: Option<String>,
     uapi: bool,
     emit: bool,
+    headers_used: bool,
 ) -> Result<ExitCode, workflow::Error> {
     use xen_abi_gen::emit::c_probe::{self, Headers};
     use xen_abi_gen::probe_run;
@@ -211,11 +217,16 @@ fn c_probe_cmd(
         return Ok(ExitCode::SUCCESS);
     }
     let mut failed = false;
+    let mut read = std::collections::BTreeSet::new();
     for a in &arches {
         for v in &views {
             let (cc, _) = probe_run::compiler(*a);
             let vn = probe_run::view_name(*v);
-            match probe_run::run(&spec, *a, *v, headers) {
+            let report = probe_run::run(&spec, *a, *v, headers);
+            if let Ok(r) = &report {
+                read.extend(r.headers.iter().cloned());
+            }
+            match report {
                 Ok(r) if r.ok() => {
                     let counts: Vec<String> = c_probe::tally(&r.probe)
                         .iter()
@@ -246,6 +257,11 @@ fn c_probe_cmd(
                     println!("FAIL {e}");
                 }
             }
+        }
+    }
+    if headers_used {
+        for h in &read {
+            println!("header {}", h.display());
         }
     }
     Ok(if failed {

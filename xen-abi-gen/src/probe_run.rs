@@ -22,8 +22,11 @@ pub enum ProbeError {
         /// OS error.
         source: std::io::Error,
     },
-    /// The probe did not compile: a name the spec uses is missing from the headers, or differs.
-    #[error("{arch} ({view}): the probe does not compile against the real headers:\n{stderr}")]
+    /// The probe did not compile: a name the spec uses is missing from the headers, or differs,
+    /// or a header is missing altogether (then `hint` names the package that ships it).
+    #[error(
+        "{arch} ({view}): the probe does not compile against the real headers:\n{stderr}{hint}"
+    )]
     Compile {
         /// Architecture.
         arch: Arch,
@@ -31,6 +34,8 @@ pub enum ProbeError {
         view: &'static str,
         /// Compiler output.
         stderr: String,
+        /// Empty, or a line naming the Debian packages whose headers the compiler looked for.
+        hint: String,
     },
     /// The assembly could not be read.
     #[error("{arch}: cannot read the probe's assembly: {0}", arch = .1)]
@@ -60,6 +65,39 @@ pub fn compiler(arch: Arch) -> (String, &'static str) {
     )
 }
 
+/// The Debian package holding `arch`'s C library headers (`stdint.h` and what it includes),
+/// which the cross compiler packages only recommend.
+pub fn libc_package(arch: Arch) -> &'static str {
+    match arch {
+        Arch::X86_64 => "libc6-dev",
+        Arch::X86_32 => "libc6-dev-i386-cross",
+        Arch::Arm32 => "libc6-dev-armhf-cross",
+        Arch::Arm64 => "libc6-dev-arm64-cross",
+    }
+}
+
+/// A hint for a compile error caused by a missing header: the Debian package that ships it.
+fn missing_header_hint(arch: Arch, headers: Headers, stderr: &str) -> String {
+    // gcc: "probe.c:5:10: fatal error: xen/xen.h: No such file or directory"
+    let Some(name) = stderr.lines().find_map(|l| {
+        let rest = l.split_once("fatal error: ")?.1;
+        rest.strip_suffix(": No such file or directory")
+    }) else {
+        return String::new();
+    };
+    let package = match headers {
+        Headers::Xen if name.starts_with("xen/") => "libxen-dev (Xen's public headers)",
+        Headers::LinuxUapi if name.starts_with("xen/") => match arch {
+            Arch::X86_64 => "linux-libc-dev (the Linux uapi headers)",
+            Arch::X86_32 => "linux-libc-dev-i386-cross (the Linux uapi headers)",
+            Arch::Arm32 => "linux-libc-dev-armhf-cross (the Linux uapi headers)",
+            Arch::Arm64 => "linux-libc-dev-arm64-cross (the Linux uapi headers)",
+        },
+        _ => libc_package(arch),
+    };
+    format!("\n{arch}: `{name}` is missing; Debian ships it in {package}")
+}
+
 /// Name of a view for messages.
 pub fn view_name(view: View) -> &'static str {
     match view {
@@ -77,6 +115,10 @@ pub struct ProbeReport {
     pub mismatches: Vec<Mismatch>,
     /// Bitfield positions that differ.
     pub bit_mismatches: Vec<c_probe::BitMismatch>,
+    /// Every file the compiler read besides the probe itself, with symbolic links resolved
+    /// (so the Xen headers appear under their real directory, not the include shim), sorted.
+    /// The probe's own one-line uapi shim is left out: it is not a header of any package.
+    pub headers: Vec<PathBuf>,
 }
 
 impl ProbeReport {
@@ -171,6 +213,8 @@ pub fn run(
             )),
             View::Tools => cmd.arg("-D__XEN_TOOLS__"),
         };
+        let deps = dir.join("probe.d");
+        cmd.arg("-MD").arg("-MF").arg(&deps);
         cmd.arg("-idirafter").arg(&shim).arg(&src);
         let out = cmd.output().map_err(|source| ProbeError::NoCompiler {
             arch,
@@ -183,19 +227,48 @@ pub fn run(
                 arch,
                 view: view_name(view),
                 stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+                hint: missing_header_hint(arch, headers, &String::from_utf8_lossy(&out.stderr)),
             });
         }
+        let deps = std::fs::read_to_string(&deps).map_err(|source| ProbeError::Io {
+            path: deps.clone(),
+            source,
+        })?;
+        let headers = headers_read(&deps, &dir);
         let asm = String::from_utf8_lossy(&out.stdout);
         let values = c_probe::parse_asm(&asm).map_err(|e| ProbeError::Asm(e, arch))?;
         let mismatches = c_probe::compare(&probe, &values).map_err(|e| ProbeError::Asm(e, arch))?;
         let bits = c_probe::compare_bits(&probe, &asm).map_err(|e| ProbeError::Asm(e, arch))?;
-        Ok((mismatches, bits))
+        Ok((mismatches, bits, headers))
     })();
     let _ = std::fs::remove_dir_all(&dir);
-    let (mismatches, bit_mismatches) = result?;
+    let (mismatches, bit_mismatches, headers) = result?;
     Ok(ProbeReport {
         mismatches,
         bit_mismatches,
         probe,
+        headers,
     })
+}
+
+/// The files named in a make-style dependency file (`-MD`) other than the probe and whatever
+/// lies in its scratch directory, canonicalised, sorted and without duplicates.
+fn headers_read(deps: &str, scratch: &Path) -> Vec<PathBuf> {
+    // "probe.o: a.h \\\n b.h ...": the target is everything up to the first ": ".
+    let list = deps.split_once(": ").map_or("", |(_, rest)| rest);
+    let scratch = scratch
+        .canonicalize()
+        .unwrap_or_else(|_| scratch.to_path_buf());
+    let mut out: Vec<PathBuf> = list
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .map(|w| {
+            let p = Path::new(w);
+            p.canonicalize().unwrap_or_else(|_| p.to_path_buf())
+        })
+        .filter(|p| !p.starts_with(&scratch))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }

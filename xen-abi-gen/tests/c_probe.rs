@@ -34,6 +34,59 @@ fn the_spec_equals_the_real_headers_on_x86_64() {
 }
 
 #[test]
+fn the_headers_read_are_the_real_files_not_the_include_shim() {
+    let r = probe(&spec_with(None));
+    let xen = Path::new("/usr/include/xen/xen.h");
+    assert!(r.headers.iter().any(|h| h == xen), "{:?}", r.headers);
+    assert!(
+        r.headers.iter().any(|h| h.ends_with("stdint.h")),
+        "{:?}",
+        r.headers
+    );
+    // Canonical paths only: nothing under the probe's scratch directory or its shim link.
+    assert!(
+        r.headers.iter().all(|h| h.is_absolute()
+            && h.exists()
+            && !h.to_string_lossy().contains("xen-abi-probe-")),
+        "{:?}",
+        r.headers
+    );
+    assert!(
+        r.headers.windows(2).all(|w| w[0] < w[1]),
+        "sorted, no duplicates"
+    );
+}
+
+#[test]
+fn a_missing_header_names_the_package_that_ships_it() {
+    // A compiler whose C library is not installed: the hint names the package.
+    let spec = spec_with(None);
+    let dir = std::env::temp_dir().join(format!("xen-abi-no-libc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cc = dir.join("cc");
+    std::fs::write(
+        &cc,
+        "#!/bin/sh\necho 'probe.c:3:10: fatal error: stdint.h: No such file or directory' >&2\nexit 1\n",
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&cc, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    // Only this test uses x86_32, so no other test sees the variable.
+    std::env::set_var("XEN_ABI_CC_X86_32", &cc);
+    let e = probe_run::run(&spec, Arch::X86_32, View::Guest, Headers::Xen).unwrap_err();
+    std::env::remove_var("XEN_ABI_CC_X86_32");
+    let _ = std::fs::remove_dir_all(&dir);
+    let msg = e.to_string();
+    assert!(
+        msg.contains("x86_32: `stdint.h` is missing; Debian ships it in libc6-dev-i386-cross"),
+        "{msg}"
+    );
+}
+
+#[test]
 fn a_wrong_constant_is_named_with_both_numbers() {
     let r = probe(&spec_with(Some((
         "hvm/ioreq.toml",

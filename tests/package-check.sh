@@ -186,4 +186,4 @@ if [ $fail != 0 ]; then
   echo "FAIL: the stages use files that a fresh machine installing only the declared packages would lack"
   exit 1
 fi
-echo "ok   $checked files and commands the stages use all come from the $(wc -w <<<"$declared") declared packages or their $(wc -l <<<"$closure") Depends (no Recommends, nothing by hand)"
+echo "ok   $checked files and commands the stages use all come from the $(wc -w <<<"$declared") declared packages, the base system or their Depends closure ($(wc -l <<<"$closure") packages; no Recommends, nothing by hand)"

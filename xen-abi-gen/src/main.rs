@@ -72,7 +72,19 @@ enum Cmd {
         /// line, `header PATH`), e.g. to find the Debian package each comes from.
         #[arg(long)]
         headers_used: bool,
+        /// Probe one Xen release's headers (e.g. `4.14`, with `--xen-include`): what the spec
+        /// dates later must be absent from them, everything else must match.
+        #[arg(long, requires = "xen_include", value_parser = parse_version)]
+        release: Option<xen_abi_gen::model::Version>,
+        /// That release's `xen/` header directory (an extracted libxen-dev's
+        /// `usr/include/xen`).
+        #[arg(long, requires = "release")]
+        xen_include: Option<PathBuf>,
     },
+}
+
+fn parse_version(s: &str) -> Result<xen_abi_gen::model::Version, String> {
+    xen_abi_gen::model::Version::parse(s).ok_or_else(|| format!("`{s}` is not a release like 4.17"))
 }
 
 fn main() -> ExitCode {
@@ -146,7 +158,25 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             uapi,
             emit,
             headers_used,
-        } => c_probe_cmd(&cli.spec, arch, view, uapi, emit, headers_used),
+            release,
+            xen_include,
+        } => {
+            let release = release.zip(xen_include).map(|(version, xen_include)| {
+                xen_abi_gen::probe_run::Release {
+                    version,
+                    xen_include,
+                }
+            });
+            c_probe_cmd(
+                &cli.spec,
+                arch,
+                view,
+                uapi,
+                emit,
+                headers_used,
+                release.as_ref(),
+            )
+        }
         Cmd::Layout {
             item,
             arch,
@@ -189,6 +219,7 @@ fn c_probe_cmd(
     uapi: bool,
     emit: bool,
     headers_used: bool,
+    release: Option<&xen_abi_gen::probe_run::Release>,
 ) -> Result<ExitCode, workflow::Error> {
     use xen_abi_gen::emit::c_probe::{self, Headers};
     use xen_abi_gen::probe_run;
@@ -211,7 +242,11 @@ fn c_probe_cmd(
     if emit {
         for a in &arches {
             for v in &views {
-                print!("{}", c_probe::c_probe(&spec, *a, *v, headers).source);
+                let p = c_probe::c_probe_for(&spec, *a, *v, headers, release.map(|r| r.version));
+                print!("{}", p.source);
+                for t in &p.absent_types {
+                    print!("{}", t.probe_source);
+                }
             }
         }
         return Ok(ExitCode::SUCCESS);
@@ -221,8 +256,11 @@ fn c_probe_cmd(
     for a in &arches {
         for v in &views {
             let (cc, _) = probe_run::compiler(*a);
-            let vn = probe_run::view_name(*v);
-            let report = probe_run::run(&spec, *a, *v, headers);
+            let vn = match release {
+                Some(r) => format!("Xen {} {}", r.version, probe_run::view_name(*v)),
+                None => probe_run::view_name(*v).to_owned(),
+            };
+            let report = probe_run::run_for(&spec, *a, *v, headers, release);
             if let Ok(r) = &report {
                 read.extend(r.headers.iter().cloned());
             }
@@ -242,7 +280,7 @@ fn c_probe_cmd(
                     failed = true;
                     println!(
                         "FAIL {a:<7} {vn:<30} {cc}: {} of {} checks differ",
-                        r.mismatches.len() + r.bit_mismatches.len(),
+                        r.mismatches.len() + r.bit_mismatches.len() + r.present_types.len(),
                         r.count()
                     );
                     for m in &r.mismatches {
@@ -250,6 +288,16 @@ fn c_probe_cmd(
                     }
                     for m in &r.bit_mismatches {
                         println!("  {a}: {m}");
+                    }
+                    for t in &r.present_types {
+                        let name = match &t.field {
+                            Some(f) => format!("{}.{f}", t.item),
+                            None => t.item.clone(),
+                        };
+                        println!(
+                            "  {a}: {name}: the spec dates it {}, but this release's <{}> declares it",
+                            t.since, t.header
+                        );
                     }
                 }
                 Err(e) => {

@@ -63,6 +63,9 @@ pub struct SpecFile {
     pub header: String,
     /// File documentation.
     pub doc: String,
+    /// The first release whose header shows its items to guests (not only to `__XEN__` /
+    /// `__XEN_TOOLS__` builds); `None`: since each item's `since`.
+    pub guest_since: Option<Version>,
     /// Items in file order.
     pub items: Vec<Item>,
 }
@@ -86,6 +89,9 @@ pub struct Item {
     pub in_c: bool,
     /// Whether C only defines it in some builds.
     pub c_guard: Option<CGuard>,
+    /// For a struct or union: the first release that shows it to guests, overriding its
+    /// file's `guest_since`.
+    pub guest_since: Option<Version>,
     /// What it is.
     pub kind: ItemKind,
 }
@@ -176,6 +182,9 @@ pub struct Const {
     pub ty: Int,
     /// Its value (fits `ty`).
     pub value: i128,
+    /// The flag set whose members it masks: in an older release it is the mask of the members
+    /// that release has.
+    pub mask_of: Option<String>,
 }
 
 /// A typedef: one type, or one per architecture.
@@ -219,6 +228,8 @@ pub struct Field {
     pub doc: String,
     /// Architectures on which the field exists; `None` = all.
     pub only: Option<Vec<Arch>>,
+    /// The release that added the field (its struct's `since` unless the spec says later).
+    pub since: Version,
     /// Whether C names this field (false: implicit padding in C).
     pub in_c: bool,
     /// Where it is declared.

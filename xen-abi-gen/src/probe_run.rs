@@ -4,8 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::arch::{Arch, View};
-use crate::emit::c_probe::{self, Headers, Mismatch, Probe};
-use crate::model::Spec;
+use crate::emit::c_probe::{self, AbsentType, Headers, Mismatch, Probe};
+use crate::model::{Spec, Version};
 
 /// Why a probe could not be run.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,21 @@ pub enum ProbeError {
         stderr: String,
         /// Empty, or a line naming the Debian packages whose headers the compiler looked for.
         hint: String,
+    },
+    /// With a release's headers, the compiler read a Xen header from somewhere else (the
+    /// release lacks that file and the machine's own libxen-dev filled in).
+    #[error("{arch} ({view}): the probe for Xen {release} read {}, which is not among that release's headers in {}", header.display(), dir.display())]
+    ForeignHeader {
+        /// Architecture.
+        arch: Arch,
+        /// View name.
+        view: &'static str,
+        /// The release probed.
+        release: Version,
+        /// The release's header directory.
+        dir: PathBuf,
+        /// The header read from elsewhere.
+        header: PathBuf,
     },
     /// The assembly could not be read.
     #[error("{arch}: cannot read the probe's assembly: {0}", arch = .1)]
@@ -119,18 +134,32 @@ pub struct ProbeReport {
     /// (so the Xen headers appear under their real directory, not the include shim), sorted.
     /// The probe's own one-line uapi shim is left out: it is not a header of any package.
     pub headers: Vec<PathBuf>,
+    /// Types the spec dates after the probed release that its headers declare all the same.
+    pub present_types: Vec<AbsentType>,
 }
 
 impl ProbeReport {
     /// Whether C and the spec agree on everything.
     pub fn ok(&self) -> bool {
-        self.mismatches.is_empty() && self.bit_mismatches.is_empty()
+        self.mismatches.is_empty()
+            && self.bit_mismatches.is_empty()
+            && self.present_types.is_empty()
     }
 
     /// Number of checks made.
     pub fn count(&self) -> usize {
-        self.probe.checks.len() + self.probe.bit_checks.len()
+        self.probe.checks.len() + self.probe.bit_checks.len() + self.probe.absent_types.len()
     }
+}
+
+/// One Xen release's public headers to probe instead of the machine's.
+#[derive(Clone, Debug)]
+pub struct Release {
+    /// The release (`4.14`).
+    pub version: Version,
+    /// The directory holding its `xen/` headers' contents (e.g. an extracted libxen-dev's
+    /// `usr/include/xen`).
+    pub xen_include: PathBuf,
 }
 
 fn scratch(tag: &str) -> Result<PathBuf, ProbeError> {
@@ -175,14 +204,31 @@ pub fn run(
     view: View,
     headers: Headers,
 ) -> Result<ProbeReport, ProbeError> {
-    let probe = c_probe::c_probe(spec, arch, view, headers);
+    run_for(spec, arch, view, headers, None)
+}
+
+/// [`run`] against one release's Xen headers: the shim is searched first (`-I`) so the
+/// machine's own `/usr/include/xen` cannot stand in, every Xen header read must lie in the
+/// release's directory, what the spec dates later must be absent (see
+/// [`c_probe::c_probe_for`]), and each [`AbsentType`] must fail to compile.
+pub fn run_for(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    headers: Headers,
+    release: Option<&Release>,
+) -> Result<ProbeReport, ProbeError> {
+    let probe = c_probe::c_probe_for(spec, arch, view, headers, release.map(|r| r.version));
     let dir = scratch(arch.name())?;
     let result = (|| {
         let shim = dir.join("shim");
         match headers {
             Headers::Xen => {
-                let xen = std::env::var("XEN_ABI_XEN_INCLUDE")
-                    .unwrap_or_else(|_| "/usr/include/xen".into());
+                let xen = match release {
+                    Some(r) => r.xen_include.clone(),
+                    None => std::env::var_os("XEN_ABI_XEN_INCLUDE")
+                        .map_or_else(|| PathBuf::from("/usr/include/xen"), PathBuf::from),
+                };
                 std::fs::create_dir_all(&shim).map_err(|source| ProbeError::Io {
                     path: shim.clone(),
                     source,
@@ -197,31 +243,43 @@ pub fn run(
             }
             Headers::LinuxUapi => write(&shim.join(c_probe::UAPI_SHIM.0), c_probe::UAPI_SHIM.1)?,
         }
-        let src = dir.join("probe.c");
-        write(&src, &probe.source)?;
         let (cc, package) = compiler(arch);
-        let mut cmd = Command::new(&cc);
-        cmd.arg("-std=gnu11")
-            .arg("-O0")
-            .arg("-S")
-            .arg("-o")
-            .arg("-");
-        match view {
-            View::Guest => cmd.arg(format!(
-                "-D__XEN_INTERFACE_VERSION__={:#010x}",
-                spec.interface_version
-            )),
-            View::Tools => cmd.arg("-D__XEN_TOOLS__"),
+        let command = |src: &Path| {
+            let mut cmd = Command::new(&cc);
+            cmd.arg("-std=gnu11").arg("-O0");
+            match view {
+                View::Guest => cmd.arg(format!(
+                    "-D__XEN_INTERFACE_VERSION__={:#010x}",
+                    spec.interface_version
+                )),
+                View::Tools => cmd.arg("-D__XEN_TOOLS__"),
+            };
+            let search = if release.is_some() {
+                "-I"
+            } else {
+                "-idirafter"
+            };
+            cmd.arg(search).arg(&shim).arg(src);
+            cmd
         };
-        let deps = dir.join("probe.d");
-        cmd.arg("-MD").arg("-MF").arg(&deps);
-        cmd.arg("-idirafter").arg(&shim).arg(&src);
-        let out = cmd.output().map_err(|source| ProbeError::NoCompiler {
+        let spawn_error = |source| ProbeError::NoCompiler {
             arch,
             cc: cc.clone(),
             package,
             source,
-        })?;
+        };
+        let src = dir.join("probe.c");
+        write(&src, &probe.source)?;
+        let deps = dir.join("probe.d");
+        let out = command(&src)
+            .arg("-S")
+            .arg("-o")
+            .arg("-")
+            .arg("-MD")
+            .arg("-MF")
+            .arg(&deps)
+            .output()
+            .map_err(spawn_error)?;
         if !out.status.success() {
             return Err(ProbeError::Compile {
                 arch,
@@ -234,21 +292,87 @@ pub fn run(
             path: deps.clone(),
             source,
         })?;
-        let headers = headers_read(&deps, &dir);
+        let read = headers_read(&deps, &dir);
+        if let Some(r) = release {
+            check_release_headers(&read, r, arch, view)?;
+        }
         let asm = String::from_utf8_lossy(&out.stdout);
         let values = c_probe::parse_asm(&asm).map_err(|e| ProbeError::Asm(e, arch))?;
         let mismatches = c_probe::compare(&probe, &values).map_err(|e| ProbeError::Asm(e, arch))?;
         let bits = c_probe::compare_bits(&probe, &asm).map_err(|e| ProbeError::Asm(e, arch))?;
-        Ok((mismatches, bits, headers))
+        let present = present_among(&probe.absent_types, &dir, &command, &spawn_error)?;
+        Ok((mismatches, bits, read, present))
     })();
     let _ = std::fs::remove_dir_all(&dir);
-    let (mismatches, bit_mismatches, headers) = result?;
+    let (mismatches, bit_mismatches, headers, present_types) = result?;
     Ok(ProbeReport {
         mismatches,
         bit_mismatches,
         probe,
         headers,
+        present_types,
     })
+}
+
+/// Which of the things that must be absent compile all the same. One compiler run checks them
+/// all: it reports each failing file by name, and whatever file it does not name compiled.
+fn present_among(
+    absent: &[AbsentType],
+    dir: &Path,
+    command: &dyn Fn(&Path) -> Command,
+    spawn_error: &dyn Fn(std::io::Error) -> ProbeError,
+) -> Result<Vec<AbsentType>, ProbeError> {
+    if absent.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut files = Vec::new();
+    for (i, t) in absent.iter().enumerate() {
+        let src = dir.join(format!("absent-{i}.c"));
+        write(&src, &t.probe_source)?;
+        files.push(src);
+    }
+    let mut cmd = command(&files[0]);
+    cmd.args(&files[1..]).arg("-fsyntax-only");
+    let out = cmd.output().map_err(spawn_error)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    Ok(absent
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !stderr.contains(&format!("absent-{i}.c:")))
+        .map(|(_, t)| t.clone())
+        .collect())
+}
+
+/// Every header read from a `xen/` include directory must be the release's own.
+fn check_release_headers(
+    read: &[PathBuf],
+    release: &Release,
+    arch: Arch,
+    view: View,
+) -> Result<(), ProbeError> {
+    let dir = release
+        .xen_include
+        .canonicalize()
+        .map_err(|source| ProbeError::Io {
+            path: release.xen_include.clone(),
+            source,
+        })?;
+    let system = Path::new("/usr/include/xen")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from("/usr/include/xen"));
+    match read
+        .iter()
+        .find(|h| h.starts_with(&system) && !h.starts_with(&dir))
+    {
+        Some(h) => Err(ProbeError::ForeignHeader {
+            arch,
+            view: view_name(view),
+            release: release.version,
+            dir,
+            header: h.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// The files named in a make-style dependency file (`-MD`) other than the probe and whatever

@@ -118,3 +118,97 @@ fn a_wrong_bit_position_is_caught() {
         ]
     );
 }
+
+/// The machine's 4.17 headers probed as if they were an older release: whatever the spec dates
+/// later must then be absent, so a `since` that is too late is caught at every level.
+fn probe_as_release(
+    spec: &xen_abi_gen::model::Spec,
+    version: &str,
+    dir: &Path,
+) -> probe_run::ProbeReport {
+    let release = probe_run::Release {
+        version: xen_abi_gen::model::Version::parse(version).unwrap(),
+        xen_include: dir.to_path_buf(),
+    };
+    probe_run::run_for(
+        spec,
+        Arch::X86_64,
+        View::Tools,
+        Headers::Xen,
+        Some(&release),
+    )
+    .unwrap_or_else(|e| panic!("the release probe could not run: {e}"))
+}
+
+#[test]
+fn a_since_later_than_the_release_headers_is_caught() {
+    // The release the spec describes, with the spec's real `since`s: all present.
+    let xen = Path::new("/usr/include/xen");
+    let r = probe_as_release(&spec_with(None), "4.17", xen);
+    assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
+    // Claim an old release's headers are the 4.17 ones: the items dated 4.15 and 4.16 are
+    // there although the spec says they are not.
+    let r = probe_as_release(&spec_with(None), "4.14", xen);
+    assert!(!r.ok());
+    let present: Vec<String> = r
+        .present_types
+        .iter()
+        .map(|t| match &t.field {
+            Some(f) => format!("{}.{f}", t.item),
+            None => t.item.clone(),
+        })
+        .collect();
+    // A value-set member (a macro), an enumerator (Xen's errno values are an enum), a type and
+    // a field.
+    for want in [
+        "xen_dmop.XEN_DMOP_nr_vcpus",
+        "xen_errno.XEN_ENOTDIR",
+        "xen_dm_op_nr_vcpus",
+        "xen_dm_op_u.nr_vcpus",
+    ] {
+        assert!(
+            present.iter().any(|t| t == want),
+            "{want} not in {present:?}"
+        );
+    }
+    // The flag-set mask is computed for the release: 4.14's bits only.
+    let mask = r
+        .mismatches
+        .iter()
+        .find(|m| m.check.item == "HVMPV_feature_mask")
+        .expect("the 4.17 mask differs from the 4.14 one");
+    assert_eq!((mask.check.expected, mask.actual), (0x3ff, 0x1fff));
+}
+
+#[test]
+fn a_release_probe_refuses_headers_from_the_machine() {
+    // A "release" that lacks hvm/dm_op.h: the compiler finds the machine's instead.
+    let dir = std::env::temp_dir().join(format!("xen-abi-release-{}", std::process::id()));
+    let copied = std::process::Command::new("cp")
+        .arg("-r")
+        .arg("/usr/include/xen")
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    std::fs::remove_file(dir.join("hvm/dm_op.h")).unwrap();
+    let release = probe_run::Release {
+        version: xen_abi_gen::model::Version::parse("4.17").unwrap(),
+        xen_include: dir.clone(),
+    };
+    let e = probe_run::run_for(
+        &spec_with(None),
+        Arch::X86_64,
+        View::Guest,
+        Headers::Xen,
+        Some(&release),
+    )
+    .unwrap_err();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let msg = e.to_string();
+    assert!(
+        matches!(e, probe_run::ProbeError::ForeignHeader { .. }),
+        "{msg}"
+    );
+    assert!(msg.contains("/usr/include/xen/"), "{msg}");
+}

@@ -55,6 +55,29 @@ pub struct Probe {
     pub checks: Vec<Check>,
     /// Bitfield members: the bytes C produces when only that member is all-ones.
     pub bit_checks: Vec<BitCheck>,
+    /// The release whose headers are probed, if the probe is for one (`--release`): items and
+    /// members the spec dates later are checked to be absent instead of measured.
+    pub release: Option<Version>,
+    /// Types the spec dates after `release`: each must fail to compile on its own.
+    pub absent_types: Vec<AbsentType>,
+}
+
+/// A name, type or field the spec says appeared after the probed release, so the release's
+/// headers must not declare it: `probe_source` must fail to compile. (A compile test rather
+/// than `#ifdef`: some constants are enumerators, e.g. Xen's errno values.)
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AbsentType {
+    /// Spec item.
+    pub item: String,
+    /// The field or member (of a struct, value set or hypercall) when only it is newer.
+    pub field: Option<String>,
+    /// The spec's `since` (for the guest view of a header that was tools-only before its
+    /// `guest_since`, the later of the two).
+    pub since: Version,
+    /// The header the spec places it in.
+    pub header: String,
+    /// A translation unit that compiles only if the type exists.
+    pub probe_source: String,
 }
 
 /// A bitfield member whose position is checked by initialising it to all-ones in C.
@@ -171,7 +194,22 @@ impl CAccess {
 
 /// Build the probe for `arch`, `view` and a header set.
 pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
+    c_probe_for(spec, arch, view, headers, None)
+}
+
+/// Build the probe for one release's headers: what the spec dates at or before `release` is
+/// measured as usual; what it dates later must be absent (a macro is recorded as `defined`,
+/// expected 0; a type becomes an [`AbsentType`]). `None` measures everything.
+pub fn c_probe_for(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    headers: Headers,
+    release: Option<Version>,
+) -> Probe {
     let engine = Engine::new(spec);
+    let later_than_release = |since: Version| release.is_some_and(|r| since > r);
+    let mut absent_types: Vec<AbsentType> = Vec::new();
     let mut checks: Vec<Check> = Vec::new();
     let mut bit_checks: Vec<BitCheck> = Vec::new();
     let mut bit_types: Vec<String> = Vec::new();
@@ -192,10 +230,22 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
         if !includes.contains(&h) {
             includes.push(h);
         }
+        // Before `guest_since` the header showed the file's items to tools builds only.
+        let floor = match (view, headers, f.guest_since) {
+            (View::Guest, Headers::Xen, Some(g)) => g,
+            _ => Version { major: 0, minor: 0 },
+        };
         for item in &f.items {
             if !item.in_c || guarded_out(item.c_guard) {
                 continue;
             }
+            let floor = match (view, headers, item.guest_since) {
+                (View::Guest, Headers::Xen, Some(g)) => g,
+                _ => floor,
+            };
+            let later = |since: Version| later_than_release(since.max(floor));
+            // Hypercall numbers live in xen.h, never behind a file's tools-only guard.
+            let number_later = later_than_release(item.since);
             let mut push =
                 |field: Option<&str>, what: &'static str, expected: u64, expr: String| {
                     checks.push(Check {
@@ -206,9 +256,76 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
                         expr,
                     });
                 };
+            let absent = match item.kind {
+                ItemKind::Hypercall(_) => number_later,
+                _ => later(item.since),
+            };
+            if absent {
+                // Absent from this release: no name or type of it may compile.
+                let mut gone = |field: Option<&str>, since: Version, expr: String| {
+                    absent_types.push(AbsentType {
+                        item: item.name.clone(),
+                        field: field.map(str::to_owned),
+                        since: since.max(floor),
+                        header: f.header.clone(),
+                        probe_source: expr,
+                    });
+                };
+                match &item.kind {
+                    ItemKind::Const(_) | ItemKind::Ioctl(_) => {
+                        gone(None, item.since, format!("(long long)({})", item.name));
+                    }
+                    ItemKind::Values(v) | ItemKind::Flags(v) => {
+                        for m in &v.members {
+                            if !guarded_out(m.c_guard) {
+                                gone(Some(&m.name), m.since, format!("(long long)({})", m.name));
+                            }
+                        }
+                    }
+                    ItemKind::Hypercall(h) => {
+                        if number_later {
+                            gone(
+                                None,
+                                item.since,
+                                format!("(long long)(__HYPERVISOR_{})", item.name),
+                            );
+                        }
+                        for sub in &h.subops {
+                            gone(
+                                Some(&sub.name),
+                                sub.since,
+                                format!("(long long)({})", sub.name),
+                            );
+                        }
+                    }
+                    ItemKind::Typedef(_) | ItemKind::Struct(_) | ItemKind::Union(_) => {
+                        if headers == Headers::LinuxUapi {
+                            continue;
+                        }
+                        if let Some(acc) = c_access(spec, item) {
+                            // `probe_source` holds the expression until the includes are known.
+                            gone(None, item.since, acc.sizeof());
+                        }
+                    }
+                    ItemKind::Bitfield(_) => {}
+                }
+                continue;
+            }
             match &item.kind {
                 ItemKind::Const(c) => {
-                    push(None, "value", c.value as u64, item.name.clone());
+                    // A mask of a flag set: in an older release, the mask of its members then.
+                    let value = match (&c.mask_of, release) {
+                        (Some(m), Some(_)) => match spec.find(m).map(|i| &i.kind) {
+                            Some(ItemKind::Flags(v)) => v
+                                .members
+                                .iter()
+                                .filter(|x| !later(x.since))
+                                .fold(0, |acc, x| acc | x.value),
+                            _ => c.value,
+                        },
+                        _ => c.value,
+                    };
+                    push(None, "value", value as u64, item.name.clone());
                 }
                 ItemKind::Typedef(_) => {
                     if headers == Headers::LinuxUapi {
@@ -268,12 +385,32 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
                         if !field.in_c || is_bits {
                             continue;
                         }
+                        if later(field.since) {
+                            absent_types.push(AbsentType {
+                                item: item.name.clone(),
+                                field: Some(fl.name.clone()),
+                                since: field.since.max(floor),
+                                header: f.header.clone(),
+                                probe_source: acc.offsetof(&fl.name),
+                            });
+                            continue;
+                        }
                         push(Some(&fl.name), "offset", fl.offset, acc.offsetof(&fl.name));
                     }
                 }
                 ItemKind::Values(v) | ItemKind::Flags(v) => {
                     for m in &v.members {
                         if guarded_out(m.c_guard) {
+                            continue;
+                        }
+                        if later(m.since) {
+                            absent_types.push(AbsentType {
+                                item: item.name.clone(),
+                                field: Some(m.name.clone()),
+                                since: m.since.max(floor),
+                                header: f.header.clone(),
+                                probe_source: format!("(long long)({})", m.name),
+                            });
                             continue;
                         }
                         push(Some(&m.name), "value", m.value as u64, m.name.clone());
@@ -288,6 +425,16 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
                         format!("__HYPERVISOR_{}", item.name),
                     );
                     for s in &h.subops {
+                        if later(s.since) {
+                            absent_types.push(AbsentType {
+                                item: item.name.clone(),
+                                field: Some(s.name.clone()),
+                                since: s.since.max(floor),
+                                header: f.header.clone(),
+                                probe_source: format!("(long long)({})", s.name),
+                            });
+                            continue;
+                        }
                         push(Some(&s.name), "value", s.value as u64, s.name.clone());
                     }
                 }
@@ -312,6 +459,13 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
             Headers::LinuxUapi => "Linux uapi",
         }
     );
+    if let Some(r) = release {
+        let _ = writeln!(
+            src,
+            "/* Against the Xen {r} headers: later items must be absent. */"
+        );
+    }
+    let prelude_start = src.len();
     let _ = writeln!(
         src,
         "#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>"
@@ -329,6 +483,14 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
     }
     for h in &includes {
         let _ = writeln!(src, "#include <{h}>");
+    }
+    // Each absent type gets the probe's includes and one use of the type.
+    let prelude = src[prelude_start..].to_owned();
+    for t in &mut absent_types {
+        t.probe_source = format!(
+            "/* @generated by xen-abi-gen c-probe: {} must be absent from these headers. */\n{prelude}\nunsigned long xen_abi_absent = {};\n",
+            t.item, t.probe_source
+        );
     }
     let _ = writeln!(src, "\n#define XEN_ABI_PROBE(v) (unsigned int)((unsigned long long)(v) & 0xffffffffu), (unsigned int)((unsigned long long)(v) >> 32)");
     let _ = writeln!(
@@ -363,6 +525,8 @@ pub fn c_probe(spec: &Spec, arch: Arch, view: View, headers: Headers) -> Probe {
         source: src,
         checks,
         bit_checks,
+        release,
+        absent_types,
     }
 }
 
@@ -534,6 +698,9 @@ pub fn tally(probe: &Probe) -> BTreeMap<&'static str, usize> {
     }
     if !probe.bit_checks.is_empty() {
         m.insert("bitfield", probe.bit_checks.len());
+    }
+    if !probe.absent_types.is_empty() {
+        m.insert("absent", probe.absent_types.len());
     }
     m
 }

@@ -76,6 +76,9 @@ pub struct Header {
     pub interface_version: Spanned<i64>,
     pub header: S,
     pub doc: S,
+    /// The first release whose header declares its items outside `__XEN__`/`__XEN_TOOLS__`
+    /// (before it, the guest view sees none of them).
+    pub guest_since: Option<S>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -91,6 +94,9 @@ pub struct Const {
     pub value: Spanned<IntLit>,
     pub in_c: Option<bool>,
     pub c_guard: Option<S>,
+    /// The mask of every member of this flag set (so each release's value is the members it
+    /// has).
+    pub mask_of: Option<S>,
 }
 
 /// A size or alignment expectation: one number, or one per architecture.
@@ -124,6 +130,8 @@ pub struct Field {
     pub doc: Option<S>,
     pub only: Option<Spanned<Vec<S>>>,
     pub in_c: Option<bool>,
+    /// The release that added the field (default: its struct's).
+    pub since: Option<S>,
 }
 
 /// A struct or a union.
@@ -136,6 +144,8 @@ pub struct Compound {
     pub rust_name: Option<S>,
     pub c_name: Option<S>,
     pub c_guard: Option<S>,
+    /// Overrides the file's `guest_since` (a type the header showed to guests all along).
+    pub guest_since: Option<S>,
     #[serde(default)]
     pub anonymous: bool,
     pub size: Option<Spanned<PerArch>>,

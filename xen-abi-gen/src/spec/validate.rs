@@ -323,6 +323,13 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
                 cx.err(loc, format!("[spec] {what} is empty"), "");
             }
         }
+        let guest_since = match &h.guest_since {
+            Some(g) => {
+                let loc = cx.at(g);
+                Some(cx.since(loc, "[spec] guest_since", &h.guest_since, None))
+            }
+            None => None,
+        };
         let items = file_items(&mut cx, f);
         let module = src
             .rel_path
@@ -334,6 +341,7 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
             module,
             header: h.header.get_ref().clone(),
             doc: h.doc.get_ref().trim().to_owned(),
+            guest_since,
             items,
         });
     }
@@ -386,6 +394,7 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
         loc,
         in_c: true,
         c_guard,
+        guest_since: None,
         kind,
     }
 }
@@ -403,6 +412,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         let kind = ItemKind::Const(Const {
             ty: ty.unwrap_or(Int::U32),
             value,
+            mask_of: r.mask_of.as_ref().map(|m| m.get_ref().clone()),
         });
         let mut item = mk_item(cx, common!(r), tl, "constant", kind);
         item.in_c = r.in_c.unwrap_or(true);
@@ -508,8 +518,31 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                     }
                     v
                 });
+                let since_struct = r.since.as_ref().and_then(|s| Version::parse(s.get_ref()));
+                // Without its own `since` a field shares its struct's (whose absence is
+                // reported once, for the struct).
+                let since = match &fl.since {
+                    Some(_) => cx.since(
+                        fl_loc.clone(),
+                        &format!("field `{fname}`"),
+                        &fl.since,
+                        since_struct,
+                    ),
+                    None => since_struct.unwrap_or(Version { major: 0, minor: 0 }),
+                };
+                if let (Some(f), Some(st)) = (&fl.since, since_struct) {
+                    if since < st {
+                        let loc = cx.at(f);
+                        cx.err(
+                            loc,
+                            format!("field `{fname}` has `since = \"{since}\"`, older than its {what} ({st})"),
+                            "a field cannot predate the type that holds it",
+                        );
+                    }
+                }
                 if let Some(ty) = cx.ty(&fl.ty) {
                     fields.push(Field {
+                        since,
                         name: fname,
                         ty,
                         doc: fl
@@ -538,6 +571,11 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 ItemKind::Struct(c)
             };
             let mut item = mk_item(cx, common!(r), tl, what, kind);
+            if let Some(g) = &r.guest_since {
+                let loc = cx.at(g);
+                let label = format!("{what} `{}`", r.name.get_ref());
+                item.guest_since = Some(cx.since(loc, &label, &r.guest_since, None));
+            }
             if r.anonymous {
                 if r.c_name.is_some() {
                     let loc = cx.at(&r.name);
@@ -928,8 +966,47 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         items.push(item);
     }
     // Keep the file's order (the parser groups tables by kind).
+    check_masks(cx, f, &items);
     items.sort_by(|a, b| a.loc.cmp(&b.loc));
     items
+}
+
+/// A `mask_of` constant names a flag set of the same file and equals the mask of its members.
+fn check_masks(cx: &mut Cx<'_>, f: &raw::File, items: &[Item]) {
+    for r in &f.consts {
+        let r = r.get_ref();
+        let Some(m) = &r.mask_of else { continue };
+        let loc = cx.at(m);
+        let flags = items.iter().find_map(|i| match &i.kind {
+            ItemKind::Flags(v) if i.name == *m.get_ref() => Some(v),
+            _ => None,
+        });
+        let Some(flags) = flags else {
+            cx.err(
+                loc,
+                format!(
+                    "constant `{}` has `mask_of = \"{}\"`, which is not a flag set of this file",
+                    r.name.get_ref(),
+                    m.get_ref()
+                ),
+                "name a [[flags]] item declared in the same file",
+            );
+            continue;
+        };
+        let all = flags.members.iter().fold(0i128, |acc, x| acc | x.value);
+        let value = r.value.get_ref().value().unwrap_or(all);
+        if value != all {
+            cx.err(
+                loc,
+                format!(
+                    "constant `{}` is {value:#x}, but the members of `{}` make {all:#x}",
+                    r.name.get_ref(),
+                    m.get_ref()
+                ),
+                "a mask_of constant must equal the OR of its flag set's members",
+            );
+        }
+    }
 }
 
 fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {

@@ -206,6 +206,9 @@ impl Emitter<'_> {
             if !f.doc.is_empty() {
                 docs(out, &f.doc);
             }
+            if f.since > item.since {
+                since_doc(out, f.since);
+            }
             if let Some(only) = &f.only {
                 let _ = writeln!(out, "{}", cfg(only));
             }
@@ -281,6 +284,9 @@ impl Emitter<'_> {
                 f.doc.clone()
             };
             docs(out, &format!("Reads {doc}"));
+            if f.since > item.since {
+                since_doc(out, f.since);
+            }
             let _ = writeln!(
                 out,
                 "pub fn {id}(&self) -> {ty} {{ read_prefix(&self.bytes) }}"

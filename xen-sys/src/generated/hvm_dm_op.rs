@@ -2199,6 +2199,8 @@ impl XenDmOpU {
         u
     }
     /// Reads For XEN_DMOP_set_irq_level (Arm, since 4.15).
+    ///
+    /// *Since Xen 4.15.*
     pub fn set_irq_level(&self) -> XenDmOpSetIrqLevel {
         read_prefix(&self.bytes)
     }
@@ -2309,6 +2311,8 @@ impl XenDmOpU {
         u
     }
     /// Reads For XEN_DMOP_remote_shutdown (since 4.10).
+    ///
+    /// *Since Xen 4.10.*
     pub fn remote_shutdown(&self) -> XenDmOpRemoteShutdown {
         read_prefix(&self.bytes)
     }
@@ -2324,6 +2328,8 @@ impl XenDmOpU {
         u
     }
     /// Reads For XEN_DMOP_relocate_memory (since 4.11).
+    ///
+    /// *Since Xen 4.11.*
     pub fn relocate_memory(&self) -> XenDmOpRelocateMemory {
         read_prefix(&self.bytes)
     }
@@ -2339,6 +2345,8 @@ impl XenDmOpU {
         u
     }
     /// Reads For XEN_DMOP_pin_memory_cacheattr (since 4.11).
+    ///
+    /// *Since Xen 4.11.*
     pub fn pin_memory_cacheattr(&self) -> XenDmOpPinMemoryCacheattr {
         read_prefix(&self.bytes)
     }
@@ -2354,6 +2362,8 @@ impl XenDmOpU {
         u
     }
     /// Reads For XEN_DMOP_nr_vcpus (since 4.15).
+    ///
+    /// *Since Xen 4.15.*
     pub fn nr_vcpus(&self) -> XenDmOpNrVcpus {
         read_prefix(&self.bytes)
     }

@@ -49,7 +49,7 @@ step "C conformance: the spec equals the real Xen headers (4 architectures x 2 v
 cargo run --locked -q -p xen-abi-gen -- c-probe
 step "C conformance: the linux/* files equal the Linux uapi headers"
 cargo run --locked -q -p xen-abi-gen -- c-probe --uapi
-step "C conformance per release: every since true to the Xen 4.14, 4.17 and 4.20 headers"
+step "C conformance per release: every since true to the Xen 4.14/4.17/4.20 and Linux 5.10/6.1/6.12 headers"
 tests/release-probe.sh
 
 step "Rust on every target: cargo check with Debian's rustc-web and foreign std"

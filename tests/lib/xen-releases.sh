@@ -41,36 +41,66 @@ CONF
   APT_CONFIG="$d/apt.conf" "$@"
 }
 
-# xen_release_headers RELEASE: the directory holding that release's xen/ headers (fetched
-# and extracted once; the package version is recorded next to it).
-xen_release_headers() {
-  local rel=$1 suite dir deb ver
-  suite=$(xen_release_suite "$rel") || return 1
-  dir="$XEN_RELEASES_DIR/$rel"
-  if [ ! -f "$dir/usr/include/xen/xen.h" ]; then
-    suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
-    ver=$(suite_apt "$suite" apt-cache policy libxen-dev 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }')
-    if [ -z "$ver" ]; then
-      echo "FAIL: Debian $suite has no libxen-dev candidate (is deb.debian.org reachable?)" >&2
-      return 1
-    fi
-    case $ver in
-      "$rel".*) ;;
-      *) echo "FAIL: Debian $suite's libxen-dev is $ver, not Xen $rel" >&2; return 1 ;;
-    esac
-    mkdir -p "$dir.deb"
-    chown _apt "$dir.deb" 2>/dev/null || true
-    (cd "$dir.deb" && suite_apt "$suite" apt-get download -qq "libxen-dev=$ver") || {
-      echo "FAIL: could not download libxen-dev $ver from $suite" >&2; return 1; }
-    deb=$(ls "$dir.deb"/libxen-dev_*.deb | head -1)
-    rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
-    dpkg-deb -x "$deb" "$dir.tmp"
-    echo "$ver" >"$dir.tmp/version"
-    rm -rf "$dir" && mv "$dir.tmp" "$dir"
+# suite_package_tree SUITE PACKAGE VERSION_PREFIX DIR: the package's files from that suite,
+# extracted once into DIR (its version recorded in DIR/version). Fails loudly when the suite has
+# no candidate or the candidate is not the release expected.
+suite_package_tree() {
+  local suite=$1 pkg=$2 want=$3 dir=$4 deb ver
+  [ -f "$dir/version" ] && return 0
+  suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
+  ver=$(suite_apt "$suite" apt-cache policy "$pkg" 2>/dev/null | awk '/Candidate:/ { if ($2 != "(none)") print $2 }')
+  if [ -z "$ver" ]; then
+    echo "FAIL: Debian $suite has no $pkg candidate (is deb.debian.org reachable?)" >&2
+    return 1
   fi
-  echo "$dir/usr/include/xen"
+  case $ver in
+    "$want".*) ;;
+    *) echo "FAIL: Debian $suite's $pkg is $ver, not $want" >&2; return 1 ;;
+  esac
+  rm -rf "$dir.deb" && mkdir -p "$dir.deb"
+  chown _apt "$dir.deb" 2>/dev/null || true
+  (cd "$dir.deb" && suite_apt "$suite" apt-get download -qq "$pkg=$ver") || {
+    echo "FAIL: could not download $pkg $ver from $suite" >&2; return 1; }
+  deb=$(ls "$dir.deb"/"${pkg}"_*.deb | head -1)
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  dpkg-deb -x "$deb" "$dir.tmp"
+  echo "$ver" >"$dir.tmp/version"
+  rm -rf "$dir" "$dir.deb" && mv "$dir.tmp" "$dir"
+}
+
+# xen_release_headers RELEASE: the directory holding that Xen release's xen/ headers.
+xen_release_headers() {
+  local suite
+  suite=$(xen_release_suite "$1") || return 1
+  suite_package_tree "$suite" libxen-dev "$1" "$XEN_RELEASES_DIR/$1" || return 1
+  echo "$XEN_RELEASES_DIR/$1/usr/include/xen"
 }
 
 xen_release_package_version() { # release -> the libxen-dev version its headers came from
   cat "$XEN_RELEASES_DIR/$1/version"
+}
+
+# The Linux releases whose uapi xen/ headers (privcmd.h, evtchn.h) the linux/* files are
+# checked against: the kernels of the same three Debian releases.
+LINUX_RELEASES="5.10 6.1 6.12"
+
+linux_release_suite() { # kernel release -> Debian suite
+  case $1 in
+    5.10) echo bullseye ;;
+    6.1) echo bookworm ;;
+    6.12) echo trixie ;;
+    *) echo "no Debian suite is known for Linux $1" >&2; return 1 ;;
+  esac
+}
+
+# linux_release_headers RELEASE: the directory holding that kernel's uapi xen/ headers.
+linux_release_headers() {
+  local suite
+  suite=$(linux_release_suite "$1") || return 1
+  suite_package_tree "$suite" linux-libc-dev "$1" "$XEN_RELEASES_DIR/linux-$1" || return 1
+  echo "$XEN_RELEASES_DIR/linux-$1/usr/include/xen"
+}
+
+linux_release_package_version() {
+  cat "$XEN_RELEASES_DIR/linux-$1/version"
 }

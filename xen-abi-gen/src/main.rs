@@ -80,6 +80,14 @@ enum Cmd {
         /// `usr/include/xen`).
         #[arg(long, requires = "release")]
         xen_include: Option<PathBuf>,
+        /// With `--uapi`: probe one Linux release's uapi headers (e.g. `6.12`, with
+        /// `--linux-include`): ioctls the spec dates to a later kernel must be absent.
+        #[arg(long, requires_all = ["uapi", "linux_include"])]
+        linux_release: Option<String>,
+        /// That release's uapi `xen/` directory (an extracted linux-libc-dev's
+        /// `usr/include/xen`).
+        #[arg(long, requires = "linux_release")]
+        linux_include: Option<PathBuf>,
     },
 }
 
@@ -160,6 +168,8 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             headers_used,
             release,
             xen_include,
+            linux_release,
+            linux_include,
         } => {
             let release = release.zip(xen_include).map(|(version, xen_include)| {
                 xen_abi_gen::probe_run::Release {
@@ -167,6 +177,14 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                     xen_include,
                 }
             });
+            let kernel = linux_release
+                .zip(linux_include)
+                .map(
+                    |(version, xen_include)| xen_abi_gen::probe_run::LinuxRelease {
+                        version,
+                        xen_include,
+                    },
+                );
             c_probe_cmd(
                 &cli.spec,
                 arch,
@@ -175,6 +193,7 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                 emit,
                 headers_used,
                 release.as_ref(),
+                kernel.as_ref(),
             )
         }
         Cmd::Layout {
@@ -220,6 +239,7 @@ fn c_probe_cmd(
     emit: bool,
     headers_used: bool,
     release: Option<&xen_abi_gen::probe_run::Release>,
+    kernel: Option<&xen_abi_gen::probe_run::LinuxRelease>,
 ) -> Result<ExitCode, workflow::Error> {
     use xen_abi_gen::emit::c_probe::{self, Headers};
     use xen_abi_gen::probe_run;
@@ -242,7 +262,12 @@ fn c_probe_cmd(
     if emit {
         for a in &arches {
             for v in &views {
-                let p = c_probe::c_probe_for(&spec, *a, *v, headers, release.map(|r| r.version));
+                let p = match kernel {
+                    Some(k) => c_probe::c_probe_linux_for(&spec, *a, *v, &k.version),
+                    None => {
+                        c_probe::c_probe_for(&spec, *a, *v, headers, release.map(|r| r.version))
+                    }
+                };
                 print!("{}", p.source);
                 for t in &p.absent_types {
                     print!("{}", t.probe_source);
@@ -256,11 +281,15 @@ fn c_probe_cmd(
     for a in &arches {
         for v in &views {
             let (cc, _) = probe_run::compiler(*a);
-            let vn = match release {
-                Some(r) => format!("Xen {} {}", r.version, probe_run::view_name(*v)),
-                None => probe_run::view_name(*v).to_owned(),
+            let vn = match (release, kernel) {
+                (_, Some(k)) => format!("Linux {} {}", k.version, probe_run::view_name(*v)),
+                (Some(r), None) => format!("Xen {} {}", r.version, probe_run::view_name(*v)),
+                (None, None) => probe_run::view_name(*v).to_owned(),
             };
-            let report = probe_run::run_for(&spec, *a, *v, headers, release);
+            let report = match kernel {
+                Some(k) => probe_run::run_linux_for(&spec, *a, *v, k),
+                None => probe_run::run_for(&spec, *a, *v, headers, release),
+            };
             if let Ok(r) = &report {
                 read.extend(r.headers.iter().cloned());
             }
@@ -296,7 +325,7 @@ fn c_probe_cmd(
                         };
                         println!(
                             "  {a}: {name}: the spec dates it {}, but this release's <{}> declares it",
-                            t.since, t.header
+                            t.dated, t.header
                         );
                     }
                 }

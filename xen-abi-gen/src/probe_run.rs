@@ -39,14 +39,14 @@ pub enum ProbeError {
     },
     /// With a release's headers, the compiler read a Xen header from somewhere else (the
     /// release lacks that file and the machine's own libxen-dev filled in).
-    #[error("{arch} ({view}): the probe for Xen {release} read {}, which is not among that release's headers in {}", header.display(), dir.display())]
+    #[error("{arch} ({view}): the probe for {release} read {}, which is not among that release's headers in {}", header.display(), dir.display())]
     ForeignHeader {
         /// Architecture.
         arch: Arch,
         /// View name.
         view: &'static str,
-        /// The release probed.
-        release: Version,
+        /// The release probed (`Xen 4.14`, `Linux 6.12`).
+        release: String,
         /// The release's header directory.
         dir: PathBuf,
         /// The header read from elsewhere.
@@ -190,6 +190,40 @@ fn write(path: &Path, text: &str) -> Result<(), ProbeError> {
     })
 }
 
+/// One Linux release's uapi `xen/` headers (`privcmd.h`, `evtchn.h`) to probe the `linux/*`
+/// spec files against instead of the machine's.
+#[derive(Clone, Debug)]
+pub struct LinuxRelease {
+    /// The kernel release (`6.12`); ioctls whose `linux` is later must be absent.
+    pub version: String,
+    /// The directory holding its `xen/` uapi headers (an extracted linux-libc-dev's
+    /// `usr/include/xen`).
+    pub xen_include: PathBuf,
+}
+
+/// What a probe is measured against besides the machine's headers.
+#[derive(Clone, Copy)]
+enum Against<'a> {
+    Xen(&'a Release),
+    Linux(&'a LinuxRelease),
+}
+
+impl Against<'_> {
+    fn include(&self) -> &Path {
+        match self {
+            Against::Xen(r) => &r.xen_include,
+            Against::Linux(r) => &r.xen_include,
+        }
+    }
+
+    fn label(&self) -> String {
+        match self {
+            Against::Xen(r) => format!("Xen {}", r.version),
+            Against::Linux(r) => format!("Linux {}", r.version),
+        }
+    }
+}
+
 /// Generate, compile and compare one probe.
 ///
 /// The include shim: cross compilers only search their own sysroot, where Debian's
@@ -219,13 +253,35 @@ pub fn run_for(
     release: Option<&Release>,
 ) -> Result<ProbeReport, ProbeError> {
     let probe = c_probe::c_probe_for(spec, arch, view, headers, release.map(|r| r.version));
+    run_probe(spec, probe, release.map(Against::Xen))
+}
+
+/// The `linux/*` files against one Linux release's uapi headers: its `xen/` directory is
+/// searched first, every uapi Xen header read must be its own, and ioctls the spec dates to a
+/// later kernel must be absent.
+pub fn run_linux_for(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    kernel: &LinuxRelease,
+) -> Result<ProbeReport, ProbeError> {
+    let probe = c_probe::c_probe_linux_for(spec, arch, view, &kernel.version);
+    run_probe(spec, probe, Some(Against::Linux(kernel)))
+}
+
+fn run_probe(
+    spec: &Spec,
+    probe: Probe,
+    against: Option<Against<'_>>,
+) -> Result<ProbeReport, ProbeError> {
+    let (arch, view, headers) = (probe.arch, probe.view, probe.headers);
     let dir = scratch(arch.name())?;
     let result = (|| {
         let shim = dir.join("shim");
         match headers {
             Headers::Xen => {
-                let xen = match release {
-                    Some(r) => r.xen_include.clone(),
+                let xen = match against {
+                    Some(r) => r.include().to_path_buf(),
                     None => std::env::var_os("XEN_ABI_XEN_INCLUDE")
                         .map_or_else(|| PathBuf::from("/usr/include/xen"), PathBuf::from),
                 };
@@ -243,6 +299,21 @@ pub fn run_for(
             }
             Headers::LinuxUapi => write(&shim.join(c_probe::UAPI_SHIM.0), c_probe::UAPI_SHIM.1)?,
         }
+        // A kernel release's xen/ uapi headers, searched before the compilers' own.
+        let kernel_dir = dir.join("kernel");
+        if let (Headers::LinuxUapi, Some(k)) = (headers, against) {
+            std::fs::create_dir_all(&kernel_dir).map_err(|source| ProbeError::Io {
+                path: kernel_dir.clone(),
+                source,
+            })?;
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(k.include(), kernel_dir.join("xen")).map_err(|source| {
+                ProbeError::Io {
+                    path: kernel_dir.join("xen"),
+                    source,
+                }
+            })?;
+        }
         let (cc, package) = compiler(arch);
         let command = |src: &Path| {
             let mut cmd = Command::new(&cc);
@@ -254,12 +325,14 @@ pub fn run_for(
                 )),
                 View::Tools => cmd.arg("-D__XEN_TOOLS__"),
             };
-            let search = if release.is_some() {
-                "-I"
-            } else {
-                "-idirafter"
+            match (headers, against) {
+                (Headers::Xen, Some(_)) => cmd.arg("-I").arg(&shim),
+                (Headers::LinuxUapi, Some(_)) => {
+                    cmd.arg("-I").arg(&kernel_dir).arg("-idirafter").arg(&shim)
+                }
+                (_, None) => cmd.arg("-idirafter").arg(&shim),
             };
-            cmd.arg(search).arg(&shim).arg(src);
+            cmd.arg(src);
             cmd
         };
         let spawn_error = |source| ProbeError::NoCompiler {
@@ -293,7 +366,7 @@ pub fn run_for(
             source,
         })?;
         let read = headers_read(&deps, &dir);
-        if let Some(r) = release {
+        if let Some(r) = against {
             check_release_headers(&read, r, arch, view)?;
         }
         let asm = String::from_utf8_lossy(&out.stdout);
@@ -343,31 +416,31 @@ fn present_among(
         .collect())
 }
 
-/// Every header read from a `xen/` include directory must be the release's own.
+/// Every header read from a `xen/` include directory must be the release's own (the probe's
+/// shim lies in its scratch directory and is not among `read`).
 fn check_release_headers(
     read: &[PathBuf],
-    release: &Release,
+    release: Against<'_>,
     arch: Arch,
     view: View,
 ) -> Result<(), ProbeError> {
     let dir = release
-        .xen_include
+        .include()
         .canonicalize()
         .map_err(|source| ProbeError::Io {
-            path: release.xen_include.clone(),
+            path: release.include().to_path_buf(),
             source,
         })?;
-    let system = Path::new("/usr/include/xen")
-        .canonicalize()
-        .unwrap_or_else(|_| PathBuf::from("/usr/include/xen"));
-    match read
-        .iter()
-        .find(|h| h.starts_with(&system) && !h.starts_with(&dir))
-    {
+    let foreign = read.iter().find(|h| {
+        !h.starts_with(&dir)
+            && h.parent()
+                .is_some_and(|p| p.ancestors().any(|a| a.ends_with("include/xen")))
+    });
+    match foreign {
         Some(h) => Err(ProbeError::ForeignHeader {
             arch,
             view: view_name(view),
-            release: release.version,
+            release: release.label(),
             dir,
             header: h.clone(),
         }),

@@ -212,3 +212,31 @@ fn a_release_probe_refuses_headers_from_the_machine() {
     );
     assert!(msg.contains("/usr/include/xen/"), "{msg}");
 }
+
+#[test]
+fn an_ioctl_dated_after_the_kernel_release_is_caught() {
+    // The machine's Linux 6.1 uapi headers probed as Linux 4.17's: MMAP_RESOURCE (4.18) and
+    // nothing else must be reported present.
+    let kernel = probe_run::LinuxRelease {
+        version: "4.17".into(),
+        xen_include: "/usr/include/xen".into(),
+    };
+    let r = probe_run::run_linux_for(&spec_with(None), Arch::X86_64, View::Guest, &kernel)
+        .unwrap_or_else(|e| panic!("the uapi release probe could not run: {e}"));
+    let present: Vec<_> = r.present_types.iter().map(|t| t.item.as_str()).collect();
+    assert_eq!(
+        present,
+        ["IOCTL_PRIVCMD_MMAP_RESOURCE"],
+        "{:?}",
+        r.mismatches
+    );
+    assert_eq!(r.present_types[0].dated, "Linux 4.18");
+    assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+    // As 6.1 itself, everything matches.
+    let kernel = probe_run::LinuxRelease {
+        version: "6.1".into(),
+        ..kernel
+    };
+    let r = probe_run::run_linux_for(&spec_with(None), Arch::X86_64, View::Guest, &kernel).unwrap();
+    assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
+}

@@ -74,6 +74,8 @@ pub struct AbsentType {
     /// The spec's `since` (for the guest view of a header that was tools-only before its
     /// `guest_since`, the later of the two).
     pub since: Version,
+    /// The release the spec dates it to, for messages (`Xen 4.15`, `Linux 6.7`).
+    pub dated: String,
     /// The header the spec places it in.
     pub header: String,
     /// A translation unit that compiles only if the type exists.
@@ -207,7 +209,40 @@ pub fn c_probe_for(
     headers: Headers,
     release: Option<Version>,
 ) -> Probe {
+    probe_inner(spec, arch, view, headers, release, None)
+}
+
+/// Build the uapi probe for one Linux release (`"6.12"`): ioctls whose `linux` is later must be
+/// absent from its headers, the rest must match.
+pub fn c_probe_linux_for(spec: &Spec, arch: Arch, view: View, kernel: &str) -> Probe {
+    probe_inner(
+        spec,
+        arch,
+        view,
+        Headers::LinuxUapi,
+        None,
+        Some(kernel_version(kernel)),
+    )
+}
+
+/// `"2.6.38"` → `[2, 6, 38]`, for ordering kernel releases (a non-number part counts as 0).
+pub fn kernel_version(s: &str) -> Vec<u32> {
+    s.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
+fn probe_inner(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    headers: Headers,
+    release: Option<Version>,
+    kernel: Option<Vec<u32>>,
+) -> Probe {
     let engine = Engine::new(spec);
+    let kernel_later = |linux: &Option<String>| match (&kernel, linux) {
+        (Some(k), Some(l)) => kernel_version(l) > *k,
+        _ => false,
+    };
     let later_than_release = |since: Version| release.is_some_and(|r| since > r);
     let mut absent_types: Vec<AbsentType> = Vec::new();
     let mut checks: Vec<Check> = Vec::new();
@@ -256,8 +291,9 @@ pub fn c_probe_for(
                         expr,
                     });
                 };
-            let absent = match item.kind {
+            let absent = match &item.kind {
                 ItemKind::Hypercall(_) => number_later,
+                ItemKind::Ioctl(i) => later(item.since) || kernel_later(&i.linux),
                 _ => later(item.since),
             };
             if absent {
@@ -267,11 +303,22 @@ pub fn c_probe_for(
                         item: item.name.clone(),
                         field: field.map(str::to_owned),
                         since: since.max(floor),
+                        dated: format!("Xen {}", since.max(floor)),
                         header: f.header.clone(),
                         probe_source: expr,
                     });
                 };
                 match &item.kind {
+                    ItemKind::Ioctl(i) if kernel_later(&i.linux) => {
+                        absent_types.push(AbsentType {
+                            item: item.name.clone(),
+                            field: None,
+                            since: item.since,
+                            dated: format!("Linux {}", i.linux.as_deref().unwrap_or("?")),
+                            header: uapi_header(&f.header),
+                            probe_source: format!("(long long)({})", item.name),
+                        });
+                    }
                     ItemKind::Const(_) | ItemKind::Ioctl(_) => {
                         gone(None, item.since, format!("(long long)({})", item.name));
                     }
@@ -390,6 +437,7 @@ pub fn c_probe_for(
                                 item: item.name.clone(),
                                 field: Some(fl.name.clone()),
                                 since: field.since.max(floor),
+                                dated: format!("Xen {}", field.since.max(floor)),
                                 header: f.header.clone(),
                                 probe_source: acc.offsetof(&fl.name),
                             });
@@ -408,6 +456,7 @@ pub fn c_probe_for(
                                 item: item.name.clone(),
                                 field: Some(m.name.clone()),
                                 since: m.since.max(floor),
+                                dated: format!("Xen {}", m.since.max(floor)),
                                 header: f.header.clone(),
                                 probe_source: format!("(long long)({})", m.name),
                             });
@@ -430,6 +479,7 @@ pub fn c_probe_for(
                                 item: item.name.clone(),
                                 field: Some(s.name.clone()),
                                 since: s.since.max(floor),
+                                dated: format!("Xen {}", s.since.max(floor)),
                                 header: f.header.clone(),
                                 probe_source: format!("(long long)({})", s.name),
                             });

@@ -192,8 +192,7 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                 uapi,
                 emit,
                 headers_used,
-                release.as_ref(),
-                kernel.as_ref(),
+                (release.as_ref(), kernel.as_ref()),
             )
         }
         Cmd::Layout {
@@ -238,8 +237,10 @@ fn c_probe_cmd(
     uapi: bool,
     emit: bool,
     headers_used: bool,
-    release: Option<&xen_abi_gen::probe_run::Release>,
-    kernel: Option<&xen_abi_gen::probe_run::LinuxRelease>,
+    (release, kernel): (
+        Option<&xen_abi_gen::probe_run::Release>,
+        Option<&xen_abi_gen::probe_run::LinuxRelease>,
+    ),
 ) -> Result<ExitCode, workflow::Error> {
     use xen_abi_gen::emit::c_probe::{self, Headers};
     use xen_abi_gen::probe_run;

@@ -213,7 +213,9 @@ chmod +x "$ir/init"
 log="$out/ioreq-pvh.log"
 start=$(date +%s%N)
 rc=0
-timeout 240 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+# A bound against hangs, not a speed target: with -icount the boot takes 200-310 s of wall time
+# here (310 s on a fresh machine with Debian's 6.1.0-57 kernel), so 240 s was too tight.
+timeout 600 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
   -icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}" \
   -nographic -no-reboot -kernel "$xen" \
   -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \

@@ -82,6 +82,20 @@ pub struct AbsentType {
     pub probe_source: String,
 }
 
+impl AbsentType {
+    /// A set member or sub-op (a C name) of `item` that must not compile.
+    fn name(item: &Item, name: &str, since: Version, header: &str) -> AbsentType {
+        AbsentType {
+            item: item.name.clone(),
+            field: Some(name.to_owned()),
+            since,
+            dated: format!("Xen {since}"),
+            header: header.to_owned(),
+            probe_source: format!("(long long)({name})"),
+        }
+    }
+}
+
 /// A bitfield member whose position is checked by initialising it to all-ones in C.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BitCheck {
@@ -452,14 +466,12 @@ fn probe_inner(
                             continue;
                         }
                         if later(m.since) {
-                            absent_types.push(AbsentType {
-                                item: item.name.clone(),
-                                field: Some(m.name.clone()),
-                                since: m.since.max(floor),
-                                dated: format!("Xen {}", m.since.max(floor)),
-                                header: f.header.clone(),
-                                probe_source: format!("(long long)({})", m.name),
-                            });
+                            absent_types.push(AbsentType::name(
+                                item,
+                                &m.name,
+                                m.since.max(floor),
+                                &f.header,
+                            ));
                             continue;
                         }
                         push(Some(&m.name), "value", m.value as u64, m.name.clone());
@@ -475,14 +487,12 @@ fn probe_inner(
                     );
                     for s in &h.subops {
                         if later(s.since) {
-                            absent_types.push(AbsentType {
-                                item: item.name.clone(),
-                                field: Some(s.name.clone()),
-                                since: s.since.max(floor),
-                                dated: format!("Xen {}", s.since.max(floor)),
-                                header: f.header.clone(),
-                                probe_source: format!("(long long)({})", s.name),
-                            });
+                            absent_types.push(AbsentType::name(
+                                item,
+                                &s.name,
+                                s.since.max(floor),
+                                &f.header,
+                            ));
                             continue;
                         }
                         push(Some(&s.name), "value", s.value as u64, s.name.clone());

@@ -12,22 +12,23 @@ cd "$(dirname "$0")/.."
 
 cargo build --locked -q -p xen-abi-gen
 fail=0
-for rel in $XEN_RELEASES; do
-  if ! dir=$(xen_release_headers "$rel"); then
-    echo "FAIL Xen $rel: its headers could not be fetched"
+# probe KIND RELEASE HEADERS_FN PACKAGE_VERSION_FN SUITE_FN PACKAGE C-PROBE-ARGS...
+probe() {
+  local kind=$1 rel=$2 headers=$3 version=$4 suite=$5 pkg=$6 dir; shift 6
+  if ! dir=$("$headers" "$rel"); then
+    echo "FAIL $kind $rel: its headers could not be fetched"
     fail=1
-    continue
+    return
   fi
-  echo "== Xen $rel: libxen-dev $(xen_release_package_version "$rel") from Debian $(xen_release_suite "$rel")"
-  target/debug/xen-abi-gen c-probe --release "$rel" --xen-include "$dir" || fail=1
+  echo "== $kind $rel: $pkg $("$version" "$rel") from Debian $("$suite" "$rel")"
+  target/debug/xen-abi-gen c-probe "$@" "$dir" || fail=1
+}
+for rel in $XEN_RELEASES; do
+  probe Xen "$rel" xen_release_headers xen_release_package_version xen_release_suite libxen-dev \
+    --release "$rel" --xen-include
 done
 for rel in $LINUX_RELEASES; do
-  if ! dir=$(linux_release_headers "$rel"); then
-    echo "FAIL Linux $rel: its uapi headers could not be fetched"
-    fail=1
-    continue
-  fi
-  echo "== Linux $rel: linux-libc-dev $(linux_release_package_version "$rel") from Debian $(linux_release_suite "$rel")"
-  target/debug/xen-abi-gen c-probe --uapi --linux-release "$rel" --linux-include "$dir" || fail=1
+  probe Linux "$rel" linux_release_headers linux_release_package_version linux_release_suite \
+    linux-libc-dev --uapi --linux-release "$rel" --linux-include
 done
 exit $fail

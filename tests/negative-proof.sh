@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
+# shellcheck source=tests/lib/xen-releases.sh
+. tests/lib/xen-releases.sh
 ensure_debian_rust >/dev/null
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
@@ -43,7 +45,7 @@ lacks "$out" "event_channel.rs" "(a) only the changed module is stale"
 echo "ok (a) check: $(grep -F 'hvm_dm_op.rs' <<<"$out" | sed 's/^ *//')"
 
 # (b) the C probe against the real headers: x86_32 fails (both views), nothing else.
-out=$("$GEN" c-probe --spec "$tmp/spec2" 2>&1) && fail "(b) the C probe passed"
+out=$("$GEN" c-probe --release "$(machine_xen_release)" --spec "$tmp/spec2" 2>&1) && fail "(b) the C probe passed"
 has "$out" "x86_32: xen_dm_op_buf: size expected 12 (spec), actual 8" "(b)"
 for a in x86_64 arm32 arm64; do
   lacks "$out" "FAIL $a" "(b) only x86_32 may fail"

@@ -14,6 +14,8 @@ cd "$(dirname "$0")/.."
 . tests/lib/packages.sh
 . tests/lib/toolchain.sh
 . tests/lib/debian-rust.sh
+# shellcheck source=tests/lib/xen-releases.sh
+. tests/lib/xen-releases.sh
 ensure_debian_rust >/dev/null
 
 declared="$TEST_PACKAGES $DEBIAN_RUST_PACKAGES"
@@ -119,8 +121,9 @@ need_lib_deps() { # stage binary [skip-dir]: the shared libraries ldd resolves f
 
 GEN=target/debug/xen-abi-gen
 [ -x "$GEN" ] || cargo build --locked -q -p xen-abi-gen
-for mode in "" --uapi; do
-  stage="C conformance${mode:+ (uapi)}"
+for mode in "--release $(machine_xen_release)" "--uapi --linux-release $(machine_linux_release)"; do
+  stage="C conformance${mode/#--release*/}"
+  stage="${stage/--uapi*/ (uapi)}"
   out=$("$GEN" c-probe $mode --headers-used) || { echo "$out"; echo "FAIL [$stage] the probe does not compile"; fail=1; continue; }
   for h in $(awk '$1 == "header" { print $2 }' <<<"$out"); do need "$stage" "$h"; done
 done

@@ -45,10 +45,11 @@ cargo run --locked -q -p xen-abi-gen -- check
 step "ABI compatibility with the base (xen-abi-gen diff)"
 tests/abi-diff.sh
 
-step "C conformance: the spec equals the real Xen headers (4 architectures x 2 views)"
-cargo run --locked -q -p xen-abi-gen -- c-probe
-step "C conformance: the linux/* files equal the Linux uapi headers"
-cargo run --locked -q -p xen-abi-gen -- c-probe --uapi
+. tests/lib/xen-releases.sh
+step "C conformance: the spec equals the machine's Xen $(machine_xen_release) headers (4 architectures x 2 views)"
+cargo run --locked -q -p xen-abi-gen -- c-probe --release "$(machine_xen_release)"
+step "C conformance: the linux/* files equal the machine's Linux $(machine_linux_release) uapi headers"
+cargo run --locked -q -p xen-abi-gen -- c-probe --uapi --linux-release "$(machine_linux_release)"
 step "C conformance per release: every since true to the Xen 4.14/4.17/4.20 and Linux 5.10/6.1/6.12 headers"
 tests/release-probe.sh
 

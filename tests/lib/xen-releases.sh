@@ -76,6 +76,15 @@ xen_release_headers() {
   echo "$XEN_RELEASES_DIR/$1/usr/include/xen"
 }
 
+# The releases of the machine's own headers, which the plain C probes check (libxen-dev's and
+# linux-libc-dev's major.minor; the cross linux-libc-dev variants are the same kernel).
+machine_xen_release() {
+  dpkg-query -W -f='${Version}' libxen-dev | sed -E 's/^([0-9]+\.[0-9]+).*/\1/'
+}
+machine_linux_release() {
+  dpkg-query -W -f='${Version}' linux-libc-dev | sed -E 's/^([0-9]+\.[0-9]+).*/\1/'
+}
+
 xen_release_package_version() { # release -> the libxen-dev version its headers came from
   cat "$XEN_RELEASES_DIR/$1/version"
 }

@@ -111,7 +111,17 @@ pub fn diff(old: &Spec, new: &Spec) -> Report {
         if old_items.contains_key(n.name.as_str()) || grouped.contains_key(n.name.as_str()) {
             continue;
         }
-        let mut line = format!("{} `{}` (since {})", n.kind.keyword(), n.name, n.since);
+        let linux = n
+            .linux
+            .as_ref()
+            .map(|l| format!(", Linux {l}"))
+            .unwrap_or_default();
+        let mut line = format!(
+            "{} `{}` (since {}{linux})",
+            n.kind.keyword(),
+            n.name,
+            n.since
+        );
         line += &argument_types(new, &grouped, |o| o == Owner::Hypercall(&n.name));
         r.added.push(line);
     }

@@ -72,20 +72,22 @@ enum Cmd {
         /// line, `header PATH`), e.g. to find the Debian package each comes from.
         #[arg(long)]
         headers_used: bool,
-        /// Probe one Xen release's headers (e.g. `4.14`, with `--xen-include`): what the spec
-        /// dates later must be absent from them, everything else must match.
-        #[arg(long, requires = "xen_include", value_parser = parse_version)]
+        /// The Xen release the headers are (e.g. `4.14`): what the spec dates later must be
+        /// absent from them, everything else must match. Without it, they must be the spec's
+        /// newest release (`[spec] xen`).
+        #[arg(long, value_parser = parse_version)]
         release: Option<xen_abi_gen::model::Version>,
         /// That release's `xen/` header directory (an extracted libxen-dev's
-        /// `usr/include/xen`).
+        /// `usr/include/xen`; default: the machine's, `XEN_ABI_XEN_INCLUDE` or
+        /// `/usr/include/xen`).
         #[arg(long, requires = "release")]
         xen_include: Option<PathBuf>,
-        /// With `--uapi`: probe one Linux release's uapi headers (e.g. `6.12`, with
-        /// `--linux-include`): ioctls the spec dates to a later kernel must be absent.
-        #[arg(long, requires_all = ["uapi", "linux_include"])]
+        /// With `--uapi`: the Linux release the uapi headers are (e.g. `6.12`): what the spec
+        /// dates to a later kernel must be absent. Without it, they must have everything.
+        #[arg(long, requires = "uapi")]
         linux_release: Option<String>,
         /// That release's uapi `xen/` directory (an extracted linux-libc-dev's
-        /// `usr/include/xen`).
+        /// `usr/include/xen`; default: the compilers' own, i.e. the machine's linux-libc-dev).
         #[arg(long, requires = "linux_release")]
         linux_include: Option<PathBuf>,
     },
@@ -171,20 +173,15 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             linux_release,
             linux_include,
         } => {
-            let release = release.zip(xen_include).map(|(version, xen_include)| {
-                xen_abi_gen::probe_run::Release {
-                    version,
-                    xen_include,
-                }
+            let release = release.map(|version| xen_abi_gen::probe_run::Release {
+                version,
+                xen_include: xen_include
+                    .unwrap_or_else(xen_abi_gen::probe_run::machine_xen_include),
             });
-            let kernel = linux_release
-                .zip(linux_include)
-                .map(
-                    |(version, xen_include)| xen_abi_gen::probe_run::LinuxRelease {
-                        version,
-                        xen_include,
-                    },
-                );
+            let kernel = linux_release.map(|version| xen_abi_gen::probe_run::LinuxRelease {
+                version,
+                xen_include: linux_include,
+            });
             c_probe_cmd(
                 &cli.spec,
                 arch,

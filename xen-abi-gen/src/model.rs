@@ -92,6 +92,10 @@ pub struct Item {
     /// For a struct or union: the first release that shows it to guests, overriding its
     /// file's `guest_since`.
     pub guest_since: Option<Version>,
+    /// For an item of a Linux device ABI (`linux/*`): the Linux release that introduced it,
+    /// when the spec dates it (a later release's uapi headers must have it, an earlier one's
+    /// must not).
+    pub linux: Option<String>,
     /// What it is.
     pub kind: ItemKind,
 }
@@ -107,6 +111,8 @@ pub enum CGuard {
     Arm,
     /// Only in Xen's copy of a Linux header (`xen/sys/*.h`), not in Linux's uapi header.
     XenSys,
+    /// Only in Linux's uapi header, not (yet) in Xen's `xen/sys` copy of it, which lags.
+    Uapi,
 }
 
 impl CGuard {
@@ -115,6 +121,7 @@ impl CGuard {
     pub fn defined(self, arch: crate::arch::Arch, view: crate::arch::View, uapi: bool) -> bool {
         match self {
             CGuard::XenSys => !uapi,
+            CGuard::Uapi => uapi,
             CGuard::Tools => view == crate::arch::View::Tools,
             CGuard::X86 => !arch.is_arm(),
             CGuard::Arm => arch.is_arm(),
@@ -377,6 +384,11 @@ pub enum IocDir {
     ReadWrite = 3,
 }
 
+/// `"2.6.38"` → `[2, 6, 38]`, for ordering kernel releases (a non-number part counts as 0).
+pub fn kernel_version(s: &str) -> Vec<u32> {
+    s.split('.').map(|p| p.parse().unwrap_or(0)).collect()
+}
+
 /// A Linux ioctl.
 #[derive(Clone, Debug)]
 pub struct Ioctl {
@@ -388,8 +400,6 @@ pub struct Ioctl {
     pub nr: u8,
     /// Argument type; `None` for no argument.
     pub arg: Option<Ty>,
-    /// Linux version that introduced it, if known.
-    pub linux: Option<String>,
 }
 
 impl Spec {

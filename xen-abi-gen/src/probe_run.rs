@@ -152,6 +152,12 @@ impl ProbeReport {
     }
 }
 
+/// The machine's Xen headers: `XEN_ABI_XEN_INCLUDE`, else `/usr/include/xen` (libxen-dev).
+pub fn machine_xen_include() -> PathBuf {
+    std::env::var_os("XEN_ABI_XEN_INCLUDE")
+        .map_or_else(|| PathBuf::from("/usr/include/xen"), PathBuf::from)
+}
+
 /// One Xen release's public headers to probe instead of the machine's.
 #[derive(Clone, Debug)]
 pub struct Release {
@@ -197,8 +203,9 @@ pub struct LinuxRelease {
     /// The kernel release (`6.12`); ioctls whose `linux` is later must be absent.
     pub version: String,
     /// The directory holding its `xen/` uapi headers (an extracted linux-libc-dev's
-    /// `usr/include/xen`).
-    pub xen_include: PathBuf,
+    /// `usr/include/xen`), searched first; `None`: the compilers' own (the machine's
+    /// linux-libc-dev and its cross variants), which then are that release.
+    pub xen_include: Option<PathBuf>,
 }
 
 /// What a probe is measured against besides the machine's headers.
@@ -208,11 +215,12 @@ enum Against<'a> {
     Linux(&'a LinuxRelease),
 }
 
-impl Against<'_> {
-    fn include(&self) -> &Path {
+impl<'a> Against<'a> {
+    /// The release's own header directory, when it is not the compilers' default.
+    fn include(self) -> Option<&'a Path> {
         match self {
-            Against::Xen(r) => &r.xen_include,
-            Against::Linux(r) => &r.xen_include,
+            Against::Xen(r) => Some(&r.xen_include),
+            Against::Linux(r) => r.xen_include.as_deref(),
         }
     }
 
@@ -280,10 +288,9 @@ fn run_probe(
         let shim = dir.join("shim");
         match headers {
             Headers::Xen => {
-                let xen = match against {
-                    Some(r) => r.include().to_path_buf(),
-                    None => std::env::var_os("XEN_ABI_XEN_INCLUDE")
-                        .map_or_else(|| PathBuf::from("/usr/include/xen"), PathBuf::from),
+                let xen = match against.and_then(|r| r.include()) {
+                    Some(dir) => dir.to_path_buf(),
+                    None => machine_xen_include(),
                 };
                 std::fs::create_dir_all(&shim).map_err(|source| ProbeError::Io {
                     path: shim.clone(),
@@ -301,13 +308,14 @@ fn run_probe(
         }
         // A kernel release's xen/ uapi headers, searched before the compilers' own.
         let kernel_dir = dir.join("kernel");
-        if let (Headers::LinuxUapi, Some(k)) = (headers, against) {
+        let kernel_include = against.and_then(|k| k.include());
+        if let (Headers::LinuxUapi, Some(k)) = (headers, kernel_include) {
             std::fs::create_dir_all(&kernel_dir).map_err(|source| ProbeError::Io {
                 path: kernel_dir.clone(),
                 source,
             })?;
             #[cfg(unix)]
-            std::os::unix::fs::symlink(k.include(), kernel_dir.join("xen")).map_err(|source| {
+            std::os::unix::fs::symlink(k, kernel_dir.join("xen")).map_err(|source| {
                 ProbeError::Io {
                     path: kernel_dir.join("xen"),
                     source,
@@ -327,10 +335,10 @@ fn run_probe(
             };
             match (headers, against) {
                 (Headers::Xen, Some(_)) => cmd.arg("-I").arg(&shim),
-                (Headers::LinuxUapi, Some(_)) => {
+                (Headers::LinuxUapi, Some(_)) if kernel_include.is_some() => {
                     cmd.arg("-I").arg(&kernel_dir).arg("-idirafter").arg(&shim)
                 }
-                (_, None) => cmd.arg("-idirafter").arg(&shim),
+                _ => cmd.arg("-idirafter").arg(&shim),
             };
             cmd.arg(src);
             cmd
@@ -366,7 +374,7 @@ fn run_probe(
             source,
         })?;
         let read = headers_read(&deps, &dir);
-        if let Some(r) = against {
+        if let Some(r) = against.filter(|r| r.include().is_some()) {
             check_release_headers(&read, r, arch, view)?;
         }
         let asm = String::from_utf8_lossy(&out.stdout);
@@ -424,13 +432,13 @@ fn check_release_headers(
     arch: Arch,
     view: View,
 ) -> Result<(), ProbeError> {
-    let dir = release
-        .include()
-        .canonicalize()
-        .map_err(|source| ProbeError::Io {
-            path: release.include().to_path_buf(),
-            source,
-        })?;
+    let Some(include) = release.include() else {
+        return Ok(());
+    };
+    let dir = include.canonicalize().map_err(|source| ProbeError::Io {
+        path: include.to_path_buf(),
+        source,
+    })?;
     let foreign = read.iter().find(|h| {
         !h.starts_with(&dir)
             && h.parent()

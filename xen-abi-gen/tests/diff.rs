@@ -170,7 +170,7 @@ fn a_new_hypercall_with_its_argument_struct_is_one_addition() {
     std::fs::write(
         new.path().join("demo.toml"),
         format!(
-            "[spec]\nformat = 1\nxen = \"4.17\"\ninterface_version = 0x00040e00\nheader = \"xen/demo.h\"\ndoc = \"Demo.\"\n{DEMO_STRUCT}\n[[hypercall]]\nname = \"demo_op\"\nnumber = 56\ndoc = \"New.\"\nsince = \"4.17\"\nargs = [ {{ name = \"cmd\", type = \"i32\" }}, {{ name = \"arg\", type = \"ptr\" }} ]\nsubop_arg = \"cmd\"\n\n[[hypercall.subop]]\nname = \"DEMOOP_query\"\nvalue = 1\narg = \"xen_demo_query\"\ndir = \"inout\"\ndoc = \"Ask.\"\n"
+            "[spec]\nformat = 1\nxen = \"4.20\"\ninterface_version = 0x00040e00\nheader = \"xen/demo.h\"\ndoc = \"Demo.\"\n{DEMO_STRUCT}\n[[hypercall]]\nname = \"demo_op\"\nnumber = 56\ndoc = \"New.\"\nsince = \"4.17\"\nargs = [ {{ name = \"cmd\", type = \"i32\" }}, {{ name = \"arg\", type = \"ptr\" }} ]\nsubop_arg = \"cmd\"\n\n[[hypercall.subop]]\nname = \"DEMOOP_query\"\nvalue = 1\narg = \"xen_demo_query\"\ndir = \"inout\"\ndoc = \"Ask.\"\n"
         ),
     )
     .unwrap();

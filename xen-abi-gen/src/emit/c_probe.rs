@@ -239,11 +239,6 @@ pub fn c_probe_linux_for(spec: &Spec, arch: Arch, view: View, kernel: &str) -> P
     )
 }
 
-/// `"2.6.38"` → `[2, 6, 38]`, for ordering kernel releases (a non-number part counts as 0).
-pub fn kernel_version(s: &str) -> Vec<u32> {
-    s.split('.').map(|p| p.parse().unwrap_or(0)).collect()
-}
-
 fn probe_inner(
     spec: &Spec,
     arch: Arch,
@@ -307,8 +302,7 @@ fn probe_inner(
                 };
             let absent = match &item.kind {
                 ItemKind::Hypercall(_) => number_later,
-                ItemKind::Ioctl(i) => later(item.since) || kernel_later(&i.linux),
-                _ => later(item.since),
+                _ => later(item.since) || kernel_later(&item.linux),
             };
             if absent {
                 // Absent from this release: no name or type of it may compile.
@@ -322,17 +316,27 @@ fn probe_inner(
                         probe_source: expr,
                     });
                 };
-                match &item.kind {
-                    ItemKind::Ioctl(i) if kernel_later(&i.linux) => {
+                if kernel_later(&item.linux) {
+                    // Dated by the kernel: the uapi header of a release before it lacks it.
+                    let source = match &item.kind {
+                        ItemKind::Struct(_) | ItemKind::Union(_) => {
+                            c_access(spec, item).map(|acc| acc.sizeof())
+                        }
+                        _ => Some(format!("(long long)({})", item.name)),
+                    };
+                    if let Some(probe_source) = source {
                         absent_types.push(AbsentType {
                             item: item.name.clone(),
                             field: None,
                             since: item.since,
-                            dated: format!("Linux {}", i.linux.as_deref().unwrap_or("?")),
+                            dated: format!("Linux {}", item.linux.as_deref().unwrap_or("?")),
                             header: uapi_header(&f.header),
-                            probe_source: format!("(long long)({})", item.name),
+                            probe_source,
                         });
                     }
+                    continue;
+                }
+                match &item.kind {
                     ItemKind::Const(_) | ItemKind::Ioctl(_) => {
                         gone(None, item.since, format!("(long long)({})", item.name));
                     }

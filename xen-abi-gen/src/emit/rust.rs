@@ -89,6 +89,9 @@ impl Emitter<'_> {
     fn header(&self, out: &mut String, item: &Item) {
         docs(out, &item.doc);
         since_doc(out, item.since);
+        if let Some(l) = &item.linux {
+            docs(out, &format!("\nLinux {l} or later."));
+        }
         if item.rust_name != item.name {
             let _ = writeln!(out, "#[doc(alias = {})]", lit(&item.name));
         }
@@ -576,9 +579,6 @@ impl Emitter<'_> {
 
     fn emit_ioctl(&self, out: &mut String, item: &Item, i: &Ioctl) -> Result<(), EmitError> {
         self.header(out, item);
-        if let Some(l) = &i.linux {
-            docs(out, &format!("\nLinux {l} or later."));
-        }
         let dir = match i.dir {
             IocDir::None => "IOC_NONE",
             IocDir::Write => "IOC_WRITE",
@@ -604,6 +604,15 @@ impl Emitter<'_> {
                 "{} const _: () = assert!({} == {v:#010x});",
                 cfg(&[a]),
                 item.rust_name
+            );
+        }
+        if let Some(l) = &item.linux {
+            // What a backend names when the running kernel lacks the ioctl (ENOTTY).
+            let _ = writeln!(
+                out,
+                "/// The Linux release that introduced [`{0}`].\npub const {0}_LINUX: &str = {1};",
+                item.rust_name,
+                lit(l)
             );
         }
         Ok(())

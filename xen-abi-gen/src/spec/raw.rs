@@ -97,6 +97,8 @@ pub struct Const {
     /// The mask of every member of this flag set (so each release's value is the members it
     /// has).
     pub mask_of: Option<S>,
+    /// In a `linux/*` file: the Linux release that introduced it.
+    pub linux: Option<S>,
 }
 
 /// A size or alignment expectation: one number, or one per architecture.
@@ -148,6 +150,8 @@ pub struct Compound {
     pub guest_since: Option<S>,
     #[serde(default)]
     pub anonymous: bool,
+    /// In a `linux/*` file: the Linux release that introduced it.
+    pub linux: Option<S>,
     pub size: Option<Spanned<PerArch>>,
     pub align: Option<Spanned<PerArch>>,
     pub fields: Spanned<Vec<Spanned<Field>>>,

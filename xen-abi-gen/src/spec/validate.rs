@@ -17,6 +17,8 @@ use crate::ty::{Int, Ty};
 struct Cx<'a> {
     map: &'a SourceMap,
     xen: Option<Version>,
+    /// Whether the file is a Linux device ABI (`linux/*`), the only place `linux` may date.
+    linux_file: bool,
     sink: &'a mut Sink,
 }
 
@@ -27,6 +29,36 @@ impl Cx<'_> {
 
     fn err(&mut self, loc: Loc, msg: impl Into<String>, help: impl Into<String>) {
         self.sink.error(loc, msg, help);
+    }
+
+    /// A `linux = "6.7"` key: a kernel release. Ioctls may carry it in any file; other items
+    /// only in a `linux/*` file, the only place the uapi probe checks it.
+    fn linux(&mut self, what: &str, linux: &Option<S>, anywhere: bool) -> Option<String> {
+        let l = linux.as_ref()?;
+        let loc = self.at(l);
+        let text = l.get_ref();
+        let parts: Vec<&str> = text.split('.').collect();
+        let well_formed = (2..=3).contains(&parts.len())
+            && parts
+                .iter()
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !well_formed {
+            self.err(
+                loc,
+                format!("{what} has `linux = \"{text}\"`, which is not a Linux release"),
+                "write the release that introduced it, as \"6.7\" or \"2.6.38\"",
+            );
+            return None;
+        }
+        if !self.linux_file && !anywhere {
+            self.err(
+                loc,
+                format!("{what} has a `linux` release, but its file is not a Linux device ABI"),
+                "outside the linux/* files only ioctls take `linux`; Xen's items are dated by `since`",
+            );
+            return None;
+        }
+        Some(text.clone())
     }
 
     fn doc(&mut self, item_loc: Loc, what: &str, doc: &Option<S>) -> String {
@@ -114,9 +146,10 @@ impl Cx<'_> {
             "x86" => Some(CGuard::X86),
             "arm" => Some(CGuard::Arm),
             "xen-sys" => Some(CGuard::XenSys),
+            "uapi" => Some(CGuard::Uapi),
             other => {
                 let loc = self.at(g);
-                self.err(loc, format!("unknown c_guard `{other}`"), "use \"tools\" (defined only with __XEN__ or __XEN_TOOLS__), \"x86\", \"arm\" or \"xen-sys\" (only in Xen's xen/sys copy of a Linux header)");
+                self.err(loc, format!("unknown c_guard `{other}`"), "use \"tools\" (defined only with __XEN__ or __XEN_TOOLS__), \"x86\", \"arm\", \"xen-sys\" (only in Xen's xen/sys copy of a Linux header) or \"uapi\" (only in Linux's uapi header, not yet in Xen's copy)");
                 None
             }
         }
@@ -266,6 +299,7 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
         let mut cx = Cx {
             map,
             xen: None,
+            linux_file: src.rel_path.starts_with("linux/"),
             sink: &mut sink,
         };
         if *h.format.get_ref() != 1 {
@@ -286,18 +320,12 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
                     "write it as \"4.17\"",
                 );
             }
-            (Some(v), None) => xen = Some((v, cx.at(&h.xen))),
-            (Some(v), Some((first, first_loc))) if v != *first => {
-                let loc = cx.at(&h.xen);
-                cx.err(
-                    loc,
-                    format!(
-                        "spec files disagree on the Xen release: {v} here, {first} at {first_loc}"
-                    ),
-                    "all files must describe the same release",
-                );
-            }
-            _ => {}
+            // Each file states the newest release it describes (its `since` values may not
+            // be later); a file written for an older release stays valid beside newer ones
+            // (e.g. an `include_spec!` file from before the in-tree spec moved on). The spec
+            // describes the newest of them.
+            (Some(v), Some((newest, _))) if v <= *newest => {}
+            (Some(v), _) => xen = Some((v, cx.at(&h.xen))),
         }
         let ivv = *h.interface_version.get_ref();
         match (u32::try_from(ivv), &iv) {
@@ -395,6 +423,7 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
         in_c: true,
         c_guard,
         guest_since: None,
+        linux: None,
         kind,
     }
 }
@@ -416,6 +445,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         });
         let mut item = mk_item(cx, common!(r), tl, "constant", kind);
         item.in_c = r.in_c.unwrap_or(true);
+        item.linux = cx.linux(&format!("constant `{}`", item.name), &r.linux, false);
         items.push(item);
     }
     for r in &f.typedef {
@@ -571,6 +601,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 ItemKind::Struct(c)
             };
             let mut item = mk_item(cx, common!(r), tl, what, kind);
+            item.linux = cx.linux(&format!("{what} `{}`", item.name), &r.linux, false);
             if let Some(g) = &r.guest_since {
                 let loc = cx.at(g);
                 let label = format!("{what} `{}`", r.name.get_ref());
@@ -951,14 +982,9 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         } else {
             cx.ty(&r.arg)
         };
-        let kind = ItemKind::Ioctl(Ioctl {
-            dir,
-            ty,
-            nr,
-            arg,
-            linux: r.linux.as_ref().map(|l| l.get_ref().clone()),
-        });
+        let kind = ItemKind::Ioctl(Ioctl { dir, ty, nr, arg });
         let mut item = mk_item(cx, common!(r), tl, "ioctl", kind);
+        item.linux = cx.linux(&format!("ioctl `{}`", item.name), &r.linux, true);
         if r.arg.get_ref() != "none" {
             // Errors about the argument type point at it.
             item.loc = cx.at(&r.arg);
@@ -967,8 +993,47 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
     }
     // Keep the file's order (the parser groups tables by kind).
     check_masks(cx, f, &items);
+    check_linux_args(cx, &items);
     items.sort_by(|a, b| a.loc.cmp(&b.loc));
     items
+}
+
+/// An ioctl is no older than the argument struct it passes: a struct dated to a later kernel
+/// would make the ioctl unusable on the releases in between.
+fn check_linux_args(cx: &mut Cx<'_>, items: &[Item]) {
+    for item in items {
+        let ItemKind::Ioctl(i) = &item.kind else {
+            continue;
+        };
+        let Some(Ty::Named(arg)) = &i.arg else {
+            continue;
+        };
+        let Some(struct_linux) = items
+            .iter()
+            .find(|s| &s.name == arg)
+            .and_then(|s| s.linux.as_ref())
+        else {
+            continue;
+        };
+        let older = match &item.linux {
+            Some(l) => kernel_version(l) < kernel_version(struct_linux),
+            None => true,
+        };
+        if older {
+            let dated = match &item.linux {
+                Some(l) => format!("Linux {l}"),
+                None => "no Linux release".to_owned(),
+            };
+            cx.err(
+                item.loc.clone(),
+                format!(
+                    "ioctl `{}` is dated {dated}, but its argument `{arg}` arrived in Linux {struct_linux}",
+                    item.name
+                ),
+                "an ioctl cannot be older than its argument struct: give it `linux` at least the struct's",
+            );
+        }
+    }
 }
 
 /// A `mask_of` constant names a flag set of the same file and equals the mask of its members.

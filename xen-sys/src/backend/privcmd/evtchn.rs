@@ -5,7 +5,7 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 
-use super::{open_dev, sys, Error};
+use super::{kernel_ioctl_error, open_dev, sys, Error};
 use crate::generated::*;
 
 /// An event-channel device handle. Every port bound through it is closed when it is dropped.
@@ -119,6 +119,23 @@ impl Evtchn {
         .map(drop)
     }
 
+    /// `IOCTL_EVTCHN_BIND_STATIC`: take over `port`, a static event channel of this domain
+    /// (created with the domain, e.g. from a dom0less device tree), without binding it anew;
+    /// closing the handle leaves it open. [`Error::NotSupportedByKernel`] before Linux 6.2.
+    pub fn bind_static(&self, port: EvtchnPort) -> Result<(), Error> {
+        let mut a = IoctlEvtchnBind { port };
+        // SAFETY: IOCTL_EVTCHN_BIND_STATIC takes an ioctl_evtchn_bind.
+        unsafe { sys::ioctl(&self.fd, IOCTL_EVTCHN_BIND_STATIC, &mut a) }
+            .map(drop)
+            .map_err(|errno| {
+                kernel_ioctl_error(
+                    "IOCTL_EVTCHN_BIND_STATIC",
+                    IOCTL_EVTCHN_BIND_STATIC_LINUX,
+                    errno,
+                )
+            })
+    }
+
     /// Read pending ports into `out`; returns how many. `Ok(0)` on a non-blocking handle with
     /// nothing pending. EFBIG means the ring overflowed (call [`reset`](Self::reset)).
     #[inline]
@@ -186,6 +203,14 @@ mod tests {
             err.to_string(),
             format!("IOCTL_EVTCHN_BIND_INTERDOMAIN: {}", Errno::NOTTY)
         );
+        // A kernel without the ioctl (ENOTTY) is told apart from a failing one.
+        assert!(matches!(
+            e.bind_static(7),
+            Err(Error::NotSupportedByKernel {
+                op: "IOCTL_EVTCHN_BIND_STATIC",
+                linux: "6.2"
+            })
+        ));
         assert!(matches!(
             e.notify(3),
             Err(Error::Ioctl {

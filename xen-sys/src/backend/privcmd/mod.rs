@@ -12,6 +12,7 @@
 //! ```
 
 mod buffers;
+mod eventfd;
 mod evtchn;
 mod sys;
 
@@ -23,6 +24,7 @@ use rustix::fs::{Mode, OFlags};
 pub use rustix::io::Errno;
 
 pub use self::buffers::{Arena, BufferSource, HypercallBuf, HypercallBuffers, BUF_ALIGN};
+pub use self::eventfd::QueueNotify;
 pub use self::evtchn::Evtchn;
 pub use self::sys::Mapping;
 use crate::abi::Hypercall;
@@ -71,6 +73,15 @@ pub enum Error {
         /// Bytes free (possibly fragmented).
         available: usize,
     },
+    /// The running kernel does not implement the ioctl (it answered ENOTTY): it is older
+    /// than the release that introduced it, or was built without the option it needs.
+    #[error("{op}: not supported by this kernel (ENOTTY; Linux {linux} or later has it)")]
+    NotSupportedByKernel {
+        /// The ioctl.
+        op: &'static str,
+        /// The Linux release that introduced it.
+        linux: &'static str,
+    },
     /// Arguments the kernel would refuse, caught before the call.
     #[error("{op}: {reason}")]
     Invalid {
@@ -89,8 +100,18 @@ impl Error {
             | Error::Ioctl { errno, .. }
             | Error::Mmap { errno, .. }
             | Error::Io { errno, .. } => Some(*errno),
+            Error::NotSupportedByKernel { .. } => Some(Errno::NOTTY),
             _ => None,
         }
+    }
+}
+
+/// The error of an ioctl newer than some supported kernels: ENOTTY means the kernel lacks it.
+pub(crate) fn kernel_ioctl_error(op: &'static str, linux: &'static str, errno: Errno) -> Error {
+    if errno == Errno::NOTTY {
+        Error::NotSupportedByKernel { op, linux }
+    } else {
+        Error::Ioctl { op, errno }
     }
 }
 

@@ -61,7 +61,7 @@ tests/disasm-check.sh
 step "negative proof: a one-architecture layout break is caught by the generator, the C probe and rustc"
 tests/negative-proof.sh
 
-step "real Xen 4.17 (x86_64, QEMU): no_std PV dom0 on the hypercall-page and syscall backends"
+step "real Xen 4.14, 4.17 and 4.20 (x86_64, QEMU): one no_std PV dom0 binary on the hypercall-page and syscall backends"
 tests/real-xen/pv-dom0.sh
 
 step "real Xen 4.17 (x86_64, QEMU): Linux 6.1 PV dom0 on the privcmd/evtchn backends"

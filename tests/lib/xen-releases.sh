@@ -76,6 +76,20 @@ xen_release_headers() {
   echo "$XEN_RELEASES_DIR/$1/usr/include/xen"
 }
 
+# xen_release_hypervisor RELEASE: that release's x86 hypervisor, uncompressed (QEMU's multiboot
+# loader needs it so), from the suite's xen-hypervisor-RELEASE-amd64, extracted once.
+xen_release_hypervisor() {
+  local suite dir="$XEN_RELEASES_DIR/hypervisor-$1"
+  suite=$(xen_release_suite "$1") || return 1
+  suite_package_tree "$suite" "xen-hypervisor-$1-amd64" "$1" "$dir" || return 1
+  if [ ! -s "$dir/xen" ]; then
+    zcat "$dir/boot/xen-$1-amd64.gz" >"$dir/xen.tmp" || {
+      echo "FAIL: xen-hypervisor-$1-amd64 has no /boot/xen-$1-amd64.gz" >&2; return 1; }
+    mv "$dir/xen.tmp" "$dir/xen"
+  fi
+  echo "$dir/xen"
+}
+
 # The releases of the machine's own headers, which the plain C probes check (libxen-dev's and
 # linux-libc-dev's major.minor; the cross linux-libc-dev variants are the same kernel).
 machine_xen_release() {

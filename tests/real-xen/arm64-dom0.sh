@@ -33,7 +33,7 @@ build() { # features target-dir -> path of the Image
   (cd tests/xen-arm64-dom0 && CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
     RUSTFLAGS="-C relocation-model=pie -C target-feature=+strict-align" \
     debian_cargo build --locked -q --release --target aarch64-unknown-linux-gnu --target-dir "$2" \
-    ${1:+--features "$1"} 2> >(grep -v 'strict-align\|unstable feature\|filing a feature\|still passed through\|^ *|\|^ *= \|^$\|generated 1 warning' >&2))
+    ${1:+--features "$1"} 2> >(grep -v 'strict-align\|unstable feature\|filing a feature\|still passed through\|^ *|\|^ *= \|^$\|generated 1 warning' >&2)) || return 1
   local elf="$2/aarch64-unknown-linux-gnu/release/xen-arm64-dom0-test" img="$2/dom0.Image"
   aarch64-linux-gnu-objcopy -O binary "$elf" "$img"
   # The arm64 Image header's image_size (offset 16, little-endian): the file holds .bss too.

@@ -23,7 +23,8 @@ mods="$KMODS/drivers/xen"
 # The test program, static so the initramfs needs no libraries.
 build_prog() { # extra-rustflags target-dir
   RUSTFLAGS="-C target-feature=+crt-static $1" cargo build --locked -q --release -p xen-sys \
-    --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2"
+    --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2" \
+    || return 1
   echo "$2/x86_64-unknown-linux-gnu/release/examples/privcmd_check"
 }
 
@@ -63,7 +64,10 @@ boot() { # cpio log -> QEMU's exit status
   return $rc
 }
 
-make_initramfs "$(build_prog "" "$out/static")" "$out/initramfs.cpio"
+# Not inside make_initramfs's arguments: a failed build must end the scenario, not leave an old
+# binary in place.
+prog=$(build_prog "" "$out/static") || { echo "FAIL: privcmd_check does not build"; exit 1; }
+make_initramfs "$prog" "$out/initramfs.cpio"
 log="$out/linux-dom0.log"
 start=$(date +%s%N)
 rc=0; boot "$out/initramfs.cpio" "$log" || rc=$?
@@ -71,10 +75,22 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 
 checks_verdict "$rc" 18
 extraversion_of privcmd
-echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU"
+# The ioctls newer than some kernels: refused (typed) exactly where the booted kernel predates
+# the release that introduced them, present otherwise.
+kmm=$(echo "$kver" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+gates=$(tr -d '\r' <"$log" | grep '^GATE ' || true)
+[ "$(wc -l <<<"$gates")" -ge 3 ] || fail "fewer than 3 GATE lines"
+while read -r _ op verdict since; do
+  want=present
+  [ "$(printf '%s\n' "$since" "$kmm" | sort -V | head -1)" = "$since" ] || want=refused
+  [ "$verdict" = "$want" ] || fail "$op: $verdict on Linux $kver, want $want (it arrived in $since)"
+done <<<"$gates"
+gated=$(awk '{ printf "%s%s %s", sep, $2, $3; sep = ", " }' <<<"$gates")
+echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU (kernel-gated: $gated)"
 
 # The same program on a backend with two argument registers swapped must fail.
-make_initramfs "$(build_prog "--cfg broken_backend" "$out/static-broken")" "$out/initramfs-broken.cpio"
+prog=$(build_prog "--cfg broken_backend" "$out/static-broken") || { echo "FAIL: the broken privcmd_check does not build"; exit 1; }
+make_initramfs "$prog" "$out/initramfs-broken.cpio"
 log="$out/linux-dom0-broken.log"
 rc=0; boot "$out/initramfs-broken.cpio" "$log" || rc=$?
 broken_verdict "$rc" "Linux dom0 (privcmd)"

@@ -21,7 +21,7 @@ ensure_xen_x86 "$out"
 
 build() { # features target-dir
   (cd tests/xen-pv-dom0 && RUSTFLAGS="-C relocation-model=static" \
-    cargo build --locked -q --release --target x86_64-unknown-linux-gnu --target-dir "$2" ${1:+--features "$1"})
+    cargo build --locked -q --release --target x86_64-unknown-linux-gnu --target-dir "$2" ${1:+--features "$1"}) || return 1
   echo "$2/x86_64-unknown-linux-gnu/release/xen-pv-dom0-test"
 }
 

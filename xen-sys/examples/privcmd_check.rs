@@ -6,6 +6,7 @@
 
 #![allow(unexpected_cfgs)] // `broken_backend` is set only by the real-Xen harness
 
+use std::os::fd::AsFd;
 use std::process::ExitCode;
 
 use xen_sys::backend::privcmd::{Errno, Error, Evtchn, HypercallBuffers, Privcmd};
@@ -55,6 +56,29 @@ fn dm_op_nr_vcpus(p: &Privcmd, domid: Domid) -> Result<(), Error> {
 
 fn errno_of(r: &Result<(), Error>) -> Option<Errno> {
     r.as_ref().err().and_then(Error::errno)
+}
+
+/// An ioctl newer than some kernels, called with arguments the kernel refuses if it has the
+/// ioctl at all (a pipe where an eventfd belongs, a device xen-pciback does not own, a port
+/// that is not static): the running kernel decides between "present" (an errno of the ioctl
+/// itself) and "refused" (the typed not-supported error). Prints `GATE <ioctl> <verdict>
+/// <release>` for the harness, which knows the kernel it booted.
+fn gate<T: std::fmt::Debug>(c: &mut Checks, op: &str, since: &str, r: Result<T, Error>) {
+    let verdict = match &r {
+        Err(Error::NotSupportedByKernel { .. }) => "refused",
+        _ => "present",
+    };
+    let typed = match &r {
+        Err(Error::NotSupportedByKernel { op: o, linux, .. }) => *o == op && *linux == since,
+        Err(Error::Ioctl { op: o, .. }) => *o == op,
+        _ => false,
+    };
+    c.check(
+        &format!("{op}: the kernel decides ({verdict})"),
+        typed,
+        format!("{r:?}"),
+    );
+    println!("GATE {op} {verdict} {since}");
 }
 
 fn main() -> ExitCode {
@@ -244,6 +268,31 @@ fn main() -> ExitCode {
         e == Some(Errno::SRCH),
         format!("{r:?}"),
     );
+
+    // Ioctls from later kernels than some dom0s run: decided at run time.
+    match rustix::pipe::pipe() {
+        Ok((rd, _wr)) => {
+            let op = [0u8; 32];
+            let r = p.irqfd_assign(0x7ff4, &op, rd.as_fd());
+            gate(&mut c, "IOCTL_PRIVCMD_IRQFD", IOCTL_PRIVCMD_IRQFD_LINUX, r);
+        }
+        Err(e) => c.check("pipe for the irqfd gate", false, e.to_string()),
+    }
+    let r = p.pcidev_get_gsi(0xffff_ffff);
+    let since = IOCTL_PRIVCMD_PCIDEV_GET_GSI_LINUX;
+    gate(&mut c, "IOCTL_PRIVCMD_PCIDEV_GET_GSI", since, r);
+    match Evtchn::open() {
+        Ok(e) => {
+            let r = e.bind_static(0x7fff_ffff);
+            gate(
+                &mut c,
+                "IOCTL_EVTCHN_BIND_STATIC",
+                IOCTL_EVTCHN_BIND_STATIC_LINUX,
+                r,
+            );
+        }
+        Err(e) => c.check("evtchn open for the bind_static gate", false, e.to_string()),
+    }
 
     // RESTRICT: afterwards generic hypercalls are refused and other domains too.
     let r = p.restrict(1);

@@ -220,7 +220,10 @@ fn extraversion2(h: &dyn Hypercall, c: &mut Checks, running: XenVersion, extra: 
         buf: [u8; 64],
     }
     let since = <XenVarbuf as XenAbi>::SINCE;
-    let mut vb = Varbuf { len: 64, buf: [0; 64] };
+    let mut vb = Varbuf {
+        len: 64,
+        buf: [0; 64],
+    };
     // SAFETY: a xen_varbuf header followed by the `len` bytes it announces, all ours.
     let r = unsafe { xen_version_extraversion2(h, (&mut vb as *mut Varbuf).cast()) };
     if running >= since {
@@ -228,7 +231,11 @@ fn extraversion2(h: &dyn Hypercall, c: &mut Checks, running: XenVersion, extra: 
         c.check(
             "xen_version.extraversion2 (Xen has it: used)",
             r.is_ok() && vb.buf[..n].starts_with(extra),
-            format_args!("rc {:?}, \"{}\"", r, core::str::from_utf8(&vb.buf[..n]).unwrap_or("?")),
+            format_args!(
+                "rc {:?}, \"{}\"",
+                r,
+                core::str::from_utf8(&vb.buf[..n]).unwrap_or("?")
+            ),
         );
         let full = core::str::from_utf8(&vb.buf[..n]).unwrap_or("?");
         say!("EXTRAVERSION2 {} {}", c.backend, full);
@@ -236,7 +243,10 @@ fn extraversion2(h: &dyn Hypercall, c: &mut Checks, running: XenVersion, extra: 
         c.check(
             "xen_version.extraversion2 (Xen lacks it: refused)",
             r == Err(XenErrno::ENOSYS),
-            format_args!("rc {:?}, want XEN_ENOSYS before {}.{}", r, since.major, since.minor),
+            format_args!(
+                "rc {:?}, want XEN_ENOSYS before {}.{}",
+                r, since.major, since.minor
+            ),
         );
     }
     let verdict = if running >= since { "used" } else { "refused" };

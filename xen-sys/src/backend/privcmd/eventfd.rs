@@ -3,7 +3,8 @@
 //! kernel completes a virtio-mmio queue notify itself and signals an eventfd), plus the GSI
 //! lookup a PVH dom0 needs for passthrough. All three are newer than most kernels in the field:
 //! whether the running kernel has them is learned by calling them, and a kernel without one
-//! answers ENOTTY, reported as [`Error::NotSupportedByKernel`].
+//! answers ENOTTY, reported as [`Error::NotSupportedByKernel`]. (Checked on real Xen by the
+//! privcmd_check example on Debian's Linux 6.1 dom0, which has none of the three.)
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
@@ -15,15 +16,25 @@ const IOEVENTFD_ACCESS_SIZES: [u32; 4] = [1, 2, 4, 8];
 /// The kernel's limit on `vcpus` of an ioeventfd.
 const IOEVENTFD_MAX_VCPUS: usize = 4096;
 
-/// Where the kernel watches for a virtio-mmio queue notify ([`Privcmd::ioeventfd_assign`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct QueueNotify {
+/// An ioeventfd binding ([`Privcmd::ioeventfd_assign`]): which guest writes the kernel answers
+/// itself and the eventfd it signals for them.
+#[derive(Clone, Copy, Debug)]
+pub struct Ioeventfd<'a> {
+    /// The guest.
+    pub domid: Domid,
+    /// The IOREQ server's synchronous ioreq page, mapped through this privcmd descriptor
+    /// ([`Privcmd::map_resource`]).
+    pub ioreq: &'a Mapping,
+    /// The server's local event channel for each guest vCPU, in vCPU order (1 to 4096).
+    pub ports: &'a [EvtchnPort],
     /// Guest-physical base of the virtio-mmio device (the notify register is at +0x50).
     pub base: u64,
     /// Access size of the notify write: 1, 2, 4 or 8.
     pub size: u32,
     /// The virtqueue index the write carries.
     pub queue: u32,
+    /// The eventfd to signal.
+    pub eventfd: BorrowedFd<'a>,
 }
 
 impl Privcmd {
@@ -79,77 +90,46 @@ impl Privcmd {
     }
 
     /// `IOCTL_PRIVCMD_IOEVENTFD`: let the kernel complete the guest's queue-notify writes
-    /// described by `notify` itself, signalling `eventfd`, instead of passing those ioreqs
-    /// to the server. `ioreq` is the server's synchronous ioreq page, mapped through this
-    /// descriptor ([`map_resource`](Self::map_resource)); `ports` holds the server's local
-    /// event channel for each guest vCPU, in vCPU order.
+    /// that `binding` describes itself, signalling its eventfd, instead of passing those
+    /// ioreqs to the server.
     ///
     /// [`Error::NotSupportedByKernel`] on a kernel without ioeventfd (before Linux 6.7, or
     /// built without `CONFIG_XEN_PRIVCMD_EVENTFD`).
-    pub fn ioeventfd_assign(
-        &self,
-        domid: Domid,
-        ioreq: &Mapping,
-        ports: &[EvtchnPort],
-        notify: QueueNotify,
-        eventfd: BorrowedFd<'_>,
-    ) -> Result<(), Error> {
-        self.ioeventfd(domid, ioreq, ports, notify, eventfd, 0)
+    pub fn ioeventfd_assign(&self, binding: &Ioeventfd<'_>) -> Result<(), Error> {
+        self.ioeventfd(binding, 0)
     }
 
     /// `IOCTL_PRIVCMD_IOEVENTFD` with `PRIVCMD_IOEVENTFD_FLAG_DEASSIGN`: undo an
-    /// [`ioeventfd_assign`](Self::ioeventfd_assign) made with the same arguments.
-    pub fn ioeventfd_deassign(
-        &self,
-        domid: Domid,
-        ioreq: &Mapping,
-        ports: &[EvtchnPort],
-        notify: QueueNotify,
-        eventfd: BorrowedFd<'_>,
-    ) -> Result<(), Error> {
-        self.ioeventfd(
-            domid,
-            ioreq,
-            ports,
-            notify,
-            eventfd,
-            PRIVCMD_IOEVENTFD_FLAG_DEASSIGN,
-        )
+    /// [`ioeventfd_assign`](Self::ioeventfd_assign) of the same binding.
+    pub fn ioeventfd_deassign(&self, binding: &Ioeventfd<'_>) -> Result<(), Error> {
+        self.ioeventfd(binding, PRIVCMD_IOEVENTFD_FLAG_DEASSIGN)
     }
 
-    fn ioeventfd(
-        &self,
-        domid: Domid,
-        ioreq: &Mapping,
-        ports: &[EvtchnPort],
-        notify: QueueNotify,
-        eventfd: BorrowedFd<'_>,
-        flags: u32,
-    ) -> Result<(), Error> {
+    fn ioeventfd(&self, b: &Ioeventfd<'_>, flags: u32) -> Result<(), Error> {
         let op = "IOCTL_PRIVCMD_IOEVENTFD";
-        if !IOEVENTFD_ACCESS_SIZES.contains(&notify.size) {
+        if !IOEVENTFD_ACCESS_SIZES.contains(&b.size) {
             return Err(Error::Invalid {
                 op,
                 reason: "the notify access size must be 1, 2, 4 or 8 bytes",
             });
         }
-        if ports.is_empty() || ports.len() > IOEVENTFD_MAX_VCPUS {
+        if b.ports.is_empty() || b.ports.len() > IOEVENTFD_MAX_VCPUS {
             return Err(Error::Invalid {
                 op,
                 reason: "one event channel per guest vCPU, 1 to 4096 of them",
             });
         }
         let mut a = PrivcmdIoeventfd {
-            ioreq: ioreq.as_ptr() as usize as u64,
-            ports: ports.as_ptr() as usize as u64,
-            addr: notify.base,
-            addr_len: notify.size,
-            event_fd: fd_number(eventfd),
+            ioreq: b.ioreq.as_ptr() as usize as u64,
+            ports: b.ports.as_ptr() as usize as u64,
+            addr: b.base,
+            addr_len: b.size,
+            event_fd: fd_number(b.eventfd),
             // Checked against IOEVENTFD_MAX_VCPUS above.
-            vcpus: ports.len() as u32,
-            vq: notify.queue,
+            vcpus: b.ports.len() as u32,
+            vq: b.queue,
             flags,
-            dom: domid,
+            dom: b.domid,
             pad: [0; 2],
         };
         // SAFETY: IOCTL_PRIVCMD_IOEVENTFD takes a privcmd_ioeventfd; `ioreq` is a live mapping
@@ -206,7 +186,8 @@ mod tests {
                 e,
                 Error::NotSupportedByKernel {
                     op: "IOCTL_PRIVCMD_PCIDEV_GET_GSI",
-                    linux: "6.12"
+                    linux: "6.12",
+                    errno: Errno::NOTTY
                 }
             ),
             "{e:?}"
@@ -214,7 +195,10 @@ mod tests {
         assert_eq!(e.errno(), Some(Errno::NOTTY));
         assert_eq!(
             e.to_string(),
-            "IOCTL_PRIVCMD_PCIDEV_GET_GSI: not supported by this kernel (ENOTTY; Linux 6.12 or later has it)"
+            format!(
+                "IOCTL_PRIVCMD_PCIDEV_GET_GSI: not supported by this kernel (Linux 6.12 or later has it): {}",
+                Errno::NOTTY
+            )
         );
         let null = rustix::fs::open("/dev/null", OFlags::RDWR, Mode::empty()).unwrap();
         let e = p.irqfd_assign(1, &[0u8; 32], null.as_fd()).unwrap_err();
@@ -232,14 +216,16 @@ mod tests {
         let null = rustix::fs::open("/dev/null", OFlags::RDWR, Mode::empty()).unwrap();
         let zero = rustix::fs::open("/dev/zero", OFlags::RDWR, Mode::empty()).unwrap();
         let page = Mapping::shared(&zero, 4096).unwrap();
-        let notify = QueueNotify {
+        let mut b = Ioeventfd {
+            domid: 1,
+            ioreq: &page,
+            ports: &[5],
             base: 0xfe00_0000,
             size: 3,
             queue: 0,
+            eventfd: null.as_fd(),
         };
-        let e = p
-            .ioeventfd_assign(1, &page, &[5], notify, null.as_fd())
-            .unwrap_err();
+        let e = p.ioeventfd_assign(&b).unwrap_err();
         assert!(
             matches!(
                 e,
@@ -250,15 +236,13 @@ mod tests {
             ),
             "{e:?}"
         );
-        let notify = QueueNotify { size: 4, ..notify };
-        let e = p
-            .ioeventfd_assign(1, &page, &[], notify, null.as_fd())
-            .unwrap_err();
+        b.size = 4;
+        b.ports = &[];
+        let e = p.ioeventfd_assign(&b).unwrap_err();
         assert!(matches!(e, Error::Invalid { .. }), "{e:?}");
         // Valid arguments reach the kernel, which here lacks the ioctl.
-        let e = p
-            .ioeventfd_deassign(1, &page, &[5, 6], notify, null.as_fd())
-            .unwrap_err();
+        b.ports = &[5, 6];
+        let e = p.ioeventfd_deassign(&b).unwrap_err();
         assert!(
             matches!(e, Error::NotSupportedByKernel { linux: "6.7", .. }),
             "{e:?}"

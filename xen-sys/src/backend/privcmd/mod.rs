@@ -24,7 +24,7 @@ use rustix::fs::{Mode, OFlags};
 pub use rustix::io::Errno;
 
 pub use self::buffers::{Arena, BufferSource, HypercallBuf, HypercallBuffers, BUF_ALIGN};
-pub use self::eventfd::QueueNotify;
+pub use self::eventfd::Ioeventfd;
 pub use self::evtchn::Evtchn;
 pub use self::sys::Mapping;
 use crate::abi::Hypercall;
@@ -73,14 +73,17 @@ pub enum Error {
         /// Bytes free (possibly fragmented).
         available: usize,
     },
-    /// The running kernel does not implement the ioctl (it answered ENOTTY): it is older
-    /// than the release that introduced it, or was built without the option it needs.
-    #[error("{op}: not supported by this kernel (ENOTTY; Linux {linux} or later has it)")]
+    /// The running kernel does not implement the ioctl (it answered as drivers do for an
+    /// unknown one: ENOTTY from privcmd, ENOSYS from evtchn): it is older than the release
+    /// that introduced it, or was built without the option it needs.
+    #[error("{op}: not supported by this kernel (Linux {linux} or later has it): {errno}")]
     NotSupportedByKernel {
         /// The ioctl.
         op: &'static str,
         /// The Linux release that introduced it.
         linux: &'static str,
+        /// What the kernel answered.
+        errno: Errno,
     },
     /// Arguments the kernel would refuse, caught before the call.
     #[error("{op}: {reason}")]
@@ -99,17 +102,28 @@ impl Error {
             Error::Open { errno, .. }
             | Error::Ioctl { errno, .. }
             | Error::Mmap { errno, .. }
-            | Error::Io { errno, .. } => Some(*errno),
-            Error::NotSupportedByKernel { .. } => Some(Errno::NOTTY),
+            | Error::Io { errno, .. }
+            | Error::NotSupportedByKernel { errno, .. } => Some(*errno),
             _ => None,
         }
     }
 }
 
-/// The error of an ioctl newer than some supported kernels: ENOTTY means the kernel lacks it.
+/// The error of a privcmd ioctl newer than some supported kernels: privcmd answers an ioctl
+/// it does not know with ENOTTY.
 pub(crate) fn kernel_ioctl_error(op: &'static str, linux: &'static str, errno: Errno) -> Error {
-    if errno == Errno::NOTTY {
-        Error::NotSupportedByKernel { op, linux }
+    newer_ioctl_error(op, linux, errno, Errno::NOTTY)
+}
+
+/// `unknown`: what the driver answers for an ioctl it does not know.
+pub(crate) fn newer_ioctl_error(
+    op: &'static str,
+    linux: &'static str,
+    errno: Errno,
+    unknown: Errno,
+) -> Error {
+    if errno == unknown {
+        Error::NotSupportedByKernel { op, linux, errno }
     } else {
         Error::Ioctl { op, errno }
     }
@@ -532,6 +546,34 @@ mod tests {
                 .starts_with("IOCTL_PRIVCMD_MMAP_RESOURCE (size query): "),
             "{e}"
         );
+    }
+
+    #[test]
+    fn only_the_drivers_unknown_ioctl_answer_means_the_kernel_lacks_it() {
+        // evtchn answers an unknown ioctl with ENOSYS, privcmd with ENOTTY.
+        let e = newer_ioctl_error(
+            "IOCTL_EVTCHN_BIND_STATIC",
+            "6.2",
+            Errno::NOSYS,
+            Errno::NOSYS,
+        );
+        assert!(
+            matches!(e, Error::NotSupportedByKernel { linux: "6.2", errno, .. } if errno == Errno::NOSYS),
+            "{e:?}"
+        );
+        assert_eq!(e.errno(), Some(Errno::NOSYS));
+        let e = newer_ioctl_error(
+            "IOCTL_EVTCHN_BIND_STATIC",
+            "6.2",
+            Errno::INVAL,
+            Errno::NOSYS,
+        );
+        assert!(
+            matches!(e, Error::Ioctl { errno, .. } if errno == Errno::INVAL),
+            "{e:?}"
+        );
+        let e = kernel_ioctl_error("IOCTL_PRIVCMD_IRQFD", "6.6", Errno::NOSYS);
+        assert!(matches!(e, Error::Ioctl { .. }), "{e:?}");
     }
 
     #[test]

@@ -64,7 +64,7 @@ tests/negative-proof.sh
 step "real Xen 4.14, 4.17 and 4.20 (x86_64, QEMU): one no_std PV dom0 binary on the hypercall-page and syscall backends"
 tests/real-xen/pv-dom0.sh
 
-step "real Xen 4.17 (x86_64, QEMU): Linux 6.1 PV dom0 on the privcmd/evtchn backends"
+step "real Xen 4.14/5.10, 4.17/6.1, 4.20/6.12 (x86_64, QEMU): one privcmd_check binary in a Linux PV dom0"
 tests/real-xen/linux-dom0.sh
 
 step "real Xen 4.17 (x86_64, QEMU): IOREQ, the Rust server answers a PVH guest"

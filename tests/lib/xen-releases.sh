@@ -90,6 +90,34 @@ xen_release_hypervisor() {
   echo "$dir/xen"
 }
 
+# The Linux release of each Xen release's Debian suite (its kernel runs that release's dom0).
+xen_release_linux() {
+  case $1 in
+    4.14) echo 5.10 ;;
+    4.17) echo 6.1 ;;
+    4.20) echo 6.12 ;;
+    *) echo "no Debian kernel is known for Xen $1" >&2; return 1 ;;
+  esac
+}
+
+# xen_release_dom0_kernel RELEASE: the kernel that the release's suite's linux-image-amd64
+# depends on, extracted once; prints its root directory and the kernel version, e.g.
+# "/var/cache/xen-abi/releases/kernel-4.14 5.10.0-35-amd64".
+xen_release_dom0_kernel() {
+  local suite linux kpkg dir="$XEN_RELEASES_DIR/kernel-$1"
+  suite=$(xen_release_suite "$1") || return 1
+  linux=$(xen_release_linux "$1") || return 1
+  suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
+  kpkg=$(suite_apt "$suite" apt-cache depends linux-image-amd64 2>/dev/null |
+    awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
+  [ -n "$kpkg" ] || { echo "FAIL: Debian $suite's linux-image-amd64 names no kernel" >&2; return 1; }
+  # A new kernel ABI in the suite gets a fresh directory.
+  [ -f "$dir/package" ] && [ "$(cat "$dir/package")" != "$kpkg" ] && rm -rf "$dir"
+  suite_package_tree "$suite" "$kpkg" "$linux" "$dir" || return 1
+  echo "$kpkg" >"$dir/package"
+  echo "$dir ${kpkg#linux-image-}"
+}
+
 # The releases of the machine's own headers, which the plain C probes check (libxen-dev's and
 # linux-libc-dev's major.minor; the cross linux-libc-dev variants are the same kernel).
 machine_xen_release() {

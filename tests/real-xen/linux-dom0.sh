@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Real Xen, x86_64, Linux dom0: Debian's Xen 4.17 boots Debian's 6.1 kernel as a PV dom0 with a
-# busybox initramfs made here; /init loads xen-privcmd and xen-evtchn and runs xen-sys's
-# privcmd_check example (static) on the privcmd backend: generic hypercalls with
+# Real Xen, x86_64, Linux dom0: one static build of xen-sys's privcmd_check example runs in a
+# Linux PV dom0 on each Xen release with that release's Debian kernel (Xen 4.14 + Linux 5.10,
+# 4.17 + 6.1, 4.20 + 6.12; LINUX_DOM0_RELEASES overrides the list), from a busybox initramfs
+# made here whose /init loads xen-privcmd and xen-evtchn: generic hypercalls with
 # /dev/xen/hypercall buffers, the evtchn device, IOCTL_PRIVCMD_DM_OP errors, an MMAP_RESOURCE size
-# query and RESTRICT. One line per check.
+# query, RESTRICT, and the ioctls newer than some kernels, which must be refused (typed) exactly
+# where the booted kernel predates them or lacks the option they need. One line per check. Then
+# the program on a deliberately broken backend must fail (on the machine's release).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
@@ -11,14 +14,11 @@ cd "$(dirname "$0")/../.."
 ensure_packages $PKGS_LINUX_DOM0
 
 . tests/lib/real-xen.sh
+# shellcheck source=tests/lib/xen-releases.sh
+. tests/lib/xen-releases.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
 ensure_xen_x86 "$out"
-xen="$XEN_X86"
-ensure_debian_kernel
-kver="$KVER"
-vmlinuz="$VMLINUZ"
-mods="$KMODS/drivers/xen"
 
 # The test program, static so the initramfs needs no libraries.
 build_prog() { # extra-rustflags target-dir
@@ -26,6 +26,42 @@ build_prog() { # extra-rustflags target-dir
     --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2" \
     || return 1
   echo "$2/x86_64-unknown-linux-gnu/release/examples/privcmd_check"
+}
+
+# Sets xen, kver, vmlinuz, kconfig and mods (the kernel's drivers/xen) for a release: the machine's
+# hypervisor and Debian's current kernel for 4.17, the cached packages of the release's suite
+# otherwise.
+release_setup() { # release
+  if [ "$1" = 4.17 ]; then
+    xen=$XEN_X86
+    ensure_debian_kernel
+    kver=$KVER vmlinuz=$VMLINUZ mods="$KMODS/drivers/xen"
+    kconfig="${VMLINUZ%/vmlinuz-*}/config-$KVER"
+    return 0
+  fi
+  local k root
+  xen=$(xen_release_hypervisor "$1") || { echo "FAIL: Xen $1's hypervisor could not be fetched"; exit 1; }
+  k=$(xen_release_dom0_kernel "$1") || { echo "FAIL: Xen $1's Debian kernel could not be fetched"; exit 1; }
+  root=${k% *} kver=${k#* }
+  vmlinuz="$root/boot/vmlinuz-$kver" kconfig="$root/boot/config-$kver"
+  mods="$root/lib/modules/$kver/kernel/drivers/xen"
+  [ -d "$mods" ] || mods="$root/usr/lib/modules/$kver/kernel/drivers/xen"
+  [ -d "$mods" ] || { echo "FAIL: no drivers/xen modules in $root"; exit 1; }
+}
+
+# A module of $mods into the initramfs, uncompressed (busybox's insmod reads plain .ko files;
+# Debian 13 ships them xz-compressed, and busybox has unxz).
+add_module() { # name dir
+  if [ -f "$mods/$1.ko" ]; then
+    cp "$mods/$1.ko" "$2/$1.ko"
+  elif [ -f "$mods/$1.ko.xz" ]; then
+    busybox unxz -c "$mods/$1.ko.xz" >"$2/$1.ko"
+  else
+    echo "FAIL: no $1 module in $mods"; exit 1
+  fi
+  local deps
+  deps=$(tr '\0' '\n' <"$2/$1.ko" | sed -n 's/^depends=//p')
+  [ -z "$deps" ] || { echo "FAIL: $1 needs modules this initramfs does not load: $deps"; exit 1; }
 }
 
 # initramfs: busybox, the two modules, the program, /init.
@@ -36,7 +72,8 @@ rm -rf "$ir"
 mkdir -p "$ir"/{bin,dev,proc,sys,lib/modules}
 cp /bin/busybox "$ir/bin/busybox"
 for a in sh mount insmod reboot echo; do ln -s busybox "$ir/bin/$a"; done
-cp "$mods/xen-privcmd.ko" "$mods/xen-evtchn.ko" "$ir/lib/modules/"
+add_module xen-privcmd "$ir/lib/modules"
+add_module xen-evtchn "$ir/lib/modules"
 cp "$prog" "$ir/privcmd_check"
 cat >"$ir/init" <<'INIT'
 #!/bin/sh
@@ -64,31 +101,53 @@ boot() { # cpio log -> QEMU's exit status
   return $rc
 }
 
-# Not inside make_initramfs's arguments: a failed build must end the scenario, not leave an old
-# binary in place.
-prog=$(build_prog "" "$out/static") || { echo "FAIL: privcmd_check does not build"; exit 1; }
-make_initramfs "$prog" "$out/initramfs.cpio"
-log="$out/linux-dom0.log"
-start=$(date +%s%N)
-rc=0; boot "$out/initramfs.cpio" "$log" || rc=$?
-ms=$(( ($(date +%s%N) - start) / 1000000 ))
+# The kernel option an ioctl needs besides its release (empty: none).
+ioctl_config() {
+  case $1 in
+    IOCTL_PRIVCMD_IRQFD | IOCTL_PRIVCMD_IOEVENTFD) echo CONFIG_XEN_PRIVCMD_EVENTFD ;;
+  esac
+}
 
-checks_verdict "$rc" 18
-extraversion_of privcmd
-# The ioctls newer than some kernels: refused (typed) exactly where the booted kernel predates
-# the release that introduced them, present otherwise.
-kmm=$(echo "$kver" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
-gates=$(tr -d '\r' <"$log" | grep '^GATE ' || true)
-[ "$(wc -l <<<"$gates")" -ge 3 ] || fail "fewer than 3 GATE lines"
-while read -r _ op verdict since; do
-  want=present
-  [ "$(printf '%s\n' "$since" "$kmm" | sort -V | head -1)" = "$since" ] || want=refused
-  [ "$verdict" = "$want" ] || fail "$op: $verdict on Linux $kver, want $want (it arrived in $since)"
-done <<<"$gates"
-gated=$(awk '{ printf "%s%s %s", sep, $2, $3; sep = ", " }' <<<"$gates")
-echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU (kernel-gated: $gated)"
+# The verdict on the ioctls newer than some kernels ("GATE <ioctl> present|refused <release>"):
+# present exactly where the booted kernel is at least that release and has the option the ioctl
+# needs. Sets gated to a summary.
+gates_verdict() {
+  local kmm gates want cfg
+  kmm=$(echo "$kver" | sed -E 's/^([0-9]+\.[0-9]+).*/\1/')
+  gates=$(tr -d '\r' <"$log" | grep '^GATE ' || true)
+  [ "$(grep -c . <<<"$gates")" -ge 3 ] || fail "fewer than 3 GATE lines"
+  while read -r _ op verdict since; do
+    want=present
+    [ "$(printf '%s\n' "$since" "$kmm" | sort -V | head -1)" = "$since" ] || want=refused
+    cfg=$(ioctl_config "$op")
+    if [ "$want" = present ] && [ -n "$cfg" ] && ! grep -q "^$cfg=y" "$kconfig"; then
+      want=refused
+    fi
+    [ "$verdict" = "$want" ] || fail "$op: $verdict on Linux $kver, want $want (Linux $since${cfg:+, $cfg})"
+  done <<<"$gates"
+  gated=$(awk '{ printf "%s%s %s", sep, $2, $3; sep = ", " }' <<<"$gates")
+}
+
+prog=$(build_prog "" "$out/static") || { echo "FAIL: privcmd_check does not build"; exit 1; }
+echo "     privcmd_check $(sha256sum "$prog" | cut -c1-16) (sha256), the same file on every release"
+for rel in ${LINUX_DOM0_RELEASES:-$XEN_RELEASES}; do
+  release_setup "$rel"
+  make_initramfs "$prog" "$out/initramfs-$rel.cpio"
+  log="$out/linux-dom0-$rel.log"
+  start=$(date +%s%N)
+  rc=0; boot "$out/initramfs-$rel.cpio" "$log" || rc=$?
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  checks_verdict "$rc" 18
+  grep -q "Xen version $rel\." "$log" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' "$log"), want $rel"
+  v=$(tr -d '\r' <"$log" | sed -n 's/^VERSION //p' | head -1)
+  [ "$v" = "$rel" ] || fail "privcmd_check: XENVER_version says \"$v\" on Xen $rel"
+  extraversion_of privcmd "$rel"
+  gates_verdict
+  echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU (kernel-gated: $gated)"
+done
 
 # The same program on a backend with two argument registers swapped must fail.
+release_setup "$(machine_xen_release)"
 prog=$(build_prog "--cfg broken_backend" "$out/static-broken") || { echo "FAIL: the broken privcmd_check does not build"; exit 1; }
 make_initramfs "$prog" "$out/initramfs-broken.cpio"
 log="$out/linux-dom0-broken.log"

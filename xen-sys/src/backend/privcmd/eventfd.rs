@@ -3,16 +3,35 @@
 //! kernel completes a virtio-mmio queue notify itself and signals an eventfd), plus the GSI
 //! lookup a PVH dom0 needs for passthrough. All three are newer than most kernels in the field:
 //! whether the running kernel has them is learned by calling them, and a kernel without one
-//! answers ENOTTY, reported as [`Error::NotSupportedByKernel`]. (Checked on real Xen by the
-//! privcmd_check example on Debian's Linux 6.1 dom0, which has none of the three.)
+//! answers ENOTTY, reported as [`Error::NotSupportedByKernel`]; a kernel that has irqfd and
+//! ioeventfd compiled out answers EOPNOTSUPP, [`Error::KernelOptionMissing`]. (Both seen on real
+//! Xen by the privcmd_check example: Debian's 5.10 and 6.1 lack all three ioctls, Debian's 6.12
+//! has them but is built without `CONFIG_XEN_PRIVCMD_EVENTFD`.)
 
 use std::os::fd::{AsRawFd, BorrowedFd};
 
-use super::{kernel_ioctl_error, sys, Error, Mapping, Privcmd};
+use super::{kernel_ioctl_error, sys, Errno, Error, Mapping, Privcmd};
 use crate::generated::*;
 
 /// Access sizes the kernel accepts for an ioeventfd's notify write.
 const IOEVENTFD_ACCESS_SIZES: [u32; 4] = [1, 2, 4, 8];
+/// The kernel option behind irqfd and ioeventfd (without it they answer EOPNOTSUPP).
+const EVENTFD_OPTION: &str = "CONFIG_XEN_PRIVCMD_EVENTFD";
+
+/// An irqfd/ioeventfd error: a kernel without the ioctl, one built without its option, or the
+/// ioctl's own errno.
+fn eventfd_error(op: &'static str, linux: &'static str, errno: Errno) -> Error {
+    if errno == Errno::OPNOTSUPP {
+        Error::KernelOptionMissing {
+            op,
+            option: EVENTFD_OPTION,
+            errno,
+        }
+    } else {
+        kernel_ioctl_error(op, linux, errno)
+    }
+}
+
 /// The kernel's limit on `vcpus` of an ioeventfd.
 const IOEVENTFD_MAX_VCPUS: usize = 4096;
 
@@ -41,8 +60,8 @@ impl Privcmd {
     /// `IOCTL_PRIVCMD_IRQFD`: from now on, each signal of `eventfd` makes the kernel issue
     /// the dm_op in `dm_op` (a whole `xen_dm_op`, copied now) on `domid`.
     ///
-    /// [`Error::NotSupportedByKernel`] on a kernel without irqfd (before Linux 6.6, or built
-    /// without `CONFIG_XEN_PRIVCMD_EVENTFD`).
+    /// [`Error::NotSupportedByKernel`] on a kernel before Linux 6.6,
+    /// [`Error::KernelOptionMissing`] on one built without `CONFIG_XEN_PRIVCMD_EVENTFD`.
     pub fn irqfd_assign(
         &self,
         domid: Domid,
@@ -84,17 +103,15 @@ impl Privcmd {
         // `size`-byte slice borrowed for the call (the kernel copies it before returning).
         unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_IRQFD, &mut a) }
             .map(drop)
-            .map_err(|errno| {
-                kernel_ioctl_error("IOCTL_PRIVCMD_IRQFD", IOCTL_PRIVCMD_IRQFD_LINUX, errno)
-            })
+            .map_err(|errno| eventfd_error("IOCTL_PRIVCMD_IRQFD", IOCTL_PRIVCMD_IRQFD_LINUX, errno))
     }
 
     /// `IOCTL_PRIVCMD_IOEVENTFD`: let the kernel complete the guest's queue-notify writes
     /// that `binding` describes itself, signalling its eventfd, instead of passing those
     /// ioreqs to the server.
     ///
-    /// [`Error::NotSupportedByKernel`] on a kernel without ioeventfd (before Linux 6.7, or
-    /// built without `CONFIG_XEN_PRIVCMD_EVENTFD`).
+    /// [`Error::NotSupportedByKernel`] on a kernel before Linux 6.7,
+    /// [`Error::KernelOptionMissing`] on one built without `CONFIG_XEN_PRIVCMD_EVENTFD`.
     pub fn ioeventfd_assign(&self, binding: &Ioeventfd<'_>) -> Result<(), Error> {
         self.ioeventfd(binding, 0)
     }
@@ -137,7 +154,7 @@ impl Privcmd {
         // kernel copies the ports and keeps only the page it found behind the mapping).
         unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_IOEVENTFD, &mut a) }
             .map(drop)
-            .map_err(|errno| kernel_ioctl_error(op, IOCTL_PRIVCMD_IOEVENTFD_LINUX, errno))
+            .map_err(|errno| eventfd_error(op, IOCTL_PRIVCMD_IOEVENTFD_LINUX, errno))
     }
 
     /// `IOCTL_PRIVCMD_PCIDEV_GET_GSI`: the GSI of the PCI device `sbdf` (see
@@ -208,6 +225,26 @@ mod tests {
         );
         let e = p.irqfd_deassign(1, null.as_fd()).unwrap_err();
         assert!(matches!(e, Error::NotSupportedByKernel { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn eopnotsupp_from_irqfd_names_the_missing_kernel_option() {
+        let e = eventfd_error("IOCTL_PRIVCMD_IRQFD", "6.6", Errno::OPNOTSUPP);
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "IOCTL_PRIVCMD_IRQFD: this kernel was built without CONFIG_XEN_PRIVCMD_EVENTFD: {}",
+                Errno::OPNOTSUPP
+            )
+        );
+        assert!(matches!(
+            eventfd_error("IOCTL_PRIVCMD_IRQFD", "6.6", Errno::NOTTY),
+            Error::NotSupportedByKernel { .. }
+        ));
+        assert!(matches!(
+            eventfd_error("IOCTL_PRIVCMD_IRQFD", "6.6", Errno::BADF),
+            Error::Ioctl { .. }
+        ));
     }
 
     #[test]

@@ -85,6 +85,18 @@ pub enum Error {
         /// What the kernel answered.
         errno: Errno,
     },
+    /// The running kernel knows the ioctl but was built without the option that implements
+    /// it (it answered EOPNOTSUPP), e.g. irqfd without `CONFIG_XEN_PRIVCMD_EVENTFD`, which
+    /// Debian's 6.12 kernel does not set.
+    #[error("{op}: this kernel was built without {option}: {errno}")]
+    KernelOptionMissing {
+        /// The ioctl.
+        op: &'static str,
+        /// The kernel configuration option it needs.
+        option: &'static str,
+        /// What the kernel answered.
+        errno: Errno,
+    },
     /// Arguments the kernel would refuse, caught before the call.
     #[error("{op}: {reason}")]
     Invalid {
@@ -103,7 +115,8 @@ impl Error {
             | Error::Ioctl { errno, .. }
             | Error::Mmap { errno, .. }
             | Error::Io { errno, .. }
-            | Error::NotSupportedByKernel { errno, .. } => Some(*errno),
+            | Error::NotSupportedByKernel { errno, .. }
+            | Error::KernelOptionMissing { errno, .. } => Some(*errno),
             _ => None,
         }
     }
@@ -232,6 +245,9 @@ impl Privcmd {
 
     /// `IOCTL_PRIVCMD_MMAP_RESOURCE` size query: how many frames resource (`ty`, `id`) of
     /// `domid` has (e.g. an ioreq server: 1 + its ioreq pages).
+    ///
+    /// Meaningful from Xen 4.15 only: before it Xen answers every size query with its batch
+    /// limit (32), whatever the resource and without checking the domain.
     pub fn resource_size(
         &self,
         domid: Domid,

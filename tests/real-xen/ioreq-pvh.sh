@@ -41,6 +41,7 @@ guest="$out/pvh-guest/i686-unknown-linux-gnu/release/xen-pvh-guest-test"
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
   --features std --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static"
 server="$out/static/x86_64-unknown-linux-gnu/server/examples/regbank"
+echo "     regbank $(sha256sum "$server" | cut -c1-16) (sha256; the file linux-dom0.sh ran on every release)"
 gcc -O2 -Wall -Wextra -Werror -o "$out/cserver" tests/c-server/cserver.c \
   -lxendevicemodel -lxenforeignmemory -lxenevtchn
 gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$out/insn-windows.so" \

@@ -6,7 +6,11 @@
 # /dev/xen/hypercall buffers, the evtchn device, IOCTL_PRIVCMD_DM_OP errors, an MMAP_RESOURCE size
 # query, RESTRICT, and the ioctls newer than some kernels, which must be refused (typed) exactly
 # where the booted kernel predates them or lacks the option they need. One line per check. Then
-# the program on a deliberately broken backend must fail (on the machine's release).
+# the program on a deliberately broken backend must fail (on the machine's release). The regbank
+# IOREQ server (the same static binary the IOREQ scenario runs) is started once per release for a
+# domain that does not exist: where Xen predates an interface it needs it must refuse at once
+# with the typed version error naming the operation and release (4.14: XEN_DMOP_nr_vcpus needs
+# 4.15), elsewhere it must get as far as Xen's ESRCH for the missing domain; both exit cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
@@ -26,6 +30,14 @@ build_prog() { # extra-rustflags target-dir
     --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2" \
     || return 1
   echo "$2/x86_64-unknown-linux-gnu/release/examples/privcmd_check"
+}
+
+# The IOREQ server, built as tests/real-xen/ioreq-pvh.sh builds it (same flags and directory).
+build_regbank() {
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
+    --features std --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static" \
+    || return 1
+  echo "$out/static/x86_64-unknown-linux-gnu/server/examples/regbank"
 }
 
 # Sets xen, kver, vmlinuz, kconfig and mods (the kernel's drivers/xen) for a release: the machine's
@@ -71,10 +83,11 @@ ir="$out/initramfs"
 rm -rf "$ir"
 mkdir -p "$ir"/{bin,dev,proc,sys,lib/modules}
 cp /bin/busybox "$ir/bin/busybox"
-for a in sh mount insmod reboot echo; do ln -s busybox "$ir/bin/$a"; done
+for a in sh mount insmod reboot echo timeout; do ln -s busybox "$ir/bin/$a"; done
 add_module xen-privcmd "$ir/lib/modules"
 add_module xen-evtchn "$ir/lib/modules"
 cp "$prog" "$ir/privcmd_check"
+[ -n "${regbank:-}" ] && cp "$regbank" "$ir/regbank"
 cat >"$ir/init" <<'INIT'
 #!/bin/sh
 mount -t devtmpfs devtmpfs /dev
@@ -85,6 +98,10 @@ insmod /lib/modules/xen-evtchn.ko
 echo "== privcmd_check starts"
 /privcmd_check
 echo "== privcmd_check exit status $?"
+if [ -x /regbank ]; then
+  timeout 20 /regbank 1 2>&1
+  echo "== regbank exit status $?"
+fi
 reboot -f
 INIT
 chmod +x "$ir/init"
@@ -128,8 +145,24 @@ gates_verdict() {
   gated=$(awk '{ printf "%s%s %s", sep, $2, $3; sep = ", " }' <<<"$gates")
 }
 
+# regbank for a domain that does not exist: the typed refusal where Xen predates
+# XEN_DMOP_nr_vcpus (4.15), Xen's ESRCH from it elsewhere; a clean exit either way. Sets said.
+regbank_verdict() { # release
+  local st want
+  st=$(tr -d '\r' <"$log" | sed -n 's/^== regbank exit status //p')
+  said=$(tr -d '\r' <"$log" | grep -m1 '^regbank: ' || true)
+  [ "$st" = 1 ] || fail "regbank exit status \"$st\" on Xen $1, want 1 (124: it hung)"
+  if [ "$(printf '%s\n' 4.15 "$1" | sort -V | head -1)" = 4.15 ]; then
+    want="regbank: XEN_DMOP_nr_vcpus: errno 3"
+  else
+    want="regbank: XEN_DMOP_nr_vcpus needs Xen 4.15 or later; the running hypervisor is $1"
+  fi
+  [ "$said" = "$want" ] || fail "regbank on Xen $1 said \"$said\", want \"$want\""
+}
+
 prog=$(build_prog "" "$out/static") || { echo "FAIL: privcmd_check does not build"; exit 1; }
-echo "     privcmd_check $(sha256sum "$prog" | cut -c1-16) (sha256), the same file on every release"
+regbank=$(build_regbank) || { echo "FAIL: regbank does not build"; exit 1; }
+echo "     privcmd_check $(sha256sum "$prog" | cut -c1-16), regbank $(sha256sum "$regbank" | cut -c1-16) (sha256): the same files on every release"
 for rel in ${LINUX_DOM0_RELEASES:-$XEN_RELEASES}; do
   release_setup "$rel"
   make_initramfs "$prog" "$out/initramfs-$rel.cpio"
@@ -143,12 +176,15 @@ for rel in ${LINUX_DOM0_RELEASES:-$XEN_RELEASES}; do
   [ "$v" = "$rel" ] || fail "privcmd_check: XENVER_version says \"$v\" on Xen $rel"
   extraversion_of privcmd "$rel"
   gates_verdict
+  regbank_verdict "$rel"
   echo "ok   Linux $kver PV dom0: $n privcmd/evtchn checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU (kernel-gated: $gated)"
+  echo "ok   regbank on Xen $rel: \"$said\", exit status 1, no hang"
 done
 
 # The same program on a backend with two argument registers swapped must fail.
 release_setup "$(machine_xen_release)"
 prog=$(build_prog "--cfg broken_backend" "$out/static-broken") || { echo "FAIL: the broken privcmd_check does not build"; exit 1; }
+regbank=
 make_initramfs "$prog" "$out/initramfs-broken.cpio"
 log="$out/linux-dom0-broken.log"
 rc=0; boot "$out/initramfs-broken.cpio" "$log" || rc=$?

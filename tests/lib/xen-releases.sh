@@ -4,6 +4,8 @@
 #
 # Each suite gets its own apt configuration (its own sources, lists and cache; an empty dpkg
 # status), so the machine's apt state and sources are left alone.
+# shellcheck source=tests/lib/private-apt.sh
+. "$(dirname "${BASH_SOURCE[0]}")/private-apt.sh"
 XEN_RELEASES="4.14 4.17 4.20"
 XEN_RELEASES_DIR="${XEN_ABI_CACHE:-/var/cache/xen-abi}/releases"
 
@@ -16,29 +18,9 @@ xen_release_suite() { # release -> Debian suite
   esac
 }
 
-suite_apt() { # suite cmd...
+suite_apt() { # suite cmd...: apt on that Debian suite alone (tests/lib/private-apt.sh)
   local suite=$1; shift
-  local d="$XEN_RELEASES_DIR/apt-$suite"
-  if [ ! -f "$d/apt.conf" ]; then
-    mkdir -p "$d/state/lists/partial" "$d/cache/archives/partial"
-    : >"$d/status"
-    cat >"$d/sources.list" <<SRC
-deb http://deb.debian.org/debian $suite main
-deb http://deb.debian.org/debian $suite-updates main
-deb http://deb.debian.org/debian-security $suite-security main
-SRC
-    cat >"$d/apt.conf" <<CONF
-APT::Architecture "amd64";
-APT::Architectures { "amd64"; };
-Dir::Etc::sourcelist "$d/sources.list";
-Dir::Etc::sourceparts "-";
-Dir::State "$d/state";
-Dir::State::status "$d/status";
-Dir::Cache "$d/cache";
-CONF
-    chown -R _apt "$d" 2>/dev/null || true
-  fi
-  APT_CONFIG="$d/apt.conf" "$@"
+  apt_root "$XEN_RELEASES_DIR/apt-$suite" amd64 "$suite" "$@"
 }
 
 # suite_package_tree SUITE PACKAGE VERSION_PREFIX DIR: the package's files from that suite,

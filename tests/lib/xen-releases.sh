@@ -100,6 +100,21 @@ xen_release_dom0_kernel() {
   echo "$dir ${kpkg#linux-image-}"
 }
 
+# Whether release A is at least B (both "major.minor" or longer).
+release_at_least() { # a b
+  [ "$(printf '%s\n' "$2" "$1" | sort -V | head -1)" = "$2" ]
+}
+
+# release_xen RELEASE: the x86 hypervisor to boot for it: the machine's (ensure_xen_x86, from
+# tests/lib/real-xen.sh) for 4.17, the release's cached Debian package otherwise.
+release_xen() {
+  if [ "$1" = 4.17 ]; then
+    echo "$XEN_X86"
+  else
+    xen_release_hypervisor "$1" || { echo "FAIL: Xen $1's hypervisor could not be fetched" >&2; return 1; }
+  fi
+}
+
 # The releases of the machine's own headers, which the plain C probes check (libxen-dev's and
 # linux-libc-dev's major.minor; the cross linux-libc-dev variants are the same kernel).
 machine_xen_release() {

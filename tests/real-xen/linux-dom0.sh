@@ -44,15 +44,14 @@ build_regbank() {
 # hypervisor and Debian's current kernel for 4.17, the cached packages of the release's suite
 # otherwise.
 release_setup() { # release
+  xen=$(release_xen "$1") || exit 1
   if [ "$1" = 4.17 ]; then
-    xen=$XEN_X86
     ensure_debian_kernel
     kver=$KVER vmlinuz=$VMLINUZ mods="$KMODS/drivers/xen"
     kconfig="${VMLINUZ%/vmlinuz-*}/config-$KVER"
     return 0
   fi
   local k root
-  xen=$(xen_release_hypervisor "$1") || { echo "FAIL: Xen $1's hypervisor could not be fetched"; exit 1; }
   k=$(xen_release_dom0_kernel "$1") || { echo "FAIL: Xen $1's Debian kernel could not be fetched"; exit 1; }
   root=${k% *} kver=${k#* }
   vmlinuz="$root/boot/vmlinuz-$kver" kconfig="$root/boot/config-$kver"
@@ -135,7 +134,7 @@ gates_verdict() {
   [ "$(grep -c . <<<"$gates")" -ge 3 ] || fail "fewer than 3 GATE lines"
   while read -r _ op verdict since; do
     want=present
-    [ "$(printf '%s\n' "$since" "$kmm" | sort -V | head -1)" = "$since" ] || want=refused
+    release_at_least "$kmm" "$since" || want=refused
     cfg=$(ioctl_config "$op")
     if [ "$want" = present ] && [ -n "$cfg" ] && ! grep -q "^$cfg=y" "$kconfig"; then
       want=refused
@@ -152,7 +151,7 @@ regbank_verdict() { # release
   st=$(tr -d '\r' <"$log" | sed -n 's/^== regbank exit status //p')
   said=$(tr -d '\r' <"$log" | grep -m1 '^regbank: ' || true)
   [ "$st" = 1 ] || fail "regbank exit status \"$st\" on Xen $1, want 1 (124: it hung)"
-  if [ "$(printf '%s\n' 4.15 "$1" | sort -V | head -1)" = 4.15 ]; then
+  if release_at_least "$1" 4.15; then
     want="regbank: XEN_DMOP_nr_vcpus: errno 3"
   else
     want="regbank: XEN_DMOP_nr_vcpus needs Xen 4.15 or later; the running hypervisor is $1"

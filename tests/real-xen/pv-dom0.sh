@@ -40,11 +40,7 @@ echo "     kernel $(sha256sum "$kernel" | cut -c1-16) (sha256), the same file on
 # Gated interface: XENVER_extraversion2 exists from Xen 4.20.
 gate_since=4.20
 for rel in ${PV_DOM0_RELEASES:-$XEN_RELEASES}; do
-  if [ "$rel" = 4.17 ]; then
-    xen=$XEN_X86
-  else
-    xen=$(xen_release_hypervisor "$rel") || { echo "FAIL: Xen $rel's hypervisor could not be fetched"; exit 1; }
-  fi
+  xen=$(release_xen "$rel") || exit 1
   log="$out/pv-dom0-$rel.log"
   start=$(date +%s%N)
   rc=0; boot "$kernel" "$log" "$xen" || rc=$?
@@ -56,7 +52,7 @@ for rel in ${PV_DOM0_RELEASES:-$XEN_RELEASES}; do
     v=$(grep -m1 "^VERSION $b " "$log" | tr -d '\r' | cut -d' ' -f3 || true)
     [ "$v" = "$rel" ] || fail "$b backend: XENVER_version says \"$v\" on Xen $rel"
     want=refused
-    [ "$(printf '%s\n' "$gate_since" "$rel" | sort -V | head -1)" = "$gate_since" ] && want=used
+    release_at_least "$rel" "$gate_since" && want=used
     g=$(grep -m1 "^GATE $b XENVER_extraversion2 " "$log" | tr -d '\r' | cut -d' ' -f4 || true)
     [ "$g" = "$want" ] || fail "$b backend: XENVER_extraversion2 $g on Xen $rel, want $want"
   done

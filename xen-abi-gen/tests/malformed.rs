@@ -196,3 +196,49 @@ fn every_malformed_spec_is_rejected_as_announced() {
         "malformed specs not rejected as announced:\n{failures}"
     );
 }
+
+/// A Linux ioctl may not be dated before its argument struct (that check needs a `linux/*`
+/// file, which the one-file corpus above cannot be).
+#[test]
+fn an_ioctl_older_than_its_argument_struct_is_refused() {
+    let text = r#"[spec]
+format = 1
+xen = "4.20"
+interface_version = 0x00040e00
+header = "xen/sys/demo.h"
+doc = "A Linux device ABI."
+
+[[struct]]
+name = "demo_arg"
+doc = "The argument."
+since = "4.9"
+linux = "6.7"
+fields = [ { name = "fd", type = "u32", doc = "A descriptor." } ]
+
+[[ioctl]]
+name = "IOCTL_DEMO"
+dir = "write"
+type = 0x50
+nr = 1
+arg = "demo_arg"
+doc = "Uses it."
+since = "4.9"
+linux = "6.6"
+"#;
+    let source = |text: &str| xen_abi_gen::spec::Source {
+        rel_path: "linux/demo.toml".into(),
+        path: "linux/demo.toml".into(),
+        text: text.into(),
+    };
+    let e = match xen_abi_gen::spec::load_sources(&[source(text)]) {
+        Ok(_) => panic!("the older ioctl must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        e.contains("ioctl `IOCTL_DEMO` is dated Linux 6.6, but its argument `demo_arg` arrived in Linux 6.7"),
+        "{e}"
+    );
+    // Dated with its argument, or later, it is accepted.
+    let ok = text.replace("linux = \"6.6\"", "linux = \"6.7\"");
+    xen_abi_gen::spec::load_sources(&[source(&ok)]).unwrap_or_else(|e| panic!("{e}"));
+}

@@ -133,7 +133,7 @@ need_cmd "C conformance" i686-linux-gnu-gcc arm-linux-gnueabihf-gcc aarch64-linu
 need_cmd "real Xen x86_64" qemu-system-x86_64 zcat
 need "real Xen x86_64" /boot/xen-4.17-amd64.gz
 need_cmd "Linux dom0" busybox cpio ldd
-need_cmd "IOREQ" objdump strace xenstore-read
+need_cmd "IOREQ" objdump strace xenstore-read chroot
 need_cmd "real Xen arm64" qemu-system-aarch64 fdtput
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c; do
@@ -141,7 +141,8 @@ for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen
     if [[ $h == /* ]]; then need "IOREQ ($src)" "$h"; fi
   done
 done
-for f in libxendevicemodel.so libxenforeignmemory.so libxenevtchn.so libc.a libpthread.a crt1.o; do
+for f in libxendevicemodel.a libxenforeignmemory.a libxenevtchn.a libxencall.a libxentoolcore.a \
+  libxentoollog.a libc.a libpthread.a crt1.o rcrt1.o; do
   need "IOREQ (link)" "$(gcc -print-file-name="$f")"
 done
 # The dom0 tools the IOREQ initramfs carries, with their libraries.

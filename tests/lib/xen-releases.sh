@@ -152,3 +152,88 @@ linux_release_headers() {
 linux_release_package_version() {
   cat "$XEN_RELEASES_DIR/linux-$1/version"
 }
+
+# xen_release_userland RELEASE: a dom0 user space of that release's suite, extracted (not
+# installed) into the cache: xen-utils-RELEASE (xl, xenstored, xenconsoled, xen-init-dom0),
+# xenstore-utils, strace and libxen-dev (headers and static libraries for the C server), with
+# every library package they depend on, recursively (named lib* or in Debian's section libs;
+# other dependencies, such as python3 for pygrub, are left out: nothing the scenarios run needs
+# them, and a binary that did would fail at copy time naming the library it lacks). Prints the
+# root.
+xen_release_userland() {
+  local rel=$1 suite dir="$XEN_RELEASES_DIR/userland-$1" todo done_ p d debs
+  suite=$(xen_release_suite "$rel") || return 1
+  [ -f "$dir/packages" ] && { echo "$dir"; return 0; }
+  suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
+  todo="xen-utils-$rel xenstore-utils strace libxen-dev" done_=" "
+  while [ -n "$todo" ]; do
+    set -- $todo; p=$1; shift; todo="$*"
+    case $done_ in *" $p "*) continue ;; esac
+    done_+="$p "
+    # Depends and Pre-Depends; a virtual or alternative dependency takes its first provider.
+    for d in $(suite_apt "$suite" apt-cache depends --no-recommends --no-suggests --no-conflicts \
+        --no-breaks --no-replaces --no-enhances "$p" 2>/dev/null |
+        awk '/^ *\|?(Pre)?Depends: / { if ($2 ~ /^</) want = 1; else { print $2; want = 0 }; next }
+             want && /^    [^ ]/ { print $1; want = 0 }' | sed 's/:any$//'); do
+      case $d in
+        lib*) todo+=" $d" ;;
+        *) suite_apt "$suite" apt-cache show "$d" 2>/dev/null | grep -qx 'Section: libs' && todo+=" $d" ;;
+      esac
+    done
+  done
+  rm -rf "$dir.debs" "$dir.tmp" && mkdir -p "$dir.debs" "$dir.tmp"
+  chown _apt "$dir.debs" 2>/dev/null || true
+  # shellcheck disable=SC2086
+  (cd "$dir.debs" && suite_apt "$suite" apt-get download -qq $done_) || {
+    echo "FAIL: could not download Xen $rel's dom0 user space from Debian $suite:$done_" >&2; return 1; }
+  for debs in "$dir.debs"/*.deb; do dpkg-deb -x "$debs" "$dir.tmp"; done
+  # Packages of merged-/usr suites ship /usr/lib and /usr/lib64 only; the program interpreter
+  # and the default library path are /lib64 and /lib.
+  for d in lib lib64 bin sbin; do
+    [ -e "$dir.tmp/$d" ] || [ ! -d "$dir.tmp/usr/$d" ] || ln -s "usr/$d" "$dir.tmp/$d"
+  done
+  echo "$done_" >"$dir.tmp/packages"
+  rm -rf "$dir" "$dir.debs" && mv "$dir.tmp" "$dir"
+  echo "$dir"
+}
+
+# Sets xen, kver, vmlinuz, kconfig and mods (the kernel's drivers/xen) for a release: the machine's
+# hypervisor and Debian's current kernel for 4.17 (ensure_xen_x86 and ensure_debian_kernel of
+# tests/lib/real-xen.sh), the cached packages of the release's suite otherwise.
+release_dom0() { # release
+  xen=$(release_xen "$1") || exit 1
+  if [ "$1" = 4.17 ]; then
+    ensure_debian_kernel
+    kver=$KVER vmlinuz=$VMLINUZ mods="$KMODS/drivers/xen"
+    kconfig="${VMLINUZ%/vmlinuz-*}/config-$KVER"
+    return 0
+  fi
+  local k root
+  k=$(xen_release_dom0_kernel "$1") || { echo "FAIL: Xen $1's Debian kernel could not be fetched"; exit 1; }
+  root=${k% *} kver=${k#* }
+  vmlinuz="$root/boot/vmlinuz-$kver" kconfig="$root/boot/config-$kver"
+  mods="$root/lib/modules/$kver/kernel/drivers/xen"
+  [ -d "$mods" ] || mods="$root/usr/lib/modules/$kver/kernel/drivers/xen"
+  [ -d "$mods" ] || { echo "FAIL: no drivers/xen modules in $root"; exit 1; }
+}
+
+# A module of $mods (a path below it, e.g. xenfs/xenfs) into DIR as NAME.ko, uncompressed
+# (busybox's insmod reads plain .ko files; Debian 13 ships them xz-compressed, and busybox has
+# unxz). The modules it needs must be in DIR already (the initramfs loads them in the order they
+# were added).
+add_module() { # path dir
+  local ko deps d
+  ko="$2/$(basename "$1").ko"
+  if [ -f "$mods/$1.ko" ]; then
+    cp "$mods/$1.ko" "$ko"
+  elif [ -f "$mods/$1.ko.xz" ]; then
+    busybox unxz -c "$mods/$1.ko.xz" >"$ko"
+  else
+    echo "FAIL: no $1 module in $mods"; exit 1
+  fi
+  deps=$(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr ',' ' ')
+  for d in $deps; do
+    [ -f "$2/$d.ko" ] || [ -f "$2/${d//_/-}.ko" ] ||
+      { echo "FAIL: $1 needs $d, which this initramfs does not load before it"; exit 1; }
+  done
+}

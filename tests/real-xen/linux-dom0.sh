@@ -40,41 +40,6 @@ build_regbank() {
   echo "$out/static/x86_64-unknown-linux-gnu/server/examples/regbank"
 }
 
-# Sets xen, kver, vmlinuz, kconfig and mods (the kernel's drivers/xen) for a release: the machine's
-# hypervisor and Debian's current kernel for 4.17, the cached packages of the release's suite
-# otherwise.
-release_setup() { # release
-  xen=$(release_xen "$1") || exit 1
-  if [ "$1" = 4.17 ]; then
-    ensure_debian_kernel
-    kver=$KVER vmlinuz=$VMLINUZ mods="$KMODS/drivers/xen"
-    kconfig="${VMLINUZ%/vmlinuz-*}/config-$KVER"
-    return 0
-  fi
-  local k root
-  k=$(xen_release_dom0_kernel "$1") || { echo "FAIL: Xen $1's Debian kernel could not be fetched"; exit 1; }
-  root=${k% *} kver=${k#* }
-  vmlinuz="$root/boot/vmlinuz-$kver" kconfig="$root/boot/config-$kver"
-  mods="$root/lib/modules/$kver/kernel/drivers/xen"
-  [ -d "$mods" ] || mods="$root/usr/lib/modules/$kver/kernel/drivers/xen"
-  [ -d "$mods" ] || { echo "FAIL: no drivers/xen modules in $root"; exit 1; }
-}
-
-# A module of $mods into the initramfs, uncompressed (busybox's insmod reads plain .ko files;
-# Debian 13 ships them xz-compressed, and busybox has unxz).
-add_module() { # name dir
-  if [ -f "$mods/$1.ko" ]; then
-    cp "$mods/$1.ko" "$2/$1.ko"
-  elif [ -f "$mods/$1.ko.xz" ]; then
-    busybox unxz -c "$mods/$1.ko.xz" >"$2/$1.ko"
-  else
-    echo "FAIL: no $1 module in $mods"; exit 1
-  fi
-  local deps
-  deps=$(tr '\0' '\n' <"$2/$1.ko" | sed -n 's/^depends=//p')
-  [ -z "$deps" ] || { echo "FAIL: $1 needs modules this initramfs does not load: $deps"; exit 1; }
-}
-
 # initramfs: busybox, the two modules, the program, /init.
 make_initramfs() { # program cpio
 local prog=$1
@@ -163,7 +128,7 @@ prog=$(build_prog "" "$out/static") || { echo "FAIL: privcmd_check does not buil
 regbank=$(build_regbank) || { echo "FAIL: regbank does not build"; exit 1; }
 echo "     privcmd_check $(sha256sum "$prog" | cut -c1-16), regbank $(sha256sum "$regbank" | cut -c1-16) (sha256): the same files on every release"
 for rel in ${LINUX_DOM0_RELEASES:-$XEN_RELEASES}; do
-  release_setup "$rel"
+  release_dom0 "$rel"
   make_initramfs "$prog" "$out/initramfs-$rel.cpio"
   log="$out/linux-dom0-$rel.log"
   start=$(date +%s%N)
@@ -181,7 +146,7 @@ for rel in ${LINUX_DOM0_RELEASES:-$XEN_RELEASES}; do
 done
 
 # The same program on a backend with two argument registers swapped must fail.
-release_setup "$(machine_xen_release)"
+release_dom0 "$(machine_xen_release)"
 prog=$(build_prog "--cfg broken_backend" "$out/static-broken") || { echo "FAIL: the broken privcmd_check does not build"; exit 1; }
 regbank=
 make_initramfs "$prog" "$out/initramfs-broken.cpio"

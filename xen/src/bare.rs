@@ -20,6 +20,16 @@ pub const EVTCHN_PENDING_OFFSET: usize = 32 * 64;
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
 pub const EVTCHN_PENDING_OFFSET: usize = 64;
 
+/// The most buffers one dm_op call passes (the library's ops use at most 2).
+const MAX_DM_OP_BUFS: usize = 4;
+
+/// Until Xen 4.19, x86 Xen maps foreign pages (another domain's, or an ioreq server's) only
+/// into PV domains and the hardware domain: a PVH/HVM stub domain gets EACCES from
+/// `XENMEM_acquire_resource` and EPERM from `XENMAPSPACE_gmfn_foreign` ("remove foreign
+/// mappings from the p2m on teardown", 4.19, lifted it).
+#[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+const FOREIGN_INTO_HVM: XenVersion = XenVersion::new(4, 19);
+
 /// Frames of the caller where Xen may place pages: a virtual range and the guest frame numbers
 /// behind it (HVM/PVH/Arm callers; a PV caller gets MFNs instead and is not supported here).
 /// `XENMEM_acquire_resource` uses all but the last frame; the last one is where guest pages are
@@ -99,16 +109,24 @@ impl<H: Hypercall> Version for Bare<H> {
 
 impl<H: Hypercall> DeviceModel for Bare<H> {
     fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
-        let mut descs: Vec<XenDmOpBuf> = bufs
-            .iter_mut()
-            .map(|b| XenDmOpBuf {
+        // On the stack, not the heap: a stub domain's heap is fixed, and IRQ dm_ops may come
+        // while serving.
+        let mut descs = [XenDmOpBuf::default(); MAX_DM_OP_BUFS];
+        if bufs.len() > MAX_DM_OP_BUFS {
+            return Err(Error::Protocol {
+                op: "dm_op",
+                what: "more buffers than the bare platform passes",
+            });
+        }
+        for (d, b) in descs.iter_mut().zip(bufs.iter_mut()) {
+            *d = XenDmOpBuf {
                 h: GuestHandle::from_ptr(b.as_mut_ptr()),
                 size: b.len() as XenUlong,
-            })
-            .collect();
-        // SAFETY: each descriptor points to a live, writable slice we exclusively borrow for
-        // the call, in the caller's own (kernel) memory that Xen translates.
-        unsafe { xen_sys::dm_op(&self.h, domid, descs.len() as u32, descs.as_mut_ptr()) }
+            };
+        }
+        // SAFETY: each used descriptor points to a live, writable slice we exclusively borrow
+        // for the call, in the caller's own (kernel) memory that Xen translates.
+        unsafe { xen_sys::dm_op(&self.h, domid, bufs.len() as u32, descs.as_mut_ptr()) }
             .map(drop)
             .map_err(|e| xerr("dm_op", e))
     }
@@ -150,7 +168,8 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
             ..Default::default()
         };
         // SAFETY: `a` and the GFN list are live; Xen installs the frames at those GFNs.
-        unsafe { memory_op_acquire_resource(&self.h, &mut a) }.map_err(|e| xerr(OP, e))?;
+        unsafe { memory_op_acquire_resource(&self.h, &mut a) }
+            .map_err(|e| self.foreign_refusal(OP, e, XenErrno::EACCES))?;
         *used = end;
         Ok(WindowPages {
             // SAFETY: within the caller's window (checked above).
@@ -180,6 +199,32 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
 }
 
 impl<H: Hypercall> Bare<H> {
+    /// The error for a failed foreign mapping: where Xen answers `refusal` and reports a release
+    /// that maps foreign pages only into PV and hardware domains (x86 before 4.19), the typed
+    /// version error; otherwise the errno.
+    fn foreign_refusal(&self, op: &'static str, e: XenErrno, refusal: XenErrno) -> Error {
+        #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
+        if e == refusal {
+            if let Ok(running) = self.xen_version() {
+                if running < FOREIGN_INTO_HVM {
+                    return Error::Unsupported {
+                        op: match op {
+                            "XENMEM_acquire_resource" => {
+                                "XENMEM_acquire_resource into a PVH/HVM domain"
+                            }
+                            _ => "XENMAPSPACE_gmfn_foreign into a PVH/HVM domain",
+                        },
+                        since: FOREIGN_INTO_HVM,
+                        running,
+                    };
+                }
+            }
+        }
+        #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
+        let _ = refusal;
+        xerr(op, e)
+    }
+
     /// Map each guest frame covering [gpa, gpa+len) at the scratch frame in turn and call
     /// `f(address of the byte at gpa+done, done, n)`.
     fn guest_pages(
@@ -221,10 +266,7 @@ impl<H: Hypercall> Bare<H> {
             // scratch GFN, a frame of ours reserved for this.
             unsafe { memory_op_add_to_physmap_batch(&self.h, &mut b) }.map_err(|e| xerr(ADD, e))?;
             if errs[0] != 0 {
-                return Err(Error::Os {
-                    op: ADD,
-                    errno: -errs[0],
-                });
+                return Err(self.foreign_refusal(ADD, XenErrno(-errs[0]), XenErrno::EPERM));
             }
             f(scratch_va.wrapping_add(off), done, n);
             let r = XenRemoveFromPhysmap {

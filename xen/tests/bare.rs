@@ -19,6 +19,11 @@ struct FakeXen {
     guest_ram: RefCell<Vec<u8>>,
     scratch: *mut u8,
     mapped: Cell<Option<usize>>,
+    /// What XENVER_version answers.
+    version: i64,
+    /// Refuse foreign mappings into the caller as x86 Xen before 4.19 does for a PVH domain
+    /// (acquire_resource EACCES, gmfn_foreign EPERM per frame).
+    refuse_foreign: bool,
 }
 
 // SAFETY: a test double that models Xen's answers on memory the test owns.
@@ -29,7 +34,7 @@ unsafe impl Hypercall for FakeXen {
         // structs of the documented types.
         unsafe {
             match (op, a[0]) {
-                (17, 0) => 0x0004_0011,
+                (17, 0) => self.version,
                 (41, domid) => {
                     let bufs = a[2] as usize as *const XenDmOpBuf;
                     assert_eq!(a[1], 1, "one buffer");
@@ -80,6 +85,10 @@ unsafe impl Hypercall for FakeXen {
                         0x1235,
                         "the scratch frame"
                     );
+                    if self.refuse_foreign {
+                        (b.errs.addr() as usize as *mut i32).write(-1);
+                        return 0;
+                    }
                     let gfn = (b.idxs.addr() as usize as *const XenUlong).read() as usize;
                     let ram = self.guest_ram.borrow();
                     if (gfn + 1) * 4096 > ram.len() {
@@ -111,6 +120,9 @@ unsafe impl Hypercall for FakeXen {
                     );
                     let gfns = r.frame_list.addr() as usize as *const XenPfn;
                     assert_eq!(gfns.read(), 0x1234);
+                    if self.refuse_foreign {
+                        return -13;
+                    }
                     0
                 }
                 _ => -38,
@@ -136,6 +148,8 @@ fn bare_platform_issues_the_right_hypercalls() {
         guest_ram: RefCell::new(ram),
         scratch: window[1].0.as_mut_ptr(),
         mapped: Cell::new(None),
+        version: 0x0004_0011,
+        refuse_foreign: false,
     };
     let w = FrameWindow {
         va: window.as_mut_ptr().cast(),
@@ -190,4 +204,52 @@ fn bare_platform_issues_the_right_hypercalls() {
         "no bound port: nothing to wait for"
     );
     let _ = &mut shinfo;
+}
+
+/// Xen before 4.19 maps foreign pages into no PVH/HVM domain but the hardware domain: a stub
+/// domain's mappings fail with the typed version error there, and with the plain errno where the
+/// running release should have allowed them.
+#[test]
+fn foreign_mappings_refused_before_4_19_are_a_version_error() {
+    for (version, want_typed) in [(0x0004_0011, true), (0x0004_0014, false)] {
+        let mut shinfo = Box::new(Page([0; 4096]));
+        let mut window = Box::new([Page([0; 4096]), Page([0; 4096])]);
+        let fake = FakeXen {
+            shared_info: shinfo.0.as_mut_ptr(),
+            next_port: Cell::new(40),
+            log: RefCell::new(Vec::new()),
+            guest_ram: RefCell::new(vec![0u8; 4096]),
+            scratch: window[1].0.as_mut_ptr(),
+            mapped: Cell::new(None),
+            version,
+            refuse_foreign: true,
+        };
+        let w = FrameWindow {
+            va: window.as_mut_ptr().cast(),
+            gfns: &GFNS,
+        };
+        // SAFETY: the pages live for the whole test.
+        let bare = unsafe { Bare::new(fake, shinfo.0.as_mut_ptr(), Some(w)) };
+        let xen = Xen::new(bare).unwrap();
+        let p = xen.platform();
+        let res = p
+            .map_resource(7, XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
+            .unwrap_err();
+        let mut buf = [0u8; 4];
+        let ram = p.read_guest(7, 0, &mut buf).unwrap_err();
+        if want_typed {
+            assert_eq!(
+                res.to_string(),
+                "XENMEM_acquire_resource into a PVH/HVM domain needs Xen 4.19 or later; the running hypervisor is 4.17"
+            );
+            assert_eq!(
+                ram.to_string(),
+                "XENMAPSPACE_gmfn_foreign into a PVH/HVM domain needs Xen 4.19 or later; the running hypervisor is 4.17"
+            );
+        } else {
+            assert_eq!(res.errno(), Some(13));
+            assert_eq!(ram.errno(), Some(1));
+        }
+        let _ = &mut shinfo;
+    }
 }

@@ -136,13 +136,14 @@ need_cmd "Linux dom0" busybox cpio ldd
 need_cmd "IOREQ" objdump strace xenstore-read chroot
 need_cmd "real Xen arm64" qemu-system-aarch64 fdtput
 # The C programs of the IOREQ scenario: their headers and what they link.
-for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c; do
+for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \
+  tests/real-xen/set-target.c; do
   for h in $(gcc -M "$src" | sed 's/^[^:]*://; s/\\$//'); do
     if [[ $h == /* ]]; then need "IOREQ ($src)" "$h"; fi
   done
 done
 for f in libxendevicemodel.a libxenforeignmemory.a libxenevtchn.a libxencall.a libxentoolcore.a \
-  libxentoollog.a libc.a libpthread.a crt1.o rcrt1.o; do
+  libxentoollog.a libxenctrl.a libxengnttab.a libc.a libpthread.a crt1.o rcrt1.o; do
   need "IOREQ (link)" "$(gcc -print-file-name="$f")"
 done
 # The dom0 tools the IOREQ initramfs carries, with their libraries.

@@ -44,6 +44,7 @@ cargo fmt --manifest-path tests/xen-pv-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-arm64-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-pvh-guest/Cargo.toml -- --check
 cargo fmt --manifest-path tests/freestanding-mem/Cargo.toml -- --check
+cargo fmt --manifest-path tests/xen-pvh-stubdom/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
@@ -78,6 +79,9 @@ tests/real-xen/linux-dom0.sh
 
 step "real Xen ${ioreq_releases// //} (x86_64, QEMU): IOREQ, the Rust server answers a PVH guest where Xen has what it uses, refuses cleanly where not"
 IOREQ_RELEASES=$ioreq_releases tests/real-xen/ioreq-pvh.sh
+
+step "real Xen 4.17 and 4.20 (x86_64, QEMU): IOREQ from a PVH stub domain, refused before Xen 4.19"
+tests/real-xen/ioreq-stubdom.sh
 
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh

@@ -37,101 +37,40 @@ ensure_debian_rust >/dev/null
 . tests/lib/linux-pvh-domu.sh
 # shellcheck source=tests/lib/xen-releases.sh
 . tests/lib/xen-releases.sh
+# shellcheck source=tests/lib/dom0-initramfs.sh
+. tests/lib/dom0-initramfs.sh
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
 ensure_xen_x86 "$out"
 # Debian's current kernel: the Linux PVH guest's on every release (and 4.17's dom0).
 ensure_debian_kernel
 
-# The guest (32-bit PVH, Debian's rustc-web for i686) and the server (static).
-(cd tests/xen-pvh-guest && CARGO_TARGET_I686_UNKNOWN_LINUX_GNU_LINKER=i686-linux-gnu-gcc \
-  RUSTFLAGS="-C relocation-model=static" debian_cargo build --locked -q --release \
-  --target i686-unknown-linux-gnu --target-dir "$out/pvh-guest")
-guest="$out/pvh-guest/i686-unknown-linux-gnu/release/xen-pvh-guest-test"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
-  --features std --example regbank --target x86_64-unknown-linux-gnu --target-dir "$out/static"
-server="$out/static/x86_64-unknown-linux-gnu/server/examples/regbank"
+# The guest, the server and the plugin (tests/lib/dom0-initramfs.sh).
+build_ioreq_programs "$out"
 echo "     regbank $(sha256sum "$server" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release (regbank: the file linux-dom0.sh ran)"
-gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$out/insn-windows.so" \
-  tests/real-xen/insn-windows.c
 gcc -O2 -Wall -Wextra -Werror -static -pthread -o "$out/mmio-bench" tests/real-xen/mmio-bench.c
-# The two rdtsc instructions around the guest's timed loop mark the plugin's windows.
-mapfile -t marks < <(objdump -d "$guest" | awk '/<.*timed.*>:$/ { f = 1; next } /^$/ { f = 0 }
-  f && /\trdtsc/ { sub(":", "", $1); print "0x" $1 }')
-[ "${#marks[@]}" = 2 ] || { echo "FAIL IOREQ on real Xen: expected 2 rdtsc in the guest's timed(), found ${#marks[@]}"; exit 1; }
 # A PV guest to show a non-HVM target is refused: the PV test kernel, created paused, never run.
 (cd tests/xen-pv-dom0 && RUSTFLAGS="-C relocation-model=static" cargo build --locked -q --release \
   --target x86_64-unknown-linux-gnu --target-dir "$out/pv-dom0")
 pv="$out/pv-dom0/x86_64-unknown-linux-gnu/release/xen-pv-dom0-test"
 
-# The path of a file of root ROOT on this machine, its symlinks resolved inside ROOT (an older
-# suite's libc6 has absolute ones, such as /lib64/ld-linux-x86-64.so.2).
-in_root() { # root path
-  local p=$2 t n=0
-  while [ -L "$1$p" ] && [ $n -lt 40 ]; do
-    t=$(readlink "$1$p")
-    case $t in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
-    n=$((n + 1))
-  done
-  echo "$1$p"
-}
-
-# copy_bin PATH [NAME]: a program of the user space in $root into the initramfs at the same path,
-# with the libraries it loads, as that root's own dynamic loader resolves them (chroot, so the
-# machine's libraries never stand in for the release's); NAME: a link in /bin.
-copy_bin() {
-  local list lib
-  mkdir -p "$ir$(dirname "$1")"
-  cp "$(in_root "$root" "$1")" "$ir$1"
-  list=$(chroot "${root:-/}" /lib64/ld-linux-x86-64.so.2 --list "$1" 2>&1) ||
-    { echo "FAIL: $1 of Xen $rel's user space ($root) cannot load: $list"; exit 1; }
-  for lib in $(awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' <<<"$list"); do
-    [ -e "$ir$lib" ] || { mkdir -p "$ir$(dirname "$lib")"; cp "$(in_root "$root" "$lib")" "$ir$lib"; }
-  done
-  [ -z "${2:-}" ] || ln -sf "$1" "$ir/bin/$2"
-}
-
-# dom0 initramfs for a release: busybox, that kernel's Xen modules, the release's xl, xenstored,
-# xenconsoled, xen-init-dom0, xenstore-read and strace with their libraries, the C server built
-# on its libxen-dev (static: its own libraries need no loader), the servers and the guests.
-# MODE: serve (the full scenario) or refusal (the server must refuse; the guest runs unserved).
+# dom0 initramfs for a release (tests/lib/dom0-initramfs.sh) with the C server built on its
+# libxen-dev, the servers and the guests. MODE: serve (the full scenario) or refusal (the server
+# must refuse; the guest runs unserved).
 make_initramfs() { # release mode cpio
   rel=$1 ir="$out/ioreq-initramfs-$1"
-  rm -rf "$ir"
-  mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
-  ln -s ../run "$ir/var/run"
-  cp /bin/busybox "$ir/bin/busybox"
-  for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr timeout; do ln -s busybox "$ir/bin/$a"; done
-  for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do add_module "$m" "$ir/lib/modules"; done
-  # The release's user space: the machine's for 4.17 (its declared packages), else the suite's.
-  root=""
-  if [ "$rel" != 4.17 ]; then
-    root=$(xen_release_userland "$rel") || { echo "FAIL: Xen $rel's dom0 user space could not be fetched"; exit 1; }
-  fi
-  local X=/usr/lib/xen-$rel/bin gcc_s
-  copy_bin $X/xl xl
-  copy_bin $X/xenstored xenstored
-  copy_bin $X/xenconsoled xenconsoled
-  copy_bin $X/xen-init-dom0 xen-init-dom0
-  copy_bin /usr/bin/xenstore-read xenstore-read
-  copy_bin /usr/bin/strace strace
-  gcc_s=$(find "$root"/lib/x86_64-linux-gnu/ "$root"/usr/lib/x86_64-linux-gnu/ -name 'libgcc_s.so.1' | head -1)
-  [ -n "$gcc_s" ] || { echo "FAIL: no libgcc_s.so.1 in Xen $rel's user space"; exit 1; }
-  cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
+  dom0_initramfs "$rel" "$ir"
   # The C server only where it serves (4.14's libxendevicemodel has no xendevicemodel_nr_vcpus
-  # either: the C server does not build there); static-pie like the Rust server, so both load
-  # above 4 GiB, where the plugin counts user space (below is the 32-bit guest).
+  # either: the C server does not build there).
   if [ "$2" = serve ]; then
-    gcc -O2 -Wall -Wextra -Werror -static-pie -I"$root/usr/include" -o "$ir/cserver" tests/c-server/cserver.c \
-      -L"$root/usr/lib/x86_64-linux-gnu" -lxendevicemodel -lxenforeignmemory -lxenevtchn -lxencall \
-      -lxentoolcore -lxentoollog || { echo "FAIL: the C server does not build on Xen $rel's libxen-dev"; exit 1; }
+    release_c "$ir/cserver" tests/c-server/cserver.c -lxendevicemodel -lxenforeignmemory \
+      -lxenevtchn -lxencall -lxentoolcore -lxentoollog
   fi
   cp "$guest" "$ir/guest.elf"
   cp "$pv" "$ir/pv.elf"
   cp "$server" "$ir/regbank"
   echo "$2" >"$ir/etc/scenario"
   build_linux_domu "$ir" "$out/mmio-bench"
-  : >"$ir/etc/xen/xl.conf"
   cat >"$ir/etc/xen/pv.cfg" <<'CFG'
 name = "pvguest"
 type = "pv"
@@ -151,48 +90,7 @@ CFG
   sed 's/^kernel = .*/&\ncmdline = "unserved"/' "$ir/etc/xen/guest.cfg" >"$ir/etc/xen/unserved.cfg"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
-mount -t devtmpfs devtmpfs /dev
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
-mount -t tmpfs tmpfs /run
-mkdir -p /run/xen /run/xenstored /run/lock
-for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do insmod /lib/modules/$m.ko; done
-mount -t xenfs xenfs /proc/xen
-XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid
-n=0; until xenstore-read -s / >/dev/null 2>&1; do sleep 0.1; n=$((n+1)); [ $n -gt 100 ] && break; done
-xen-init-dom0
-xenconsoled --log=guest --log-dir=/var/log/xen &
-# System calls in a full strace (-f) log, each counted once (not its "resumed" half), in total
-# and while serving: from the server's "serving" line to the SIGTERM that stops it.
-count_syscalls() { # trace-file server-name
-  awk -v pat="$2: serving" '
-    /^([0-9]+ +)?(---|\+\+\+) |resumed>/ { if (on && index($0, "--- SIGTERM")) on = 0; next }
-    { total++ }
-    on == 1 { serving++ }
-    index($0, pat) && on == "" { on = 1 }
-    END { printf "total=%d serving=%d\n", total, serving }' "$1"
-}
-# A server's output reaches its log through a FIFO that the shell reads with blocking reads:
-# polling the log (a grep forked every 50 ms) would compete with the timed loops for the CPU.
-serve() { # log command...: start the command in the background ($p), its output on fd 3
-  log=$1; shift
-  rm -f /tmp/out.fifo; mkfifo /tmp/out.fifo
-  "$@" >/tmp/out.fifo 2>&1 &
-  p=$!
-  exec 3</tmp/out.fifo
-  : >"$log"
-}
-wait_for() { # pattern log
-  while IFS= read -r -t 30 l <&3; do
-    echo "$l" >>"$2"
-    case "$l" in *"$1"*) return 0 ;; esac
-  done
-  echo "== TIMEOUT waiting for $1 in $2:"; cat "$2"; return 1
-}
-drain() { # log: the rest of the output, once the server has exited
-  cat <&3 >>"$1"; exec 3<&-; cat "$1"
-}
+. /etc/dom0.sh
 if [ "$(cat /etc/scenario)" = refusal ]; then
   # The server must refuse before it claims anything; the guest must then run unblocked.
   xl create -p /etc/xen/unserved.cfg
@@ -216,21 +114,6 @@ echo "== dom0 (PV) as the target:"; /regbank 0 2>&1; echo "== dom0 target exit $
 xl create -p /etc/xen/pv.cfg
 echo "== PV guest as the target:"; /regbank "$(xl domid pvguest)" 2>&1; echo "== PV target exit $?"
 xl destroy pvguest
-stop() { # process-name background-pid label
-  kill -TERM $(pidof "$1")
-  wait "$2"
-  echo "== $3 EXIT $?"
-}
-# Start a server (unpausing a guest once it serves, unless "-"), serve until its output shows a
-# pattern (the guest's phase write), then SIGTERM it and collect its output.
-serve_until() { # label process pattern log guest-to-unpause|- command...
-  local label=$1 proc=$2 pat=$3 log=$4 guest=$5
-  shift 5
-  serve "$log" "$@"
-  if [ "$guest" != - ]; then wait_for serving "$log"; xl unpause "$guest"; fi
-  wait_for "$pat" "$log"
-  stop "$proc" "$p" "$label"; drain "$log"
-}
 serve_until RUST1 regbank "regbank: phase 1" /tmp/r1.log guest /regbank "$domid"
 serve_until C1 cserver "cserver: phase 2" /tmp/c1.log - /cserver "$domid"
 serve_until RUST2 regbank "regbank: phase 3" /tmp/r2.log - strace -f -o /tmp/strace-rust.txt /regbank "$domid"
@@ -266,27 +149,6 @@ INIT
   chmod +x "$ir/init"
   (cd "$ir" && find . | cpio -o -H newc --quiet) >"$3"
 }
-# boot CPIO MODE: sets rc, ms and L (the log without carriage returns). The serve scenario runs
-# with -icount and the plugin (its figures are instructions); the refusal one needs neither.
-boot() {
-  local timed=() bound=180
-  if [ "$2" = serve ]; then
-    timed=(-icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}")
-    # A bound against hangs, not a speed target: with -icount the boot takes 200-310 s of wall
-    # time here (310 s on a fresh machine with Debian's 6.1.0-57 kernel), so 240 s was too tight.
-    bound=600
-  fi
-  start=$(date +%s%N)
-  rc=0
-  timeout $bound qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
-    "${timed[@]}" -nographic -no-reboot -kernel "$xen" \
-    -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
-    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" \
-    </dev/null >"$log" 2>&1 || rc=$?
-  ms=$(( ($(date +%s%N) - start) / 1000000 ))
-  L=$(tr -d '\r' <"$log")
-}
-
 # The refusal scenario's verdict: the typed version error, exit status 1 within the bound, the
 # guest's unserved checks all passing and the guest gone (it powered off: nothing blocked it).
 refusal_verdict() {
@@ -381,7 +243,7 @@ for rel in ${IOREQ_RELEASES:-4.17}; do
   release_at_least "$rel" 4.15 && mode=serve
   make_initramfs "$rel" "$mode" "$out/ioreq-initramfs-$rel.cpio"
   log="$out/ioreq-pvh-$rel.log"
-  boot "$out/ioreq-initramfs-$rel.cpio" "$mode"
+  boot_dom0 "$out/ioreq-initramfs-$rel.cpio" "$mode"
   FAIL_TAIL=60
   grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
   "${mode}_verdict"

@@ -165,6 +165,8 @@ const RELEASE: u32 = BASE + 0x20;
 const PORT_SUM: u32 = BASE + 0x28;
 const RELEASED: u32 = BASE + 0x30;
 const PHASE: u32 = BASE + 0x38;
+/// Writing 1 makes the server stop and tear down.
+const STOP: u32 = BASE + 0x40;
 const RUST_ID: u64 = 0x5845_4e31;
 const C_ID: u64 = 0x4353_5256;
 /// Answered only by the last Rust server (the harness starts it with this ready port).
@@ -254,6 +256,96 @@ extern "C" fn gmain(start_info: u32) -> ! {
         );
         finish(&c);
     }
+    device_checks(&mut c);
+    if cmdline_has(start_info, b"stubdom") {
+        // Served by a stub domain: one timed loop, then the device's stop request; the server
+        // tears down, after which the device must read all-ones (unclaimed), not block.
+        timed("stubdom");
+        mmio_write(STOP, 4, 1);
+        let mut reads = 0u32;
+        while mmio_read(ID, 4) != 0xffff_ffff && reads < 1_000_000 {
+            reads += 1;
+        }
+        c.check(
+            "after the stop request the device reads all-ones (torn down, not blocked)",
+            mmio_read(ID, 4),
+            0xffff_ffff,
+        );
+        mmio_write(SCRATCH, 8, 0x77);
+        c.check(
+            "... and a write is dropped",
+            mmio_read(SCRATCH, 8),
+            u64::MAX,
+        );
+        // Then the same loop against the dom0 Rust server, started by the harness once the
+        // stub domain is gone; the phase write tells the harness to stop it.
+        wait_for_id(RUST_ID);
+        c.check(
+            "the dom0 server answers after the stub domain",
+            mmio_read(ID, 4),
+            RUST_ID,
+        );
+        timed("rust");
+        mmio_write(PHASE, 4, 1);
+        finish(&c);
+    }
+
+    timed("rust");
+    // Phase 1 done: the harness stops the Rust server with SIGTERM and starts the C server.
+    mmio_write(PHASE, 4, 1);
+    let ones = wait_for_id(C_ID);
+    c.check(
+        "after SIGTERM the old range reads all-ones until a new server claims it",
+        u64::from(ones > 0),
+        1,
+    );
+    c.check("C server answers", mmio_read(ID, 4), C_ID);
+    timed("c");
+    // Phases 2 and 3: the same loop again against each server run under `strace -c`, so the
+    // timed loops above are not slowed by tracing.
+    mmio_write(PHASE, 4, 2);
+    wait_for_id(RUST_ID);
+    mmio_write(SCRATCH, 8, 0x5a5a);
+    c.check(
+        "a new Rust server for the same guest works",
+        mmio_read(SCRATCH, 8),
+        0x5a5a,
+    );
+    timed("rust-traced");
+    mmio_write(PHASE, 4, 3);
+    wait_for_id(C_ID);
+    timed("c-traced");
+    mmio_write(PHASE, 4, 4);
+    wait_for_id(RUST_ID);
+    // Phase 5 done: the harness SIGKILLs this server (no teardown; Xen keeps its dead ioreq
+    // server) and starts another one, which claims READY_PORT. Touch nothing the dead server
+    // claims until then.
+    mmio_write(PHASE, 4, 5);
+    let mut polls = 0u32;
+    while u64::from(inw(READY_PORT)) != u64::from(READY_PORT) && polls < 2_000_000 {
+        polls += 1;
+    }
+    c.check(
+        "after SIGKILL a new server still works",
+        mmio_read(ID, 4),
+        RUST_ID,
+    );
+    mmio_write(SCRATCH, 8, 0xa5a5);
+    c.check(
+        "... and serves reads and writes",
+        mmio_read(SCRATCH, 8),
+        0xa5a5,
+    );
+    // The same loop against this (untraced) Rust server, timed after C this time, so the
+    // harness can compare in both orders.
+    timed("rust-again");
+    mmio_write(PHASE, 4, 6);
+    finish(&c)
+}
+
+/// The device checks every server must pass: MMIO of every width, port I/O, rep string I/O
+/// through guest RAM, unclaimed and straddling accesses, and a range released on request.
+fn device_checks(c: &mut Checks) {
     c.check("mmio read4 id", mmio_read(ID, 4), 0x5845_4e31);
     // MMIO of every width.
     mmio_write(SCRATCH, 8, 0x1122_3344_5566_7788);
@@ -329,58 +421,6 @@ extern "C" fn gmain(start_info: u32) -> ! {
         0xffff_ffff,
     );
     c.check("the rest is still served", mmio_read(ID, 4), 0x5845_4e31);
-
-    timed("rust");
-    // Phase 1 done: the harness stops the Rust server with SIGTERM and starts the C server.
-    mmio_write(PHASE, 4, 1);
-    let ones = wait_for_id(C_ID);
-    c.check(
-        "after SIGTERM the old range reads all-ones until a new server claims it",
-        u64::from(ones > 0),
-        1,
-    );
-    c.check("C server answers", mmio_read(ID, 4), C_ID);
-    timed("c");
-    // Phases 2 and 3: the same loop again against each server run under `strace -c`, so the
-    // timed loops above are not slowed by tracing.
-    mmio_write(PHASE, 4, 2);
-    wait_for_id(RUST_ID);
-    mmio_write(SCRATCH, 8, 0x5a5a);
-    c.check(
-        "a new Rust server for the same guest works",
-        mmio_read(SCRATCH, 8),
-        0x5a5a,
-    );
-    timed("rust-traced");
-    mmio_write(PHASE, 4, 3);
-    wait_for_id(C_ID);
-    timed("c-traced");
-    mmio_write(PHASE, 4, 4);
-    wait_for_id(RUST_ID);
-    // Phase 5 done: the harness SIGKILLs this server (no teardown; Xen keeps its dead ioreq
-    // server) and starts another one, which claims READY_PORT. Touch nothing the dead server
-    // claims until then.
-    mmio_write(PHASE, 4, 5);
-    let mut polls = 0u32;
-    while u64::from(inw(READY_PORT)) != u64::from(READY_PORT) && polls < 2_000_000 {
-        polls += 1;
-    }
-    c.check(
-        "after SIGKILL a new server still works",
-        mmio_read(ID, 4),
-        RUST_ID,
-    );
-    mmio_write(SCRATCH, 8, 0xa5a5);
-    c.check(
-        "... and serves reads and writes",
-        mmio_read(SCRATCH, 8),
-        0xa5a5,
-    );
-    // The same loop against this (untraced) Rust server, timed after C this time, so the
-    // harness can compare in both orders.
-    timed("rust-again");
-    mmio_write(PHASE, 4, 6);
-    finish(&c)
 }
 
 /// The result line, then power off.

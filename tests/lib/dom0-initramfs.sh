@@ -1,0 +1,175 @@
+# Sourced: a Linux dom0 initramfs for one Xen release, with that release's own user space:
+# busybox, the dom0 kernel's Xen modules (release_dom0 sets $mods), xl, xenstored, xenconsoled,
+# xen-init-dom0, xenstore-read and strace with their libraries: the machine's for 4.17 (its
+# declared packages), the release's Debian suite's otherwise (xen_release_userland), and
+# /etc/dom0.sh, which a scenario's /init sources: it mounts, loads the modules, starts xenstored
+# and xenconsoled, and defines the helpers that start, watch and stop servers.
+# Needs tests/lib/xen-releases.sh.
+
+# The path of a file of root ROOT on this machine, its symlinks resolved inside ROOT (an older
+# suite's libc6 has absolute ones, such as /lib64/ld-linux-x86-64.so.2).
+in_root() { # root path
+  local p=$2 t n=0
+  while [ -L "$1$p" ] && [ $n -lt 40 ]; do
+    t=$(readlink "$1$p")
+    case $t in /*) p=$t ;; *) p=$(dirname "$p")/$t ;; esac
+    n=$((n + 1))
+  done
+  echo "$1$p"
+}
+
+# copy_bin PATH [NAME]: a program of the user space in $root into the initramfs at the same path,
+# with the libraries it loads, as that root's own dynamic loader resolves them (chroot, so the
+# machine's libraries never stand in for the release's); NAME: a link in /bin.
+copy_bin() {
+  local list lib
+  mkdir -p "$ir$(dirname "$1")"
+  cp "$(in_root "$root" "$1")" "$ir$1"
+  list=$(chroot "${root:-/}" /lib64/ld-linux-x86-64.so.2 --list "$1" 2>&1) ||
+    { echo "FAIL: $1 of Xen $rel's user space ($root) cannot load: $list"; exit 1; }
+  for lib in $(awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' <<<"$list"); do
+    [ -e "$ir$lib" ] || { mkdir -p "$ir$(dirname "$lib")"; cp "$(in_root "$root" "$lib")" "$ir$lib"; }
+  done
+  [ -z "${2:-}" ] || ln -sf "$1" "$ir/bin/$2"
+}
+
+# dom0_initramfs RELEASE DIR: the initramfs tree in DIR (made anew); sets rel, ir and root (the
+# user space's root, "" for the machine's), which release_c builds against.
+dom0_initramfs() {
+  rel=$1 ir=$2
+  rm -rf "$ir"
+  mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
+  ln -s ../run "$ir/var/run"
+  cp /bin/busybox "$ir/bin/busybox"
+  for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr timeout; do ln -s busybox "$ir/bin/$a"; done
+  for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do add_module "$m" "$ir/lib/modules"; done
+  root=""
+  if [ "$rel" != 4.17 ]; then
+    root=$(xen_release_userland "$rel") || { echo "FAIL: Xen $rel's dom0 user space could not be fetched"; exit 1; }
+  fi
+  local X=/usr/lib/xen-$rel/bin gcc_s
+  copy_bin $X/xl xl
+  copy_bin $X/xenstored xenstored
+  copy_bin $X/xenconsoled xenconsoled
+  copy_bin $X/xen-init-dom0 xen-init-dom0
+  copy_bin /usr/bin/xenstore-read xenstore-read
+  # One multi-call program: it acts by the name it is called with.
+  ln -s xenstore-read "$ir/usr/bin/xenstore-watch"
+  ln -s /usr/bin/xenstore-watch "$ir/bin/xenstore-watch"
+  copy_bin /usr/bin/strace strace
+  gcc_s=$(find "$root"/lib/x86_64-linux-gnu/ "$root"/usr/lib/x86_64-linux-gnu/ -name 'libgcc_s.so.1' | head -1)
+  [ -n "$gcc_s" ] || { echo "FAIL: no libgcc_s.so.1 in Xen $rel's user space"; exit 1; }
+  cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
+  : >"$ir/etc/xen/xl.conf"
+  cat >"$ir/etc/dom0.sh" <<'DOM0'
+mount -t devtmpfs devtmpfs /dev
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mkdir -p /run/xen /run/xenstored /run/lock
+for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do insmod /lib/modules/$m.ko; done
+mount -t xenfs xenfs /proc/xen
+XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid
+n=0; until xenstore-read -s / >/dev/null 2>&1; do sleep 0.1; n=$((n+1)); [ $n -gt 100 ] && break; done
+xen-init-dom0
+xenconsoled --log=guest --log-dir=/var/log/xen &
+# System calls in a full strace (-f) log, each counted once (not its "resumed" half), in total
+# and while serving: from the server's "serving" line to the SIGTERM that stops it.
+count_syscalls() { # trace-file server-name
+  awk -v pat="$2: serving" '
+    /^([0-9]+ +)?(---|\+\+\+) |resumed>/ { if (on && index($0, "--- SIGTERM")) on = 0; next }
+    { total++ }
+    on == 1 { serving++ }
+    index($0, pat) && on == "" { on = 1 }
+    END { printf "total=%d serving=%d\n", total, serving }' "$1"
+}
+# A server's output reaches its log through a FIFO that the shell reads with blocking reads:
+# polling the log (a grep forked every 50 ms) would compete with the timed loops for the CPU.
+serve() { # log command...: start the command in the background ($p), its output on fd 3
+  log=$1; shift
+  rm -f /tmp/out.fifo; mkfifo /tmp/out.fifo
+  "$@" >/tmp/out.fifo 2>&1 &
+  p=$!
+  exec 3</tmp/out.fifo
+  : >"$log"
+}
+wait_for() { # pattern log
+  while IFS= read -r -t 30 l <&3; do
+    echo "$l" >>"$2"
+    case "$l" in *"$1"*) return 0 ;; esac
+  done
+  echo "== TIMEOUT waiting for $1 in $2:"; cat "$2"; return 1
+}
+drain() { # log: the rest of the output, once the server has exited
+  cat <&3 >>"$1"; exec 3<&-; cat "$1"
+}
+stop() { # process-name background-pid label
+  kill -TERM $(pidof "$1")
+  wait "$2"
+  echo "== $3 EXIT $?"
+}
+# Start a server (unpausing a guest once it serves, unless "-"), serve until its output shows a
+# pattern (the guest's phase write), then SIGTERM it and collect its output.
+serve_until() { # label process pattern log guest-to-unpause|- command...
+  local label=$1 proc=$2 pat=$3 log=$4 guest=$5
+  shift 5
+  serve "$log" "$@"
+  if [ "$guest" != - ]; then wait_for serving "$log"; xl unpause "$guest"; fi
+  wait_for "$pat" "$log"
+  stop "$proc" "$p" "$label"; drain "$log"
+}
+DOM0
+}
+
+# release_c OUT SOURCE LIBS...: a C program of the harness built on the release's headers and
+# static libraries (from $root, as dom0_initramfs set it), static-pie like the Rust servers: it
+# needs no loader in any dom0, and it loads above 4 GiB, where the instruction-count plugin
+# (tests/real-xen/insn-windows.c) counts user space (below is the 32-bit guest).
+release_c() {
+  local out=$1 src=$2; shift 2
+  gcc -O2 -Wall -Wextra -Werror -static-pie -I"$root/usr/include" -o "$out" "$src" \
+    -L"$root/usr/lib/x86_64-linux-gnu" "$@" || { echo "FAIL: $src does not build on Xen $rel's libxen-dev"; exit 1; }
+}
+
+# build_ioreq_programs OUT: the freestanding PVH test guest (32-bit, Debian's rustc-web for i686;
+# needs tests/lib/debian-rust.sh), the static regbank server (the file linux-dom0.sh runs too)
+# and the instruction-count plugin; sets guest, server and marks (the addresses of the two rdtsc
+# around the guest's timed loop, which delimit the plugin's windows).
+build_ioreq_programs() {
+  (cd tests/xen-pvh-guest && CARGO_TARGET_I686_UNKNOWN_LINUX_GNU_LINKER=i686-linux-gnu-gcc \
+    RUSTFLAGS="-C relocation-model=static" debian_cargo build --locked -q --release \
+    --target i686-unknown-linux-gnu --target-dir "$1/pvh-guest")
+  guest="$1/pvh-guest/i686-unknown-linux-gnu/release/xen-pvh-guest-test"
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
+    --features std --example regbank --target x86_64-unknown-linux-gnu --target-dir "$1/static"
+  server="$1/static/x86_64-unknown-linux-gnu/server/examples/regbank"
+  gcc -O2 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden -o "$1/insn-windows.so" \
+    tests/real-xen/insn-windows.c
+  mapfile -t marks < <(objdump -d "$guest" | awk '/<.*timed.*>:$/ { f = 1; next } /^$/ { f = 0 }
+    f && /\trdtsc/ { sub(":", "", $1); print "0x" $1 }')
+  [ "${#marks[@]}" = 2 ] || { echo "FAIL: expected 2 rdtsc in the guest's timed(), found ${#marks[@]}"; exit 1; }
+}
+
+# boot_dom0 CPIO MODE: Xen ($xen) with the dom0 kernel ($vmlinuz) and CPIO under QEMU, output in
+# $log; sets rc, ms and L (the log without carriage returns). MODE serve runs with -icount and
+# the plugin (figures in instructions: the guest's TSC then counts the whole machine's); other
+# modes need neither.
+boot_dom0() {
+  local timed=() bound=180
+  if [ "$2" = serve ]; then
+    timed=(-icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}")
+    # A bound against hangs, not a speed target: with -icount the boot takes 200-310 s of wall
+    # time here (310 s on a fresh machine with Debian's 6.1.0-57 kernel), so 240 s was too tight.
+    bound=600
+  fi
+  start=$(date +%s%N)
+  rc=0
+  timeout $bound qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+    "${timed[@]}" -nographic -no-reboot -kernel "$xen" \
+    -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
+    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" \
+    </dev/null >"$log" 2>&1 || rc=$?
+  ms=$(( ($(date +%s%N) - start) / 1000000 ))
+  L=$(tr -d '\r' <"$log")
+}

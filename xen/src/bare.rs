@@ -168,8 +168,14 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
             ..Default::default()
         };
         // SAFETY: `a` and the GFN list are live; Xen installs the frames at those GFNs.
-        unsafe { memory_op_acquire_resource(&self.h, &mut a) }
-            .map_err(|e| self.foreign_refusal(OP, e, XenErrno::EACCES))?;
+        unsafe { memory_op_acquire_resource(&self.h, &mut a) }.map_err(|e| {
+            self.foreign_refusal(
+                OP,
+                "XENMEM_acquire_resource into a PVH/HVM domain",
+                e,
+                XenErrno::EACCES,
+            )
+        })?;
         *used = end;
         Ok(WindowPages {
             // SAFETY: within the caller's window (checked above).
@@ -199,21 +205,22 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
 }
 
 impl<H: Hypercall> Bare<H> {
-    /// The error for a failed foreign mapping: where Xen answers `refusal` and reports a release
-    /// that maps foreign pages only into PV and hardware domains (x86 before 4.19), the typed
-    /// version error; otherwise the errno.
-    fn foreign_refusal(&self, op: &'static str, e: XenErrno, refusal: XenErrno) -> Error {
+    /// The error for a failed foreign mapping `op`: where Xen answers `refusal` and reports a
+    /// release that maps foreign pages only into PV and hardware domains (x86 before 4.19), the
+    /// typed version error for `what`; otherwise the errno.
+    fn foreign_refusal(
+        &self,
+        op: &'static str,
+        what: &'static str,
+        e: XenErrno,
+        refusal: XenErrno,
+    ) -> Error {
         #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
         if e == refusal {
             if let Ok(running) = self.xen_version() {
                 if running < FOREIGN_INTO_HVM {
                     return Error::Unsupported {
-                        op: match op {
-                            "XENMEM_acquire_resource" => {
-                                "XENMEM_acquire_resource into a PVH/HVM domain"
-                            }
-                            _ => "XENMAPSPACE_gmfn_foreign into a PVH/HVM domain",
-                        },
+                        op: what,
                         since: FOREIGN_INTO_HVM,
                         running,
                     };
@@ -221,7 +228,7 @@ impl<H: Hypercall> Bare<H> {
             }
         }
         #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
-        let _ = refusal;
+        let _ = (what, refusal);
         xerr(op, e)
     }
 
@@ -266,7 +273,12 @@ impl<H: Hypercall> Bare<H> {
             // scratch GFN, a frame of ours reserved for this.
             unsafe { memory_op_add_to_physmap_batch(&self.h, &mut b) }.map_err(|e| xerr(ADD, e))?;
             if errs[0] != 0 {
-                return Err(self.foreign_refusal(ADD, XenErrno(-errs[0]), XenErrno::EPERM));
+                return Err(self.foreign_refusal(
+                    ADD,
+                    "XENMAPSPACE_gmfn_foreign into a PVH/HVM domain",
+                    XenErrno(-errs[0]),
+                    XenErrno::EPERM,
+                ));
             }
             f(scratch_va.wrapping_add(off), done, n);
             let r = XenRemoveFromPhysmap {

@@ -32,10 +32,17 @@ ensure_debian_kernel
 
 # The guest, the dom0 server and the plugin (tests/lib/dom0-initramfs.sh), and the stub domain.
 build_ioreq_programs "$out"
-(cd tests/xen-pvh-stubdom && RUSTFLAGS="-C relocation-model=static" cargo build --locked -q \
-  --release --target x86_64-unknown-linux-gnu --target-dir "$out/pvh-stubdom")
-stubdom="$out/pvh-stubdom/x86_64-unknown-linux-gnu/release/xen-pvh-stubdom"
-echo "     stub domain $(sha256sum "$stubdom" | cut -c1-16), regbank $(sha256sum "$server" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
+# Twice: as is (timed), and with the fetch audit (the single-fetch and forward-only checks).
+build_stubdom() { # features copy-to
+  (cd tests/xen-pvh-stubdom && RUSTFLAGS="-C relocation-model=static" cargo build --locked -q \
+    --release --target x86_64-unknown-linux-gnu --features "$1" --target-dir "$out/pvh-stubdom")
+  cp "$out/pvh-stubdom/x86_64-unknown-linux-gnu/release/xen-pvh-stubdom" "$2"
+}
+stubdom="$out/stubdom.elf"
+stubdom_audit="$out/stubdom-audit.elf"
+build_stubdom "" "$stubdom"
+build_stubdom audit "$stubdom_audit"
+echo "     stub domain $(sha256sum "$stubdom" | cut -c1-16), audited $(sha256sum "$stubdom_audit" | cut -c1-16), regbank $(sha256sum "$server" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
 
 make_initramfs() { # release mode cpio
   dom0_initramfs "$1" "$out/stubdom-initramfs-$1"
@@ -43,31 +50,16 @@ make_initramfs() { # release mode cpio
     -lxenforeignmemory -lxendevicemodel -lxencall -lxentoollog -lxentoolcore
   cp "$guest" "$ir/guest.elf"
   cp "$stubdom" "$ir/stubdom.elf"
+  cp "$stubdom_audit" "$ir/stubdom-audit.elf"
   cp "$server" "$ir/regbank"
   echo "$2" >"$ir/etc/scenario"
-  local gmode=stubdom
+  local gmode="stubdom timed then-dom0"
   [ "$2" = serve ] || gmode=unserved
-  cat >"$ir/etc/xen/guest.cfg" <<CFG
-name = "guest"
-type = "pvh"
-kernel = "/guest.elf"
-cmdline = "$gmode"
-memory = 16
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
-  # 32 MiB: the frame window at 256 MiB (tests/xen-pvh-stubdom/src/main.rs) is above its RAM.
-  cat >"$ir/etc/xen/stubdom.cfg.in" <<'CFG'
-name = "stubdom"
-type = "pvh"
-kernel = "/stubdom.elf"
-cmdline = "target=TARGET"
-memory = 32
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
+  guest_cfg guest "$gmode" >"$ir/etc/xen/guest.cfg"
+  stubdom_cfg stubdom stubdom.elf "" >"$ir/etc/xen/stubdom.cfg.in"
+  # The second pair: the audited stub domain, on the hypercall page, serves the device checks.
+  guest_cfg guest2 stubdom >"$ir/etc/xen/guest2.cfg"
+  stubdom_cfg stubdom2 stubdom-audit.elf " hypercall=page" >"$ir/etc/xen/stubdom2.cfg.in"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
@@ -77,18 +69,23 @@ gone() { # domain-name bound-in-seconds: wait until it is destroyed (it powers o
   done
   echo "== $1 gone after ${n} s"
 }
-xl create -p /etc/xen/guest.cfg
-gd=$(xl domid guest)
-sed "s/TARGET/$gd/" /etc/xen/stubdom.cfg.in >/tmp/stubdom.cfg
-xl create -p /tmp/stubdom.cfg
-sd=$(xl domid stubdom)
-echo "== guest $gd, stub domain $sd"
-/set-target "$sd" "$gd"
-echo "== set-target exit $?"
-xl unpause stubdom
-n=0; until xl dmesg | grep -q 'STUBDOM regbank: serving\|STUBDOM FAIL\|STUBDOM PANIC'; do
-  sleep 0.2; n=$((n+1)); [ $n -gt 150 ] && break
-done
+# pair GUEST STUBDOM: create both paused, make the stub domain the guest's device model, start
+# the stub domain and wait (bounded) until it serves or fails; sets gd and sd.
+pair() {
+  xl create -p "/etc/xen/$1.cfg"
+  gd=$(xl domid "$1")
+  sed "s/TARGET/$gd/" "/etc/xen/$2.cfg.in" >"/tmp/$2.cfg"
+  xl create -p "/tmp/$2.cfg"
+  sd=$(xl domid "$2")
+  echo "== $1 $gd, $2 $sd"
+  /set-target "$sd" "$gd"
+  echo "== $2 set-target exit $?"
+  xl unpause "$2"
+  n=0; until xl dmesg | grep -q "(d$sd) STUBDOM \(regbank: serving\|FAIL\|PANIC\)"; do
+    sleep 0.2; n=$((n+1)); [ $n -gt 150 ] && break
+  done
+}
+pair guest stubdom
 if [ "$(cat /etc/scenario)" = serve ]; then
   # The idle cost: the stub domain's CPU time over 2 s with nothing to serve (it waits in
   # SCHEDOP_poll).
@@ -103,48 +100,90 @@ if [ "$(cat /etc/scenario)" = serve ]; then
   wait $w
   gone stubdom 10
   serve_until RUST1 regbank "regbank: phase 1" /tmp/r1.log - /regbank "$gd"
+  gone guest 60
+  pair guest2 stubdom2
+  xl unpause guest2
+  gone stubdom2 60
+  gone guest2 60
 else
   gone stubdom 30
   xl unpause guest
+  gone guest 60
 fi
-gone guest 60
 reboot -f
 INIT
   chmod +x "$ir/init"
   (cd "$ir" && find . | cpio -o -H newc --quiet) >"$3"
 }
 
-# Checks common to both modes: no timeout, set-target done, the guest's checks all passing, every
-# domain gone on its own.
+guest_cfg() { # name cmdline
+  cat <<CFG
+name = "$1"
+type = "pvh"
+kernel = "/guest.elf"
+cmdline = "$2"
+memory = 16
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+}
+
+# 32 MiB: the frame window at 256 MiB (tests/xen-pvh-stubdom/src/main.rs) is above its RAM.
+stubdom_cfg() { # name kernel extra-cmdline
+  cat <<CFG
+name = "$1"
+type = "pvh"
+kernel = "/$2"
+cmdline = "target=TARGET$3"
+memory = 32
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+}
+
+# pair_verdict GUEST STUBDOM: the checks on one pair (created by the init's pair()): set-target
+# done, no panic, the guest's checks all passing, the guest gone on its own, a heap report. Sets
+# G and S (the guest's and the stub domain's console lines, "(dN) " cut), n (passed checks) and
+# heap.
+pair_verdict() {
+  local g s
+  read -r g s < <(sed -n "s/^== $1 \([0-9]*\), $2 \([0-9]*\)$/\1 \2/p" <<<"$L") || true
+  [ -n "${g:-}" ] && [ -n "${s:-}" ] || fail "$1 and $2 were not both created"
+  G=$(sed -n "s/^(d$g) //p" <<<"$L")
+  S=$(sed -n "s/^(d$s) //p" <<<"$L")
+  grep -q "^== $2 set-target exit 0" <<<"$L" || fail "set-target failed: $(grep 'set-target' <<<"$L")"
+  grep -q 'STUBDOM PANIC' <<<"$S" && fail "$2 panicked: $(grep -m1 'STUBDOM PANIC' <<<"$S")"
+  grep -q 'GUEST CHECK .*: FAIL' <<<"$G" && fail "failing checks in $1: $(grep 'GUEST CHECK .*: FAIL' <<<"$G")"
+  grep -q 'GUEST RESULT: PASS' <<<"$G" || fail "$1 printed no GUEST RESULT: PASS line"
+  grep -q "^== $1 gone" <<<"$L" || fail "the end of $1 was not seen"
+  n=$(grep -c 'GUEST CHECK .*: ok' <<<"$G")
+  heap=$(grep -m1 -o 'STUBDOM heap: .*' <<<"$S" || true)
+  [ -n "$heap" ] || fail "$2 reported no heap use"
+}
+
+# Checks common to both modes: the console lines, no timeout, every domain gone on its own, the
+# first pair's checks.
 common_verdict() {
   grep -E '^\(d[0-9]+\) (STUBDOM|GUEST)|^== ' <<<"$L" || true
   [ "$rc" = 124 ] && fail "QEMU timed out"
-  grep -q '^== set-target exit 0' <<<"$L" || fail "set-target failed: $(grep 'set-target' <<<"$L")"
-  grep -q 'STUBDOM PANIC' <<<"$L" && fail "the stub domain panicked"
-  grep -q 'GUEST CHECK .*: FAIL' <<<"$L" && fail "failing guest checks"
-  grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "no GUEST RESULT: PASS line"
-  grep -q '== [a-z]* TIMEOUT' <<<"$L" && fail "a domain did not finish: $(grep '== [a-z]* TIMEOUT' <<<"$L")"
-  grep -q '^== guest gone' <<<"$L" || fail "the guest's end was not seen"
-  n=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
-  heap=$(grep -m1 -o 'STUBDOM heap: .*' <<<"$L" || true)
-  [ -n "$heap" ] || fail "the stub domain reported no heap use"
+  grep -q '== [a-z0-9]* TIMEOUT' <<<"$L" && fail "a domain did not finish: $(grep '== [a-z0-9]* TIMEOUT' <<<"$L")"
+  pair_verdict guest stubdom
 }
 
 refusal_verdict() {
   local want="STUBDOM FAIL: XENMEM_acquire_resource into a PVH/HVM domain needs Xen 4.19 or later; the running hypervisor is $rel"
   common_verdict
-  grep -q "$want" <<<"$L" || fail "the stub domain did not refuse with \"${want#STUBDOM FAIL: }\""
-  echo "ok   stub domain on Xen $rel: \"$(grep -m1 -o 'XENMEM_acquire_resource into.*' <<<"$L")\"; it powered off, the guest ran unserved: $n checks passed (all-ones reads, dropped writes); $ms ms of QEMU"
+  grep -q "$want" <<<"$S" || fail "the stub domain did not refuse with \"${want#STUBDOM FAIL: }\""
+  echo "ok   stub domain on Xen $rel: \"$(grep -m1 -o 'XENMEM_acquire_resource into.*' <<<"$S")\"; it powered off, the guest ran unserved: $n checks passed (all-ones reads, dropped writes); $ms ms of QEMU"
   summary+=("$rel|refusal: XENMEM_acquire_resource needs 4.19|guest unserved, $n checks passed, not blocked|-")
 }
 
 serve_verdict() {
   common_verdict
-  grep -q 'STUBDOM FAIL' <<<"$L" && fail "the stub domain failed: $(grep -m1 'STUBDOM FAIL' <<<"$L")"
-  grep -q 'STUBDOM stopped cleanly' <<<"$L" || fail "the stub domain did not stop cleanly"
-  grep -q 'STUBDOM regbank: stop requested by the guest' <<<"$L" || fail "the guest's stop request did not reach the stub domain"
+  served_verdict stubdom "direct V[a-z]*call"
   grep -q '== RUST1 EXIT 0' <<<"$L" || fail "the dom0 server did not exit cleanly"
-  grep -q ', 0 while serving' <<<"$L" || fail "the stub domain allocated while serving: $heap"
   local idle t0 t1 st ru sw rw
   idle=$(grep -m1 '^== stub domain idle' <<<"$L" || true)
   t0=$(sed -n 's/^== stub domain idle: CPU time \([0-9.]*\) s -> .*/\1/p' <<<"$idle")
@@ -161,12 +200,48 @@ serve_verdict() {
   [ -n "$sw" ] && [ -n "$rw" ] || fail "the plugin did not see both timed loops"
   split() { awk -v n="$nr" '{ for (i = 4; i <= NF; i++) { split($i, kv, "="); printf "%s%s %.0f", (i > 4 ? " + " : ""), kv[1], kv[2] / n } }' <<<"$1"; }
   echo "ok   stub domain on Xen $rel (Linux $kver dom0): $n guest checks passed; torn down on the guest's stop request (the device then reads all-ones); $ms ms of QEMU"
-  echo "     set-up:       $(grep -m1 -o 'STUBDOM backend: .*' <<<"$L"); $(grep -m1 -o 'STUBDOM regbank: serving .*' <<<"$L")"
+  echo "     set-up:       $(grep -m1 -o 'STUBDOM backend: .*' <<<"$S"); $(grep -m1 -o 'STUBDOM regbank: serving .*' <<<"$S")"
   echo "     idle:         CPU time $t0 s -> $t1 s over 2 s (waits in SCHEDOP_poll)"
   echo "     heap:         ${heap#STUBDOM heap: }"
   echo "     per read:     (instructions of the whole machine, $nr reads each) stub domain $(awk -v s="$st" -v n="$nr" 'BEGIN { printf "%.0f", s / n }'), dom0 Rust server $(awk -v s="$ru" -v n="$nr" 'BEGIN { printf "%.0f", s / n }'): dom0/stub = $(awk -v s="$st" -v r="$ru" 'BEGIN { printf "%.4f", r / s }')x"
   echo "     split:        stub domain: $(split "$sw") (guest = the guest and the stub domain, both below 4 GiB; kernel and user: dom0 meanwhile); dom0 server: $(split "$rw")"
   summary+=("$rel|serve: $n guest checks|stop request, clean teardown|$(awk -v s="$st" -v r="$ru" 'BEGIN { printf "%.2fx", r / s }')")
+  audit_verdict
+}
+
+# served_verdict STUBDOM BACKEND: the pair last checked by pair_verdict was served to the end:
+# the backend asked for, no failure, the guest's stop request seen, a clean teardown, nothing
+# allocated while serving.
+served_verdict() {
+  grep -q "STUBDOM backend: $2" <<<"$S" || fail "$1 did not use the backend $2: $(grep 'STUBDOM backend' <<<"$S")"
+  grep -q 'STUBDOM FAIL' <<<"$S" && fail "$1 failed: $(grep -m1 'STUBDOM FAIL' <<<"$S")"
+  grep -q 'STUBDOM regbank: stop requested by the guest' <<<"$S" || fail "the guest's stop request did not reach $1"
+  grep -q 'STUBDOM stopped cleanly' <<<"$S" || fail "$1 did not stop cleanly"
+  grep -q ', 0 while serving' <<<"$S" || fail "$1 allocated while serving: $heap"
+}
+
+# The second pair: the audited stub domain on the hypercall page. Each request's slot must be
+# read as one state byte and one 32-byte copy (nothing else but the event port, 4 bytes at
+# set-up), every answer must follow exactly one copy, and every state write must move the slot
+# forward (READY -> INPROCESS -> IORESP_READY).
+audit_verdict() {
+  pair_verdict guest2 stubdom2
+  served_verdict stubdom2 "hypercall page"
+  local a r bytes st cp other inp resp back
+  a=$(grep -m1 -o 'STUBDOM audit: .*' <<<"$S" || true)
+  r=$(grep -m1 -o 'regbank: stopped after [0-9]* requests' <<<"$S" | grep -o '[0-9]*' || true)
+  [ -n "$a" ] && [ -n "$r" ] || fail "the audited stub domain reported no audit or no request count"
+  read -r bytes st cp other inp resp back < <(sed 's/^STUBDOM audit: read \([0-9]*\) B = \([0-9]*\) state + \([0-9]*\) x 32 copied + \([0-9]*\) other; wrote \([0-9]*\) INPROCESS, \([0-9]*\) IORESP_READY, \([0-9]*\) backward$/\1 \2 \3 \4 \5 \6 \7/' <<<"$a")
+  [ -n "${back:-}" ] || fail "unparsable audit line: $a"
+  [ "$other" = 4 ] || fail "the slot was read beyond the state byte and the copy ($other bytes, want the 4 of the event port): $a"
+  [ "$inp" = "$r" ] || fail "$r requests served but $inp INPROCESS writes: $a"
+  [ "$cp" = "$resp" ] || fail "$cp copies for $resp answers: $a"
+  [ $((cp - inp)) -le 1 ] || fail "more than one in-flight answer at teardown: $a"
+  [ "$back" = 0 ] || fail "state writes moved a slot backwards: $a"
+  echo "ok   audited stub domain on the hypercall page (Xen $rel): $n guest checks passed (string I/O backwards and across pages, MMIO as rep movsd source and destination, rep stosd), torn down on the stop request"
+  echo "     slot reads:   $r requests; $bytes bytes read = $st state bytes + $cp copies x 32 + $other (the event port, once): each request fetched once"
+  echo "     state writes: $inp INPROCESS, $resp IORESP_READY ($((cp - inp)) answered at teardown), $back backward"
+  summary+=("$rel|audited, hypercall page: $n guest checks|$cp copies for $r requests, 0 backward writes|-")
 }
 
 summary=()

@@ -22,7 +22,7 @@ use core::sync::atomic::AtomicBool;
 
 use freestanding_mem as _;
 use xen::bare::{Bare, FrameWindow};
-use xen::sys::backend::{install_hypercall_page, Direct, DirectKind, HypercallPage};
+use xen::sys::backend::{install_hypercall_page, Direct, HypercallPage};
 use xen::sys::*;
 use xen::Xen;
 
@@ -62,27 +62,24 @@ extern "C" fn kmain(start_info: u64) -> ! {
         poweroff_any();
     };
     let force_page = args.value(b"hypercall") == Some(b"page");
-    let vendor_known = matches!(
-        // SAFETY: PVH guest kernel mode.
-        unsafe { Direct::hvm() }.kind(),
-        DirectKind::Vmmcall
-    ) || cpu_vendor_is_intel();
-    if force_page || !vendor_known {
-        // SAFETY: ring 0 of a PVH guest; the page is ours and unused otherwise.
-        let gpa = core::ptr::addr_of!(HYPERCALL_PAGE) as u64;
-        // SAFETY: as above.
-        if unsafe { install_hypercall_page(gpa) }.is_none() {
-            say!("STUBDOM FAIL: no Xen CPUID leaves");
-            poweroff_any();
+    // SAFETY: PVH guest kernel mode.
+    match unsafe { Direct::hvm_known_vendor() }.filter(|_| !force_page) {
+        Some(d) => {
+            say!("STUBDOM backend: direct {:?}", d.kind());
+            run(d, target)
         }
-        say!("STUBDOM backend: hypercall page at {gpa:#x}");
-        // SAFETY: Xen has just filled the page with its stubs.
-        run(unsafe { HypercallPage::new(gpa as *const u8) }, target)
-    } else {
-        // SAFETY: PVH guest kernel mode; the vendor is one `hvm()` knows.
-        let d = unsafe { Direct::hvm() };
-        say!("STUBDOM backend: direct {:?}", d.kind());
-        run(d, target)
+        None => {
+            // SAFETY: ring 0 of a PVH guest; the page is ours and unused otherwise.
+            let gpa = core::ptr::addr_of!(HYPERCALL_PAGE) as u64;
+            // SAFETY: as above.
+            if unsafe { install_hypercall_page(gpa) }.is_none() {
+                say!("STUBDOM FAIL: no Xen CPUID leaves");
+                poweroff_any();
+            }
+            say!("STUBDOM backend: hypercall page at {gpa:#x}");
+            // SAFETY: Xen has just filled the page with its stubs.
+            run(unsafe { HypercallPage::new(gpa as *const u8) }, target)
+        }
     }
 }
 
@@ -140,6 +137,20 @@ fn run<H: Hypercall + Copy>(h: H, target: Domid) -> ! {
         last.saturating_sub(setup),
         heap::HEAP.allocations()
     );
+    #[cfg(feature = "audit")]
+    {
+        let a = xen::ioreq::slot::audit::snapshot();
+        say!(
+            "STUBDOM audit: read {} B = {} state + {} x 32 copied + {} other; wrote {} INPROCESS, {} IORESP_READY, {} backward",
+            a.bytes_read,
+            a.state_reads,
+            a.copies,
+            a.other_bytes(),
+            a.inprocess,
+            a.responses,
+            a.backward
+        );
+    }
     poweroff(&h)
 }
 
@@ -178,13 +189,6 @@ fn parse_domid(s: &[u8]) -> Option<Domid> {
     Domid::try_from(v)
         .ok()
         .filter(|d| *d < DOMID_FIRST_RESERVED)
-}
-
-fn cpu_vendor_is_intel() -> bool {
-    // SAFETY: CPUID exists on every CPU Xen runs on.
-    #[allow(unused_unsafe)]
-    let r = unsafe { core::arch::x86_64::__cpuid(0) };
-    (r.ebx, r.edx, r.ecx) == (0x756e_6547, 0x4965_6e69, 0x6c65_746e) // "GenuineIntel"
 }
 
 fn poweroff<H: Hypercall>(h: &H) -> ! {

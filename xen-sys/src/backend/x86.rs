@@ -141,17 +141,44 @@ impl Direct {
         }
     }
 
+    /// The HVM/PVH backend for this CPU if its vendor is one whose instruction is known (Intel,
+    /// Centaur and Zhaoxin: `vmcall`; AMD and Hygon: `vmmcall`), else `None`: then use the
+    /// hypercall page ([`install_hypercall_page`]), which Xen fills with the right one.
+    ///
+    /// ```no_run
+    /// # use xen_sys::backend::Direct;
+    /// // SAFETY: run in an HVM/PVH guest kernel.
+    /// match unsafe { Direct::hvm_known_vendor() } {
+    ///     Some(d) => { /* issue hypercalls through `d` */ }
+    ///     None => { /* install the hypercall page and use `HypercallPage` */ }
+    /// }
+    /// ```
+    ///
+    /// # Safety
+    ///
+    /// The caller must be an HVM or PVH guest kernel.
+    pub unsafe fn hvm_known_vendor() -> Option<Self> {
+        known_hvm_kind(cpu_vendor()).map(|kind| Direct { kind })
+    }
+
     /// The instruction this backend issues.
     pub const fn kind(&self) -> DirectKind {
         self.kind
     }
 }
 
-/// Choose the HVM instruction for a CPUID vendor string.
+/// Choose the HVM instruction for a CPUID vendor string (`vmcall` unless known to be SVM, as
+/// Linux does).
 pub(crate) fn hvm_kind(vendor: [u8; 12]) -> DirectKind {
+    known_hvm_kind(vendor).unwrap_or(DirectKind::Vmcall)
+}
+
+/// The HVM instruction of a vendor known to implement VMX or SVM, `None` for any other.
+fn known_hvm_kind(vendor: [u8; 12]) -> Option<DirectKind> {
     match &vendor {
-        b"AuthenticAMD" | b"HygonGenuine" => DirectKind::Vmmcall,
-        _ => DirectKind::Vmcall,
+        b"AuthenticAMD" | b"HygonGenuine" => Some(DirectKind::Vmmcall),
+        b"GenuineIntel" | b"CentaurHauls" | b"  Shanghai  " => Some(DirectKind::Vmcall),
+        _ => None,
     }
 }
 
@@ -301,6 +328,13 @@ mod tests {
         assert_eq!(hvm_kind(*b"AuthenticAMD"), DirectKind::Vmmcall);
         assert_eq!(hvm_kind(*b"HygonGenuine"), DirectKind::Vmmcall);
         assert_eq!(hvm_kind(*b"CentaurHauls"), DirectKind::Vmcall);
+        assert_eq!(known_hvm_kind(*b"  Shanghai  "), Some(DirectKind::Vmcall));
+        assert_eq!(known_hvm_kind(*b"GenuineIntel"), Some(DirectKind::Vmcall));
+        assert_eq!(known_hvm_kind(*b"HygonGenuine"), Some(DirectKind::Vmmcall));
+        // Unknown vendors get no direct backend (the hypercall page instead), but `hvm()`
+        // still picks vmcall for them.
+        assert_eq!(known_hvm_kind(*b"VIA VIA VIA "), None);
+        assert_eq!(hvm_kind(*b"VIA VIA VIA "), DirectKind::Vmcall);
     }
 
     #[test]

@@ -18,7 +18,9 @@ use xen::{Error, Xen};
 
 // The device, shared with the PVH stub domain (tests/xen-pvh-stubdom), hence no_std.
 mod device;
-use device::{serve, MMIO_BASE, PORT};
+use device::serve;
+#[cfg(feature = "sim")]
+use device::{MMIO_BASE, PORT};
 
 /// The device's messages, on stdout (line-buffered, so each reaches a pipe whole).
 fn say(a: std::fmt::Arguments<'_>) {

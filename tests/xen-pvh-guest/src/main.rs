@@ -234,15 +234,14 @@ impl Checks {
 
 /// Whether the command line in the PVH start info (xl's `cmdline`) holds `word`.
 /// `struct hvm_start_info` (xen/include/public/arch-x86/hvm/start_info.h): magic at offset 0,
-/// cmdline_paddr (a NUL-terminated string, 0 if none) at offset 24; paging is off.
+/// Whether the command line of the start info (`HvmStartInfo`, a NUL-terminated string at
+/// `cmdline_paddr`, 0 if none) has the word `word`; paging is off.
 fn cmdline_has(start_info: u32, word: &[u8]) -> bool {
-    const MAGIC: u32 = 0x336e_c578;
-    // SAFETY: Xen placed the start info at this physical address, identity-mapped (no paging).
-    let (magic, cmdline) = unsafe {
-        let p = start_info as usize as *const u32;
-        (p.read_volatile(), p.add(6).read_volatile())
-    };
-    if magic != MAGIC || cmdline == 0 {
+    // SAFETY: Xen placed the start info at this physical address, identity-mapped (no paging);
+    // a copy, read once.
+    let info = unsafe { (start_info as usize as *const HvmStartInfo).read_unaligned() };
+    let cmdline = info.cmdline_paddr;
+    if info.magic != XEN_HVM_START_MAGIC_VALUE || cmdline == 0 || cmdline >= 1 << 32 {
         return false;
     }
     let mut line = [0u8; 128];

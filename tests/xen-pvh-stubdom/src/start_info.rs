@@ -1,8 +1,7 @@
-//! The command line from the PVH start info (`struct hvm_start_info`,
-//! xen/include/public/arch-x86/hvm/start_info.h): magic at offset 0, `cmdline_paddr` (a
-//! NUL-terminated string, 0 if none) at offset 24. Memory is identity-mapped (entry.rs).
+//! The command line from the PVH start info (`xen::sys::HvmStartInfo`, from the spec's
+//! `hvm/start_info.toml`). Memory is identity-mapped (entry.rs).
 
-const MAGIC: u32 = 0x336e_c578;
+use xen::sys::{HvmStartInfo, XEN_HVM_START_MAGIC_VALUE};
 
 /// A copy of the command line (at most 256 bytes), split into `key=value` words.
 pub struct Cmdline {
@@ -16,17 +15,11 @@ pub fn cmdline(start_info: u64) -> Cmdline {
         line: [0; 256],
         len: 0,
     };
-    let p = start_info as usize as *const u32;
-    // SAFETY: Xen placed the start info at this address, which is identity-mapped.
-    let (magic, lo, hi) = unsafe {
-        (
-            p.read_volatile(),
-            p.add(6).read_volatile(),
-            p.add(7).read_volatile(),
-        )
-    };
-    let addr = (u64::from(hi) << 32) | u64::from(lo);
-    if magic != MAGIC || addr == 0 || addr >= 1 << 32 {
+    // SAFETY: Xen placed the start info at this address, which is identity-mapped; a copy,
+    // read once (it may not be 8-aligned).
+    let info = unsafe { (start_info as usize as *const HvmStartInfo).read_unaligned() };
+    let addr = info.cmdline_paddr;
+    if info.magic != XEN_HVM_START_MAGIC_VALUE || addr == 0 || addr >= 1 << 32 {
         return c;
     }
     while c.len < c.line.len() {

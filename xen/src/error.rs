@@ -31,6 +31,25 @@ pub enum Error {
         /// What was wrong.
         what: &'static str,
     },
+    /// An address (or range) outside what the operation may touch, e.g. guest RAM that is not
+    /// mapped.
+    #[error("{op}: {len} bytes at {addr:#x} are outside the mapped guest RAM")]
+    BadAddress {
+        /// The operation.
+        op: &'static str,
+        /// The first address not covered.
+        addr: u64,
+        /// Bytes still to go from there.
+        len: u64,
+    },
+    /// The caller's arguments are invalid.
+    #[error("{op}: {what}")]
+    InvalidArgument {
+        /// The operation.
+        op: &'static str,
+        /// What was wrong.
+        what: &'static str,
+    },
     /// The event loop was asked to stop.
     #[error("stopped")]
     Stopped,

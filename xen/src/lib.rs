@@ -18,6 +18,7 @@ mod error;
 pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
+pub mod memory;
 pub mod platform;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use xen_sys::backend::privcmd::{Error as SysError, Evtchn, Mapping, Privcmd};
 use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 
-use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
+use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
 fn os(op: &'static str, e: SysError) -> Error {
@@ -165,6 +165,31 @@ impl ForeignMemory for Linux {
                 unsafe { map.as_ptr().add(off + j).write_volatile(buf[i + j]) };
             }
         })
+    }
+}
+
+impl MapGuest for Linux {
+    type Mapping = LinuxPages;
+
+    fn map_guest(
+        &self,
+        domid: Domid,
+        gfn: u64,
+        n: usize,
+    ) -> Result<(LinuxPages, std::vec::Vec<i32>), Error> {
+        let gfns = (gfn..)
+            .take(n)
+            .map(|g| {
+                xen_sys::XenPfn::try_from(g).map_err(|_| Error::InvalidArgument {
+                    op: "IOCTL_PRIVCMD_MMAPBATCH_V2",
+                    what: "a frame number too large for xen_pfn_t",
+                })
+            })
+            .collect::<Result<std::vec::Vec<_>, _>>()?;
+        self.privcmd
+            .map_foreign(domid, &gfns)
+            .map(|(m, errs)| (LinuxPages(m), errs))
+            .map_err(|e| os("IOCTL_PRIVCMD_MMAPBATCH_V2", e))
     }
 }
 

@@ -2,6 +2,8 @@
 //! (`linux`, feature `std`), for the simulator (`sim`), and implementable over the bare hypercall
 //! backends for stub domains.
 
+use alloc::vec::Vec;
+
 use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 
 use crate::Error;
@@ -47,6 +49,22 @@ pub trait ForeignMemory {
     fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error>;
     /// Copy `buf` into guest RAM at guest-physical `gpa`.
     fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error>;
+}
+
+/// Mapping a guest's RAM into this domain for as long as the mapping lives (what
+/// [`crate::memory::GuestRam`] is built on).
+pub trait MapGuest {
+    /// The mapping; dropping it unmaps.
+    type Mapping: Pages + Send + Sync + 'static;
+    /// Map the guest frames `gfn .. gfn + n` of `domid` at consecutive pages. Returns the
+    /// mapping (`n` pages) and one result per page: 0, or a negative errno for a page that is
+    /// not mapped and must never be touched.
+    fn map_guest(
+        &self,
+        domid: Domid,
+        gfn: u64,
+        n: usize,
+    ) -> Result<(Self::Mapping, Vec<i32>), Error>;
 }
 
 /// Event channels of the calling domain.

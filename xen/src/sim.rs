@@ -41,7 +41,7 @@ use std::vec::Vec;
 
 use xen_sys::*;
 
-use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
+use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
 const EPERM: i32 = 1;
@@ -131,10 +131,37 @@ impl Server {
     }
 }
 
+impl Domain {
+    /// Copy RAM at `at` into `out`; `None` if outside it. Volatile and by raw pointer: mappings
+    /// handed out by `MapGuest` reach the same bytes without the model's lock, as a device
+    /// model and a guest do, so no reference to RAM is ever made.
+    fn ram_read(&self, at: usize, out: &mut [u8]) -> Option<()> {
+        (at.checked_add(out.len())? <= GUEST_RAM).then(|| {
+            for (i, b) in out.iter_mut().enumerate() {
+                // SAFETY: inside the allocation (checked above).
+                *b = unsafe { self.ram.ptr.add(at + i).read_volatile() };
+            }
+        })
+    }
+
+    /// Copy `data` into RAM at `at`; `None` if outside it.
+    fn ram_write(&self, at: usize, data: &[u8]) -> Option<()> {
+        (at.checked_add(data.len())? <= GUEST_RAM).then(|| {
+            for (i, b) in data.iter().enumerate() {
+                // SAFETY: as in `ram_read`.
+                unsafe { self.ram.ptr.add(at + i).write_volatile(*b) };
+            }
+        })
+    }
+}
+
 struct Domain {
     nr_vcpus: u32,
     hvm: bool,
-    ram: Vec<u8>,
+    /// Guest RAM: page-aligned, shared with mappings (`MapGuest`), which keep it alive.
+    ram: Arc<PageBox>,
+    /// Frames not populated (`Sim::unpopulate`): mappings refuse them per page.
+    holes: std::collections::BTreeSet<u64>,
     crashed: Option<String>,
     next_port: EvtchnPort,
     /// Target-side ports with an event sent by the emulator (indexed by port; no allocation
@@ -250,7 +277,8 @@ impl Sim {
             Domain {
                 nr_vcpus: vcpus,
                 hvm,
-                ram: std::vec![0; GUEST_RAM],
+                ram: Arc::new(PageBox::new(GUEST_RAM / 4096)),
+                holes: Default::default(),
                 crashed: None,
                 next_port: 1,
                 events: std::vec![false; MAX_PORTS],
@@ -324,13 +352,28 @@ impl Sim {
     pub fn guest_ram_write(&self, domid: Domid, gpa: u64, data: &[u8]) {
         let mut st = self.lock();
         let d = st.domains.get_mut(&domid).expect("domain");
-        d.ram[gpa as usize..gpa as usize + data.len()].copy_from_slice(data);
+        d.ram_write(gpa as usize, data).expect("inside guest RAM");
+    }
+
+    /// Take guest frame `gfn` out of the guest's physmap (as ballooning does): mappings of it
+    /// fail per page with EINVAL from now on.
+    pub fn unpopulate(&self, domid: Domid, gfn: u64) {
+        let mut st = self.lock();
+        st.domains
+            .get_mut(&domid)
+            .expect("domain")
+            .holes
+            .insert(gfn);
     }
 
     /// Read guest RAM (tests).
     pub fn guest_ram_read(&self, domid: Domid, gpa: u64, len: usize) -> Vec<u8> {
         let st = self.lock();
-        st.domains[&domid].ram[gpa as usize..gpa as usize + len].to_vec()
+        let mut out = std::vec![0; len];
+        st.domains[&domid]
+            .ram_read(gpa as usize, &mut out)
+            .expect("inside guest RAM");
+        out
     }
 
     fn enter(&self, st: &mut State, what: &str) -> Result<(), Error> {
@@ -1200,11 +1243,7 @@ impl ForeignMemory for Sim {
         let st = self.lock();
         let d = st.domains.get(&domid).ok_or(os("read guest RAM", ESRCH))?;
         let a = usize::try_from(gpa).map_err(|_| os("read guest RAM", EFAULT))?;
-        let src = d
-            .ram
-            .get(a..a.saturating_add(buf.len()))
-            .ok_or(os("read guest RAM", EFAULT))?;
-        buf.copy_from_slice(src);
+        d.ram_read(a, buf).ok_or(os("read guest RAM", EFAULT))?;
         Ok(())
     }
 
@@ -1215,12 +1254,33 @@ impl ForeignMemory for Sim {
             .get_mut(&domid)
             .ok_or(os("write guest RAM", ESRCH))?;
         let a = usize::try_from(gpa).map_err(|_| os("write guest RAM", EFAULT))?;
-        let dst = d
-            .ram
-            .get_mut(a..a.saturating_add(buf.len()))
-            .ok_or(os("write guest RAM", EFAULT))?;
-        dst.copy_from_slice(buf);
+        d.ram_write(a, buf).ok_or(os("write guest RAM", EFAULT))?;
         Ok(())
+    }
+}
+
+impl MapGuest for Sim {
+    type Mapping = SimPages;
+
+    fn map_guest(&self, domid: Domid, gfn: u64, n: usize) -> Result<(SimPages, Vec<i32>), Error> {
+        const OP: &str = "IOCTL_PRIVCMD_MMAPBATCH_V2";
+        let st = self.lock();
+        let d = st.domains.get(&domid).ok_or(os(OP, ESRCH))?;
+        let pages = (GUEST_RAM / 4096) as u64;
+        if n == 0 || gfn >= pages || n as u64 > pages - gfn {
+            return Err(os(OP, EINVAL));
+        }
+        let errs = (gfn..gfn + n as u64)
+            .map(|g| if d.holes.contains(&g) { -EINVAL } else { 0 })
+            .collect();
+        Ok((
+            SimPages {
+                mem: Arc::clone(&d.ram),
+                offset: gfn as usize * 4096,
+                len: n * 4096,
+            },
+            errs,
+        ))
     }
 }
 

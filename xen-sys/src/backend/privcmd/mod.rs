@@ -314,7 +314,10 @@ impl Privcmd {
 
     /// `IOCTL_PRIVCMD_MMAPBATCH_V2`: map guest frames `gfns` of `domid` at consecutive pages.
     /// Returns the mapping and one result per page (0, or a negative errno such as -ENOENT for a
-    /// paged-out frame); the ioctl itself fails with ENOENT if any page was paged out.
+    /// paged-out frame, -EINVAL for an unpopulated one); a page with an error is not mapped and
+    /// must not be touched (it faults). The kernel also fails the whole ioctl with ENOENT when a
+    /// page was paged out, after filling the per-page results: that case returns the mapping
+    /// too, the results saying which pages to retry.
     pub fn map_foreign(&self, domid: Domid, gfns: &[XenPfn]) -> Result<(Mapping, Vec<i32>), Error> {
         let num = u32::try_from(gfns.len()).map_err(|_| Error::Invalid {
             op: "IOCTL_PRIVCMD_MMAPBATCH_V2",
@@ -341,13 +344,14 @@ impl Privcmd {
         };
         // SAFETY: a VMA of this fd `num` pages long at `addr`; `arr` points to `num` frame
         // numbers we borrow, `err` to `num` writable ints we own.
-        unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, &mut b) }.map_err(|errno| {
-            Error::Ioctl {
+        match unsafe { sys::ioctl(&self.fd, IOCTL_PRIVCMD_MMAPBATCH_V2, &mut b) } {
+            Ok(_) => Ok((map, errs)),
+            Err(errno) if errno == Errno::NOENT && errs.contains(&-2) => Ok((map, errs)),
+            Err(errno) => Err(Error::Ioctl {
                 op: "IOCTL_PRIVCMD_MMAPBATCH_V2",
                 errno,
-            }
-        })?;
-        Ok((map, errs))
+            }),
+        }
     }
 
     /// `IOCTL_PRIVCMD_MMAPBATCH` (v1, legacy): like [`map_foreign`](Self::map_foreign) but

@@ -1,0 +1,333 @@
+//! A guest's RAM mapped into this domain: ranges mapped once (through privcmd's
+//! `IOCTL_PRIVCMD_MMAPBATCH_V2` on Linux, or any [`MapGuest`] platform) and then read and written
+//! in place, for virtqueues and other rings a back end walks on every request.
+//!
+//! Pages Xen would not map (unpopulated, paged out, ballooned) are reported per page
+//! ([`GuestRam::failed_pages`]) and left out: the mapped regions stop before them, so an address
+//! a guest points at a hole is an [`Error::BadAddress`], never a fault. Guest memory is touched
+//! only through raw pointers with volatile accesses (the guest may write it at any time); no
+//! Rust reference to it exists. With the feature `vm-memory` the regions implement rust-vmm's
+//! `GuestMemoryRegion`, so `virtio-queue` and other rust-vmm device code run over them
+//! unchanged ([`GuestRam::vm_memory`]).
+//!
+//! ```no_run
+//! # #[cfg(all(feature = "std", target_os = "linux"))] {
+//! use xen::memory::GuestRam;
+//! let platform = xen::linux::Linux::open()?;
+//! // The first 16 MiB of domain 5.
+//! let ram = GuestRam::map(&platform, 5, &[(0, 16 << 20)])?;
+//! for e in ram.failed_pages() {
+//!     eprintln!("gfn {:#x} not mapped: errno {}", e.gfn, e.errno);
+//! }
+//! let mut hdr = [0u8; 16];
+//! ram.read(0x1000, &mut hdr)?;
+//! # }
+//! # Ok::<(), xen::Error>(())
+//! ```
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+
+use xen_sys::Domid;
+
+use crate::platform::{MapGuest, Pages};
+use crate::Error;
+
+const PAGE: u64 = 4096;
+
+/// A page that could not be mapped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PageError {
+    /// The guest frame.
+    pub gfn: u64,
+    /// The errno the kernel or Xen gave for it (ENOENT: paged out, retry later; EINVAL: not
+    /// populated).
+    pub errno: i32,
+}
+
+/// A run of consecutive mapped guest pages.
+pub struct RamRegion<M> {
+    gpa: u64,
+    len: u64,
+    map: Arc<M>,
+    /// Where the region starts in the mapping.
+    offset: usize,
+}
+
+impl<M> Clone for RamRegion<M> {
+    fn clone(&self) -> Self {
+        RamRegion {
+            gpa: self.gpa,
+            len: self.len,
+            map: Arc::clone(&self.map),
+            offset: self.offset,
+        }
+    }
+}
+
+impl<M> core::fmt::Debug for RamRegion<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "RamRegion({:#x}..{:#x})", self.gpa, self.gpa + self.len)
+    }
+}
+
+impl<M: Pages> RamRegion<M> {
+    /// The guest-physical address of the first byte.
+    pub fn gpa(&self) -> u64 {
+        self.gpa
+    }
+
+    /// Bytes in the region (whole pages).
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the region is empty (never, for regions of a [`GuestRam`]).
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The host address of byte `off` of the region (`off <= len`): for raw volatile access
+    /// only, and only while this region (or a clone) lives.
+    pub fn host_ptr(&self, off: u64) -> *mut u8 {
+        debug_assert!(off <= self.len);
+        // SAFETY: offset + off lies inside the mapping (the region was cut from it, and
+        // off <= len).
+        unsafe { self.map.base().add(self.offset + off as usize) }
+    }
+}
+
+/// RAM of one guest, mapped.
+pub struct GuestRam<M> {
+    domid: Domid,
+    regions: Vec<RamRegion<M>>,
+    failed: Vec<PageError>,
+}
+
+impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
+    /// Map the guest-physical ranges `(start, length)` of `domid` (each widened to whole
+    /// pages). Ranges must not overlap. Pages that fail to map are listed in
+    /// [`failed_pages`](Self::failed_pages) and left out of the regions; the call itself fails
+    /// only if a whole mapping does.
+    pub fn map<P: MapGuest<Mapping = M>>(
+        platform: &P,
+        domid: Domid,
+        ranges: &[(u64, u64)],
+    ) -> Result<Self, Error> {
+        const OP: &str = "map guest RAM";
+        let mut pages: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+        for &(start, len) in ranges {
+            let end = start
+                .checked_add(len)
+                .and_then(|e| e.checked_add(PAGE - 1))
+                .ok_or(Error::InvalidArgument {
+                    op: OP,
+                    what: "a range that wraps around the address space",
+                })?;
+            if len == 0 {
+                return Err(Error::InvalidArgument {
+                    op: OP,
+                    what: "an empty range",
+                });
+            }
+            pages.push((start / PAGE, end / PAGE));
+        }
+        pages.sort_unstable();
+        if pages.windows(2).any(|w| w[0].1 > w[1].0) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: "overlapping ranges",
+            });
+        }
+        let mut regions = Vec::new();
+        let mut failed = Vec::new();
+        for (first, end) in pages {
+            let n = usize::try_from(end - first).map_err(|_| Error::InvalidArgument {
+                op: OP,
+                what: "a range too large for this address space",
+            })?;
+            let (map, errs) = platform.map_guest(domid, first, n)?;
+            if errs.len() != n || map.len() < n * PAGE as usize {
+                return Err(Error::Protocol {
+                    op: OP,
+                    what: "the mapping or its per-page results are shorter than asked",
+                });
+            }
+            let map = Arc::new(map);
+            // Runs of mapped pages become regions; a sentinel error ends the last run.
+            let mut run: Option<usize> = None;
+            for (i, &e) in errs.iter().chain([&-1]).enumerate() {
+                match (e == 0, run) {
+                    (true, None) => run = Some(i),
+                    (false, Some(s)) => {
+                        regions.push(RamRegion {
+                            gpa: (first + s as u64) * PAGE,
+                            len: (i - s) as u64 * PAGE,
+                            map: Arc::clone(&map),
+                            offset: s * PAGE as usize,
+                        });
+                        run = None;
+                    }
+                    _ => {}
+                }
+                if i < n && e != 0 {
+                    failed.push(PageError {
+                        gfn: first + i as u64,
+                        errno: e.saturating_neg(),
+                    });
+                }
+            }
+        }
+        Ok(GuestRam {
+            domid,
+            regions,
+            failed,
+        })
+    }
+}
+
+impl<M: Pages> GuestRam<M> {
+    /// The guest.
+    pub fn domid(&self) -> Domid {
+        self.domid
+    }
+
+    /// The mapped regions, in address order (a failed page splits a range in two).
+    pub fn regions(&self) -> &[RamRegion<M>] {
+        &self.regions
+    }
+
+    /// The pages that could not be mapped.
+    pub fn failed_pages(&self) -> &[PageError] {
+        &self.failed
+    }
+
+    /// The region holding `gpa` and the offset in it.
+    fn find(&self, gpa: u64) -> Option<(&RamRegion<M>, u64)> {
+        let i = self
+            .regions
+            .partition_point(|r| r.gpa <= gpa)
+            .checked_sub(1)?;
+        let r = &self.regions[i];
+        let off = gpa - r.gpa;
+        (off < r.len).then_some((r, off))
+    }
+
+    /// Walk `len` bytes from `gpa` in mapped pieces: `f(host pointer, offset in the buffer,
+    /// bytes)`. Fails, before touching anything, if any byte is not mapped.
+    fn walk(
+        &self,
+        op: &'static str,
+        gpa: u64,
+        len: usize,
+        mut f: impl FnMut(*mut u8, usize, usize),
+    ) -> Result<(), Error> {
+        // Check first, so a failed access has no partial effect.
+        let mut pieces: Vec<(*mut u8, usize, usize)> = Vec::new();
+        let mut done = 0usize;
+        while done < len {
+            let a = gpa.checked_add(done as u64);
+            let Some((r, off)) = a.and_then(|a| self.find(a)) else {
+                return Err(Error::BadAddress {
+                    op,
+                    addr: gpa.wrapping_add(done as u64),
+                    len: (len - done) as u64,
+                });
+            };
+            let n = ((r.len - off) as usize).min(len - done);
+            pieces.push((r.host_ptr(off), done, n));
+            done += n;
+        }
+        for (p, at, n) in pieces {
+            f(p, at, n);
+        }
+        Ok(())
+    }
+
+    /// Copy guest RAM at `gpa` into `buf`.
+    pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+        self.walk("read guest RAM", gpa, buf.len(), |p, at, n| {
+            for (j, b) in buf[at..at + n].iter_mut().enumerate() {
+                // SAFETY: `p .. p + n` is mapped (walk); a volatile load, no reference made.
+                *b = unsafe { p.add(j).read_volatile() };
+            }
+        })
+    }
+
+    /// Copy `buf` into guest RAM at `gpa`.
+    pub fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+        self.walk("write guest RAM", gpa, buf.len(), |p, at, n| {
+            for (j, b) in buf[at..at + n].iter().enumerate() {
+                // SAFETY: as in `read`, a volatile store.
+                unsafe { p.add(j).write_volatile(*b) };
+            }
+        })
+    }
+}
+
+#[cfg(feature = "vm-memory")]
+mod vm {
+    //! rust-vmm's `vm-memory` traits over the mapped regions.
+
+    use vm_memory::bitmap::BS;
+    use vm_memory::{
+        GuestAddress, GuestMemoryError, GuestMemoryRegion, GuestMemoryRegionBytes,
+        GuestRegionCollection, GuestUsize, MemoryRegionAddress, VolatileSlice,
+    };
+
+    use super::{GuestRam, RamRegion};
+    use crate::platform::Pages;
+    use crate::Error;
+
+    impl<M: Pages + Send + Sync> GuestMemoryRegion for RamRegion<M> {
+        type B = ();
+
+        fn len(&self) -> GuestUsize {
+            self.len
+        }
+
+        fn start_addr(&self) -> GuestAddress {
+            GuestAddress(self.gpa)
+        }
+
+        fn bitmap(&self) -> BS<'_, ()> {}
+
+        fn get_host_address(
+            &self,
+            addr: MemoryRegionAddress,
+        ) -> vm_memory::guest_memory::Result<*mut u8> {
+            self.check_address(addr)
+                .map(|a| self.host_ptr(a.0))
+                .ok_or(GuestMemoryError::InvalidBackendAddress)
+        }
+
+        fn get_slice(
+            &self,
+            offset: MemoryRegionAddress,
+            count: usize,
+        ) -> vm_memory::guest_memory::Result<VolatileSlice<'_, BS<'_, ()>>> {
+            let end = offset.0.checked_add(count as u64);
+            if end.is_none_or(|e| e > self.len) {
+                return Err(GuestMemoryError::InvalidBackendAddress);
+            }
+            // SAFETY: `offset .. offset + count` lies in the region's mapping, which lives as
+            // long as `self` (its `Arc`); VolatileSlice only makes volatile accesses.
+            Ok(unsafe { VolatileSlice::with_bitmap(self.host_ptr(offset.0), count, (), None) })
+        }
+    }
+
+    impl<M: Pages + Send + Sync> GuestMemoryRegionBytes for RamRegion<M> {}
+
+    impl<M: Pages + Send + Sync> GuestRam<M> {
+        /// The mapped regions as a `vm-memory` guest memory (`GuestMemory` for
+        /// `virtio-queue`). Each region keeps its mapping alive.
+        pub fn vm_memory(&self) -> Result<GuestRegionCollection<RamRegion<M>>, Error> {
+            GuestRegionCollection::from_regions(self.regions.clone()).map_err(|_| {
+                Error::InvalidArgument {
+                    op: "vm-memory over guest RAM",
+                    what: "no mapped region",
+                }
+            })
+        }
+    }
+}

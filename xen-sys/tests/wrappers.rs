@@ -259,3 +259,48 @@ fn abi_metadata() {
     assert_eq!(<XenDmOpU as XenAbi>::C_NAME, "");
     assert!(<XenDmOpNrVcpus as XenAbi>::SINCE >= XenVersion::new(4, 15));
 }
+
+#[test]
+fn grant_table_op_copy_passes_cmd_array_and_count() {
+    let r = Recorder::new(0);
+    let mut source = GnttabCopyPtr {
+        domid: 3,
+        offset: 0x10,
+        ..Default::default()
+    };
+    source.u.set_ref(42);
+    let mut dest = GnttabCopyPtr {
+        domid: DOMID_SELF,
+        ..Default::default()
+    };
+    dest.u.set_gmfn(0x1234);
+    let mut ops = [
+        GnttabCopy {
+            source,
+            dest,
+            len: 0x20,
+            flags: GnttabCopyFlags::SOURCE_GREF,
+            ..Default::default()
+        },
+        GnttabCopy::default(),
+    ];
+    // SAFETY: the recorder does not dereference the pointer.
+    let res = unsafe { grant_table_op_copy(&r, ops.as_mut_ptr(), ops.len() as u32) };
+    assert_eq!(res, Ok(0));
+    assert_eq!(
+        r.only_call(),
+        (
+            __HYPERVISOR_grant_table_op,
+            [GNTTABOP_copy as u64, ops.as_ptr() as usize as u64, 2, 0, 0]
+        )
+    );
+    assert_eq!(GNTTABOP_copy, 5);
+    // The union holds a grant reference or a frame number in the first bytes of each end.
+    let bytes = zerocopy::IntoBytes::as_bytes(&ops[0]);
+    let end = core::mem::size_of::<GnttabCopyPtr>();
+    assert_eq!(&bytes[0..4], &42u32.to_le_bytes());
+    assert_eq!(&bytes[end..end + 4], &0x1234u32.to_le_bytes());
+    assert_eq!(ops[0].dest.u.gmfn(), 0x1234);
+    assert_eq!(ops[1].status, GnttabStatus::OKAY);
+    assert_eq!(GnttabStatus(-13).name(), Some("GNTST_no_space"));
+}

@@ -129,6 +129,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../abi-spec/event_channel.toml"),
     ),
     (
+        "grant_table.toml",
+        include_str!("../../../abi-spec/grant_table.toml"),
+    ),
+    (
         "hvm/dm_op.toml",
         include_str!("../../../abi-spec/hvm/dm_op.toml"),
     ),
@@ -143,6 +147,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
     (
         "hvm/params.toml",
         include_str!("../../../abi-spec/hvm/params.toml"),
+    ),
+    (
+        "hvm/start_info.toml",
+        include_str!("../../../abi-spec/hvm/start_info.toml"),
     ),
     (
         "linux/evtchn.toml",

@@ -259,6 +259,10 @@ pub struct ValueSet {
     pub prefix: String,
     /// Members. For flags, `value` is the mask `1 << bit`.
     pub members: Vec<Member>,
+    /// Value sets only: C declares the set as an array of the item's name with one entry per
+    /// member, in member order (`xsd_errors`); the member names are macros of other headers
+    /// (`<errno.h>`), so a release's array is checked by its entry count.
+    pub c_array: bool,
 }
 
 /// A member of a value or flag set.

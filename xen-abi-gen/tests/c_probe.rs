@@ -141,6 +141,32 @@ fn a_wrong_bit_position_is_caught() {
     );
 }
 
+#[test]
+fn a_wrong_error_table_is_caught() {
+    // Xenstore's xsd_errors is an array: one member too few is an entry-count mismatch, and a
+    // member's value is checked against <errno.h>.
+    let r = probe(&spec_with(Some((
+        "io/xs_wire.toml",
+        "  { name = \"EISCONN\", value = 106,",
+        "  { name = \"EISCONN\", value = 105,",
+    ))));
+    let msgs: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        msgs,
+        ["xsd_errors.EISCONN: value expected 105 (spec), actual 106 (C: EISCONN)"]
+    );
+    let r = probe(&spec_with(Some((
+        "io/xs_wire.toml",
+        "  { name = \"EROFS\", value = 30, doc = \"The store is read-only (e.g. a read-only connection).\" },\n",
+        "",
+    ))));
+    let msgs: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
+    assert_eq!(
+        msgs,
+        ["xsd_errors: count expected 15 (spec), actual 16 (C: sizeof(xsd_errors) / sizeof((xsd_errors)[0]))"]
+    );
+}
+
 /// The machine's 4.17 headers probed as if they were an older release: whatever the spec dates
 /// later must then be absent, so a `since` that is too late is caught at every level.
 fn probe_as_release(
@@ -193,6 +219,26 @@ fn a_since_later_than_the_release_headers_is_caught() {
             "{want} not in {present:?}"
         );
     }
+    // An error-table member dated later is not looked for by name (<errno.h> defines it):
+    // the table has one entry fewer. A struct with a later trailing field is smaller.
+    assert!(
+        !present.iter().any(|t| t.starts_with("xsd_errors")),
+        "{present:?}"
+    );
+    assert!(present
+        .iter()
+        .any(|t| t == "xenstore_domain_interface.error"));
+    let found = |item: &str, what: &str| {
+        r.mismatches
+            .iter()
+            .find(|m| m.check.item == item && m.check.what == what)
+            .map(|m| (m.check.expected, m.actual))
+    };
+    assert_eq!(found("xsd_errors", "count"), Some((15, 16)));
+    assert_eq!(
+        found("xenstore_domain_interface", "size"),
+        Some((2072, 2076))
+    );
     // The flag-set mask is computed for the release: 4.14's bits only.
     let mask = r
         .mismatches

@@ -32,7 +32,8 @@ pub struct Check {
     pub item: String,
     /// Field or member, if any.
     pub field: Option<String>,
-    /// What is measured: `size`, `align`, `offset` or `value`.
+    /// What is measured: `size`, `align`, `offset`, `value` or `count` (the entries of a
+    /// `c_array` set).
     pub what: &'static str,
     /// The spec's number.
     pub expected: u64,
@@ -340,6 +341,11 @@ fn probe_inner(
                     ItemKind::Const(_) | ItemKind::Ioctl(_) => {
                         gone(None, item.since, format!("(long long)({})", item.name));
                     }
+                    // A table's member names are other headers' macros: the table is what
+                    // must be missing.
+                    ItemKind::Values(v) if v.c_array => {
+                        gone(None, item.since, format!("sizeof({})", item.name));
+                    }
                     ItemKind::Values(v) | ItemKind::Flags(v) => {
                         for m in &v.members {
                             if !guarded_out(m.c_guard) {
@@ -413,8 +419,9 @@ fn probe_inner(
                     let Ok(l) = engine.item(&item.name, arch, view) else {
                         continue;
                     };
-                    push(None, "size", l.size, acc.sizeof());
-                    push(None, "align", l.align, acc.alignof());
+                    let (size, align) = release_layout(&l, c, |f| later(f.since));
+                    push(None, "size", size, acc.sizeof());
+                    push(None, "align", align, acc.alignof());
                     for fl in &l.fields {
                         let Some(field) = c.fields.iter().find(|x| x.name == fl.name) else {
                             continue;
@@ -465,8 +472,26 @@ fn probe_inner(
                     }
                 }
                 ItemKind::Values(v) | ItemKind::Flags(v) => {
+                    if v.c_array {
+                        // One entry per member the release has (a later one is only counted:
+                        // its name is still defined, by another header).
+                        let entries = v
+                            .members
+                            .iter()
+                            .filter(|m| !guarded_out(m.c_guard) && !later(m.since))
+                            .count();
+                        push(
+                            None,
+                            "count",
+                            entries as u64,
+                            format!("sizeof({n}) / sizeof(({n})[0])", n = item.name),
+                        );
+                    }
                     for m in &v.members {
                         if guarded_out(m.c_guard) {
+                            continue;
+                        }
+                        if v.c_array && later(m.since) {
                             continue;
                         }
                         if later(m.since) {
@@ -530,9 +555,10 @@ fn probe_inner(
         );
     }
     let prelude_start = src.len();
+    // <errno.h>: Xenstore's xs_wire.h defines its error table only `#ifdef EINVAL`.
     let _ = writeln!(
         src,
-        "#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>"
+        "#include <errno.h>\n#include <stddef.h>\n#include <stdint.h>\n#include <sys/ioctl.h>"
     );
     match headers {
         Headers::Xen => {
@@ -592,6 +618,32 @@ fn probe_inner(
         release,
         absent_types,
     }
+}
+
+/// Size and alignment of a struct or union in a release that lacks the fields `absent` picks
+/// (fields added later, at the end of a struct or as union members): the extent of the fields
+/// it has, rounded up to their alignment. Without such fields, the layout's own.
+fn release_layout(
+    l: &crate::layout::ItemLayout,
+    c: &Compound,
+    absent: impl Fn(&Field) -> bool,
+) -> (u64, u64) {
+    let present: Vec<_> = l
+        .fields
+        .iter()
+        .filter(|fl| {
+            c.fields
+                .iter()
+                .find(|f| f.name == fl.name)
+                .is_none_or(|f| !absent(f))
+        })
+        .collect();
+    if present.len() == l.fields.len() || present.is_empty() {
+        return (l.size, l.align);
+    }
+    let align = present.iter().map(|f| f.align).max().unwrap_or(1);
+    let end = present.iter().map(|f| f.offset + f.size).max().unwrap_or(0);
+    (end.div_ceil(align) * align, align)
 }
 
 /// The include shim for the Linux uapi headers: `xen/interface/xen.h` (path, contents).

@@ -337,11 +337,14 @@ impl Emitter<'_> {
             if m.since != item.since {
                 since_doc(out, m.since);
             }
-            let _ = writeln!(out, "#[doc(alias = {})]", lit(&m.name));
+            let rust = names::member_const(&m.name, &v.prefix);
+            // Without a prefix to strip (`xsd_errors`) the constant already has the C name.
+            if rust != m.name {
+                let _ = writeln!(out, "#[doc(alias = {})]", lit(&m.name));
+            }
             let _ = writeln!(
                 out,
-                "pub const {}: Self = Self({});",
-                names::member_const(&m.name, &v.prefix),
+                "pub const {rust}: Self = Self({});",
                 int_lit(m.value, v.repr)
             );
         }

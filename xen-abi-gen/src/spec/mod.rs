@@ -153,6 +153,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../abi-spec/hvm/start_info.toml"),
     ),
     (
+        "io/xs_wire.toml",
+        include_str!("../../../abi-spec/io/xs_wire.toml"),
+    ),
+    (
         "linux/evtchn.toml",
         include_str!("../../../abi-spec/linux/evtchn.toml"),
     ),

@@ -178,6 +178,9 @@ pub struct Values {
     pub c_guard: Option<S>,
     pub repr: S,
     pub prefix: Option<S>,
+    /// The set is a C array of the same name with one entry per member (Xenstore's
+    /// `xsd_errors`), not a group of macros: the probe compares the entry count.
+    pub c_array: Option<bool>,
     pub members: Vec<Spanned<Member>>,
 }
 

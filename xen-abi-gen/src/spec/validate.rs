@@ -669,6 +669,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             repr: repr.unwrap_or(Int::U32),
             prefix,
             members,
+            c_array: r.c_array.unwrap_or(false),
         });
         items.push(mk_item(cx, common!(r), tl, "value set", kind));
     }
@@ -719,6 +720,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             repr: repr.unwrap_or(Int::U32),
             prefix,
             members,
+            c_array: false,
         });
         items.push(mk_item(cx, common!(r), tl, "flag set", kind));
     }

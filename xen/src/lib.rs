@@ -22,6 +22,7 @@ pub mod memory;
 pub mod platform;
 #[cfg(feature = "sim")]
 pub mod sim;
+pub mod xenstore;
 
 pub use dm::Xen;
 pub use error::Error;

@@ -1,0 +1,552 @@
+//! The client: one connection (the xenstored socket or `/dev/xen/xenbus`), one request in
+//! flight at a time, its reply matched by request id; watch events that arrive meanwhile are
+//! queued for [`Client::next_event`].
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::net::UnixStream;
+use std::string::{String, ToString};
+use std::vec::Vec;
+
+use super::wire::{self, Header, Malformed, Perm, ABS_PATH_MAX, REL_PATH_MAX};
+use super::Error;
+use xen_sys::XsdSockmsgType as Ty;
+
+/// What a [`Client`] talks over: anything that reads, writes and has a descriptor to poll.
+pub trait Conn: Read + Write + AsFd {}
+impl<T: Read + Write + AsFd> Conn for T {}
+
+/// A transaction, or [`Tx::NONE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tx(pub u32);
+
+impl Tx {
+    /// Outside any transaction.
+    pub const NONE: Tx = Tx(0);
+}
+
+/// A fired watch: the path that changed (or the watched path, once, when the watch is set) and
+/// the token given to [`Client::watch`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WatchEvent {
+    /// The node that changed.
+    pub path: String,
+    /// The watch's token.
+    pub token: String,
+}
+
+/// How often [`Client::transaction`] tries before giving up with [`Error::Conflict`].
+pub const TRANSACTION_ATTEMPTS: u32 = 16;
+/// Watch events kept while nobody takes them; beyond this the oldest are dropped (and counted
+/// in [`Client::dropped_events`]), so a flood cannot grow the queue without bound.
+pub const MAX_QUEUED_EVENTS: usize = 4096;
+
+/// The connection to the daemon: its Unix socket or the kernel's xenbus device.
+#[derive(Debug)]
+pub enum Connection {
+    /// xenstored's socket (dom0).
+    Socket(UnixStream),
+    /// `/dev/xen/xenbus` (any Linux domain; the kernel forwards to xenstored over the ring).
+    Xenbus(File),
+}
+
+impl Read for Connection {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Connection::Socket(s) => s.read(buf),
+            Connection::Xenbus(f) => f.read(buf),
+        }
+    }
+}
+
+impl Write for Connection {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Connection::Socket(s) => s.write(buf),
+            Connection::Xenbus(f) => f.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsFd for Connection {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Connection::Socket(s) => s.as_fd(),
+            Connection::Xenbus(f) => f.as_fd(),
+        }
+    }
+}
+
+/// Where xenstored listens unless `XENSTORED_PATH` says otherwise.
+pub const SOCKET_PATHS: [&str; 2] = ["/run/xenstored/socket", "/var/run/xenstored/socket"];
+/// The kernel's xenbus device.
+pub const XENBUS_PATH: &str = "/dev/xen/xenbus";
+
+fn io_error(op: &'static str, path: &str, e: &std::io::Error) -> Error {
+    Error::Io {
+        op,
+        path: path.to_string(),
+        errno: e.raw_os_error().unwrap_or(5),
+    }
+}
+
+impl Client<Connection> {
+    /// Connect as libxenstore does: the socket at `$XENSTORED_PATH` or the usual paths, else
+    /// `/dev/xen/xenbus`.
+    pub fn open() -> Result<Self, Error> {
+        let env = std::env::var("XENSTORED_PATH").ok();
+        for p in env.iter().map(String::as_str).chain(SOCKET_PATHS) {
+            if let Ok(c) = Self::open_socket(p) {
+                return Ok(c);
+            }
+        }
+        Self::open_xenbus()
+    }
+
+    /// Connect to xenstored's socket at `path`.
+    pub fn open_socket(path: &str) -> Result<Self, Error> {
+        UnixStream::connect(path)
+            .map(|s| Client::new(Connection::Socket(s)))
+            .map_err(|e| io_error("connect", path, &e))
+    }
+
+    /// Open `/dev/xen/xenbus`.
+    pub fn open_xenbus() -> Result<Self, Error> {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(XENBUS_PATH)
+            .map(|f| Client::new(Connection::Xenbus(f)))
+            .map_err(|e| io_error("open", XENBUS_PATH, &e))
+    }
+}
+
+/// A xenstore client.
+///
+/// ```no_run
+/// use xen::xenstore::{Client, Tx};
+/// let mut xs = Client::open()?;
+/// let name = xs.read(Tx::NONE, "/local/domain/0/name")?;
+/// xs.watch("/local/domain/1/device", "dev")?;
+/// let n = xs.transaction(|xs, tx| {
+///     let v = xs.read(tx, "/tool/counter").unwrap_or_default();
+///     let n: u64 = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0) + 1;
+///     xs.write(tx, "/tool/counter", n.to_string().as_bytes())?;
+///     Ok(n)
+/// })?;
+/// for ev in xs.events() {
+///     let ev = ev?;
+///     println!("{} changed ({})", ev.path, ev.token);
+/// }
+/// # Ok::<(), xen::xenstore::Error>(())
+/// ```
+pub struct Client<C: Conn = Connection> {
+    conn: C,
+    /// Bytes received and not yet taken as messages.
+    rx: Vec<u8>,
+    next_id: u32,
+    events: VecDeque<WatchEvent>,
+    dropped: u64,
+    broken: bool,
+}
+
+impl<C: Conn> AsFd for Client<C> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.conn.as_fd()
+    }
+}
+
+/// The operation's name for errors.
+fn name(ty: Ty) -> &'static str {
+    ty.name().unwrap_or("XS_?")
+}
+
+/// Refuse paths and tokens the daemon would reject (or that would change the message's
+/// meaning): a NUL inside, or longer than the protocol's limits.
+fn check_path(op: &'static str, path: &str) -> Result<(), Error> {
+    let max = if path.starts_with('/') {
+        ABS_PATH_MAX
+    } else {
+        REL_PATH_MAX
+    };
+    let what = if path.contains('\0') {
+        "a NUL inside the path"
+    } else if path.is_empty() {
+        "an empty path"
+    } else if path.len() > max {
+        "a path longer than XENSTORE_ABS_PATH_MAX (3072) or, relative, XENSTORE_REL_PATH_MAX (2048)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid {
+        op,
+        path: path.chars().take(64).collect(),
+        what,
+    })
+}
+
+impl<C: Conn> Client<C> {
+    /// A client over an open connection.
+    pub fn new(conn: C) -> Self {
+        Client {
+            conn,
+            rx: Vec::new(),
+            next_id: 1,
+            events: VecDeque::new(),
+            dropped: 0,
+            broken: false,
+        }
+    }
+
+    /// The value of `path` (bytes: xenstore values need not be text).
+    pub fn read(&mut self, tx: Tx, path: &str) -> Result<Vec<u8>, Error> {
+        self.path_call(Ty::READ, tx, path, &[])
+    }
+
+    /// Set `path` to `value`, creating it (and missing parents) if needed.
+    pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), Error> {
+        let p = self.path_call(Ty::WRITE, tx, path, value)?;
+        self.ack(Ty::WRITE, path, &p)
+    }
+
+    /// Create `path` (and missing parents) with an empty value; an existing node is kept.
+    pub fn mkdir(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
+        let p = self.path_call(Ty::MKDIR, tx, path, &[])?;
+        self.ack(Ty::MKDIR, path, &p)
+    }
+
+    /// Remove `path` and everything below it.
+    pub fn rm(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
+        let p = self.path_call(Ty::RM, tx, path, &[])?;
+        self.ack(Ty::RM, path, &p)
+    }
+
+    /// The names of the children of `path`.
+    pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
+        let p = self.path_call(Ty::DIRECTORY, tx, path, &[])?;
+        wire::strings(&p)
+            .map(|v| v.into_iter().map(String::from).collect())
+            .map_err(|what| self.malformed(Ty::DIRECTORY, path, what))
+    }
+
+    /// The permissions of `path`: owner (and everyone's default) first.
+    pub fn get_perms(&mut self, tx: Tx, path: &str) -> Result<Vec<Perm>, Error> {
+        let p = self.path_call(Ty::GET_PERMS, tx, path, &[])?;
+        wire::perms(&p).map_err(|what| self.malformed(Ty::GET_PERMS, path, what))
+    }
+
+    /// Set the permissions of `path`: the owner and default access first.
+    pub fn set_perms(&mut self, tx: Tx, path: &str, perms: &[Perm]) -> Result<(), Error> {
+        let mut list = Vec::new();
+        for p in perms {
+            list.extend_from_slice(p.to_string().as_bytes());
+            list.push(0);
+        }
+        let p = self.path_call(Ty::SET_PERMS, tx, path, &list)?;
+        self.ack(Ty::SET_PERMS, path, &p)
+    }
+
+    /// Watch `path` and everything below it; events carry `token`. The daemon fires the watch
+    /// once when it is set.
+    pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        self.watch_op(Ty::WATCH, path, token)
+    }
+
+    /// Remove a watch set with the same path and token.
+    pub fn unwatch(&mut self, path: &str, token: &str) -> Result<(), Error> {
+        self.watch_op(Ty::UNWATCH, path, token)
+    }
+
+    /// The home path of `domid` (`/local/domain/N`).
+    pub fn get_domain_path(&mut self, domid: u16) -> Result<String, Error> {
+        let d = domid.to_string();
+        let p = self.call(Ty::GET_DOMAIN_PATH, Tx::NONE, &d, &[d.as_bytes(), b"\0"])?;
+        wire::string(&p)
+            .map(String::from)
+            .map_err(|what| self.malformed(Ty::GET_DOMAIN_PATH, &d, what))
+    }
+
+    /// Start a transaction.
+    pub fn transaction_start(&mut self) -> Result<Tx, Error> {
+        let p = self.call(Ty::TRANSACTION_START, Tx::NONE, "", &[b"\0"])?;
+        wire::transaction_id(&p)
+            .map(Tx)
+            .map_err(|what| self.malformed(Ty::TRANSACTION_START, "", what))
+    }
+
+    /// End `tx`, committing it or not. A commit that conflicted with another change fails with
+    /// the daemon's `EAGAIN`: start over.
+    pub fn transaction_end(&mut self, tx: Tx, commit: bool) -> Result<(), Error> {
+        let arg: &[u8] = if commit { b"T\0" } else { b"F\0" };
+        let p = self.call(Ty::TRANSACTION_END, tx, "", &[arg])?;
+        self.ack(Ty::TRANSACTION_END, "", &p)
+    }
+
+    /// Run `f` in a transaction and commit it, starting over (up to [`TRANSACTION_ATTEMPTS`]
+    /// times) while the daemon answers `EAGAIN`; an error from `f` aborts the transaction and is
+    /// returned.
+    pub fn transaction<T>(
+        &mut self,
+        mut f: impl FnMut(&mut Self, Tx) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        const EAGAIN: i32 = 11;
+        for _ in 0..TRANSACTION_ATTEMPTS {
+            let tx = self.transaction_start()?;
+            match f(self, tx) {
+                Ok(v) => match self.transaction_end(tx, true) {
+                    Ok(()) => return Ok(v),
+                    Err(e) if e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. }) => {}
+                    Err(e) => return Err(e),
+                },
+                Err(e) => {
+                    // The abort's own failure would hide `f`'s error, which matters more.
+                    let _ = self.transaction_end(tx, false);
+                    if !(e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. })) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Err(Error::Conflict {
+            attempts: TRANSACTION_ATTEMPTS,
+        })
+    }
+
+    /// The next watch event: a queued one, else the next from the daemon (blocking).
+    pub fn next_event(&mut self) -> Result<WatchEvent, Error> {
+        loop {
+            if let Some(e) = self.events.pop_front() {
+                return Ok(e);
+            }
+            let (h, _) = self.message(Ty::WATCH_EVENT, "")?;
+            if h.ty != Ty::WATCH_EVENT {
+                return Err(self.malformed(
+                    Ty::WATCH_EVENT,
+                    "",
+                    Malformed::WrongType {
+                        got: h.ty.0,
+                        want: Ty::WATCH_EVENT.0,
+                    },
+                ));
+            }
+        }
+    }
+
+    /// A queued watch event, without reading from the daemon.
+    pub fn pending_event(&mut self) -> Option<WatchEvent> {
+        self.events.pop_front()
+    }
+
+    /// Blocking iterator over watch events ([`Client::next_event`]); it ends after the first
+    /// error.
+    pub fn events(&mut self) -> impl Iterator<Item = Result<WatchEvent, Error>> + '_ {
+        let mut failed = false;
+        std::iter::from_fn(move || {
+            if failed {
+                return None;
+            }
+            let r = self.next_event();
+            failed = r.is_err();
+            Some(r)
+        })
+    }
+
+    /// For an event loop, once the descriptor is readable: one read from the connection, every
+    /// complete watch event in it queued; returns how many events are queued now.
+    pub fn dispatch(&mut self) -> Result<usize, Error> {
+        self.check_usable(Ty::WATCH_EVENT, "")?;
+        self.fill(Ty::WATCH_EVENT, "")?;
+        while let Some((h, _)) = self.take_frame(Ty::WATCH_EVENT, "")? {
+            if h.ty != Ty::WATCH_EVENT {
+                return Err(self.malformed(
+                    Ty::WATCH_EVENT,
+                    "",
+                    Malformed::WrongType {
+                        got: h.ty.0,
+                        want: Ty::WATCH_EVENT.0,
+                    },
+                ));
+            }
+        }
+        Ok(self.events.len())
+    }
+
+    /// Watch events dropped because the queue was full ([`MAX_QUEUED_EVENTS`]).
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped
+    }
+
+    fn watch_op(&mut self, ty: Ty, path: &str, token: &str) -> Result<(), Error> {
+        check_path(name(ty), path)?;
+        if token.contains('\0') {
+            return Err(Error::Invalid {
+                op: name(ty),
+                path: path.to_string(),
+                what: "a NUL inside the token",
+            });
+        }
+        let p = self.call(
+            ty,
+            Tx::NONE,
+            path,
+            &[path.as_bytes(), b"\0", token.as_bytes(), b"\0"],
+        )?;
+        self.ack(ty, path, &p)
+    }
+
+    /// A request of `path` and a NUL, then `rest`.
+    fn path_call(&mut self, ty: Ty, tx: Tx, path: &str, rest: &[u8]) -> Result<Vec<u8>, Error> {
+        check_path(name(ty), path)?;
+        self.call(ty, tx, path, &[path.as_bytes(), b"\0", rest])
+    }
+
+    fn ack(&mut self, ty: Ty, path: &str, p: &[u8]) -> Result<(), Error> {
+        wire::ok(p).map_err(|what| self.malformed(ty, path, what))
+    }
+
+    /// A malformed message: the stream can no longer be trusted.
+    fn malformed(&mut self, ty: Ty, path: &str, what: Malformed) -> Error {
+        self.broken = true;
+        Error::Malformed {
+            op: name(ty),
+            path: path.to_string(),
+            what,
+        }
+    }
+
+    fn check_usable(&self, ty: Ty, path: &str) -> Result<(), Error> {
+        if self.broken {
+            return Err(Error::Broken {
+                op: name(ty),
+                path: path.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Send one request and return its reply's payload (an `XS_ERROR` reply as
+    /// [`Error::Daemon`]), queueing the watch events that come first.
+    fn call(&mut self, ty: Ty, tx: Tx, path: &str, parts: &[&[u8]]) -> Result<Vec<u8>, Error> {
+        self.check_usable(ty, path)?;
+        let id = self.next_id;
+        self.next_id = self.next_id.wrapping_add(1).max(1);
+        let Some(msg) = wire::request(ty, id, tx.0, parts) else {
+            return Err(Error::Invalid {
+                op: name(ty),
+                path: path.chars().take(64).collect(),
+                what: "a payload longer than XENSTORE_PAYLOAD_MAX (4096)",
+            });
+        };
+        // One write per message: the xenbus device takes a message per write.
+        if let Err(e) = self.conn.write_all(&msg) {
+            self.broken = true;
+            return Err(io_error(name(ty), path, &e));
+        }
+        loop {
+            let (h, p) = self.message(ty, path)?;
+            if h.ty == Ty::WATCH_EVENT {
+                continue; // queued by `message`
+            }
+            if h.req_id != id {
+                return Err(self.malformed(
+                    ty,
+                    path,
+                    Malformed::WrongId {
+                        got: h.req_id,
+                        want: id,
+                    },
+                ));
+            }
+            if h.ty == Ty::ERROR {
+                let name_ = wire::string(&p)
+                    .map(String::from)
+                    .map_err(|what| self.malformed(ty, path, what))?;
+                return Err(Error::Daemon {
+                    op: name(ty),
+                    path: path.to_string(),
+                    errno: wire::errno_of(&name_),
+                    name: name_,
+                });
+            }
+            if h.ty != ty {
+                return Err(self.malformed(
+                    ty,
+                    path,
+                    Malformed::WrongType {
+                        got: h.ty.0,
+                        want: ty.0,
+                    },
+                ));
+            }
+            return Ok(p);
+        }
+    }
+
+    /// The next message (reading as needed); watch events are parsed and queued, and returned
+    /// with an empty payload.
+    fn message(&mut self, ty: Ty, path: &str) -> Result<(Header, Vec<u8>), Error> {
+        self.check_usable(ty, path)?;
+        loop {
+            if let Some(m) = self.take_frame(ty, path)? {
+                return Ok(m);
+            }
+            self.fill(ty, path)?;
+        }
+    }
+
+    /// One complete message off the receive buffer, if there is one.
+    fn take_frame(&mut self, ty: Ty, path: &str) -> Result<Option<(Header, Vec<u8>)>, Error> {
+        let (h, range) = match wire::frame(&self.rx) {
+            Ok(Some(f)) => f,
+            Ok(None) => return Ok(None),
+            Err(what) => return Err(self.malformed(ty, path, what)),
+        };
+        let payload = self.rx[range.clone()].to_vec();
+        self.rx.drain(..range.end);
+        if h.ty == Ty::WATCH_EVENT {
+            let (p, token) =
+                wire::watch_event(&payload).map_err(|what| self.malformed(ty, path, what))?;
+            if self.events.len() >= MAX_QUEUED_EVENTS {
+                self.events.pop_front();
+                self.dropped += 1;
+            }
+            self.events.push_back(WatchEvent { path: p, token });
+            return Ok(Some((h, Vec::new())));
+        }
+        Ok(Some((h, payload)))
+    }
+
+    /// One read into the receive buffer.
+    fn fill(&mut self, ty: Ty, path: &str) -> Result<(), Error> {
+        let mut buf = [0u8; wire::HEADER_LEN + wire::PAYLOAD_MAX];
+        let n = loop {
+            match self.conn.read(&mut buf) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    if e.kind() != std::io::ErrorKind::WouldBlock {
+                        self.broken = true;
+                    }
+                    return Err(io_error(name(ty), path, &e));
+                }
+            }
+        };
+        if n == 0 {
+            self.broken = true;
+            if !self.rx.is_empty() {
+                return Err(self.malformed(ty, path, Malformed::Truncated));
+            }
+            return Err(Error::Closed {
+                op: name(ty),
+                path: path.to_string(),
+            });
+        }
+        self.rx.extend_from_slice(&buf[..n]);
+        Ok(())
+    }
+}

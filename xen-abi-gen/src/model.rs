@@ -79,6 +79,9 @@ pub struct Item {
     pub rust_name: String,
     /// C spelling for the probe (`struct ioreq`, `xen_pfn_t`), `None` when anonymous.
     pub c_name: Option<String>,
+    /// For a type of a Linux device ABI: its C spelling in Xen's `xen/sys` copy of the header
+    /// when that differs from `c_name` (Linux's uapi spelling).
+    pub xen_sys_c_name: Option<String>,
     /// Documentation.
     pub doc: String,
     /// The release that introduced it.

@@ -238,8 +238,8 @@ impl<'a> Against<'a> {
 /// cross `linux-libc-dev` puts the Linux uapi headers but not Xen's (libxen-dev installs them in
 /// `/usr/include/xen` for the build architecture only, and they are architecture-independent).
 /// So the probe adds a directory, searched last (`-idirafter`), holding `xen` → Xen's headers
-/// (`XEN_ABI_XEN_INCLUDE`, default `/usr/include/xen`) and, for the uapi headers, a one-line
-/// `xen/interface/xen.h` that defines `domid_t`.
+/// (`XEN_ABI_XEN_INCLUDE`, default `/usr/include/xen`) and, for the uapi headers, a small
+/// `xen/interface/xen.h` that defines `domid_t`, `xen_pfn_t` and `grant_ref_t`.
 pub fn run(
     spec: &Spec,
     arch: Arch,

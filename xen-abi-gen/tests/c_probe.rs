@@ -284,6 +284,7 @@ fn a_release_probe_refuses_headers_from_the_machine() {
 #[test]
 fn an_ioctl_dated_after_the_kernel_release_is_caught() {
     // The machine's Linux 6.1 uapi headers probed as Linux 4.17's: MMAP_RESOURCE (4.18) and
+    // gntdev's dma-buf interface (4.19: a flag set by its members, structs and ioctls) and
     // nothing else must be reported present.
     let kernel = probe_run::LinuxRelease {
         version: "4.17".into(),
@@ -291,14 +292,33 @@ fn an_ioctl_dated_after_the_kernel_release_is_caught() {
     };
     let r = probe_run::run_linux_for(&spec_with(None), Arch::X86_64, View::Guest, &kernel)
         .unwrap_or_else(|e| panic!("the uapi release probe could not run: {e}"));
-    let present: Vec<_> = r.present_types.iter().map(|t| t.item.as_str()).collect();
+    let mut present: Vec<String> = r
+        .present_types
+        .iter()
+        .map(|t| match &t.field {
+            Some(f) => format!("{}.{f} ({})", t.item, t.dated),
+            None => format!("{} ({})", t.item, t.dated),
+        })
+        .collect();
+    present.sort();
     assert_eq!(
         present,
-        ["IOCTL_PRIVCMD_MMAP_RESOURCE"],
+        [
+            "IOCTL_GNTDEV_DMABUF_EXP_FROM_REFS (Linux 4.19)",
+            "IOCTL_GNTDEV_DMABUF_EXP_WAIT_RELEASED (Linux 4.19)",
+            "IOCTL_GNTDEV_DMABUF_IMP_RELEASE (Linux 4.19)",
+            "IOCTL_GNTDEV_DMABUF_IMP_TO_REFS (Linux 4.19)",
+            "IOCTL_PRIVCMD_MMAP_RESOURCE (Linux 4.18)",
+            "gntdev_dma_flags.GNTDEV_DMA_FLAG_COHERENT (Linux 4.19)",
+            "gntdev_dma_flags.GNTDEV_DMA_FLAG_WC (Linux 4.19)",
+            "ioctl_gntdev_dmabuf_exp_from_refs (Linux 4.19)",
+            "ioctl_gntdev_dmabuf_exp_wait_released (Linux 4.19)",
+            "ioctl_gntdev_dmabuf_imp_release (Linux 4.19)",
+            "ioctl_gntdev_dmabuf_imp_to_refs (Linux 4.19)",
+        ],
         "{:?}",
         r.mismatches
     );
-    assert_eq!(r.present_types[0].dated, "Linux 4.18");
     assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
     // As 6.1 itself, everything matches.
     let kernel = probe_run::LinuxRelease {
@@ -306,5 +326,32 @@ fn an_ioctl_dated_after_the_kernel_release_is_caught() {
         ..kernel
     };
     let r = probe_run::run_linux_for(&spec_with(None), Arch::X86_64, View::Guest, &kernel).unwrap();
+    assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
+}
+
+#[test]
+fn a_type_named_differently_in_xens_copy_is_probed_by_each_name() {
+    // gntdev's copy segment: `struct ioctl_gntdev_grant_copy_segment` in Xen's xen/sys/gntdev.h,
+    // `struct gntdev_grant_copy_segment` in Linux's uapi header; its anonymous unions are
+    // reached through whichever the headers have.
+    let spec = spec_with(None);
+    let xen = xen_abi_gen::emit::c_probe::c_probe(&spec, Arch::X86_64, View::Guest, Headers::Xen);
+    let uapi =
+        xen_abi_gen::emit::c_probe::c_probe(&spec, Arch::X86_64, View::Guest, Headers::LinuxUapi);
+    assert!(xen
+        .source
+        .contains("offsetof(struct ioctl_gntdev_grant_copy_segment, source.foreign.domid)"));
+    assert!(uapi
+        .source
+        .contains("offsetof(struct gntdev_grant_copy_segment, source.foreign.domid)"));
+    assert!(!uapi.source.contains("ioctl_gntdev_grant_copy_segment"));
+    // Both compile and match: Xen's copy on the machine, and the Linux uapi header.
+    let r = probe(&spec);
+    assert!(r.ok(), "{:?}", r.mismatches);
+    let kernel = probe_run::LinuxRelease {
+        version: "6.1".into(),
+        xen_include: None,
+    };
+    let r = probe_run::run_linux_for(&spec, Arch::X86_64, View::Guest, &kernel).unwrap();
     assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
 }

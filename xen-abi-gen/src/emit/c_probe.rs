@@ -149,9 +149,15 @@ fn uapi_header(h: &str) -> String {
     h.replace("xen/sys/", "xen/")
 }
 
-/// How C reaches the object of an item: a type name, or a parent's member for anonymous types.
-fn c_access(spec: &Spec, item: &Item) -> Option<CAccess> {
-    if let Some(c) = &item.c_name {
+/// How C reaches the object of an item: a type name (in Xen's headers, Xen's spelling of a
+/// Linux type that its `xen/sys` copy names differently), or a parent's member for anonymous
+/// types.
+fn c_access(spec: &Spec, item: &Item, headers: Headers) -> Option<CAccess> {
+    let name = match (&item.xen_sys_c_name, headers) {
+        (Some(x), Headers::Xen) => Some(x),
+        _ => item.c_name.as_ref(),
+    };
+    if let Some(c) = name {
         return Some(CAccess {
             type_name: c.clone(),
             member: None,
@@ -162,7 +168,7 @@ fn c_access(spec: &Spec, item: &Item) -> Option<CAccess> {
         if let ItemKind::Struct(c) | ItemKind::Union(c) = &parent.kind {
             for f in &c.fields {
                 if matches!(&f.ty, crate::ty::Ty::Named(n) if *n == item.name) {
-                    let p = c_access(spec, parent)?;
+                    let p = c_access(spec, parent, headers)?;
                     let member = match p.member {
                         Some(m) => format!("{m}.{}", f.name),
                         None => f.name.clone(),
@@ -318,17 +324,25 @@ fn probe_inner(
                     });
                 };
                 if kernel_later(&item.linux) {
-                    // Dated by the kernel: the uapi header of a release before it lacks it.
-                    let source = match &item.kind {
-                        ItemKind::Struct(_) | ItemKind::Union(_) => {
-                            c_access(spec, item).map(|acc| acc.sizeof())
-                        }
-                        _ => Some(format!("(long long)({})", item.name)),
+                    // Dated by the kernel: the uapi header of a release before it lacks it (a
+                    // set: each of its members' macros).
+                    let sources: Vec<(Option<&str>, String)> = match &item.kind {
+                        ItemKind::Struct(_) | ItemKind::Union(_) => c_access(spec, item, headers)
+                            .map(|acc| (None, acc.sizeof()))
+                            .into_iter()
+                            .collect(),
+                        ItemKind::Values(v) | ItemKind::Flags(v) => v
+                            .members
+                            .iter()
+                            .filter(|m| !guarded_out(m.c_guard))
+                            .map(|m| (Some(m.name.as_str()), format!("(long long)({})", m.name)))
+                            .collect(),
+                        _ => vec![(None, format!("(long long)({})", item.name))],
                     };
-                    if let Some(probe_source) = source {
+                    for (field, probe_source) in sources {
                         absent_types.push(AbsentType {
                             item: item.name.clone(),
-                            field: None,
+                            field: field.map(str::to_owned),
                             since: item.since,
                             dated: format!("Linux {}", item.linux.as_deref().unwrap_or("?")),
                             header: uapi_header(&f.header),
@@ -373,7 +387,7 @@ fn probe_inner(
                         if headers == Headers::LinuxUapi {
                             continue;
                         }
-                        if let Some(acc) = c_access(spec, item) {
+                        if let Some(acc) = c_access(spec, item, headers) {
                             // `probe_source` holds the expression until the includes are known.
                             gone(None, item.since, acc.sizeof());
                         }
@@ -413,7 +427,7 @@ fn probe_inner(
                     }
                 }
                 ItemKind::Struct(c) | ItemKind::Union(c) => {
-                    let Some(acc) = c_access(spec, item) else {
+                    let Some(acc) = c_access(spec, item, headers) else {
                         continue;
                     };
                     let Ok(l) = engine.item(&item.name, arch, view) else {
@@ -649,7 +663,7 @@ fn release_layout(
 /// The include shim for the Linux uapi headers: `xen/interface/xen.h` (path, contents).
 pub const UAPI_SHIM: (&str, &str) = (
     "xen/interface/xen.h",
-    "/* xen-abi-gen include shim: the Linux uapi xen headers need this kernel-internal header\n * for domid_t and xen_pfn_t only. */\n#ifndef XEN_ABI_SHIM_XEN_H\n#define XEN_ABI_SHIM_XEN_H\n#include <stdint.h>\ntypedef uint16_t domid_t;\n#if defined(__arm__) || defined(__aarch64__)\ntypedef uint64_t xen_pfn_t;\n#else\ntypedef unsigned long xen_pfn_t;\n#endif\n#endif\n",
+    "/* xen-abi-gen include shim: the Linux uapi xen headers need this kernel-internal header\n * for domid_t and xen_pfn_t, and gntdev.h grant_ref_t (from the kernel's grant_table.h). */\n#ifndef XEN_ABI_SHIM_XEN_H\n#define XEN_ABI_SHIM_XEN_H\n#include <stdint.h>\ntypedef uint16_t domid_t;\ntypedef uint32_t grant_ref_t;\n#if defined(__arm__) || defined(__aarch64__)\ntypedef uint64_t xen_pfn_t;\n#else\ntypedef unsigned long xen_pfn_t;\n#endif\n#endif\n",
 );
 
 /// Read the `xen_abi_probe` array out of the compiler's assembly output.

@@ -161,6 +161,14 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../../abi-spec/linux/evtchn.toml"),
     ),
     (
+        "linux/gntalloc.toml",
+        include_str!("../../../abi-spec/linux/gntalloc.toml"),
+    ),
+    (
+        "linux/gntdev.toml",
+        include_str!("../../../abi-spec/linux/gntdev.toml"),
+    ),
+    (
         "linux/privcmd.toml",
         include_str!("../../../abi-spec/linux/privcmd.toml"),
     ),

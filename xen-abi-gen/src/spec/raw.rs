@@ -152,6 +152,9 @@ pub struct Compound {
     pub anonymous: bool,
     /// In a `linux/*` file: the Linux release that introduced it.
     pub linux: Option<S>,
+    /// In a `linux/*` file: the C spelling in Xen's `xen/sys` copy of the header, when it names
+    /// the type differently from Linux's uapi header.
+    pub xen_sys_c_name: Option<S>,
     pub size: Option<Spanned<PerArch>>,
     pub align: Option<Spanned<PerArch>>,
     pub fields: Spanned<Vec<Spanned<Field>>>,
@@ -181,6 +184,8 @@ pub struct Values {
     /// The set is a C array of the same name with one entry per member (Xenstore's
     /// `xsd_errors`), not a group of macros: the probe compares the entry count.
     pub c_array: Option<bool>,
+    /// In a `linux/*` file: the Linux release that introduced it.
+    pub linux: Option<S>,
     pub members: Vec<Spanned<Member>>,
 }
 
@@ -204,6 +209,8 @@ pub struct Flags {
     pub c_guard: Option<S>,
     pub repr: S,
     pub prefix: Option<S>,
+    /// In a `linux/*` file: the Linux release that introduced it.
+    pub linux: Option<S>,
     pub members: Vec<Spanned<FlagMember>>,
 }
 

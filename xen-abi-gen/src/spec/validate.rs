@@ -417,6 +417,7 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
         name,
         rust_name,
         c_name,
+        xen_sys_c_name: None,
         doc,
         since,
         loc,
@@ -602,6 +603,27 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             };
             let mut item = mk_item(cx, common!(r), tl, what, kind);
             item.linux = cx.linux(&format!("{what} `{}`", item.name), &r.linux, false);
+            if let Some(x) = &r.xen_sys_c_name {
+                let loc = cx.at(x);
+                if !cx.linux_file {
+                    cx.err(
+                        loc,
+                        format!("{what} `{}` has a `xen_sys_c_name`, but its file is not a Linux device ABI", item.name),
+                        "only the linux/* files describe a header that Xen copies into xen/sys",
+                    );
+                } else if r.anonymous {
+                    cx.err(
+                        loc,
+                        format!(
+                            "{what} `{}` is anonymous but has a `xen_sys_c_name`",
+                            item.name
+                        ),
+                        "an anonymous type is reached through its parent; drop one of them",
+                    );
+                } else {
+                    item.xen_sys_c_name = Some(x.get_ref().clone());
+                }
+            }
             if let Some(g) = &r.guest_since {
                 let loc = cx.at(g);
                 let label = format!("{what} `{}`", r.name.get_ref());
@@ -671,7 +693,9 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             members,
             c_array: r.c_array.unwrap_or(false),
         });
-        items.push(mk_item(cx, common!(r), tl, "value set", kind));
+        let mut item = mk_item(cx, common!(r), tl, "value set", kind);
+        item.linux = cx.linux(&format!("value set `{}`", item.name), &r.linux, false);
+        items.push(item);
     }
     for r in &f.flags {
         let tl = cx.at(r);
@@ -722,7 +746,9 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             members,
             c_array: false,
         });
-        items.push(mk_item(cx, common!(r), tl, "flag set", kind));
+        let mut item = mk_item(cx, common!(r), tl, "flag set", kind);
+        item.linux = cx.linux(&format!("flag set `{}`", item.name), &r.linux, false);
+        items.push(item);
     }
     for r in &f.bitfield {
         let tl = cx.at(r);

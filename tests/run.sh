@@ -83,6 +83,9 @@ IOREQ_RELEASES=$ioreq_releases tests/real-xen/ioreq-pvh.sh
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): IOREQ from a PVH stub domain, refused before Xen 4.19"
 tests/real-xen/ioreq-stubdom.sh
 
+step "real Xen 4.17 and 4.20 (x86_64, QEMU): xenstore client and grant tables with a PVH guest front end"
+tests/real-xen/xenstore-grant.sh
+
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
 tests/real-xen/arm64-dom0.sh
 

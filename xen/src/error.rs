@@ -50,6 +50,14 @@ pub enum Error {
         /// What was wrong.
         what: &'static str,
     },
+    /// A grant operation finished with a `GNTST_*` status other than okay.
+    #[error("{op}: {status:?} ({})", status.0)]
+    Grant {
+        /// The operation.
+        op: &'static str,
+        /// The status Xen wrote back.
+        status: xen_sys::GnttabStatus,
+    },
     /// The event loop was asked to stop.
     #[error("stopped")]
     Stopped,

@@ -15,6 +15,8 @@ extern crate std;
 pub mod bare;
 pub mod dm;
 mod error;
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub mod grant;
 pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;

@@ -10,7 +10,7 @@ use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
-fn os(op: &'static str, e: SysError) -> Error {
+pub(crate) fn os(op: &'static str, e: SysError) -> Error {
     Error::Os {
         op,
         errno: e.errno().map(|e| e.raw_os_error()).unwrap_or(22),

@@ -25,7 +25,9 @@ pub use arm::Hvc;
 #[cfg(all(feature = "privcmd", target_os = "linux"))]
 pub mod privcmd;
 #[cfg(all(feature = "privcmd", target_os = "linux"))]
-pub use privcmd::{Error, Evtchn, HypercallBuf, HypercallBuffers, Privcmd};
+pub use privcmd::{
+    Error, Evtchn, Gntalloc, Gntdev, GrantMap, HypercallBuf, HypercallBuffers, Privcmd, SharedPages,
+};
 
 #[cfg(feature = "asm-probe")]
 #[doc(hidden)]

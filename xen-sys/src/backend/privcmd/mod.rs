@@ -14,6 +14,7 @@
 mod buffers;
 mod eventfd;
 mod evtchn;
+mod gnt;
 mod sys;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -26,6 +27,7 @@ pub use rustix::io::Errno;
 pub use self::buffers::{Arena, BufferSource, HypercallBuf, HypercallBuffers, BUF_ALIGN};
 pub use self::eventfd::Ioeventfd;
 pub use self::evtchn::Evtchn;
+pub use self::gnt::{Gntalloc, Gntdev, GrantMap, SharedPages};
 pub use self::sys::Mapping;
 use crate::abi::Hypercall;
 use crate::generated::*;

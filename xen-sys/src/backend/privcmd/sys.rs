@@ -189,6 +189,34 @@ impl Mapping {
         Ok(Mapping { ptr, len })
     }
 
+    /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)`: the pages a
+    /// gntdev/gntalloc ioctl placed at `offset` of the device.
+    pub(crate) fn shared_at(
+        fd: impl AsFd,
+        len: usize,
+        offset: u64,
+        writable: bool,
+    ) -> Result<Self, Errno> {
+        use rustix::mm::{MapFlags, ProtFlags};
+        let prot = if writable {
+            ProtFlags::READ | ProtFlags::WRITE
+        } else {
+            ProtFlags::READ
+        };
+        // SAFETY: a fresh mapping chosen by the kernel (NULL hint) cannot alias Rust memory.
+        let ptr = unsafe {
+            rustix::mm::mmap(
+                core::ptr::null_mut(),
+                len,
+                prot,
+                MapFlags::SHARED,
+                fd,
+                offset,
+            )?
+        };
+        Ok(Mapping { ptr, len })
+    }
+
     /// Private anonymous memory locked in RAM and not inherited by children, every page touched:
     /// what libxencall falls back to when `/dev/xen/hypercall` is absent.
     pub(crate) fn locked_anonymous(len: usize) -> Result<Self, Errno> {

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Real xenstore and grant tables: a Linux PV dom0 with Debian's xenstored (started by the
+# harness) runs xen's xenstore_grant_check example. First `local`: the wire-protocol client
+# against xenstored over its socket and over /dev/xen/xenbus (read, write, directory, mkdir, rm,
+# permissions, transactions with a conflict retried, watches). Then `frontend DOMID` as the back
+# end of the freestanding PVH test guest (cmdline "frontend"): a watch fired by the guest's own
+# xenstore write; the guest grants a page, dom0 maps it with xen::grant (gntdev), checks it and
+# writes back, grant-copies from and into it; dom0 shares a page with gntalloc, which the guest
+# copies with GNTTABOP_copy; after dom0 drops its mapping the guest finds its grant entry no
+# longer in use. Every check printed by name, on each release of XSGRANT_RELEASES ("4.17 4.20"),
+# each with its own dom0 (tests/lib/dom0-initramfs.sh).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+. tests/lib/packages.sh
+. tests/lib/debian-rust.sh
+# shellcheck disable=SC2086
+ensure_packages $PKGS_IOREQ
+ensure_debian_rust >/dev/null
+
+. tests/lib/real-xen.sh
+# shellcheck source=tests/lib/xen-releases.sh
+. tests/lib/xen-releases.sh
+# shellcheck source=tests/lib/dom0-initramfs.sh
+. tests/lib/dom0-initramfs.sh
+out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
+mkdir -p "$out"
+ensure_xen_x86 "$out"
+ensure_debian_kernel
+
+log=/dev/null
+build_ioreq_programs "$out" # sets guest (the PVH test guest)
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
+  --example xenstore_grant_check --target x86_64-unknown-linux-gnu --target-dir "$out/static" ||
+  fail "xenstore_grant_check does not build"
+check="$out/static/x86_64-unknown-linux-gnu/release/examples/xenstore_grant_check"
+echo "     xenstore_grant_check $(sha256sum "$check" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
+
+make_initramfs() { # release cpio
+  dom0_initramfs "$1" "$out/xsgrant-initramfs-$1"
+  cp "$guest" "$ir/guest.elf"
+  cp "$check" "$ir/xenstore_grant_check"
+  cat >"$ir/etc/xen/frontend.cfg" <<'CFG'
+name = "frontend"
+type = "pvh"
+kernel = "/guest.elf"
+cmdline = "frontend"
+memory = 16
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
+  cat >"$ir/init" <<'INIT'
+#!/bin/sh
+. /etc/dom0.sh
+timeout 120 /xenstore_grant_check local >/tmp/local.log 2>&1
+echo "== local EXIT $?"
+sed 's/^/local: /' /tmp/local.log
+xl create -p /etc/xen/frontend.cfg
+gd=$(xl domid frontend)
+echo "== frontend domain $gd"
+serve /tmp/fe.log timeout 180 /xenstore_grant_check frontend "$gd"
+wait_for "watching" /tmp/fe.log && xl unpause frontend
+cat <&3 >>/tmp/fe.log; exec 3<&-
+wait "$p"
+echo "== frontend EXIT $?"
+sed 's/^/frontend: /' /tmp/fe.log
+n=0; while xl domid frontend >/dev/null 2>&1; do
+  sleep 1; n=$((n+1)); [ $n -gt 60 ] && { xl destroy frontend; echo "== frontend TIMEOUT"; break; }
+done
+reboot -f
+INIT
+  chmod +x "$ir/init"
+  (cd "$ir" && find . | cpio -o -H newc --quiet) >"$2"
+}
+
+summary=()
+FAIL_TAIL=80
+for rel in ${XSGRANT_RELEASES:-4.17 4.20}; do
+  release_dom0 "$rel"
+  make_initramfs "$rel" "$out/xsgrant-initramfs-$rel.cpio"
+  log="$out/xenstore-grant-$rel.log"
+  boot_dom0 "$out/xsgrant-initramfs-$rel.cpio" plain
+  L=$(sed 's/^(XEN) //' <<<"$L")
+  grep -E '^(local|frontend): |^\(d[0-9]+\) GUEST|^== ' <<<"$L" || true
+  grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
+  [ "$rc" = 124 ] && fail "QEMU timed out"
+  grep -q 'CHECK .*: FAIL' <<<"$L" && fail "failing checks: $(grep 'CHECK .*: FAIL' <<<"$L")"
+  grep -q '^== local EXIT 0' <<<"$L" || fail "the local xenstore checks did not pass"
+  grep -q '^local: RESULT: PASS' <<<"$L" || fail "no local RESULT: PASS line"
+  grep -q '^== frontend EXIT 0' <<<"$L" || fail "the back end's checks did not pass"
+  grep -q '^frontend: RESULT: PASS' <<<"$L" || fail "no frontend RESULT: PASS line"
+  grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "the guest's checks did not pass"
+  grep -q '== frontend TIMEOUT' <<<"$L" && fail "the guest did not finish"
+  nl=$(grep -c '^local: CHECK .*: ok' <<<"$L")
+  nf=$(grep -c '^frontend: CHECK .*: ok' <<<"$L")
+  ng=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
+  echo "ok   xenstore and grant tables on Xen $rel (Linux $kver dom0): $nl xenstore checks (socket and xenbus), $nf back-end checks, $ng guest checks; $ms ms of QEMU"
+  summary+=("$rel|$nl|$nf|$ng")
+done
+echo "     release | xenstore checks | back-end checks | guest checks"
+printf '     %s\n' "${summary[@]}" | sed 's/|/ | /g'

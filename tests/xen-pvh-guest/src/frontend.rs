@@ -1,0 +1,406 @@
+//! The guest's side of the xenstore and grant-table checks (`cmdline = "frontend"`): what a PV
+//! front end does, by stable hypercalls and the xenstore ring only (xen-sys's generated types):
+//! it writes its own xenstore area (a change dom0 watches), grants dom0 a page and checks what
+//! dom0 wrote into it by mapping and by grant copy, copies a page dom0 granted it with
+//! `GNTTABOP_copy`, and checks that dom0's unmap released the grant.
+
+use core::sync::atomic::{fence, Ordering};
+
+use xen_sys::backend::Direct;
+use xen_sys::*;
+
+use crate::Checks;
+
+/// Where the grant table's first frame is placed: far above the guest's 16 MiB of RAM, below
+/// 4 GiB (paging is off: physical addresses are used directly).
+const GRANT_GFN: u64 = 0x2_0000;
+/// The entry granted to dom0 (the first one not reserved).
+const GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
+
+#[repr(C, align(4096))]
+struct Page([u8; 4096]);
+/// The page granted to dom0.
+static mut SHARED: Page = Page([0; 4096]);
+/// The page dom0's grant is copied into.
+static mut RECEIVED: Page = Page([0; 4096]);
+
+fn xen() -> Direct {
+    // SAFETY: a PVH guest kernel issues vmcall/vmmcall directly.
+    unsafe { Direct::hvm() }
+}
+
+/// Byte `i` of a page, volatile (Xen and dom0 write these pages behind the compiler's back).
+fn get(p: *const Page, i: usize) -> u8 {
+    // SAFETY: i < 4096 (callers), inside the static page.
+    unsafe { p.cast::<u8>().add(i).read_volatile() }
+}
+
+fn phys(p: *const Page) -> u64 {
+    p as usize as u64 // paging is off
+}
+
+fn hvm_param(index: u32) -> Result<u64, XenErrno> {
+    let mut p = XenHvmParam {
+        domid: DOMID_SELF,
+        index: HvmParam(index),
+        ..Default::default()
+    };
+    // SAFETY: our struct.
+    unsafe { hvm_op_get_param(&xen(), &mut p) }?;
+    Ok(p.value)
+}
+
+/// The xenstore ring: requests out through `req`, replies back through `rsp`.
+struct Store {
+    page: *mut u8,
+    port: EvtchnPort,
+    req_id: u32,
+}
+
+const REQ: usize = core::mem::offset_of!(XenstoreDomainInterface, req);
+const RSP: usize = core::mem::offset_of!(XenstoreDomainInterface, rsp);
+const REQ_CONS: usize = core::mem::offset_of!(XenstoreDomainInterface, req_cons);
+const REQ_PROD: usize = core::mem::offset_of!(XenstoreDomainInterface, req_prod);
+const RSP_CONS: usize = core::mem::offset_of!(XenstoreDomainInterface, rsp_cons);
+const RSP_PROD: usize = core::mem::offset_of!(XenstoreDomainInterface, rsp_prod);
+const RING: u32 = XENSTORE_RING_SIZE;
+
+impl Store {
+    fn open() -> Result<Store, &'static str> {
+        let pfn = hvm_param(HVM_PARAM_STORE_PFN).map_err(|_| "HVM_PARAM_STORE_PFN")?;
+        let port = hvm_param(HVM_PARAM_STORE_EVTCHN).map_err(|_| "HVM_PARAM_STORE_EVTCHN")?;
+        if pfn == 0 || pfn >= 1 << 20 {
+            return Err("no xenstore ring below 4 GiB");
+        }
+        Ok(Store {
+            page: (pfn << 12) as usize as *mut u8,
+            port: port as EvtchnPort,
+            req_id: 0,
+        })
+    }
+
+    fn idx(&self, off: usize) -> u32 {
+        // SAFETY: an index of the ring page (identity-mapped), read once.
+        unsafe { self.page.add(off).cast::<u32>().read_volatile() }
+    }
+
+    fn set_idx(&self, off: usize, v: u32) {
+        // SAFETY: our own index of the ring page.
+        unsafe { self.page.add(off).cast::<u32>().write_volatile(v) }
+    }
+
+    fn notify(&self) {
+        let mut s = EvtchnSend { port: self.port };
+        // SAFETY: our struct.
+        let _ = unsafe { event_channel_op_send(&xen(), &mut s) };
+    }
+
+    /// Wait (yielding the vCPU) until `ready()`, for a bounded time.
+    fn wait(&self, mut ready: impl FnMut() -> bool) -> Result<(), &'static str> {
+        for _ in 0..2_000_000 {
+            if ready() {
+                return Ok(());
+            }
+            // SAFETY: no memory.
+            let _ = unsafe { sched_op_yield(&xen()) };
+        }
+        Err("xenstored did not answer")
+    }
+
+    fn put(&self, data: &[u8]) -> Result<(), &'static str> {
+        for &b in data {
+            let prod = self.idx(REQ_PROD);
+            self.wait(|| prod.wrapping_sub(self.idx(REQ_CONS)) < RING)?;
+            fence(Ordering::SeqCst);
+            // SAFETY: inside `req` (index masked to the ring size).
+            unsafe {
+                self.page
+                    .add(REQ + (prod % RING) as usize)
+                    .write_volatile(b)
+            };
+            fence(Ordering::Release);
+            self.set_idx(REQ_PROD, prod.wrapping_add(1));
+        }
+        Ok(())
+    }
+
+    fn get(&self, out: &mut [u8]) -> Result<(), &'static str> {
+        for o in out.iter_mut() {
+            let cons = self.idx(RSP_CONS);
+            self.wait(|| {
+                let n = self.idx(RSP_PROD).wrapping_sub(cons);
+                n != 0 && n <= RING
+            })?;
+            fence(Ordering::Acquire);
+            // SAFETY: inside `rsp`.
+            *o = unsafe { self.page.add(RSP + (cons % RING) as usize).read_volatile() };
+            fence(Ordering::SeqCst);
+            self.set_idx(RSP_CONS, cons.wrapping_add(1));
+        }
+        self.notify();
+        Ok(())
+    }
+
+    /// One request; the reply's payload into `reply`, its length returned (an `XS_ERROR`
+    /// reply is an error).
+    fn call(&mut self, ty: u32, parts: &[&[u8]], reply: &mut [u8]) -> Result<usize, &'static str> {
+        self.req_id += 1;
+        let len: usize = parts.iter().map(|p| p.len()).sum();
+        // struct xsd_sockmsg: type, req_id, tx_id, len (native-endian u32s).
+        for w in [ty, self.req_id, 0, len as u32] {
+            self.put(&w.to_ne_bytes())?;
+        }
+        for p in parts {
+            self.put(p)?;
+        }
+        self.notify();
+        loop {
+            let mut hb = [0u8; core::mem::size_of::<XsdSockmsg>()];
+            self.get(&mut hb)?;
+            let w = |i: usize| u32::from_ne_bytes([hb[i], hb[i + 1], hb[i + 2], hb[i + 3]]);
+            let h = XsdSockmsg {
+                r#type: XsdSockmsgType(w(0)),
+                req_id: w(4),
+                tx_id: w(8),
+                len: w(12),
+            };
+            let n = h.len as usize;
+            if n > reply.len() {
+                return Err("reply too long");
+            }
+            self.get(&mut reply[..n])?;
+            if h.r#type.0 == XS_WATCH_EVENT {
+                continue;
+            }
+            if h.req_id != self.req_id {
+                return Err("reply to another request");
+            }
+            if h.r#type.0 == XS_ERROR {
+                return Err("xenstored answered XS_ERROR");
+            }
+            return Ok(n);
+        }
+    }
+
+    fn write(&mut self, path: &str, value: &[u8]) -> Result<(), &'static str> {
+        let mut r = [0u8; 16];
+        let n = self.call(XS_WRITE, &[path.as_bytes(), b"\0", value], &mut r)?;
+        (&r[..n] == b"OK\0")
+            .then_some(())
+            .ok_or("XS_WRITE not acknowledged")
+    }
+
+    fn read<'a>(&mut self, path: &str, buf: &'a mut [u8]) -> Result<&'a [u8], &'static str> {
+        let n = self.call(XS_READ, &[path.as_bytes(), b"\0"], buf)?;
+        Ok(&buf[..n])
+    }
+
+    /// Poll `path` until it reads `want` (dom0 writes it when done).
+    fn await_value(&mut self, path: &str, want: &[u8]) -> Result<(), &'static str> {
+        for _ in 0..20_000 {
+            let mut b = [0u8; 64];
+            if self.read(path, &mut b).is_ok_and(|v| v == want) {
+                return Ok(());
+            }
+            for _ in 0..100 {
+                // SAFETY: no memory.
+                let _ = unsafe { sched_op_yield(&xen()) };
+            }
+        }
+        Err("dom0 never wrote it")
+    }
+}
+
+fn decimal(v: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = v;
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
+fn parse(s: &[u8]) -> Option<u32> {
+    if s.is_empty() {
+        return None;
+    }
+    s.iter().try_fold(0u32, |a, &c| {
+        a.checked_mul(10)?
+            .checked_add(u32::from(c.checked_sub(b'0').filter(|d| *d < 10)?))
+    })
+}
+
+/// The grant-table entry `GREF`, in the frame Xen placed at `GRANT_GFN`.
+fn entry() -> *mut GrantEntryV1 {
+    ((GRANT_GFN << 12) as usize as *mut GrantEntryV1).wrapping_add(GREF as usize)
+}
+
+fn map_grant_table() -> Result<(), XenErrno> {
+    let idx: XenUlong = 0;
+    let gpfns = [GRANT_GFN as XenPfn];
+    let mut errs = [0i32];
+    let mut b = XenAddToPhysmapBatch {
+        domid: DOMID_SELF,
+        space: Xenmapspace::GRANT_TABLE,
+        size: 1,
+        u: XenAddToPhysmapBatchExtra::default(),
+        idxs: GuestHandle::from_ptr(&idx),
+        gpfns: GuestHandle::from_ptr(gpfns.as_ptr()),
+        errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
+    };
+    // SAFETY: our struct and one-element arrays; Xen places grant frame 0 at GRANT_GFN.
+    unsafe { memory_op_add_to_physmap_batch(&xen(), &mut b) }?;
+    if errs[0] != 0 {
+        return Err(XenErrno(-errs[0]));
+    }
+    Ok(())
+}
+
+pub fn checks(c: &mut Checks) {
+    let mut xs = match Store::open() {
+        Ok(s) => s,
+        Err(e) => {
+            c.check(e, 0, 1);
+            return;
+        }
+    };
+    c.check("xenstore ring and event channel from HVM params", 1, 1);
+    let ok = |r: Result<(), &'static str>| u64::from(r.is_ok());
+    c.check(
+        "XS_WRITE of data/greeting through the ring",
+        ok(xs.write("data/greeting", b"hello from the PVH guest")),
+        1,
+    );
+    let mut b = [0u8; 64];
+    c.check(
+        "XS_READ of our own name",
+        u64::from(xs.read("name", &mut b).is_ok_and(|v| v == b"frontend")),
+        1,
+    );
+
+    // Grant dom0 a page: the table's first frame into our physmap, then entry GREF.
+    c.check(
+        "grant table frame 0 mapped (XENMAPSPACE_grant_table)",
+        u64::from(map_grant_table().is_ok()),
+        1,
+    );
+    let mut q = GnttabQuerySize {
+        dom: DOMID_SELF,
+        ..Default::default()
+    };
+    // SAFETY: our struct, count 1.
+    let r = unsafe { grant_table_op_query_size(&xen(), &mut q, 1) };
+    c.check(
+        "GNTTABOP_query_size: at least one frame",
+        u64::from(r.is_ok() && q.status.0 == GNTST_okay && q.nr_frames >= 1),
+        1,
+    );
+    let shared = core::ptr::addr_of_mut!(SHARED);
+    for i in 0..4096 {
+        // SAFETY: inside the page; not yet granted.
+        unsafe { shared.cast::<u8>().add(i).write_volatile((i * 3 + 1) as u8) };
+    }
+    // SAFETY: the entry lies in the grant frame Xen just mapped; flags last, after a barrier,
+    // as the grant protocol requires.
+    unsafe {
+        let e = entry();
+        core::ptr::addr_of_mut!((*e).domid).write_volatile(0);
+        core::ptr::addr_of_mut!((*e).frame).write_volatile((phys(shared) >> 12) as u32);
+        fence(Ordering::Release);
+        core::ptr::addr_of_mut!((*e).flags).write_volatile(GTF_permit_access);
+    }
+    let mut nb = [0u8; 10];
+    c.check(
+        "XS_WRITE of data/gref",
+        ok(xs.write("data/gref", decimal(GREF, &mut nb))),
+        1,
+    );
+    c.check(
+        "dom0 reports its checks of our page",
+        ok(xs.await_value("data/ack-map", b"1")),
+        1,
+    );
+    // SAFETY: the entry in the grant frame; Xen sets reading/writing while a mapping exists.
+    let flags = unsafe { core::ptr::addr_of!((*entry()).flags).read_volatile() };
+    c.check(
+        "while dom0 maps our page the entry is in use (GTF_reading|GTF_writing)",
+        u64::from(flags & (GTF_reading | GTF_writing)),
+        u64::from(GTF_reading | GTF_writing),
+    );
+    let mut got = [0u8; 13];
+    for (i, g) in got.iter_mut().enumerate() {
+        *g = get(shared, i);
+    }
+    c.check(
+        "dom0 wrote our page through its mapping",
+        u64::from(&got == b"dom0 was here"),
+        1,
+    );
+    let mut got = [0u8; 16];
+    for (i, g) in got.iter_mut().enumerate() {
+        *g = get(shared, 2048 + i);
+    }
+    c.check(
+        "dom0 grant-copied into our page",
+        u64::from(&got == b"copied by dom0!!"),
+        1,
+    );
+
+    // Copy the page dom0 granted us (gntalloc) with GNTTABOP_copy.
+    let mut b = [0u8; 16];
+    let dref = xs.read("data/dom0-gref", &mut b).ok().and_then(parse);
+    c.check(
+        "dom0's gntalloc grant reference in xenstore",
+        u64::from(dref.is_some()),
+        1,
+    );
+    if let Some(dref) = dref {
+        let recv = core::ptr::addr_of_mut!(RECEIVED);
+        let mut op = GnttabCopy::default();
+        op.source.u.set_ref(dref);
+        op.source.domid = 0;
+        op.dest.u.set_gmfn((phys(recv) >> 12) as XenPfn);
+        op.dest.domid = DOMID_SELF;
+        op.len = 15;
+        op.flags = GnttabCopyFlags(GNTCOPY_source_gref);
+        // SAFETY: one op of ours; the destination is our own page.
+        let r = unsafe { grant_table_op_copy(&xen(), &mut op, 1) };
+        c.check(
+            "GNTTABOP_copy from dom0's grant: status",
+            u64::from(r.is_ok() && op.status.0 == GNTST_okay),
+            1,
+        );
+        let mut got = [0u8; 15];
+        for (i, g) in got.iter_mut().enumerate() {
+            *g = get(recv, i);
+        }
+        c.check(
+            "... the bytes dom0 put in its page",
+            u64::from(&got == b"granted by dom0"),
+            1,
+        );
+    }
+    c.check(
+        "XS_WRITE of data/copied",
+        ok(xs.write("data/copied", b"1")),
+        1,
+    );
+    c.check(
+        "dom0 unmapped our page",
+        ok(xs.await_value("data/ack-unmap", b"1")),
+        1,
+    );
+    // SAFETY: the entry in the grant frame; Xen sets reading/writing while a mapping exists.
+    let flags = unsafe { core::ptr::addr_of!((*entry()).flags).read_volatile() };
+    c.check(
+        "after dom0's unmap the entry is not in use (no GTF_reading/GTF_writing)",
+        u64::from(flags & (GTF_reading | GTF_writing)),
+        0,
+    );
+    // SAFETY: as above; revoke the grant.
+    unsafe { core::ptr::addr_of_mut!((*entry()).flags).write_volatile(GTF_invalid) };
+}

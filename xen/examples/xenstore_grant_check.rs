@@ -1,0 +1,423 @@
+//! xenstore and grant-table checks on real Xen, one line per check (`CHECK name: ok`), for
+//! tests/real-xen/xenstore-grant.sh; also a starting point for a PV back end's plumbing.
+//!
+//! `xenstore_grant_check local`: the xenstore client against the running xenstored, over its
+//! socket and over `/dev/xen/xenbus`: read, write, directory, mkdir, rm, permissions, domain
+//! path, transactions (commit, abort, a conflict retried), watches fired by another connection.
+//!
+//! `xenstore_grant_check frontend DOMID`: the back end of the PVH test guest's `frontend`
+//! mode: watch its xenstore area, map the page it grants (gntdev), check and answer it, grant
+//! copy both ways, share a page with it (gntalloc), and unmap when it says so.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use xen::grant::{copy_from_grant, copy_to_grant, Gntalloc, Gntdev, Shared};
+use xen::xenstore::{Access, Client, Conn, Error, Perm, Tx, WatchEvent};
+
+struct Checks {
+    passed: u32,
+    failed: u32,
+}
+
+impl Checks {
+    fn check(&mut self, name: &str, r: Result<(), String>) {
+        match r {
+            Ok(()) => {
+                self.passed += 1;
+                println!("CHECK {name}: ok");
+            }
+            Err(e) => {
+                self.failed += 1;
+                println!("CHECK {name}: FAIL ({e})");
+            }
+        }
+    }
+
+    fn finish(&self) -> ! {
+        if self.failed == 0 {
+            println!("RESULT: PASS ({} checks)", self.passed);
+            std::process::exit(0);
+        }
+        println!(
+            "RESULT: FAIL ({} of {} checks failed)",
+            self.failed,
+            self.failed + self.passed
+        );
+        std::process::exit(1)
+    }
+}
+
+fn eq<T: PartialEq + std::fmt::Debug>(got: T, want: T) -> Result<(), String> {
+    if got == want {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}, want {want:?}"))
+    }
+}
+
+fn s(e: Error) -> String {
+    e.to_string()
+}
+
+/// The next watch event within `secs` (the client's descriptor polled, then `dispatch`).
+fn event_within<C: Conn>(xs: &mut Client<C>, secs: u64) -> Result<WatchEvent, String> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if let Some(e) = xs.pending_event() {
+            return Ok(e);
+        }
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(format!("no watch event within {secs} s"));
+        }
+        let ts = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        let fd = xs.as_fd();
+        let mut fds = [rustix::event::PollFd::new(
+            &fd,
+            rustix::event::PollFlags::IN,
+        )];
+        let n = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| format!("poll: {e}"))?;
+        if n > 0 {
+            xs.dispatch().map_err(s)?;
+        }
+    }
+}
+
+fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Client<C>) {
+    let base = format!("/test/{t}");
+    let _ = a.rm(Tx::NONE, &base);
+    c.check(
+        &format!("{t}: write and read back"),
+        (|| {
+            a.write(Tx::NONE, &format!("{base}/a"), b"1")?;
+            a.read(Tx::NONE, &format!("{base}/a"))
+        })()
+        .map_err(s)
+        .and_then(|v| eq(v.as_slice(), b"1")),
+    );
+    c.check(
+        &format!("{t}: a 4000-byte value"),
+        (|| {
+            let v = vec![b'x'; 4000];
+            a.write(Tx::NONE, &format!("{base}/big"), &v)?;
+            Ok::<_, Error>(a.read(Tx::NONE, &format!("{base}/big"))? == v)
+        })()
+        .map_err(s)
+        .and_then(|ok| eq(ok, true)),
+    );
+    c.check(
+        &format!("{t}: a 5000-byte value is refused before sending"),
+        match a.write(Tx::NONE, &format!("{base}/huge"), &[b'x'; 5000]) {
+            Err(Error::Invalid { .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    c.check(
+        &format!("{t}: mkdir and directory"),
+        (|| {
+            a.mkdir(Tx::NONE, &format!("{base}/dir"))?;
+            let mut d = a.directory(Tx::NONE, &base)?;
+            d.sort();
+            Ok::<_, Error>((d, a.directory(Tx::NONE, &format!("{base}/dir"))?))
+        })()
+        .map_err(s)
+        .and_then(|(d, e)| {
+            eq(
+                (d, e),
+                (
+                    vec!["a".into(), "big".into(), "dir".into()],
+                    Vec::<String>::new(),
+                ),
+            )
+        }),
+    );
+    let perms = [
+        Perm {
+            domid: 0,
+            access: Access::None,
+        },
+        Perm {
+            domid: 5,
+            access: Access::Read,
+        },
+    ];
+    c.check(
+        &format!("{t}: set and get permissions"),
+        (|| {
+            a.set_perms(Tx::NONE, &format!("{base}/a"), &perms)?;
+            a.get_perms(Tx::NONE, &format!("{base}/a"))
+        })()
+        .map_err(s)
+        .and_then(|p| eq(p, perms.to_vec())),
+    );
+    c.check(
+        &format!("{t}: get_domain_path"),
+        a.get_domain_path(0)
+            .map_err(s)
+            .and_then(|p| eq(p.as_str(), "/local/domain/0")),
+    );
+    c.check(
+        &format!("{t}: rm, then the read fails with ENOENT naming the path"),
+        (|| {
+            a.rm(Tx::NONE, &format!("{base}/dir"))?;
+            Ok::<_, Error>(a.read(Tx::NONE, &format!("{base}/dir")))
+        })()
+        .map_err(s)
+        .and_then(|r| match r {
+            Err(e) if e.is_not_found() => eq(
+                e.to_string(),
+                format!("XS_READ \"{base}/dir\": ENOENT (errno 2)"),
+            ),
+            other => Err(format!("{other:?}")),
+        }),
+    );
+    c.check(
+        &format!("{t}: a committed transaction is visible"),
+        (|| {
+            let tx = a.transaction_start()?;
+            a.write(tx, &format!("{base}/tx"), b"committed")?;
+            a.transaction_end(tx, true)?;
+            b.read(Tx::NONE, &format!("{base}/tx"))
+        })()
+        .map_err(s)
+        .and_then(|v| eq(v.as_slice(), b"committed")),
+    );
+    c.check(
+        &format!("{t}: an aborted transaction is not"),
+        (|| {
+            let tx = a.transaction_start()?;
+            a.write(tx, &format!("{base}/tx"), b"aborted")?;
+            a.transaction_end(tx, false)?;
+            b.read(Tx::NONE, &format!("{base}/tx"))
+        })()
+        .map_err(s)
+        .and_then(|v| eq(v.as_slice(), b"committed")),
+    );
+    c.check(
+        &format!("{t}: a conflicting commit gets EAGAIN"),
+        (|| {
+            let tx = a.transaction_start()?;
+            let _ = a.read(tx, &format!("{base}/tx"))?;
+            a.write(tx, &format!("{base}/tx"), b"mine")?;
+            b.write(Tx::NONE, &format!("{base}/tx"), b"theirs")?;
+            Ok::<_, Error>(a.transaction_end(tx, true))
+        })()
+        .map_err(s)
+        .and_then(|r| match r {
+            Err(e) if e.errno() == Some(11) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }),
+    );
+    let mut attempts = 0;
+    c.check(
+        &format!("{t}: transaction() retries a conflict and commits"),
+        a.transaction(|a, tx| {
+            attempts += 1;
+            let v = a.read(tx, &format!("{base}/tx"))?;
+            if attempts == 1 {
+                b.write(Tx::NONE, &format!("{base}/tx"), b"interference")?;
+            }
+            let mut n = v.clone();
+            n.extend_from_slice(b"+1");
+            a.write(tx, &format!("{base}/tx"), &n)
+        })
+        .map_err(s)
+        .and_then(|()| eq(attempts, 2))
+        .and_then(|()| b.read(Tx::NONE, &format!("{base}/tx")).map_err(s))
+        .and_then(|v| eq(v.as_slice(), b"interference+1")),
+    );
+    c.check(
+        &format!("{t}: a watch fires once when set, then for another connection's write"),
+        (|| {
+            a.watch(&format!("{base}/w"), "tok").map_err(s)?;
+            let first = event_within(a, 10)?;
+            eq(
+                (first.path.as_str(), first.token.as_str()),
+                (format!("{base}/w").as_str(), "tok"),
+            )?;
+            b.write(Tx::NONE, &format!("{base}/w/x"), b"1").map_err(s)?;
+            let ev = event_within(a, 10)?;
+            eq(
+                (ev.path.as_str(), ev.token.as_str()),
+                (format!("{base}/w/x").as_str(), "tok"),
+            )?;
+            a.unwatch(&format!("{base}/w"), "tok").map_err(s)
+        })(),
+    );
+    let _ = a.rm(Tx::NONE, &base);
+}
+
+fn local() -> ! {
+    let mut c = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let sock = xen::xenstore::SOCKET_PATHS[0];
+    match (Client::open_socket(sock), Client::open_socket(sock)) {
+        (Ok(mut a), Ok(mut b)) => local_checks(&mut c, "socket", &mut a, &mut b),
+        (Err(e), _) | (_, Err(e)) => c.check("connect to xenstored's socket", Err(s(e))),
+    }
+    match (Client::open_xenbus(), Client::open_xenbus()) {
+        (Ok(mut a), Ok(mut b)) => local_checks(&mut c, "xenbus", &mut a, &mut b),
+        (Err(e), _) | (_, Err(e)) => c.check("open /dev/xen/xenbus", Err(s(e))),
+    }
+    c.finish()
+}
+
+fn frontend(domid: u16) -> ! {
+    let mut c = Checks {
+        passed: 0,
+        failed: 0,
+    };
+    let mut xs = Client::open().unwrap_or_else(|e| {
+        println!("CHECK connect to xenstored: FAIL ({e})");
+        std::process::exit(1)
+    });
+    let home = format!("/local/domain/{domid}/data");
+    if let Err(e) = xs.watch(&home, "frontend") {
+        c.check("watch the guest's data/", Err(s(e)));
+        c.finish();
+    }
+    println!("xenstore_grant_check: watching {home}");
+    // The guest writes greeting, then gref: wait for each by events (the first is the watch's
+    // own firing when set).
+    let wait_for = |xs: &mut Client, key: &str| -> Result<Vec<u8>, String> {
+        let path = format!("{home}/{key}");
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(v) = xs.read(Tx::NONE, &path) {
+                return Ok(v);
+            }
+            let left = end.saturating_duration_since(Instant::now()).as_secs();
+            if left == 0 {
+                return Err(format!("{path} never appeared"));
+            }
+            event_within(xs, left)?;
+        }
+    };
+    c.check(
+        "a watch fired by the guest's own write of data/greeting",
+        wait_for(&mut xs, "greeting").and_then(|v| eq(v.as_slice(), b"hello from the PVH guest")),
+    );
+    let gref = wait_for(&mut xs, "gref").and_then(|v| {
+        std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse::<u32>().ok())
+            .ok_or(format!("gref {v:?}"))
+    });
+    let gref = match gref {
+        Ok(g) => g,
+        Err(e) => {
+            c.check("the guest's grant reference", Err(e));
+            c.finish()
+        }
+    };
+    let dev = match Gntdev::open() {
+        Ok(d) => d,
+        Err(e) => {
+            c.check("open /dev/xen/gntdev", Err(e.to_string()));
+            c.finish()
+        }
+    };
+    let map = dev.map(domid, &[gref], true);
+    c.check(
+        "gntdev maps the guest's grant writable",
+        map.as_ref().map(drop).map_err(|e| e.to_string()),
+    );
+    let Ok(map) = map else { c.finish() };
+    let mut page = vec![0u8; 4096];
+    c.check(
+        "read what the guest wrote through the mapping",
+        map.read_at(0, &mut page)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                let bad = (0..4096).find(|&i| page[i] != (i * 3 + 1) as u8);
+                eq(bad, None)
+            }),
+    );
+    c.check(
+        "write through the mapping",
+        map.write_at(0, b"dom0 was here").map_err(|e| e.to_string()),
+    );
+    let mut b = [0u8; 16];
+    c.check(
+        "grant copy from the guest's page",
+        copy_from_grant(&dev, domid, gref, 1024, &mut b)
+            .map_err(|e| e.to_string())
+            .and_then(|()| {
+                eq(
+                    b.to_vec(),
+                    (1024..1040).map(|i| (i * 3 + 1) as u8).collect(),
+                )
+            }),
+    );
+    c.check(
+        "grant copy into the guest's page",
+        copy_to_grant(&dev, domid, gref, 2048, b"copied by dom0!!").map_err(|e| e.to_string()),
+    );
+    c.check(
+        "a grant copy across the page end is refused",
+        match copy_to_grant(&dev, domid, gref, 4090, b"0123456789") {
+            Err(xen::Error::InvalidArgument { .. }) => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    let alloc = Gntalloc::open().map_err(|e| e.to_string());
+    let shared = alloc
+        .as_ref()
+        .map_err(Clone::clone)
+        .and_then(|a| a.share(domid, 1, false).map_err(|e| e.to_string()));
+    c.check(
+        "gntalloc shares a page with the guest",
+        shared.as_ref().map(drop).map_err(Clone::clone),
+    );
+    if let Ok(sp) = &shared {
+        c.check(
+            "... its reference in xenstore",
+            sp.write_at(0, b"granted by dom0")
+                .map_err(|e| e.to_string())
+                .and_then(|()| {
+                    xs.write(
+                        Tx::NONE,
+                        &format!("{home}/dom0-gref"),
+                        sp.refs()[0].to_string().as_bytes(),
+                    )
+                    .map_err(s)
+                }),
+        );
+    }
+    c.check(
+        "tell the guest (data/ack-map)",
+        xs.write(Tx::NONE, &format!("{home}/ack-map"), b"1")
+            .map_err(s),
+    );
+    c.check(
+        "the guest copied our page (data/copied)",
+        wait_for(&mut xs, "copied").and_then(|v| eq(v.as_slice(), b"1")),
+    );
+    drop(map);
+    drop(shared);
+    c.check(
+        "unmapped (GrantMap dropped); tell the guest (data/ack-unmap)",
+        xs.write(Tx::NONE, &format!("{home}/ack-unmap"), b"1")
+            .map_err(s),
+    );
+    c.finish()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    match args.get(1).map(String::as_str) {
+        Some("local") => local(),
+        Some("frontend") => match args.get(2).and_then(|d| d.parse().ok()) {
+            Some(d) => frontend(d),
+            None => eprintln!("usage: xenstore_grant_check frontend DOMID"),
+        },
+        _ => eprintln!("usage: xenstore_grant_check local | frontend DOMID"),
+    }
+    std::process::exit(2)
+}

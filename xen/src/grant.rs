@@ -1,0 +1,168 @@
+//! Grant tables from Linux user space, on the kernel's devices (no libxengnttab): map another
+//! domain's grants with [`Gntdev::map`] (unmapped and released on drop), share pages with
+//! another domain with [`Gntalloc::share`] (ended on drop), and grant copy
+//! ([`copy_from_grant`], [`copy_to_grant`]). Shared pages are reached through [`Shared`]'s
+//! volatile copies only: the other domain may write them at any time.
+//!
+//! ```no_run
+//! use xen::grant::{Gntdev, Shared};
+//! let dev = Gntdev::open()?;
+//! // Grant 8 of domain 3, writable.
+//! let page = dev.map(3, &[8], true)?;
+//! let mut hdr = [0u8; 16];
+//! page.read_at(0, &mut hdr)?;
+//! page.write_at(16, b"answer")?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub use xen_sys::backend::privcmd::{Gntalloc, Gntdev, GrantMap, SharedPages};
+use xen_sys::{
+    Domid, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, GntdevGrantCopySegment,
+    GntdevGrantCopySegmentBuf, GntdevGrantCopySegmentForeign, GnttabCopyFlags, GnttabStatus,
+    GrantRef,
+};
+
+use crate::Error;
+
+const PAGE: usize = 4096;
+
+/// Pages shared with another domain: copies in and out, bounds-checked, volatile.
+pub trait Shared {
+    /// Start of the pages.
+    fn base(&self) -> *mut u8;
+    /// Bytes.
+    fn size(&self) -> usize;
+    /// Whether this side may write them.
+    fn writable(&self) -> bool;
+
+    /// Copy bytes at `off` into `buf`.
+    fn read_at(&self, off: usize, buf: &mut [u8]) -> Result<(), Error> {
+        check(self.size(), off, buf.len(), "read shared pages")?;
+        for (i, b) in buf.iter_mut().enumerate() {
+            // SAFETY: inside the mapping (checked); a volatile load, no reference made.
+            *b = unsafe { self.base().add(off + i).read_volatile() };
+        }
+        Ok(())
+    }
+
+    /// Copy `buf` to `off`.
+    fn write_at(&self, off: usize, buf: &[u8]) -> Result<(), Error> {
+        check(self.size(), off, buf.len(), "write shared pages")?;
+        if !self.writable() {
+            return Err(Error::InvalidArgument {
+                op: "write shared pages",
+                what: "the pages are mapped read-only",
+            });
+        }
+        for (i, b) in buf.iter().enumerate() {
+            // SAFETY: as in `read_at`, a volatile store to a writable mapping.
+            unsafe { self.base().add(off + i).write_volatile(*b) };
+        }
+        Ok(())
+    }
+}
+
+fn check(size: usize, off: usize, len: usize, op: &'static str) -> Result<(), Error> {
+    if off.checked_add(len).is_none_or(|e| e > size) {
+        return Err(Error::BadAddress {
+            op,
+            addr: off as u64,
+            len: len as u64,
+        });
+    }
+    Ok(())
+}
+
+impl Shared for GrantMap<'_> {
+    fn base(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn writable(&self) -> bool {
+        self.is_writable()
+    }
+}
+
+impl Shared for SharedPages<'_> {
+    fn base(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn size(&self) -> usize {
+        self.len()
+    }
+    fn writable(&self) -> bool {
+        true
+    }
+}
+
+fn status(op: &'static str, s: GnttabStatus) -> Result<(), Error> {
+    if s.0 == GNTST_okay {
+        return Ok(());
+    }
+    Err(Error::Grant { op, status: s })
+}
+
+fn page_span(offset: u16, len: usize, op: &'static str) -> Result<u16, Error> {
+    if usize::from(offset) + len > PAGE {
+        return Err(Error::InvalidArgument {
+            op,
+            what: "a grant copy must stay inside one page",
+        });
+    }
+    Ok(len as u16)
+}
+
+/// Grant copy (`IOCTL_GNTDEV_GRANT_COPY`) of `buf.len()` bytes from grant `gref` of `domid`,
+/// starting at `offset` in the granted page, into `buf`.
+pub fn copy_from_grant(
+    dev: &Gntdev,
+    domid: Domid,
+    gref: GrantRef,
+    offset: u16,
+    buf: &mut [u8],
+) -> Result<(), Error> {
+    const OP: &str = "IOCTL_GNTDEV_GRANT_COPY from a grant";
+    let len = page_span(offset, buf.len(), OP)?;
+    let mut seg = [GntdevGrantCopySegment {
+        source: GntdevGrantCopySegmentBuf::from_foreign(GntdevGrantCopySegmentForeign {
+            r#ref: gref,
+            offset,
+            domid,
+        }),
+        dest: GntdevGrantCopySegmentBuf::from_virt(buf.as_mut_ptr() as usize),
+        len,
+        flags: GnttabCopyFlags(GNTCOPY_source_gref),
+        ..Default::default()
+    }];
+    // SAFETY: the destination is `buf`, writable for `len` bytes and exclusively borrowed.
+    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(OP, e))?;
+    status(OP, seg[0].status)
+}
+
+/// Grant copy of `buf` into grant `gref` of `domid` at `offset` (the grant must allow writes).
+pub fn copy_to_grant(
+    dev: &Gntdev,
+    domid: Domid,
+    gref: GrantRef,
+    offset: u16,
+    buf: &[u8],
+) -> Result<(), Error> {
+    const OP: &str = "IOCTL_GNTDEV_GRANT_COPY to a grant";
+    let len = page_span(offset, buf.len(), OP)?;
+    let mut seg = [GntdevGrantCopySegment {
+        source: GntdevGrantCopySegmentBuf::from_virt(buf.as_ptr() as usize),
+        dest: GntdevGrantCopySegmentBuf::from_foreign(GntdevGrantCopySegmentForeign {
+            r#ref: gref,
+            offset,
+            domid,
+        }),
+        len,
+        flags: GnttabCopyFlags(GNTCOPY_dest_gref),
+        ..Default::default()
+    }];
+    // SAFETY: the source is `buf`, readable for `len` bytes; the kernel only reads it.
+    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(OP, e))?;
+    status(OP, seg[0].status)
+}

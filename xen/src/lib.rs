@@ -15,7 +15,6 @@ extern crate std;
 pub mod bare;
 pub mod dm;
 mod error;
-#[cfg(all(feature = "std", target_os = "linux"))]
 pub mod grant;
 pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]

@@ -506,6 +506,22 @@ fn a_misbehaving_daemon_gives_errors_and_a_broken_connection() {
 }
 
 #[test]
+fn an_event_in_the_same_read_as_a_reply_is_pending_at_once() {
+    // A caller that polls the descriptor for events must not wait for bytes already read.
+    let mut both = frame(WRITE, 1, b"OK\0");
+    both.extend(frame(WATCH_EVENT, 0, b"/w/x\0tok\0"));
+    let mut xs = scripted(both);
+    xs.write(Tx::NONE, "/w/x", b"1").unwrap();
+    assert_eq!(
+        xs.pending_event(),
+        Some(WatchEvent {
+            path: "/w/x".into(),
+            token: "tok".into()
+        })
+    );
+}
+
+#[test]
 fn parsers_on_edge_payloads() {
     assert_eq!(wire::strings(b"").unwrap(), Vec::<&str>::new());
     assert_eq!(wire::strings(b"a\0\0b\0").unwrap(), ["a", "", "b"]);

@@ -3,10 +3,14 @@
 //! project's freestanding test kernels. Volatile byte accesses keep LLVM from turning the loops
 //! back into calls to these very functions, and bytes suit the arm64 kernel, which runs with the
 //! MMU off (no unaligned wide accesses); on x86_64 (the PV dom0 kernel) `rep movsb/stosb`.
-//! A kernel links them with `use freestanding_mem as _;`.
+//! A kernel links them with `use freestanding_mem as _;`. With the feature `heap`, also a fixed
+//! bump allocator (`heap::Bump`) for kernels that use `alloc`.
 
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
+
+#[cfg(feature = "heap")]
+pub mod heap;
 
 #[cfg(target_arch = "x86_64")]
 use core::arch::asm;

@@ -2,10 +2,12 @@
 //! front end does, by stable hypercalls and the xenstore ring only (xen-sys's generated types):
 //! it writes its own xenstore area (a change dom0 watches), grants dom0 a page and checks what
 //! dom0 wrote into it by mapping and by grant copy, copies a page dom0 granted it with
-//! `GNTTABOP_copy`, and checks that dom0's unmap released the grant.
+//! `GNTTABOP_copy`, and checks that dom0's unmap released the grant. The grant table goes
+//! through `xen::grant::table` (the no_std path stub domains use).
 
 use core::sync::atomic::{fence, Ordering};
 
+use xen::grant::table::{self, GrantTable};
 use xen_sys::backend::Direct;
 use xen_sys::*;
 
@@ -234,32 +236,6 @@ fn parse(s: &[u8]) -> Option<u32> {
     })
 }
 
-/// The grant-table entry `GREF`, in the frame Xen placed at `GRANT_GFN`.
-fn entry() -> *mut GrantEntryV1 {
-    ((GRANT_GFN << 12) as usize as *mut GrantEntryV1).wrapping_add(GREF as usize)
-}
-
-fn map_grant_table() -> Result<(), XenErrno> {
-    let idx: XenUlong = 0;
-    let gpfns = [GRANT_GFN as XenPfn];
-    let mut errs = [0i32];
-    let mut b = XenAddToPhysmapBatch {
-        domid: DOMID_SELF,
-        space: Xenmapspace::GRANT_TABLE,
-        size: 1,
-        u: XenAddToPhysmapBatchExtra::default(),
-        idxs: GuestHandle::from_ptr(&idx),
-        gpfns: GuestHandle::from_ptr(gpfns.as_ptr()),
-        errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
-    };
-    // SAFETY: our struct and one-element arrays; Xen places grant frame 0 at GRANT_GFN.
-    unsafe { memory_op_add_to_physmap_batch(&xen(), &mut b) }?;
-    if errs[0] != 0 {
-        return Err(XenErrno(-errs[0]));
-    }
-    Ok(())
-}
-
 pub fn checks(c: &mut Checks) {
     let mut xs = match Store::open() {
         Ok(s) => s,
@@ -283,20 +259,26 @@ pub fn checks(c: &mut Checks) {
     );
 
     // Grant dom0 a page: the table's first frame into our physmap, then entry GREF.
+    let h = xen();
+    // SAFETY: GRANT_GFN is above our RAM, used for nothing else; paging is off, so it is
+    // reached at its physical address.
+    let gt = unsafe {
+        GrantTable::map(
+            &h,
+            &[GRANT_GFN as XenPfn],
+            (GRANT_GFN << 12) as usize as *mut u8,
+        )
+    };
     c.check(
         "grant table frame 0 mapped (XENMAPSPACE_grant_table)",
-        u64::from(map_grant_table().is_ok()),
+        u64::from(gt.is_ok()),
         1,
     );
-    let mut q = GnttabQuerySize {
-        dom: DOMID_SELF,
-        ..Default::default()
-    };
-    // SAFETY: our struct, count 1.
-    let r = unsafe { grant_table_op_query_size(&xen(), &mut q, 1) };
+    let Ok(gt) = gt else { return };
+    let q = table::query_size(&h, DOMID_SELF);
     c.check(
         "GNTTABOP_query_size: at least one frame",
-        u64::from(r.is_ok() && q.status.0 == GNTST_okay && q.nr_frames >= 1),
+        u64::from(q.is_ok_and(|q| q.nr_frames >= 1)),
         1,
     );
     let shared = core::ptr::addr_of_mut!(SHARED);
@@ -304,15 +286,14 @@ pub fn checks(c: &mut Checks) {
         // SAFETY: inside the page; not yet granted.
         unsafe { shared.cast::<u8>().add(i).write_volatile((i * 3 + 1) as u8) };
     }
-    // SAFETY: the entry lies in the grant frame Xen just mapped; flags last, after a barrier,
-    // as the grant protocol requires.
-    unsafe {
-        let e = entry();
-        core::ptr::addr_of_mut!((*e).domid).write_volatile(0);
-        core::ptr::addr_of_mut!((*e).frame).write_volatile((phys(shared) >> 12) as u32);
-        fence(Ordering::Release);
-        core::ptr::addr_of_mut!((*e).flags).write_volatile(GTF_permit_access);
-    }
+    c.check(
+        "grant dom0 our page (entry GREF)",
+        u64::from(
+            gt.grant(GREF, 0, (phys(shared) >> 12) as u32, false)
+                .is_ok(),
+        ),
+        1,
+    );
     let mut nb = [0u8; 10];
     c.check(
         "XS_WRITE of data/gref",
@@ -324,12 +305,18 @@ pub fn checks(c: &mut Checks) {
         ok(xs.await_value("data/ack-map", b"1")),
         1,
     );
-    // SAFETY: the entry in the grant frame; Xen sets reading/writing while a mapping exists.
-    let flags = unsafe { core::ptr::addr_of!((*entry()).flags).read_volatile() };
     c.check(
-        "while dom0 maps our page the entry is in use (GTF_reading|GTF_writing)",
-        u64::from(flags & (GTF_reading | GTF_writing)),
-        u64::from(GTF_reading | GTF_writing),
+        "while dom0 maps our page the entry is in use (GTF_reading/GTF_writing)",
+        u64::from(gt.in_use(GREF).unwrap_or(false)),
+        1,
+    );
+    c.check(
+        "... so ending access is refused (EBUSY)",
+        u64::from(matches!(
+            gt.end(GREF),
+            Err(xen::Error::Os { errno: 16, .. })
+        )),
+        1,
     );
     let mut got = [0u8; 13];
     for (i, g) in got.iter_mut().enumerate() {
@@ -367,13 +354,9 @@ pub fn checks(c: &mut Checks) {
         op.dest.domid = DOMID_SELF;
         op.len = 15;
         op.flags = GnttabCopyFlags(GNTCOPY_source_gref);
-        // SAFETY: one op of ours; the destination is our own page.
-        let r = unsafe { grant_table_op_copy(&xen(), &mut op, 1) };
-        c.check(
-            "GNTTABOP_copy from dom0's grant: status",
-            u64::from(r.is_ok() && op.status.0 == GNTST_okay),
-            1,
-        );
+        // SAFETY: the destination is our own page, 15 bytes of it.
+        let r = unsafe { table::copy(&h, core::slice::from_mut(&mut op)) };
+        c.check("GNTTABOP_copy from dom0's grant", u64::from(r.is_ok()), 1);
         let mut got = [0u8; 15];
         for (i, g) in got.iter_mut().enumerate() {
             *g = get(recv, i);
@@ -394,13 +377,10 @@ pub fn checks(c: &mut Checks) {
         ok(xs.await_value("data/ack-unmap", b"1")),
         1,
     );
-    // SAFETY: the entry in the grant frame; Xen sets reading/writing while a mapping exists.
-    let flags = unsafe { core::ptr::addr_of!((*entry()).flags).read_volatile() };
     c.check(
-        "after dom0's unmap the entry is not in use (no GTF_reading/GTF_writing)",
-        u64::from(flags & (GTF_reading | GTF_writing)),
+        "after dom0's unmap the entry is not in use",
+        u64::from(gt.in_use(GREF).unwrap_or(true)),
         0,
     );
-    // SAFETY: as above; revoke the grant.
-    unsafe { core::ptr::addr_of_mut!((*entry()).flags).write_volatile(GTF_invalid) };
+    c.check("... and access ends", u64::from(gt.end(GREF).is_ok()), 1);
 }

@@ -8,7 +8,7 @@
 
 use core::arch::{asm, global_asm};
 
-use freestanding_mem as _;
+use freestanding_mem::heap::Bump;
 use xen_sys::backend::Direct;
 use xen_sys::*;
 
@@ -48,6 +48,11 @@ global_asm!(
     ".balign 4",
     ".previous",
 );
+
+/// A small fixed heap: `xen` (for its no_std grant table) links `alloc`; the guest allocates
+/// nothing.
+#[global_allocator]
+static HEAP: Bump<4096> = Bump::new();
 
 const STACK_SIZE: usize = 16 * 1024;
 #[repr(C, align(16))]

@@ -337,9 +337,31 @@ impl<C: Conn> Client<C> {
         }
     }
 
-    /// A queued watch event, without reading from the daemon.
+    /// A queued watch event, without reading from the daemon (events that came in the same
+    /// read as an earlier reply count as queued).
     pub fn pending_event(&mut self) -> Option<WatchEvent> {
+        self.queue_buffered_events();
         self.events.pop_front()
+    }
+
+    /// Queue the complete watch events already received (a reply and the events after it often
+    /// arrive in one read): a caller polling the descriptor would otherwise wait for bytes that
+    /// are already here. Stops at anything else, which the next read reports.
+    fn queue_buffered_events(&mut self) {
+        while !self.broken {
+            match wire::frame(&self.rx) {
+                // A malformed event stays for the next read to report.
+                Ok(Some((h, r)))
+                    if h.ty == Ty::WATCH_EVENT
+                        && wire::watch_event(&self.rx[r.clone()]).is_ok() =>
+                {
+                    if self.take_frame(Ty::WATCH_EVENT, "").is_err() {
+                        break;
+                    }
+                }
+                _ => break,
+            }
+        }
     }
 
     /// Blocking iterator over watch events ([`Client::next_event`]); it ends after the first
@@ -483,6 +505,7 @@ impl<C: Conn> Client<C> {
                     },
                 ));
             }
+            self.queue_buffered_events();
             return Ok(p);
         }
     }

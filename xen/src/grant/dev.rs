@@ -1,8 +1,4 @@
-//! Grant tables from Linux user space, on the kernel's devices (no libxengnttab): map another
-//! domain's grants with [`Gntdev::map`] (unmapped and released on drop), share pages with
-//! another domain with [`Gntalloc::share`] (ended on drop), and grant copy
-//! ([`copy_from_grant`], [`copy_to_grant`]). Shared pages are reached through [`Shared`]'s
-//! volatile copies only: the other domain may write them at any time.
+//! Grants from Linux user space, on the kernel's devices (no libxengnttab).
 //!
 //! ```no_run
 //! use xen::grant::{Gntdev, Shared};

@@ -7,7 +7,10 @@
 # xenstore write; the guest grants a page, dom0 maps it with xen::grant (gntdev), checks it and
 # writes back, grant-copies from and into it; dom0 shares a page with gntalloc, which the guest
 # copies with GNTTABOP_copy; after dom0 drops its mapping the guest finds its grant entry no
-# longer in use. Every check printed by name, on each release of XSGRANT_RELEASES ("4.17 4.20"),
+# longer in use. Last, xen's pv_echo_backend example as the back end of the guest's
+# `echo-frontend` mode: the xenbus handshake (the example creates both device directories as a
+# toolstack would), the ring granted, an event channel, 20 requests echoed, Closing to Closed.
+# Every check printed by name, on each release of XSGRANT_RELEASES ("4.17 4.20"),
 # each with its own dom0 (tests/lib/dom0-initramfs.sh).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,23 +35,33 @@ build_ioreq_programs "$out" # sets guest (the PVH test guest)
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
   --example xenstore_grant_check --target x86_64-unknown-linux-gnu --target-dir "$out/static" ||
   fail "xenstore_grant_check does not build"
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
+  --example pv_echo_backend --target x86_64-unknown-linux-gnu --target-dir "$out/static" ||
+  fail "pv_echo_backend does not build"
 check="$out/static/x86_64-unknown-linux-gnu/release/examples/xenstore_grant_check"
+echo_be="$out/static/x86_64-unknown-linux-gnu/release/examples/pv_echo_backend"
 echo "     xenstore_grant_check $(sha256sum "$check" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
 
-make_initramfs() { # release cpio
-  dom0_initramfs "$1" "$out/xsgrant-initramfs-$1"
-  cp "$guest" "$ir/guest.elf"
-  cp "$check" "$ir/xenstore_grant_check"
-  cat >"$ir/etc/xen/frontend.cfg" <<'CFG'
-name = "frontend"
+pvh_cfg() { # name cmdline: the PVH test guest
+  cat <<CFG
+name = "$1"
 type = "pvh"
 kernel = "/guest.elf"
-cmdline = "frontend"
+cmdline = "$2"
 memory = 16
 vcpus = 1
 on_poweroff = "destroy"
 on_crash = "destroy"
 CFG
+}
+
+make_initramfs() { # release cpio
+  dom0_initramfs "$1" "$out/xsgrant-initramfs-$1"
+  cp "$guest" "$ir/guest.elf"
+  cp "$check" "$ir/xenstore_grant_check"
+  cp "$echo_be" "$ir/pv_echo_backend"
+  pvh_cfg frontend frontend >"$ir/etc/xen/frontend.cfg"
+  pvh_cfg echo echo-frontend >"$ir/etc/xen/echo.cfg"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
@@ -64,9 +77,22 @@ cat <&3 >>/tmp/fe.log; exec 3<&-
 wait "$p"
 echo "== frontend EXIT $?"
 sed 's/^/frontend: /' /tmp/fe.log
-n=0; while xl domid frontend >/dev/null 2>&1; do
-  sleep 1; n=$((n+1)); [ $n -gt 60 ] && { xl destroy frontend; echo "== frontend TIMEOUT"; break; }
-done
+gone() { # name
+  n=0; while xl domid "$1" >/dev/null 2>&1; do
+    sleep 1; n=$((n+1)); [ $n -gt 60 ] && { xl destroy "$1"; echo "== $1 TIMEOUT"; break; }
+  done
+}
+gone frontend
+xl create -p /etc/xen/echo.cfg
+ed=$(xl domid echo)
+echo "== echo domain $ed"
+serve /tmp/echo.log timeout 180 /pv_echo_backend --toolstack "$ed"
+wait_for "watching" /tmp/echo.log && xl unpause echo
+cat <&3 >>/tmp/echo.log; exec 3<&-
+wait "$p"
+echo "== echo EXIT $?"
+sed 's/^/echo: /' /tmp/echo.log
+gone echo
 reboot -f
 INIT
   chmod +x "$ir/init"
@@ -81,7 +107,7 @@ for rel in ${XSGRANT_RELEASES:-4.17 4.20}; do
   log="$out/xenstore-grant-$rel.log"
   boot_dom0 "$out/xsgrant-initramfs-$rel.cpio" plain
   L=$(sed 's/^(XEN) //' <<<"$L")
-  grep -E '^(local|frontend): |^\(d[0-9]+\) GUEST|^== ' <<<"$L" || true
+  grep -E '^(local|frontend|echo): |^\(d[0-9]+\) GUEST|^== ' <<<"$L" || true
   grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
   [ "$rc" = 124 ] && fail "QEMU timed out"
   grep -q 'CHECK .*: FAIL' <<<"$L" && fail "failing checks: $(grep 'CHECK .*: FAIL' <<<"$L")"
@@ -90,12 +116,15 @@ for rel in ${XSGRANT_RELEASES:-4.17 4.20}; do
   grep -q '^== frontend EXIT 0' <<<"$L" || fail "the back end's checks did not pass"
   grep -q '^frontend: RESULT: PASS' <<<"$L" || fail "no frontend RESULT: PASS line"
   grep -q 'GUEST RESULT: PASS' <<<"$L" || fail "the guest's checks did not pass"
-  grep -q '== frontend TIMEOUT' <<<"$L" && fail "the guest did not finish"
+  grep -q '== [a-z]* TIMEOUT' <<<"$L" && fail "a guest did not finish"
+  grep -q '^== echo EXIT 0' <<<"$L" || fail "pv_echo_backend failed"
+  grep -q '^echo: pv_echo_backend: closed after echoing 20 requests' <<<"$L" || fail "pv_echo_backend did not echo the guest's 20 requests and close"
+  [ "$(grep -c 'GUEST RESULT: PASS' <<<"$L")" = 2 ] || fail "the echo front end's checks did not pass"
   nl=$(grep -c '^local: CHECK .*: ok' <<<"$L")
   nf=$(grep -c '^frontend: CHECK .*: ok' <<<"$L")
   ng=$(grep -c 'GUEST CHECK .*: ok' <<<"$L")
-  echo "ok   xenstore and grant tables on Xen $rel (Linux $kver dom0): $nl xenstore checks (socket and xenbus), $nf back-end checks, $ng guest checks; $ms ms of QEMU"
-  summary+=("$rel|$nl|$nf|$ng")
+  echo "ok   xenstore and grant tables on Xen $rel (Linux $kver dom0): $nl xenstore checks (socket and xenbus), $nf back-end checks, $ng guest checks (both front ends); pv_echo_backend: $(grep -m1 -o 'connected: .*' <<<"$L"), $(grep -m1 -o 'closed after .*' <<<"$L"); $ms ms of QEMU"
+  summary+=("$rel|$nl|$nf|$ng|20 echoed")
 done
-echo "     release | xenstore checks | back-end checks | guest checks"
+echo "     release | xenstore checks | back-end checks | guest checks | pv_echo_backend"
 printf '     %s\n' "${summary[@]}" | sed 's/|/ | /g'

@@ -299,6 +299,11 @@ extern "C" fn gmain(start_info: u32) -> ! {
         );
         finish(&c);
     }
+    if cmdline_has(start_info, b"echo-frontend") {
+        // The front end of xen's pv_echo_backend example (tests/real-xen/xenstore-grant.sh).
+        frontend::echo_checks(&mut c);
+        finish(&c);
+    }
     if cmdline_has(start_info, b"frontend") {
         // No device: the xenstore and grant-table checks with dom0 (tests/real-xen/xenstore-grant.sh).
         frontend::checks(&mut c);

@@ -1,0 +1,230 @@
+//! A PV back end to start from: the xenbus handshake in xenstore, the front end's ring page
+//! mapped by grant, its event channel bound, requests answered. The device, `echo`, upper-cases
+//! each request. One event loop polls two descriptors: xenstore's and the event channels'.
+//!
+//! `pv_echo_backend [--toolstack FRONTEND_DOMID]`: with `--toolstack` it first creates the
+//! device's two xenstore directories as a toolstack would (`backend/echo/FE/0` under dom0's
+//! home, `device/echo/0` under the front end's, with the front end allowed to write its own and
+//! read ours). Then it waits for a device under `backend/echo`, and serves it until the front
+//! end closes.
+//!
+//! The ring (one page, granted by the front end): `req_prod` (u32) at 0, `rsp_prod` (u32) at 4,
+//! 16 request slots of 64 bytes from offset 64 and 16 response slots from 2048, each a u32
+//! length and up to 60 bytes. Indices run freely; slot = index % 16. The front end never has
+//! more than 16 requests outstanding; a front end that breaks the rules is disconnected, never
+//! trusted: every index and length is checked against a private copy.
+//!
+//! Run by tests/real-xen/xenstore-grant.sh with the PVH test guest (`echo-frontend`) as the
+//! front end.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use rustix::event::{poll, PollFd, PollFlags, Timespec};
+use xen::grant::{Gntdev, Shared};
+use xen::sys::backend::Evtchn;
+use xen::xenstore::{Access, Client, Perm, Tx};
+
+const SLOTS: u32 = 16;
+const REQ: usize = 64;
+const RSP: usize = 2048;
+const SLOT: usize = 64;
+
+// xenbus states (io/xenbus.h).
+const INIT_WAIT: &[u8] = b"2";
+const INITIALISED: &[u8] = b"3";
+const CONNECTED: &[u8] = b"4";
+const CLOSING: &[u8] = b"5";
+const CLOSED: &[u8] = b"6";
+
+type Res<T> = Result<T, Box<dyn std::error::Error>>;
+
+fn say(s: impl std::fmt::Display) {
+    println!("pv_echo_backend: {s}");
+}
+
+/// As a toolstack: the two directories of device `echo/0` of `fe`.
+fn create_device(xs: &mut Client, fe: u16) -> Res<()> {
+    let be = format!("/local/domain/0/backend/echo/{fe}/0");
+    let fe_dir = format!("/local/domain/{fe}/device/echo/0");
+    xs.transaction(|xs, tx| {
+        xs.write(tx, &format!("{be}/frontend"), fe_dir.as_bytes())?;
+        xs.write(tx, &format!("{be}/frontend-id"), fe.to_string().as_bytes())?;
+        xs.write(tx, &format!("{be}/state"), b"1")?;
+        // Ours; the front end may read it.
+        let theirs_read = [
+            Perm {
+                domid: 0,
+                access: Access::None,
+            },
+            Perm {
+                domid: fe,
+                access: Access::Read,
+            },
+        ];
+        for p in ["frontend", "frontend-id", "state", ""] {
+            let path = if p.is_empty() {
+                be.clone()
+            } else {
+                format!("{be}/{p}")
+            };
+            xs.set_perms(tx, &path, &theirs_read)?;
+        }
+        xs.write(tx, &format!("{fe_dir}/backend"), be.as_bytes())?;
+        xs.write(tx, &format!("{fe_dir}/backend-id"), b"0")?;
+        xs.write(tx, &format!("{fe_dir}/state"), b"1")?;
+        // The front end owns its directory.
+        let owned = [
+            Perm {
+                domid: fe,
+                access: Access::None,
+            },
+            Perm {
+                domid: 0,
+                access: Access::Read,
+            },
+        ];
+        for p in ["backend", "backend-id", "state", ""] {
+            let path = if p.is_empty() {
+                fe_dir.clone()
+            } else {
+                format!("{fe_dir}/{p}")
+            };
+            xs.set_perms(tx, &path, &owned)?;
+        }
+        Ok(())
+    })?;
+    say(format!("created {be} and {fe_dir}"));
+    Ok(())
+}
+
+/// Wait up to `secs` for `path` to read `want`, by watch events.
+fn await_value(xs: &mut Client, path: &str, want: &[u8], secs: u64) -> Res<()> {
+    let end = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if xs.read(Tx::NONE, path).is_ok_and(|v| v == want) {
+            return Ok(());
+        }
+        wait_readable(&[xs.as_fd()], end)?;
+        xs.dispatch()?;
+        while xs.pending_event().is_some() {}
+    }
+}
+
+/// Poll `fds` for input until `end`; which are readable.
+fn wait_readable(fds: &[std::os::fd::BorrowedFd<'_>], end: Instant) -> Res<Vec<bool>> {
+    let left = end.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err("timed out".into());
+    }
+    let ts = Timespec {
+        tv_sec: left.as_secs() as i64,
+        tv_nsec: i64::from(left.subsec_nanos()),
+    };
+    let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, PollFlags::IN)).collect();
+    poll(&mut p, Some(&ts))?;
+    Ok(p.iter()
+        .map(|f| f.revents().contains(PollFlags::IN))
+        .collect())
+}
+
+fn read_u32(page: &impl Shared, off: usize) -> Res<u32> {
+    let mut b = [0u8; 4];
+    page.read_at(off, &mut b)?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn main() -> Res<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let mut xs = Client::open()?;
+    if args.get(1).map(String::as_str) == Some("--toolstack") {
+        let fe: u16 = args.get(2).ok_or("--toolstack FRONTEND_DOMID")?.parse()?;
+        create_device(&mut xs, fe)?;
+    }
+    let root = "/local/domain/0/backend/echo";
+    xs.watch(root, "devices")?;
+    say(format!("watching {root}"));
+    // The first device that appears.
+    let end = Instant::now() + Duration::from_secs(60);
+    let (fe, be) = loop {
+        let found = xs.directory(Tx::NONE, root).ok().and_then(|fes| {
+            fes.into_iter().find_map(|f| {
+                let ids = xs.directory(Tx::NONE, &format!("{root}/{f}")).ok()?;
+                Some((
+                    f.parse::<u16>().ok()?,
+                    format!("{root}/{f}/{}", ids.first()?),
+                ))
+            })
+        });
+        if let Some(d) = found {
+            break d;
+        }
+        wait_readable(&[xs.as_fd()], end)?;
+        xs.dispatch()?;
+        while xs.pending_event().is_some() {}
+    };
+    let fe_dir = String::from_utf8(xs.read(Tx::NONE, &format!("{be}/frontend"))?)?;
+    say(format!("device {be} of domain {fe}, front end at {fe_dir}"));
+    xs.watch(&fe_dir, "frontend")?;
+    xs.write(Tx::NONE, &format!("{be}/state"), INIT_WAIT)?;
+    await_value(&mut xs, &format!("{fe_dir}/state"), INITIALISED, 60)?;
+    let ring_ref: u32 =
+        String::from_utf8(xs.read(Tx::NONE, &format!("{fe_dir}/ring-ref"))?)?.parse()?;
+    let port: u32 =
+        String::from_utf8(xs.read(Tx::NONE, &format!("{fe_dir}/event-channel"))?)?.parse()?;
+    let gntdev = Gntdev::open()?;
+    let ring = gntdev.map(fe, &[ring_ref], true)?;
+    let evtchn = Evtchn::open()?;
+    let local = evtchn.bind_interdomain(fe, port)?;
+    xs.write(Tx::NONE, &format!("{be}/state"), CONNECTED)?;
+    say(format!(
+        "connected: ring grant {ring_ref}, event channel {port} (local {local})"
+    ));
+
+    // Serve: requests on events, the front end's state on xenstore watch events.
+    let mut rsp_prod = read_u32(&ring, 4)?;
+    let mut served = 0u64;
+    let end = Instant::now() + Duration::from_secs(120);
+    'serve: loop {
+        let ready = wait_readable(&[evtchn.as_fd(), xs.as_fd()], end)?;
+        if ready[0] {
+            if let Some(p) = evtchn.pending()? {
+                evtchn.unmask(p)?;
+            }
+            let req_prod = read_u32(&ring, 0)?;
+            if req_prod.wrapping_sub(rsp_prod) > SLOTS {
+                say(format!("front end broke the ring (req_prod {req_prod}, rsp_prod {rsp_prod}): disconnecting"));
+                break 'serve;
+            }
+            while rsp_prod != req_prod {
+                let slot = (rsp_prod % SLOTS) as usize;
+                let len = (read_u32(&ring, REQ + slot * SLOT)? as usize).min(SLOT - 4);
+                let mut req = vec![0u8; len];
+                ring.read_at(REQ + slot * SLOT + 4, &mut req)?;
+                let rsp = req.to_ascii_uppercase();
+                ring.write_at(RSP + slot * SLOT, &(rsp.len() as u32).to_le_bytes())?;
+                ring.write_at(RSP + slot * SLOT + 4, &rsp)?;
+                rsp_prod = rsp_prod.wrapping_add(1);
+                served += 1;
+            }
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+            ring.write_at(4, &rsp_prod.to_le_bytes())?;
+            evtchn.notify(local)?;
+        }
+        if ready[1] {
+            xs.dispatch()?;
+            while xs.pending_event().is_some() {}
+            let st = xs
+                .read(Tx::NONE, &format!("{fe_dir}/state"))
+                .unwrap_or_default();
+            if st == CLOSING || st == CLOSED {
+                break 'serve;
+            }
+        }
+    }
+    drop(ring); // unmapped and released before we say Closed
+    evtchn.unbind(local)?;
+    xs.write(Tx::NONE, &format!("{be}/state"), CLOSED)?;
+    say(format!("closed after echoing {served} requests"));
+    Ok(())
+}

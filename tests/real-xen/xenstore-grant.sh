@@ -32,10 +32,10 @@ ensure_debian_kernel
 
 log=/dev/null
 build_ioreq_programs "$out" # sets guest (the PVH test guest)
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std,vm-memory \
   --example xenstore_grant_check --target x86_64-unknown-linux-gnu --target-dir "$out/static" ||
   fail "xenstore_grant_check does not build"
-RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std \
+RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --release -p xen --features std,vm-memory \
   --example pv_echo_backend --target x86_64-unknown-linux-gnu --target-dir "$out/static" ||
   fail "pv_echo_backend does not build"
 check="$out/static/x86_64-unknown-linux-gnu/release/examples/xenstore_grant_check"

@@ -343,6 +343,22 @@ fn frontend(domid: u16) -> ! {
         "write through the mapping",
         map.write_at(0, b"dom0 was here").map_err(|e| e.to_string()),
     );
+    #[cfg(feature = "vm-memory")]
+    c.check(
+        "vm-memory reads the grant at its grant DMA address (a second mapping)",
+        (|| -> Result<Vec<u8>, String> {
+            use vm_memory::{Bytes, GuestAddress};
+            let again = dev.map(domid, &[gref], true).map_err(|e| e.to_string())?;
+            let ram =
+                xen::grant::grant_dma_ram(domid, again, &[gref]).map_err(|e| e.to_string())?;
+            let mem = ram.vm_memory().map_err(|e| e.to_string())?;
+            let mut b = vec![0u8; 16];
+            let at = GuestAddress(xen::grant::grant_dma_address(gref) + 100);
+            mem.read_slice(&mut b, at).map_err(|e| e.to_string())?;
+            Ok(b)
+        })()
+        .and_then(|b| eq(b, (100..116).map(|i| (i * 3 + 1) as u8).collect())),
+    );
     let mut b = [0u8; 16];
     c.check(
         "grant copy from the guest's page",

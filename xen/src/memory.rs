@@ -186,6 +186,59 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     }
 }
 
+impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
+    /// Guest memory made of an existing mapping: page `i` of `map` appears at guest frame
+    /// `gfns[i]` (a grant mapping at the frames virtio's grant DMA addresses name, see
+    /// `xen::grant::grant_dma_ram`). The mapping must be readable and writable; frames must be
+    /// distinct. Consecutive frames of consecutive pages form one region.
+    pub fn from_mapping(domid: Domid, map: M, gfns: &[u64]) -> Result<Self, Error> {
+        const OP: &str = "guest memory from a mapping";
+        if gfns.is_empty() || map.len() < gfns.len() * PAGE as usize {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: "no frames, or more frames than the mapping has pages",
+            });
+        }
+        if gfns.iter().any(|&g| g > u64::MAX / PAGE) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: "a frame number beyond the address space",
+            });
+        }
+        let mut order: Vec<usize> = (0..gfns.len()).collect();
+        order.sort_unstable_by_key(|&i| gfns[i]);
+        if order.windows(2).any(|w| gfns[w[0]] == gfns[w[1]]) {
+            return Err(Error::InvalidArgument {
+                op: OP,
+                what: "a frame given twice",
+            });
+        }
+        let map = Arc::new(map);
+        let mut regions: Vec<RamRegion<M>> = Vec::new();
+        for i in order {
+            let gpa = gfns[i] * PAGE;
+            let offset = i * PAGE as usize;
+            if let Some(r) = regions.last_mut() {
+                if r.gpa + r.len == gpa && r.offset + r.len as usize == offset {
+                    r.len += PAGE;
+                    continue;
+                }
+            }
+            regions.push(RamRegion {
+                gpa,
+                len: PAGE,
+                map: Arc::clone(&map),
+                offset,
+            });
+        }
+        Ok(GuestRam {
+            domid,
+            regions,
+            failed: Vec::new(),
+        })
+    }
+}
+
 impl<M: Pages> GuestRam<M> {
     /// The guest.
     pub fn domid(&self) -> Domid {

@@ -183,3 +183,52 @@ fn bad_ranges_are_refused() {
         Err(Error::Os { errno: 22, .. })
     ));
 }
+
+#[test]
+fn a_mapping_placed_at_grant_dma_addresses() {
+    use xen::grant::grant_dma_address;
+    use xen::platform::MapGuest;
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    sim.guest_ram_write(dom, 0x10000, b"page zero");
+    sim.guest_ram_write(dom, 0x11ffc, b"ABCDEFGH"); // runs from page one into page two
+    let (m, errs) = sim.map_guest(dom, 0x10, 3).unwrap();
+    assert_eq!(errs, [0, 0, 0]);
+    let f = |g| grant_dma_address(g) >> 12;
+    // Pages 0, 1, 2 of the mapping as grants 7, 8 and 3.
+    let ram = GuestRam::from_mapping(dom, m, &[f(7), f(8), f(3)]).unwrap();
+    let r: Vec<_> = ram.regions().iter().map(|r| (r.gpa(), r.len())).collect();
+    assert_eq!(
+        r,
+        [
+            (grant_dma_address(3), 0x1000),
+            (grant_dma_address(7), 0x2000)
+        ]
+    );
+    let mem = ram.vm_memory().unwrap();
+    let mut b = [0u8; 9];
+    mem.read_slice(&mut b, GuestAddress(grant_dma_address(7)))
+        .unwrap();
+    assert_eq!(&b, b"page zero");
+    // Grants 7 and 8 are consecutive in both the mapping and the address space: one region.
+    let mut b = [0u8; 4];
+    mem.read_slice(&mut b, GuestAddress(grant_dma_address(7) + 0x1ffc))
+        .unwrap();
+    assert_eq!(&b, b"ABCD");
+    // Grant 8 ends where grant 9 (not mapped) would start.
+    assert!(mem
+        .read_slice(&mut [0u8; 8], GuestAddress(grant_dma_address(8) + 0xffc))
+        .is_err());
+    mem.write_slice(b"via grant 3", GuestAddress(grant_dma_address(3) + 16))
+        .unwrap();
+    assert_eq!(sim.guest_ram_read(dom, 0x12010, 11), b"via grant 3");
+
+    let (m, _) = sim.map_guest(dom, 0x10, 2).unwrap();
+    assert!(matches!(
+        GuestRam::from_mapping(dom, m, &[f(7), f(7)]),
+        Err(Error::InvalidArgument {
+            what: "a frame given twice",
+            ..
+        })
+    ));
+}

@@ -18,7 +18,46 @@ use xen_sys::{
     GrantRef,
 };
 
+use crate::memory::GuestRam;
+use crate::platform::Pages;
 use crate::Error;
+
+/// Bit 63 of a DMA address: what Linux's grant DMA ops (virtio on Xen with grants) set to
+/// say the address is a grant reference, `addr = GRANT_DMA_ADDR_OFF | gref << 12 | offset`.
+pub const GRANT_DMA_ADDR_OFF: u64 = 1 << 63;
+
+/// The DMA address of byte 0 of grant `gref` (`GRANT_DMA_ADDR_OFF | gref << 12`).
+pub const fn grant_dma_address(gref: GrantRef) -> u64 {
+    GRANT_DMA_ADDR_OFF | (gref as u64) << 12
+}
+
+impl Pages for GrantMap {
+    fn base(&self) -> *mut u8 {
+        self.as_ptr()
+    }
+    fn len(&self) -> usize {
+        GrantMap::len(self)
+    }
+}
+
+/// The pages of a writable grant mapping of `refs` as guest memory at their grant DMA
+/// addresses ([`grant_dma_address`]): what a virtio device on Xen with grants sees in its
+/// descriptors. With the feature `vm-memory`, `GuestRam::vm_memory` then hands it to
+/// `virtio-queue`.
+pub fn grant_dma_ram(
+    domid: Domid,
+    map: GrantMap,
+    refs: &[GrantRef],
+) -> Result<GuestRam<GrantMap>, Error> {
+    if !map.is_writable() {
+        return Err(Error::InvalidArgument {
+            op: "guest memory from grants",
+            what: "the grants are mapped read-only",
+        });
+    }
+    let gfns: alloc::vec::Vec<u64> = refs.iter().map(|&r| grant_dma_address(r) >> 12).collect();
+    GuestRam::from_mapping(domid, map, &gfns)
+}
 
 const PAGE: usize = 4096;
 
@@ -69,7 +108,7 @@ fn check(size: usize, off: usize, len: usize, op: &'static str) -> Result<(), Er
     Ok(())
 }
 
-impl Shared for GrantMap<'_> {
+impl Shared for GrantMap {
     fn base(&self) -> *mut u8 {
         self.as_ptr()
     }
@@ -81,7 +120,7 @@ impl Shared for GrantMap<'_> {
     }
 }
 
-impl Shared for SharedPages<'_> {
+impl Shared for SharedPages {
     fn base(&self) -> *mut u8 {
         self.as_ptr()
     }

@@ -5,6 +5,8 @@
 //! Mapped pages are shared with the other domain, which may write them at any time: reach them
 //! only through the raw pointers given here, with volatile accesses.
 
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
 use std::vec::Vec;
 
 use rustix::fs::OFlags;
@@ -15,24 +17,25 @@ use crate::generated::*;
 
 const PAGE: usize = 4096;
 
-/// `/dev/xen/gntdev`.
-#[derive(Debug)]
+/// `/dev/xen/gntdev` (cloning shares the descriptor: mappings keep a clone, so they may
+/// outlive the handle they came from).
+#[derive(Clone, Debug)]
 pub struct Gntdev {
-    fd: std::os::fd::OwnedFd,
+    fd: Arc<OwnedFd>,
 }
 
 /// Pages of another domain mapped through [`Gntdev::map`]: unmapped, and the grants released,
 /// on drop.
 #[derive(Debug)]
-pub struct GrantMap<'a> {
-    dev: &'a Gntdev,
+pub struct GrantMap {
+    dev: Gntdev,
     index: u64,
     count: u32,
     writable: bool,
     map: Option<Mapping>,
 }
 
-impl GrantMap<'_> {
+impl GrantMap {
     /// Whether it was mapped writable (a write to a read-only mapping faults).
     pub fn is_writable(&self) -> bool {
         self.writable
@@ -56,7 +59,7 @@ impl GrantMap<'_> {
     }
 }
 
-impl Drop for GrantMap<'_> {
+impl Drop for GrantMap {
     fn drop(&mut self) {
         // munmap first (the grants stay mapped while a VMA holds them), then release the slot.
         drop(self.map.take());
@@ -66,7 +69,7 @@ impl Drop for GrantMap<'_> {
             ..Default::default()
         };
         // SAFETY: our struct; the index and count the map ioctl returned.
-        let _ = unsafe { sys::ioctl(&self.dev.fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut u) };
+        let _ = unsafe { sys::ioctl(&*self.dev.fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut u) };
     }
 }
 
@@ -74,18 +77,13 @@ impl Gntdev {
     /// Open `/dev/xen/gntdev`.
     pub fn open() -> Result<Self, Error> {
         let (fd, _) = open_dev(&["/dev/xen/gntdev"], OFlags::RDWR)?;
-        Ok(Gntdev { fd })
+        Ok(Gntdev { fd: Arc::new(fd) })
     }
 
     /// `IOCTL_GNTDEV_MAP_GRANT_REF` of `refs` granted by `domid`, then the mmap that maps them
     /// (read-only unless `writable`; the granting domain must have granted write access for a
     /// writable mapping, else the mmap fails).
-    pub fn map(
-        &self,
-        domid: Domid,
-        refs: &[GrantRef],
-        writable: bool,
-    ) -> Result<GrantMap<'_>, Error> {
+    pub fn map(&self, domid: Domid, refs: &[GrantRef], writable: bool) -> Result<GrantMap, Error> {
         const OP: &str = "IOCTL_GNTDEV_MAP_GRANT_REF";
         let count = u32::try_from(refs.len())
             .ok()
@@ -114,19 +112,19 @@ impl Gntdev {
             }
         }
         // SAFETY: the buffer is the struct with its `count` entries; the kernel writes `index`.
-        unsafe { sys::ioctl(&self.fd, IOCTL_GNTDEV_MAP_GRANT_REF, bytes) }
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_MAP_GRANT_REF, bytes) }
             .map_err(|errno| Error::Ioctl { op: OP, errno })?;
         let off = core::mem::offset_of!(IoctlGntdevMapGrantRef, index);
         // SAFETY: inside the buffer, 8-aligned.
         let index = unsafe { bytes.add(off).cast::<u64>().read() };
         let mut m = GrantMap {
-            dev: self,
+            dev: self.clone(),
             index,
             count,
             writable,
             map: None,
         };
-        let map = Mapping::shared_at(&self.fd, m.len(), index, writable).map_err(|errno| {
+        let map = Mapping::shared_at(&*self.fd, m.len(), index, writable).map_err(|errno| {
             Error::Mmap {
                 op: "mmap of gntdev",
                 errno,
@@ -140,7 +138,7 @@ impl Gntdev {
     pub fn set_max_grants(&self, count: u32) -> Result<(), Error> {
         let mut a = IoctlGntdevSetMaxGrants { count };
         // SAFETY: our struct.
-        unsafe { sys::ioctl(&self.fd, IOCTL_GNTDEV_SET_MAX_GRANTS, &mut a) }
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_SET_MAX_GRANTS, &mut a) }
             .map(drop)
             .map_err(|errno| Error::Ioctl {
                 op: "IOCTL_GNTDEV_SET_MAX_GRANTS",
@@ -168,29 +166,29 @@ impl Gntdev {
         };
         // SAFETY: our struct pointing at `count` segments we borrow exclusively; the local
         // buffers are the caller's contract.
-        unsafe { sys::ioctl(&self.fd, IOCTL_GNTDEV_GRANT_COPY, &mut a) }
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_GRANT_COPY, &mut a) }
             .map(drop)
             .map_err(|errno| Error::Ioctl { op: OP, errno })
     }
 }
 
-/// `/dev/xen/gntalloc`.
-#[derive(Debug)]
+/// `/dev/xen/gntalloc` (cloning shares the descriptor, as for [`Gntdev`]).
+#[derive(Clone, Debug)]
 pub struct Gntalloc {
-    fd: std::os::fd::OwnedFd,
+    fd: Arc<OwnedFd>,
 }
 
 /// Pages of this process granted to another domain ([`Gntalloc::share`]): unmapped, and the
 /// grants ended, on drop (the kernel keeps a page until the other side has unmapped it).
 #[derive(Debug)]
-pub struct SharedPages<'a> {
-    dev: &'a Gntalloc,
+pub struct SharedPages {
+    dev: Gntalloc,
     index: u64,
     refs: Vec<GrantRef>,
     map: Option<Mapping>,
 }
 
-impl SharedPages<'_> {
+impl SharedPages {
     /// The grant references, one per page, for the other domain.
     pub fn refs(&self) -> &[GrantRef] {
         &self.refs
@@ -214,7 +212,7 @@ impl SharedPages<'_> {
     }
 }
 
-impl Drop for SharedPages<'_> {
+impl Drop for SharedPages {
     fn drop(&mut self) {
         drop(self.map.take());
         let mut d = IoctlGntallocDeallocGref {
@@ -223,7 +221,7 @@ impl Drop for SharedPages<'_> {
             ..Default::default()
         };
         // SAFETY: our struct; the index and count the alloc ioctl returned.
-        let _ = unsafe { sys::ioctl(&self.dev.fd, IOCTL_GNTALLOC_DEALLOC_GREF, &mut d) };
+        let _ = unsafe { sys::ioctl(&*self.dev.fd, IOCTL_GNTALLOC_DEALLOC_GREF, &mut d) };
     }
 }
 
@@ -231,17 +229,12 @@ impl Gntalloc {
     /// Open `/dev/xen/gntalloc`.
     pub fn open() -> Result<Self, Error> {
         let (fd, _) = open_dev(&["/dev/xen/gntalloc"], OFlags::RDWR)?;
-        Ok(Gntalloc { fd })
+        Ok(Gntalloc { fd: Arc::new(fd) })
     }
 
     /// `IOCTL_GNTALLOC_ALLOC_GREF`: `count` zeroed pages granted to `domid` (writable by it if
     /// `writable`), mapped here.
-    pub fn share(
-        &self,
-        domid: Domid,
-        count: u32,
-        writable: bool,
-    ) -> Result<SharedPages<'_>, Error> {
+    pub fn share(&self, domid: Domid, count: u32, writable: bool) -> Result<SharedPages, Error> {
         const OP: &str = "IOCTL_GNTALLOC_ALLOC_GREF";
         if count == 0 || count > 1 << 20 {
             return Err(Error::Invalid {
@@ -265,7 +258,7 @@ impl Gntalloc {
         };
         // SAFETY: the buffer is the struct with room for `count` references, which the kernel
         // writes, with `index`.
-        unsafe { sys::ioctl(&self.fd, IOCTL_GNTALLOC_ALLOC_GREF, bytes) }
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTALLOC_ALLOC_GREF, bytes) }
             .map_err(|errno| Error::Ioctl { op: OP, errno })?;
         let off = core::mem::offset_of!(IoctlGntallocAllocGref, index);
         // SAFETY: inside the buffer, 8-aligned; then `count` u32s from HEAD.
@@ -278,13 +271,13 @@ impl Gntalloc {
             )
         };
         let mut s = SharedPages {
-            dev: self,
+            dev: self.clone(),
             index,
             refs,
             map: None,
         };
         let map =
-            Mapping::shared_at(&self.fd, s.len(), index, true).map_err(|errno| Error::Mmap {
+            Mapping::shared_at(&*self.fd, s.len(), index, true).map_err(|errno| Error::Mmap {
                 op: "mmap of gntalloc",
                 errno,
             })?;

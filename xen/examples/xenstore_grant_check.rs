@@ -316,6 +316,36 @@ fn frontend(domid: u16) -> ! {
             c.finish()
         }
     };
+    // The same page through privcmd, as a device model maps guest RAM, next to a range the
+    // guest does not have (its 16 MiB end far below 32 MiB): mapped pages and per-page errors.
+    c.check(
+        "GuestRam maps the guest's page by privcmd; unpopulated pages fail per page",
+        (|| -> Result<(), String> {
+            let v = wait_for(&mut xs, "gfn")?;
+            let gfn: u64 = std::str::from_utf8(&v)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .ok_or("gfn")?;
+            let linux = xen::linux::Linux::open().map_err(|e| e.to_string())?;
+            let ram =
+                xen::memory::GuestRam::map(&linux, domid, &[(gfn << 12, 4096), (32 << 20, 0x2000)])
+                    .map_err(|e| e.to_string())?;
+            let mut b = [0u8; 16];
+            ram.read((gfn << 12) + 200, &mut b)
+                .map_err(|e| e.to_string())?;
+            eq(b.to_vec(), (200..216).map(|i| (i * 3 + 1) as u8).collect())?;
+            println!(
+                "xenstore_grant_check: GuestRam failed pages {:?}",
+                ram.failed_pages()
+            );
+            let failed: Vec<u64> = ram.failed_pages().iter().map(|p| p.gfn).collect();
+            eq(failed, vec![0x2000, 0x2001])?;
+            match ram.read(32 << 20, &mut b) {
+                Err(xen::Error::BadAddress { .. }) => Ok(()),
+                other => Err(format!("read of an unmapped page: {other:?}")),
+            }
+        })(),
+    );
     let dev = match Gntdev::open() {
         Ok(d) => d,
         Err(e) => {

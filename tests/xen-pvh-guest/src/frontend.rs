@@ -295,6 +295,12 @@ pub fn checks(c: &mut Checks) {
         1,
     );
     let mut nb = [0u8; 10];
+    // Where the page is in our RAM, for dom0's privcmd mapping (xen::memory::GuestRam).
+    c.check(
+        "XS_WRITE of data/gfn",
+        ok(xs.write("data/gfn", decimal((phys(shared) >> 12) as u32, &mut nb))),
+        1,
+    );
     c.check(
         "XS_WRITE of data/gref",
         ok(xs.write("data/gref", decimal(GREF, &mut nb))),

@@ -109,6 +109,12 @@ stop() { # process-name background-pid label
   wait "$2"
   echo "== $3 EXIT $?"
 }
+gone() { # domain-name bound-in-seconds: wait until it is destroyed (it powers off)
+  n=0; while xl domid "$1" >/dev/null 2>&1; do
+    sleep 1; n=$((n+1)); [ $n -gt "$2" ] && { xl destroy "$1"; echo "== $1 TIMEOUT"; return 1; }
+  done
+  echo "== $1 gone after ${n} s"
+}
 # Start a server (unpausing a guest once it serves, unless "-"), serve until its output shows a
 # pattern (the guest's phase write), then SIGTERM it and collect its output.
 serve_until() { # label process pattern log guest-to-unpause|- command...
@@ -120,6 +126,20 @@ serve_until() { # label process pattern log guest-to-unpause|- command...
   stop "$proc" "$p" "$label"; drain "$log"
 }
 DOM0
+}
+
+# pvh_guest_cfg NAME CMDLINE: the xl config of the freestanding PVH test guest.
+pvh_guest_cfg() {
+  cat <<CFG
+name = "$1"
+type = "pvh"
+kernel = "/guest.elf"
+cmdline = "$2"
+memory = 16
+vcpus = 1
+on_poweroff = "destroy"
+on_crash = "destroy"
+CFG
 }
 
 # release_c OUT SOURCE LIBS...: a C program of the harness built on the release's headers and

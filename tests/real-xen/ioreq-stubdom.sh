@@ -55,20 +55,14 @@ make_initramfs() { # release mode cpio
   echo "$2" >"$ir/etc/scenario"
   local gmode="stubdom timed then-dom0"
   [ "$2" = serve ] || gmode=unserved
-  guest_cfg guest "$gmode" >"$ir/etc/xen/guest.cfg"
+  pvh_guest_cfg guest "$gmode" >"$ir/etc/xen/guest.cfg"
   stubdom_cfg stubdom stubdom.elf "" >"$ir/etc/xen/stubdom.cfg.in"
   # The second pair: the audited stub domain, on the hypercall page, serves the device checks.
-  guest_cfg guest2 stubdom >"$ir/etc/xen/guest2.cfg"
+  pvh_guest_cfg guest2 stubdom >"$ir/etc/xen/guest2.cfg"
   stubdom_cfg stubdom2 stubdom-audit.elf " hypercall=page" >"$ir/etc/xen/stubdom2.cfg.in"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
-gone() { # domain-name bound-in-seconds: wait until it is destroyed (it powers off)
-  n=0; while xl domid "$1" >/dev/null 2>&1; do
-    sleep 1; n=$((n+1)); [ $n -gt "$2" ] && { xl destroy "$1"; echo "== $1 TIMEOUT"; return 1; }
-  done
-  echo "== $1 gone after ${n} s"
-}
 # pair GUEST STUBDOM: create both paused, make the stub domain the guest's device model, start
 # the stub domain and wait (bounded) until it serves or fails; sets gd and sd.
 pair() {
@@ -114,19 +108,6 @@ reboot -f
 INIT
   chmod +x "$ir/init"
   (cd "$ir" && find . | cpio -o -H newc --quiet) >"$3"
-}
-
-guest_cfg() { # name cmdline
-  cat <<CFG
-name = "$1"
-type = "pvh"
-kernel = "/guest.elf"
-cmdline = "$2"
-memory = 16
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
 }
 
 # 32 MiB: the frame window at 256 MiB (tests/xen-pvh-stubdom/src/main.rs) is above its RAM.

@@ -42,26 +42,13 @@ check="$out/static/x86_64-unknown-linux-gnu/release/examples/xenstore_grant_chec
 echo_be="$out/static/x86_64-unknown-linux-gnu/release/examples/pv_echo_backend"
 echo "     xenstore_grant_check $(sha256sum "$check" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
 
-pvh_cfg() { # name cmdline: the PVH test guest
-  cat <<CFG
-name = "$1"
-type = "pvh"
-kernel = "/guest.elf"
-cmdline = "$2"
-memory = 16
-vcpus = 1
-on_poweroff = "destroy"
-on_crash = "destroy"
-CFG
-}
-
 make_initramfs() { # release cpio
   dom0_initramfs "$1" "$out/xsgrant-initramfs-$1"
   cp "$guest" "$ir/guest.elf"
   cp "$check" "$ir/xenstore_grant_check"
   cp "$echo_be" "$ir/pv_echo_backend"
-  pvh_cfg frontend frontend >"$ir/etc/xen/frontend.cfg"
-  pvh_cfg echo echo-frontend >"$ir/etc/xen/echo.cfg"
+  pvh_guest_cfg frontend frontend >"$ir/etc/xen/frontend.cfg"
+  pvh_guest_cfg echo echo-frontend >"$ir/etc/xen/echo.cfg"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
@@ -77,12 +64,7 @@ cat <&3 >>/tmp/fe.log; exec 3<&-
 wait "$p"
 echo "== frontend EXIT $?"
 sed 's/^/frontend: /' /tmp/fe.log
-gone() { # name
-  n=0; while xl domid "$1" >/dev/null 2>&1; do
-    sleep 1; n=$((n+1)); [ $n -gt 60 ] && { xl destroy "$1"; echo "== $1 TIMEOUT"; break; }
-  done
-}
-gone frontend
+gone frontend 60
 xl create -p /etc/xen/echo.cfg
 ed=$(xl domid echo)
 echo "== echo domain $ed"
@@ -92,7 +74,7 @@ cat <&3 >>/tmp/echo.log; exec 3<&-
 wait "$p"
 echo "== echo EXIT $?"
 sed 's/^/echo: /' /tmp/echo.log
-gone echo
+gone echo 60
 reboot -f
 INIT
   chmod +x "$ir/init"

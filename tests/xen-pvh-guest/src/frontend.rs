@@ -81,6 +81,20 @@ impl Store {
         })
     }
 
+    /// [`Store::open`] as a check.
+    fn open_checked(c: &mut Checks) -> Option<Store> {
+        match Store::open() {
+            Ok(s) => {
+                c.check("xenstore ring and event channel from HVM params", 1, 1);
+                Some(s)
+            }
+            Err(e) => {
+                c.check(e, 0, 1);
+                None
+            }
+        }
+    }
+
     fn idx(&self, off: usize) -> u32 {
         // SAFETY: an index of the ring page (identity-mapped), read once.
         unsafe { self.page.add(off).cast::<u32>().read_volatile() }
@@ -237,14 +251,9 @@ fn parse(s: &[u8]) -> Option<u32> {
 }
 
 pub fn checks(c: &mut Checks) {
-    let mut xs = match Store::open() {
-        Ok(s) => s,
-        Err(e) => {
-            c.check(e, 0, 1);
-            return;
-        }
+    let Some(mut xs) = Store::open_checked(c) else {
+        return;
     };
-    c.check("xenstore ring and event channel from HVM params", 1, 1);
     let ok = |r: Result<(), &'static str>| u64::from(r.is_ok());
     c.check(
         "XS_WRITE of data/greeting through the ring",
@@ -418,12 +427,8 @@ fn ring_put(off: usize, data: &[u8]) {
 /// requests sent and their upper-cased echoes checked, then Closing until the back end closes.
 pub fn echo_checks(c: &mut Checks) {
     let ok = |r: Result<(), &'static str>| u64::from(r.is_ok());
-    let mut xs = match Store::open() {
-        Ok(s) => s,
-        Err(e) => {
-            c.check(e, 0, 1);
-            return;
-        }
+    let Some(mut xs) = Store::open_checked(c) else {
+        return;
     };
     let mut bb = [0u8; 128];
     let be_len = xs.read("device/echo/0/backend", &mut bb).map(<[u8]>::len);

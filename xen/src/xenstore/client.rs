@@ -324,16 +324,7 @@ impl<C: Conn> Client<C> {
                 return Ok(e);
             }
             let (h, _) = self.message(Ty::WATCH_EVENT, "")?;
-            if h.ty != Ty::WATCH_EVENT {
-                return Err(self.malformed(
-                    Ty::WATCH_EVENT,
-                    "",
-                    Malformed::WrongType {
-                        got: h.ty.0,
-                        want: Ty::WATCH_EVENT.0,
-                    },
-                ));
-            }
+            self.expect_event(h)?;
         }
     }
 
@@ -384,18 +375,24 @@ impl<C: Conn> Client<C> {
         self.check_usable(Ty::WATCH_EVENT, "")?;
         self.fill(Ty::WATCH_EVENT, "")?;
         while let Some((h, _)) = self.take_frame(Ty::WATCH_EVENT, "")? {
-            if h.ty != Ty::WATCH_EVENT {
-                return Err(self.malformed(
-                    Ty::WATCH_EVENT,
-                    "",
-                    Malformed::WrongType {
-                        got: h.ty.0,
-                        want: Ty::WATCH_EVENT.0,
-                    },
-                ));
-            }
+            self.expect_event(h)?;
         }
         Ok(self.events.len())
+    }
+
+    /// With no request in flight only watch events may come: anything else is malformed.
+    fn expect_event(&mut self, h: Header) -> Result<(), Error> {
+        if h.ty == Ty::WATCH_EVENT {
+            return Ok(());
+        }
+        Err(self.malformed(
+            Ty::WATCH_EVENT,
+            "",
+            Malformed::WrongType {
+                got: h.ty.0,
+                want: Ty::WATCH_EVENT.0,
+            },
+        ))
     }
 
     /// Watch events dropped because the queue was full ([`MAX_QUEUED_EVENTS`]).

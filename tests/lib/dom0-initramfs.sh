@@ -41,7 +41,7 @@ dom0_initramfs() {
   mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
   ln -s ../run "$ir/var/run"
   cp /bin/busybox "$ir/bin/busybox"
-  for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr timeout; do ln -s busybox "$ir/bin/$a"; done
+  for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr timeout sed tee; do ln -s busybox "$ir/bin/$a"; done
   for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do add_module "$m" "$ir/lib/modules"; done
   root=""
   if [ "$rel" != 4.17 ]; then

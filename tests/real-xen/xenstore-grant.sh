@@ -60,20 +60,21 @@ gd=$(xl domid frontend)
 echo "== frontend domain $gd"
 serve /tmp/fe.log timeout 180 /xenstore_grant_check frontend "$gd"
 wait_for "watching" /tmp/fe.log && xl unpause frontend
-cat <&3 >>/tmp/fe.log; exec 3<&-
+sed 's/^/frontend: /' /tmp/fe.log
+# The rest as it comes, so a hang shows how far it got.
+cat <&3 | tee -a /tmp/fe.log | sed 's/^/frontend: /'; exec 3<&-
 wait "$p"
 echo "== frontend EXIT $?"
-sed 's/^/frontend: /' /tmp/fe.log
 gone frontend 60
 xl create -p /etc/xen/echo.cfg
 ed=$(xl domid echo)
 echo "== echo domain $ed"
 serve /tmp/echo.log timeout 180 /pv_echo_backend --toolstack "$ed"
 wait_for "watching" /tmp/echo.log && xl unpause echo
-cat <&3 >>/tmp/echo.log; exec 3<&-
+sed 's/^/echo: /' /tmp/echo.log
+cat <&3 | tee -a /tmp/echo.log | sed 's/^/echo: /'; exec 3<&-
 wait "$p"
 echo "== echo EXIT $?"
-sed 's/^/echo: /' /tmp/echo.log
 gone echo 60
 reboot -f
 INIT

@@ -98,6 +98,27 @@ fn create_device(xs: &mut Client, fe: u16) -> Res<()> {
     Ok(())
 }
 
+/// Take every queued watch event; whether there was one. A read's reply often brings events
+/// with it: they are queued, not left on the descriptor, so poll would not report them.
+fn take_events(xs: &mut Client) -> bool {
+    let mut any = false;
+    while xs.pending_event().is_some() {
+        any = true;
+    }
+    any
+}
+
+/// Wait for a xenstore event until `end`: a queued one, else one read after poll.
+fn next_change(xs: &mut Client, end: Instant) -> Res<()> {
+    if take_events(xs) {
+        return Ok(());
+    }
+    wait_readable(&[xs.as_fd()], end)?;
+    xs.dispatch()?;
+    take_events(xs);
+    Ok(())
+}
+
 /// Wait up to `secs` for `path` to read `want`, by watch events.
 fn await_value(xs: &mut Client, path: &str, want: &[u8], secs: u64) -> Res<()> {
     let end = Instant::now() + Duration::from_secs(secs);
@@ -105,9 +126,7 @@ fn await_value(xs: &mut Client, path: &str, want: &[u8], secs: u64) -> Res<()> {
         if xs.read(Tx::NONE, path).is_ok_and(|v| v == want) {
             return Ok(());
         }
-        wait_readable(&[xs.as_fd()], end)?;
-        xs.dispatch()?;
-        while xs.pending_event().is_some() {}
+        next_change(xs, end)?;
     }
 }
 
@@ -126,6 +145,19 @@ fn wait_readable(fds: &[std::os::fd::BorrowedFd<'_>], end: Instant) -> Res<Vec<b
     Ok(p.iter()
         .map(|f| f.revents().contains(PollFlags::IN))
         .collect())
+}
+
+/// Whether the event-channel descriptor has input now.
+fn evtchn_ready(e: &Evtchn) -> Res<bool> {
+    let mut p = [PollFd::new(e, PollFlags::IN)];
+    poll(
+        &mut p,
+        Some(&Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        }),
+    )?;
+    Ok(p[0].revents().contains(PollFlags::IN))
 }
 
 fn read_u32(page: &impl Shared, off: usize) -> Res<u32> {
@@ -159,9 +191,7 @@ fn main() -> Res<()> {
         if let Some(d) = found {
             break d;
         }
-        wait_readable(&[xs.as_fd()], end)?;
-        xs.dispatch()?;
-        while xs.pending_event().is_some() {}
+        next_change(&mut xs, end)?;
     };
     let fe_dir = String::from_utf8(xs.read(Tx::NONE, &format!("{be}/frontend"))?)?;
     say(format!("device {be} of domain {fe}, front end at {fe_dir}"));
@@ -186,7 +216,17 @@ fn main() -> Res<()> {
     let mut served = 0u64;
     let end = Instant::now() + Duration::from_secs(120);
     'serve: loop {
-        let ready = wait_readable(&[evtchn.as_fd(), xs.as_fd()], end)?;
+        // Events queued by an earlier read count as xenstore input without polling.
+        let queued = take_events(&mut xs);
+        let mut ready = if queued {
+            vec![false, true]
+        } else {
+            wait_readable(&[evtchn.as_fd(), xs.as_fd()], end)?
+        };
+        if queued {
+            // Requests may be waiting too: look without blocking.
+            ready[0] = evtchn_ready(&evtchn)?;
+        }
         if ready[0] {
             if let Some(p) = evtchn.pending()? {
                 evtchn.unmask(p)?;
@@ -212,8 +252,10 @@ fn main() -> Res<()> {
             evtchn.notify(local)?;
         }
         if ready[1] {
-            xs.dispatch()?;
-            while xs.pending_event().is_some() {}
+            if !queued {
+                xs.dispatch()?;
+                take_events(&mut xs);
+            }
             let st = xs
                 .read(Tx::NONE, &format!("{fe_dir}/state"))
                 .unwrap_or_default();

@@ -371,6 +371,10 @@ impl<C: Conn> Client<C> {
 
     /// For an event loop, once the descriptor is readable: one read from the connection, every
     /// complete watch event in it queued; returns how many events are queued now.
+    ///
+    /// Take [`pending_event`](Self::pending_event) until it is `None` before polling the
+    /// descriptor again: a reply often brings watch events with it, and those are queued
+    /// already, not left on the descriptor, so poll would not report them.
     pub fn dispatch(&mut self) -> Result<usize, Error> {
         self.check_usable(Ty::WATCH_EVENT, "")?;
         self.fill(Ty::WATCH_EVENT, "")?;

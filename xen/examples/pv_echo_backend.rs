@@ -108,13 +108,10 @@ fn take_events(xs: &mut Client) -> bool {
     any
 }
 
-/// Wait for a xenstore event until `end`: a queued one, else one read after poll.
+/// Wait for a xenstore event until `end`.
 fn next_change(xs: &mut Client, end: Instant) -> Res<()> {
-    if take_events(xs) {
-        return Ok(());
-    }
-    wait_readable(&[xs.as_fd()], end)?;
-    xs.dispatch()?;
+    let left = end.saturating_duration_since(Instant::now());
+    xs.wait_event(Some(left))?.ok_or("timed out")?;
     take_events(xs);
     Ok(())
 }

@@ -9,7 +9,6 @@
 //! mode: watch its xenstore area, map the page it grants (gntdev), check and answer it, grant
 //! copy both ways, share a page with it (gntalloc), and unmap when it says so.
 
-use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
 
 use xen::grant::{copy_from_grant, copy_to_grant, Gntalloc, Gntdev, Shared};
@@ -60,31 +59,11 @@ fn s(e: Error) -> String {
     e.to_string()
 }
 
-/// The next watch event within `secs` (the client's descriptor polled, then `dispatch`).
+/// The next watch event within `secs`.
 fn event_within<C: Conn>(xs: &mut Client<C>, secs: u64) -> Result<WatchEvent, String> {
-    let end = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(e) = xs.pending_event() {
-            return Ok(e);
-        }
-        let left = end.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!("no watch event within {secs} s"));
-        }
-        let ts = rustix::event::Timespec {
-            tv_sec: left.as_secs() as i64,
-            tv_nsec: i64::from(left.subsec_nanos()),
-        };
-        let fd = xs.as_fd();
-        let mut fds = [rustix::event::PollFd::new(
-            &fd,
-            rustix::event::PollFlags::IN,
-        )];
-        let n = rustix::event::poll(&mut fds, Some(&ts)).map_err(|e| format!("poll: {e}"))?;
-        if n > 0 {
-            xs.dispatch().map_err(s)?;
-        }
-    }
+    xs.wait_event(Some(Duration::from_secs(secs)))
+        .map_err(s)?
+        .ok_or(format!("no watch event within {secs} s"))
 }
 
 fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Client<C>) {

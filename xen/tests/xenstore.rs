@@ -522,6 +522,39 @@ fn an_event_in_the_same_read_as_a_reply_is_pending_at_once() {
 }
 
 #[test]
+fn wait_event_takes_a_queued_event_without_polling_and_times_out() {
+    let mut both = frame(WRITE, 1, b"OK\0");
+    both.extend(frame(WATCH_EVENT, 0, b"/w/x\0tok\0"));
+    let mut xs = scripted(both);
+    xs.write(Tx::NONE, "/w/x", b"1").unwrap();
+    // The event came with the reply; the daemon has hung up, so had wait_event read the
+    // descriptor first it would have got Closed instead of the event.
+    let ev = xs
+        .wait_event(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(ev.map(|e| e.path).as_deref(), Some("/w/x"));
+    // Nothing else comes (the daemon has hung up: the read says so).
+    let r = xs.wait_event(Some(std::time::Duration::from_millis(50)));
+    assert!(matches!(r, Ok(None) | Err(Error::Closed { .. })), "{r:?}");
+}
+
+#[test]
+fn wait_event_reads_an_event_that_comes_later() {
+    let mut xs = client(Quirks::default());
+    xs.watch("/later", "t").unwrap();
+    assert!(xs
+        .wait_event(Some(std::time::Duration::from_secs(5)))
+        .unwrap()
+        .is_some());
+    assert_eq!(
+        xs.wait_event(Some(std::time::Duration::from_millis(50)))
+            .unwrap(),
+        None,
+        "a timeout without events"
+    );
+}
+
+#[test]
 fn parsers_on_edge_payloads() {
     assert_eq!(wire::strings(b"").unwrap(), Vec::<&str>::new());
     assert_eq!(wire::strings(b"a\0\0b\0").unwrap(), ["a", "", "b"]);

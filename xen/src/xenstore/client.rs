@@ -8,6 +8,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::net::UnixStream;
 use std::string::{String, ToString};
+use std::time::{Duration, Instant};
 use std::vec::Vec;
 
 use super::wire::{self, Header, Malformed, Perm, ABS_PATH_MAX, REL_PATH_MAX};
@@ -328,6 +329,50 @@ impl<C: Conn> Client<C> {
         }
     }
 
+    /// The next watch event, waiting at most `timeout` (`None`: without limit); `Ok(None)`
+    /// when it passed. Queued events come first and the descriptor is polled only when none
+    /// is queued, so an event that came with an earlier reply is never waited for.
+    pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, Error> {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let end = timeout.map(|t| Instant::now() + t);
+        loop {
+            if let Some(e) = self.pending_event() {
+                return Ok(Some(e));
+            }
+            let ts = match end {
+                Some(end) => {
+                    let left = end.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(None);
+                    }
+                    Some(Timespec {
+                        tv_sec: left.as_secs() as i64,
+                        tv_nsec: i64::from(left.subsec_nanos()),
+                    })
+                }
+                None => None,
+            };
+            let r = {
+                let fd = self.conn.as_fd();
+                let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+                poll(&mut fds, ts.as_ref())
+            };
+            match r {
+                Ok(0) | Err(rustix::io::Errno::INTR) => {}
+                Ok(_) => {
+                    self.dispatch()?;
+                }
+                Err(e) => {
+                    return Err(Error::Io {
+                        op: "poll",
+                        path: String::new(),
+                        errno: e.raw_os_error(),
+                    })
+                }
+            }
+        }
+    }
+
     /// A queued watch event, without reading from the daemon (events that came in the same
     /// read as an earlier reply count as queued).
     pub fn pending_event(&mut self) -> Option<WatchEvent> {
@@ -375,6 +420,7 @@ impl<C: Conn> Client<C> {
     /// Take [`pending_event`](Self::pending_event) until it is `None` before polling the
     /// descriptor again: a reply often brings watch events with it, and those are queued
     /// already, not left on the descriptor, so poll would not report them.
+    /// [`wait_event`](Self::wait_event) does this for a loop that waits on xenstore alone.
     pub fn dispatch(&mut self) -> Result<usize, Error> {
         self.check_usable(Ty::WATCH_EVENT, "")?;
         self.fill(Ty::WATCH_EVENT, "")?;

@@ -68,10 +68,6 @@ pub struct Bare<H: Hypercall> {
     bound: RefCell<Vec<EvtchnPort>>,
 }
 
-fn xerr(op: &'static str, e: XenErrno) -> Error {
-    Error::Os { op, errno: e.0 }
-}
-
 impl<H: Hypercall> Bare<H> {
     /// A platform over `h`.
     ///
@@ -102,7 +98,8 @@ impl<H: Hypercall> Bare<H> {
 impl<H: Hypercall> Version for Bare<H> {
     fn xen_version(&self) -> Result<XenVersion, Error> {
         // SAFETY: no memory.
-        let v = unsafe { xen_version_version(&self.h) }.map_err(|e| xerr("XENVER_version", e))?;
+        let v =
+            unsafe { xen_version_version(&self.h) }.map_err(|e| Error::xen("XENVER_version", e))?;
         Ok(XenVersion::from_xenver(v as u32))
     }
 }
@@ -128,7 +125,7 @@ impl<H: Hypercall> DeviceModel for Bare<H> {
         // for the call, in the caller's own (kernel) memory that Xen translates.
         unsafe { xen_sys::dm_op(&self.h, domid, bufs.len() as u32, descs.as_mut_ptr()) }
             .map(drop)
-            .map_err(|e| xerr("dm_op", e))
+            .map_err(|e| Error::xen("dm_op", e))
     }
 }
 
@@ -229,7 +226,7 @@ impl<H: Hypercall> Bare<H> {
         }
         #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
         let _ = (what, refusal);
-        xerr(op, e)
+        Error::xen(op, e)
     }
 
     /// Map each guest frame covering [gpa, gpa+len) at the scratch frame in turn and call
@@ -271,7 +268,8 @@ impl<H: Hypercall> Bare<H> {
             };
             // SAFETY: our struct and one-element arrays; Xen maps the foreign frame at the
             // scratch GFN, a frame of ours reserved for this.
-            unsafe { memory_op_add_to_physmap_batch(&self.h, &mut b) }.map_err(|e| xerr(ADD, e))?;
+            unsafe { memory_op_add_to_physmap_batch(&self.h, &mut b) }
+                .map_err(|e| Error::xen(ADD, e))?;
             if errs[0] != 0 {
                 return Err(self.foreign_refusal(
                     ADD,
@@ -287,7 +285,8 @@ impl<H: Hypercall> Bare<H> {
                 ..Default::default()
             };
             // SAFETY: our struct.
-            unsafe { memory_op_remove_from_physmap(&self.h, &r) }.map_err(|e| xerr(REMOVE, e))?;
+            unsafe { memory_op_remove_from_physmap(&self.h, &r) }
+                .map_err(|e| Error::xen(REMOVE, e))?;
             done += n;
         }
         Ok(())
@@ -303,7 +302,7 @@ impl<H: Hypercall> EventChannels for Bare<H> {
         };
         // SAFETY: our struct.
         unsafe { event_channel_op_bind_interdomain(&self.h, &mut b) }
-            .map_err(|e| xerr("EVTCHNOP_bind_interdomain", e))?;
+            .map_err(|e| Error::xen("EVTCHNOP_bind_interdomain", e))?;
         self.bound.borrow_mut().push(b.local_port);
         Ok(b.local_port)
     }
@@ -311,7 +310,8 @@ impl<H: Hypercall> EventChannels for Bare<H> {
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
         let c = EvtchnClose { port };
         // SAFETY: our struct.
-        unsafe { event_channel_op_close(&self.h, &c) }.map_err(|e| xerr("EVTCHNOP_close", e))?;
+        unsafe { event_channel_op_close(&self.h, &c) }
+            .map_err(|e| Error::xen("EVTCHNOP_close", e))?;
         self.bound.borrow_mut().retain(|p| *p != port);
         Ok(())
     }
@@ -321,7 +321,7 @@ impl<H: Hypercall> EventChannels for Bare<H> {
         // SAFETY: our struct.
         unsafe { event_channel_op_send(&self.h, &s) }
             .map(drop)
-            .map_err(|e| xerr("EVTCHNOP_send", e))
+            .map_err(|e| Error::xen("EVTCHNOP_send", e))
     }
 
     fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
@@ -348,7 +348,7 @@ impl<H: Hypercall> EventChannels for Bare<H> {
                 ..Default::default()
             };
             // SAFETY: our struct and port array; returns when a port is pending.
-            unsafe { sched_op_poll(&self.h, &poll) }.map_err(|e| xerr("SCHEDOP_poll", e))?;
+            unsafe { sched_op_poll(&self.h, &poll) }.map_err(|e| Error::xen("SCHEDOP_poll", e))?;
         }
     }
 

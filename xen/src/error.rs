@@ -64,6 +64,23 @@ pub enum Error {
 }
 
 impl Error {
+    /// A hypercall's failure: the operation and Xen's errno.
+    pub(crate) fn xen(op: &'static str, e: xen_sys::XenErrno) -> Error {
+        Error::Os { op, errno: e.0 }
+    }
+
+    /// `Ok` for `GNTST_okay`, else [`Error::Grant`].
+    pub(crate) fn grant_status(
+        op: &'static str,
+        status: xen_sys::GnttabStatus,
+    ) -> Result<(), Error> {
+        if status.0 == xen_sys::GNTST_okay {
+            Ok(())
+        } else {
+            Err(Error::Grant { op, status })
+        }
+    }
+
     /// The errno, if the failure came with one.
     pub fn errno(&self) -> Option<i32> {
         match self {

@@ -275,24 +275,25 @@ impl<M: Pages> GuestRam<M> {
         len: usize,
         mut f: impl FnMut(*mut u8, usize, usize),
     ) -> Result<(), Error> {
-        // Check first, so a failed access has no partial effect.
-        let mut pieces: Vec<(*mut u8, usize, usize)> = Vec::new();
-        let mut done = 0usize;
-        while done < len {
-            let a = gpa.checked_add(done as u64);
-            let Some((r, off)) = a.and_then(|a| self.find(a)) else {
-                return Err(Error::BadAddress {
-                    op,
-                    addr: gpa.wrapping_add(done as u64),
-                    len: (len - done) as u64,
-                });
-            };
-            let n = ((r.len - off) as usize).min(len - done);
-            pieces.push((r.host_ptr(off), done, n));
-            done += n;
-        }
-        for (p, at, n) in pieces {
-            f(p, at, n);
+        // Two passes over the same pieces, so a failed access has no partial effect and no
+        // allocation is needed: the first only checks.
+        for pass_copies in [false, true] {
+            let mut done = 0usize;
+            while done < len {
+                let a = gpa.checked_add(done as u64);
+                let Some((r, off)) = a.and_then(|a| self.find(a)) else {
+                    return Err(Error::BadAddress {
+                        op,
+                        addr: gpa.wrapping_add(done as u64),
+                        len: (len - done) as u64,
+                    });
+                };
+                let n = ((r.len - off) as usize).min(len - done);
+                if pass_copies {
+                    f(r.host_ptr(off), done, n);
+                }
+                done += n;
+            }
         }
         Ok(())
     }

@@ -8,6 +8,7 @@
 use core::sync::atomic::{fence, Ordering};
 
 use xen::grant::table::{self, GrantTable};
+use xen::xenstore::wire;
 use xen_sys::backend::Direct;
 use xen_sys::*;
 
@@ -162,36 +163,34 @@ impl Store {
     fn call(&mut self, ty: u32, parts: &[&[u8]], reply: &mut [u8]) -> Result<usize, &'static str> {
         self.req_id += 1;
         let len: usize = parts.iter().map(|p| p.len()).sum();
-        // struct xsd_sockmsg: type, req_id, tx_id, len (native-endian u32s).
-        for w in [ty, self.req_id, 0, len as u32] {
-            self.put(&w.to_ne_bytes())?;
-        }
+        let h = wire::Header {
+            ty: XsdSockmsgType(ty),
+            req_id: self.req_id,
+            tx_id: 0,
+            len: len as u32,
+        };
+        self.put(&h.encode())?;
         for p in parts {
             self.put(p)?;
         }
         self.notify();
         loop {
-            let mut hb = [0u8; core::mem::size_of::<XsdSockmsg>()];
+            let mut hb = [0u8; wire::HEADER_LEN];
             self.get(&mut hb)?;
-            let w = |i: usize| u32::from_ne_bytes([hb[i], hb[i + 1], hb[i + 2], hb[i + 3]]);
-            let h = XsdSockmsg {
-                r#type: XsdSockmsgType(w(0)),
-                req_id: w(4),
-                tx_id: w(8),
-                len: w(12),
-            };
+            let h =
+                wire::Header::decode(&hb).map_err(|_| "reply header over XENSTORE_PAYLOAD_MAX")?;
             let n = h.len as usize;
             if n > reply.len() {
                 return Err("reply too long");
             }
             self.get(&mut reply[..n])?;
-            if h.r#type.0 == XS_WATCH_EVENT {
+            if h.ty.0 == XS_WATCH_EVENT {
                 continue;
             }
             if h.req_id != self.req_id {
                 return Err("reply to another request");
             }
-            if h.r#type.0 == XS_ERROR {
+            if h.ty.0 == XS_ERROR {
                 return Err("xenstored answered XS_ERROR");
             }
             return Ok(n);
@@ -201,7 +200,8 @@ impl Store {
     fn write(&mut self, path: &str, value: &[u8]) -> Result<(), &'static str> {
         let mut r = [0u8; 16];
         let n = self.call(XS_WRITE, &[path.as_bytes(), b"\0", value], &mut r)?;
-        (&r[..n] == b"OK\0")
+        wire::ok(&r[..n])
+            .is_ok()
             .then_some(())
             .ok_or("XS_WRITE not acknowledged")
     }

@@ -13,9 +13,8 @@
 
 pub use xen_sys::backend::privcmd::{Gntalloc, Gntdev, GrantMap, SharedPages};
 use xen_sys::{
-    Domid, GNTCOPY_dest_gref, GNTCOPY_source_gref, GNTST_okay, GntdevGrantCopySegment,
-    GntdevGrantCopySegmentBuf, GntdevGrantCopySegmentForeign, GnttabCopyFlags, GnttabStatus,
-    GrantRef,
+    Domid, GNTCOPY_dest_gref, GNTCOPY_source_gref, GntdevGrantCopySegment,
+    GntdevGrantCopySegmentBuf, GntdevGrantCopySegmentForeign, GnttabCopyFlags, GrantRef,
 };
 
 use crate::memory::GuestRam;
@@ -132,21 +131,44 @@ impl Shared for SharedPages {
     }
 }
 
-fn status(op: &'static str, s: GnttabStatus) -> Result<(), Error> {
-    if s.0 == GNTST_okay {
-        return Ok(());
-    }
-    Err(Error::Grant { op, status: s })
-}
-
-fn page_span(offset: u16, len: usize, op: &'static str) -> Result<u16, Error> {
-    if usize::from(offset) + len > PAGE {
+/// One grant-copy segment between the grant `foreign` names and local memory at `local` (`len`
+/// bytes), into the grant if `to_grant`.
+///
+/// # Safety
+///
+/// `local` must be valid for `len` bytes: readable when it is the source, writable when it is
+/// the destination, for the whole call.
+unsafe fn copy_one(
+    op: &'static str,
+    dev: &Gntdev,
+    foreign: GntdevGrantCopySegmentForeign,
+    local: *mut u8,
+    len: usize,
+    to_grant: bool,
+) -> Result<(), Error> {
+    if usize::from(foreign.offset) + len > PAGE {
         return Err(Error::InvalidArgument {
             op,
             what: "a grant copy must stay inside one page",
         });
     }
-    Ok(len as u16)
+    let foreign = GntdevGrantCopySegmentBuf::from_foreign(foreign);
+    let local = GntdevGrantCopySegmentBuf::from_virt(local as usize);
+    let (source, dest, flags) = if to_grant {
+        (local, foreign, GNTCOPY_dest_gref)
+    } else {
+        (foreign, local, GNTCOPY_source_gref)
+    };
+    let mut seg = [GntdevGrantCopySegment {
+        source,
+        dest,
+        len: len as u16,
+        flags: GnttabCopyFlags(flags),
+        ..Default::default()
+    }];
+    // SAFETY: the local side is the caller's contract; the grant side is the kernel's to check.
+    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(op, e))?;
+    Error::grant_status(op, seg[0].status)
 }
 
 /// Grant copy (`IOCTL_GNTDEV_GRANT_COPY`) of `buf.len()` bytes from grant `gref` of `domid`,
@@ -158,22 +180,21 @@ pub fn copy_from_grant(
     offset: u16,
     buf: &mut [u8],
 ) -> Result<(), Error> {
-    const OP: &str = "IOCTL_GNTDEV_GRANT_COPY from a grant";
-    let len = page_span(offset, buf.len(), OP)?;
-    let mut seg = [GntdevGrantCopySegment {
-        source: GntdevGrantCopySegmentBuf::from_foreign(GntdevGrantCopySegmentForeign {
-            r#ref: gref,
-            offset,
-            domid,
-        }),
-        dest: GntdevGrantCopySegmentBuf::from_virt(buf.as_mut_ptr() as usize),
-        len,
-        flags: GnttabCopyFlags(GNTCOPY_source_gref),
-        ..Default::default()
-    }];
-    // SAFETY: the destination is `buf`, writable for `len` bytes and exclusively borrowed.
-    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(OP, e))?;
-    status(OP, seg[0].status)
+    // SAFETY: `buf` is writable for its length and exclusively borrowed.
+    unsafe {
+        copy_one(
+            "IOCTL_GNTDEV_GRANT_COPY from a grant",
+            dev,
+            GntdevGrantCopySegmentForeign {
+                r#ref: gref,
+                offset,
+                domid,
+            },
+            buf.as_mut_ptr(),
+            buf.len(),
+            false,
+        )
+    }
 }
 
 /// Grant copy of `buf` into grant `gref` of `domid` at `offset` (the grant must allow writes).
@@ -184,20 +205,19 @@ pub fn copy_to_grant(
     offset: u16,
     buf: &[u8],
 ) -> Result<(), Error> {
-    const OP: &str = "IOCTL_GNTDEV_GRANT_COPY to a grant";
-    let len = page_span(offset, buf.len(), OP)?;
-    let mut seg = [GntdevGrantCopySegment {
-        source: GntdevGrantCopySegmentBuf::from_virt(buf.as_ptr() as usize),
-        dest: GntdevGrantCopySegmentBuf::from_foreign(GntdevGrantCopySegmentForeign {
-            r#ref: gref,
-            offset,
-            domid,
-        }),
-        len,
-        flags: GnttabCopyFlags(GNTCOPY_dest_gref),
-        ..Default::default()
-    }];
-    // SAFETY: the source is `buf`, readable for `len` bytes; the kernel only reads it.
-    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(OP, e))?;
-    status(OP, seg[0].status)
+    // SAFETY: `buf` is readable for its length; the kernel only reads a copy's source.
+    unsafe {
+        copy_one(
+            "IOCTL_GNTDEV_GRANT_COPY to a grant",
+            dev,
+            GntdevGrantCopySegmentForeign {
+                r#ref: gref,
+                offset,
+                domid,
+            },
+            buf.as_ptr().cast_mut(),
+            buf.len(),
+            true,
+        )
+    }
 }

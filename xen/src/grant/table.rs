@@ -19,18 +19,6 @@ pub const ENTRIES_PER_FRAME: u32 = 4096 / core::mem::size_of::<GrantEntryV1>() a
 pub const MAX_FRAMES: usize = 32;
 const EBUSY: i32 = 16;
 
-fn os(op: &'static str, e: XenErrno) -> Error {
-    Error::Os { op, errno: e.0 }
-}
-
-fn status(op: &'static str, s: GnttabStatus) -> Result<(), Error> {
-    if s.0 == GNTST_okay {
-        Ok(())
-    } else {
-        Err(Error::Grant { op, status: s })
-    }
-}
-
 /// `GNTTABOP_query_size`: the current and the largest number of frames of `domid`'s table.
 pub fn query_size<H: Hypercall + ?Sized>(h: &H, domid: Domid) -> Result<GnttabQuerySize, Error> {
     const OP: &str = "GNTTABOP_query_size";
@@ -39,8 +27,8 @@ pub fn query_size<H: Hypercall + ?Sized>(h: &H, domid: Domid) -> Result<GnttabQu
         ..Default::default()
     };
     // SAFETY: one struct of ours, `count` 1.
-    unsafe { grant_table_op_query_size(h, &mut q, 1) }.map_err(|e| os(OP, e))?;
-    status(OP, q.status)?;
+    unsafe { grant_table_op_query_size(h, &mut q, 1) }.map_err(|e| Error::xen(OP, e))?;
+    Error::grant_status(OP, q.status)?;
     Ok(q)
 }
 
@@ -64,8 +52,8 @@ pub fn setup_table<H: Hypercall + ?Sized>(
         ..Default::default()
     };
     // SAFETY: our struct; `frame_list` points to `nr_frames` writable entries we borrow.
-    unsafe { grant_table_op_setup_table(h, &mut s, 1) }.map_err(|e| os(OP, e))?;
-    status(OP, s.status)
+    unsafe { grant_table_op_setup_table(h, &mut s, 1) }.map_err(|e| Error::xen(OP, e))?;
+    Error::grant_status(OP, s.status)
 }
 
 /// `GNTTABOP_copy` of every op; the first op whose status is not okay is the error (the others
@@ -82,8 +70,9 @@ pub unsafe fn copy<H: Hypercall + ?Sized>(h: &H, ops: &mut [GnttabCopy]) -> Resu
         what: "too many copies",
     })?;
     // SAFETY: `n` ops of ours; the local frames are the caller's contract.
-    unsafe { grant_table_op_copy(h, ops.as_mut_ptr(), n) }.map_err(|e| os(OP, e))?;
-    ops.iter().try_for_each(|o| status(OP, o.status))
+    unsafe { grant_table_op_copy(h, ops.as_mut_ptr(), n) }.map_err(|e| Error::xen(OP, e))?;
+    ops.iter()
+        .try_for_each(|o| Error::grant_status(OP, o.status))
 }
 
 /// This domain's grant table, mapped.
@@ -132,7 +121,7 @@ impl GrantTable {
             errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
         };
         // SAFETY: our struct; `n` indexes, frames and error slots we own or borrow.
-        unsafe { memory_op_add_to_physmap_batch(h, &mut b) }.map_err(|e| os(OP, e))?;
+        unsafe { memory_op_add_to_physmap_batch(h, &mut b) }.map_err(|e| Error::xen(OP, e))?;
         if let Some(&e) = errs[..n].iter().find(|&&e| e != 0) {
             return Err(Error::Os { op: OP, errno: -e });
         }

@@ -71,6 +71,9 @@ tests/disasm-check.sh
 step "negative proof: a one-architecture layout break is caught by the generator, the C probe and rustc"
 tests/negative-proof.sh
 
+step "real-Xen harness: dom0's helpers under SIGCHLDs, failures named by their first cause, QEMU's watchdog"
+tests/harness-selftest.sh
+
 step "real Xen 4.14, 4.17 and 4.20 (x86_64, QEMU): one no_std PV dom0 binary on the hypercall-page and syscall backends"
 tests/real-xen/pv-dom0.sh
 

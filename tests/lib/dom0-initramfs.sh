@@ -61,6 +61,7 @@ dom0_initramfs() {
   [ -n "$gcc_s" ] || { echo "FAIL: no libgcc_s.so.1 in Xen $rel's user space"; exit 1; }
   cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
   : >"$ir/etc/xen/xl.conf"
+  cp tests/lib/dom0-helpers.sh "$ir/etc/dom0-helpers.sh"
   cat >"$ir/etc/dom0.sh" <<'DOM0'
 mount -t devtmpfs devtmpfs /dev
 mount -t proc proc /proc
@@ -71,60 +72,12 @@ mkdir -p /run/xen /run/xenstored /run/lock
 for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs; do insmod /lib/modules/$m.ko; done
 mount -t xenfs xenfs /proc/xen
 XENSTORED_ROOTDIR=/run/xenstored xenstored --pid-file /run/xenstored.pid
-n=0; until xenstore-read -s / >/dev/null 2>&1; do sleep 0.1; n=$((n+1)); [ $n -gt 100 ] && break; done
+n=0; until xenstore-read -s / >/dev/null 2>&1; do
+  sleep 0.1; n=$((n+1)); [ $n -gt 300 ] && { echo "== TIMEOUT waiting for xenstored"; break; }
+done
 xen-init-dom0
 xenconsoled --log=guest --log-dir=/var/log/xen &
-# System calls in a full strace (-f) log, each counted once (not its "resumed" half), in total
-# and while serving: from the server's "serving" line to the SIGTERM that stops it.
-count_syscalls() { # trace-file server-name
-  awk -v pat="$2: serving" '
-    /^([0-9]+ +)?(---|\+\+\+) |resumed>/ { if (on && index($0, "--- SIGTERM")) on = 0; next }
-    { total++ }
-    on == 1 { serving++ }
-    index($0, pat) && on == "" { on = 1 }
-    END { printf "total=%d serving=%d\n", total, serving }' "$1"
-}
-# A server's output reaches its log through a FIFO that the shell reads with blocking reads:
-# polling the log (a grep forked every 50 ms) would compete with the timed loops for the CPU.
-serve() { # log command...: start the command in the background ($p), its output on fd 3
-  log=$1; shift
-  rm -f /tmp/out.fifo; mkfifo /tmp/out.fifo
-  "$@" >/tmp/out.fifo 2>&1 &
-  p=$!
-  exec 3</tmp/out.fifo
-  : >"$log"
-}
-wait_for() { # pattern log
-  while IFS= read -r -t 30 l <&3; do
-    echo "$l" >>"$2"
-    case "$l" in *"$1"*) return 0 ;; esac
-  done
-  echo "== TIMEOUT waiting for $1 in $2:"; cat "$2"; return 1
-}
-drain() { # log: the rest of the output, once the server has exited
-  cat <&3 >>"$1"; exec 3<&-; cat "$1"
-}
-stop() { # process-name background-pid label
-  kill -TERM $(pidof "$1")
-  wait "$2"
-  echo "== $3 EXIT $?"
-}
-gone() { # domain-name bound-in-seconds: wait until it is destroyed (it powers off)
-  n=0; while xl domid "$1" >/dev/null 2>&1; do
-    sleep 1; n=$((n+1)); [ $n -gt "$2" ] && { xl destroy "$1"; echo "== $1 TIMEOUT"; return 1; }
-  done
-  echo "== $1 gone after ${n} s"
-}
-# Start a server (unpausing a guest once it serves, unless "-"), serve until its output shows a
-# pattern (the guest's phase write), then SIGTERM it and collect its output.
-serve_until() { # label process pattern log guest-to-unpause|- command...
-  local label=$1 proc=$2 pat=$3 log=$4 guest=$5
-  shift 5
-  serve "$log" "$@"
-  if [ "$guest" != - ]; then wait_for serving "$log"; xl unpause "$guest"; fi
-  wait_for "$pat" "$log"
-  stop "$proc" "$p" "$label"; drain "$log"
-}
+. /etc/dom0-helpers.sh
 DOM0
 }
 
@@ -176,20 +129,18 @@ build_ioreq_programs() {
 # the plugin (figures in instructions: the guest's TSC then counts the whole machine's); other
 # modes need neither.
 boot_dom0() {
-  local timed=() bound=180
+  local timed=()
   if [ "$2" = serve ]; then
     timed=(-icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}")
-    # A bound against hangs, not a speed target: with -icount the boot takes 200-310 s of wall
-    # time here (310 s on a fresh machine with Debian's 6.1.0-57 kernel), so 240 s was too tight.
-    bound=600
   fi
   start=$(date +%s%N)
   rc=0
-  timeout $bound qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+  # Bounded by progress, not wall time (tests/lib/real-xen.sh): with -icount the boot takes
+  # 200-310 s here, and longer on a loaded host.
+  qemu_bounded "$log" qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
     "${timed[@]}" -nographic -no-reboot -kernel "$xen" \
     -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
-    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" \
-    </dev/null >"$log" 2>&1 || rc=$?
+    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" || rc=$?
   ms=$(( ($(date +%s%N) - start) / 1000000 ))
   L=$(tr -d '\r' <"$log")
 }

@@ -2,11 +2,100 @@
 # scenario fails.
 
 # Report a failure with the tail of the QEMU log in $log (FAIL_TAIL lines, 40 by default), exit 1.
+# What went wrong first is named first: a domain or Xen that died (death_cause), a wait inside
+# dom0 that ran out, QEMU stopped as hung ($hang); the symptom the caller saw comes after it.
 fail() {
-  echo "FAIL: $*"
+  local cause
+  cause=$(first_cause)
+  if [ -n "$cause" ] && [ "$cause" != "$*" ]; then
+    echo "FAIL: $cause"
+    echo "      (and then: $*)"
+  else
+    echo "FAIL: $*"
+  fi
   echo "--- QEMU log tail ($log):"
   tail -"${FAIL_TAIL:-40}" "$log" | tr -d '\r'
   exit 1
+}
+
+# The first sign in $log that a domain or the hypervisor died, as one line, or nothing. Dom0's
+# init prints unprefixed lines, its kernel "[ time ]" lines, Xen "(XEN)" lines and the
+# freestanding domains "(dN)" lines; "dom0 init died" quotes the init's last line.
+death_cause() {
+  [ -f "${log:-}" ] || return 0
+  tr -d '\r' <"$log" | sed 's/^(XEN) (d/(d/' | awk '
+    function say(s) { print s; exit }
+    /^\(XEN\) Panic on CPU/ { xp = NR + 1; next }
+    NR == xp { sub(/^\(XEN\) /, ""); say("Xen panicked: " $0) }
+    /Kernel panic - not syncing: Attempted to kill init/ {
+      c = $0; sub(/.*exitcode=/, "", c)
+      say("dom0 init died (exit code " c "): " (init_line == "" ? "it printed nothing" : init_line)) }
+    /Kernel panic - not syncing: / { sub(/.*not syncing: /, ""); say("dom0 kernel panicked: " $0) }
+    /^\[ *[0-9]+\.[0-9]+\] (BUG|Oops): / { sub(/^\[ *[0-9.]+\] /, ""); say("dom0 kernel: " $0) }
+    /^PANIC: / { say("dom0 kernel panicked: " substr($0, 8)) }
+    /^\(d[0-9]+\) [A-Z]+ PANIC/ { d = $1; $1 = ""; say("domain " substr(d, 2, length(d) - 2) " panicked:" $0) }
+    /^\(XEN\) Hardware Dom0 crashed/ { say("dom0 crashed; its last line: " (dom0_line == "" ? "none" : dom0_line)) }
+    /^\(XEN\) Domain [0-9]+ \(vcpu#[0-9]+\) crashed/ { sub(/^\(XEN\) /, ""); say($0) }
+    /^\(XEN\) d[0-9]+v[0-9]+ Triple fault/ { sub(/^\(XEN\) /, ""); say($0) }
+    /^\(XEN\) domain_crash called from/ { sub(/^\(XEN\) /, ""); say($0) }
+    !/^\(XEN\)|^\(d[0-9]+\)/ && NF { dom0_line = $0 }
+    !/^\(XEN\)|^\(d[0-9]+\)|^\[ *[0-9]+\.[0-9]+\]/ && NF { init_line = $0 }'
+}
+
+# The first cause of a failure in $log, as one line, or nothing: a death (death_cause), else a
+# bounded wait inside dom0 that ran out ("== ... TIMEOUT ..."), else QEMU stopped as hung.
+first_cause() {
+  local c
+  c=$(death_cause)
+  [ -n "$c" ] || { [ -f "${log:-}" ] && c=$(tr -d '\r' <"$log" | grep -m1 -E '^== .*TIMEOUT' | sed 's/^== //'); } || true
+  [ -n "$c" ] || c=${hang:-}
+  [ -z "$c" ] || echo "$c"
+}
+
+# A scenario's first verdict on a boot: no domain died, no bounded wait ran out, QEMU was not
+# stopped as hung. Whatever the checks then say, a stage with one of these fails.
+boot_verdict() {
+  local c
+  c=$(first_cause)
+  [ -z "$c" ] || fail "$c"
+}
+
+# qemu_bounded LOG COMMAND...: runs QEMU with its output in LOG; returns its exit status, 124 if
+# it was stopped as hung (the reason in $hang). The bound is on progress, not on speed, so a
+# loaded host cannot trip it: QEMU is stopped when LOG has not grown for QEMU_IDLE_S seconds
+# (default 300; the longest silence of a passing boot here is well under a minute) or after
+# QEMU_LIMIT_S seconds in all (default 3600: a boot that prints forever).
+qemu_bounded() {
+  local qlog=$1 q w rc=0
+  shift
+  hang=
+  rm -f "$qlog.hang"
+  "$@" </dev/null >"$qlog" 2>&1 &
+  q=$!
+  (
+    last=-1 since=0 t=0
+    while sleep 5; do
+      t=$((t + 5))
+      size=$(stat -c %s "$qlog" 2>/dev/null || echo 0)
+      [ "$size" = "$last" ] || { last=$size; since=$t; }
+      if [ $((t - since)) -ge "${QEMU_IDLE_S:-300}" ]; then
+        echo "no output for ${QEMU_IDLE_S:-300} s" >"$qlog.hang"; kill "$q"; exit 0
+      fi
+      if [ "$t" -ge "${QEMU_LIMIT_S:-3600}" ]; then
+        echo "still running after ${QEMU_LIMIT_S:-3600} s" >"$qlog.hang"; kill "$q"; exit 0
+      fi
+    done
+  ) </dev/null >/dev/null 2>&1 &
+  w=$!
+  wait "$q" || rc=$?
+  kill "$w" 2>/dev/null || true
+  wait "$w" 2>/dev/null || true
+  if [ -s "$qlog.hang" ]; then
+    hang="QEMU stopped as hung: $(cat "$qlog.hang"); its last line: $(tr -d '\r' <"$qlog" | grep . | tail -1)"
+    rc=124
+  fi
+  rm -f "$qlog.hang"
+  return "$rc"
 }
 
 # The verdict on a scenario whose kernel prints "CHECK <name>: ok|FAIL" lines and a RESULT line
@@ -14,7 +103,7 @@ fail() {
 # or fewer than MIN passing checks; sets n to the number of passing checks.
 checks_verdict() { # qemu-exit-status min-checks
   tr -d '\r' <"$log" | grep -E '^CHECK ' || true
-  [ "$1" = 124 ] && fail "QEMU timed out (hung boot)"
+  boot_verdict
   grep -q '^CHECK .*: FAIL' "$log" && fail "failing checks: $(grep '^CHECK .*: FAIL' "$log" | cut -d: -f1 | tr '\n' ';')"
   grep -q 'RESULT: PASS' "$log" || fail "no RESULT: PASS line"
   n=$(grep -c '^CHECK .*: ok' "$log")
@@ -34,7 +123,7 @@ extraversion_of() { # backend [release, default 4.17]
 # A scenario built with a deliberately broken backend must fail: no timeout, a "RESULT: FAIL"
 # line; prints the one-line summary.
 broken_verdict() { # qemu-exit-status what
-  [ "$1" = 124 ] && fail "broken backend: QEMU timed out"
+  [ "$1" = 124 ] && fail "broken backend: $hang"
   grep -q 'RESULT: FAIL' "$log" || fail "the broken backend was not detected"
   echo "ok   $2 with a broken backend fails as it must: $(grep -c '^CHECK .*: FAIL' "$log") failing checks, e.g. $(grep -m1 '^CHECK .*: FAIL' "$log" | tr -d '\r')"
 }

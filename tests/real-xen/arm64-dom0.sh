@@ -62,8 +62,8 @@ dtb() { # image -> dtb path: QEMU's own tree plus Xen's boot arguments and the d
 boot() { # image log -> QEMU's exit status (semihosting: the kernel's)
   local d rc=0
   d=$(dtb "$1")
-  timeout 60 qemu-system-aarch64 "${M[@]}" -no-reboot -semihosting -kernel "$xen" -dtb "$d" \
-    -device loader,file="$1",addr=0x47000000 </dev/null >"$2" 2>&1 || rc=$?
+  qemu_bounded "$2" qemu-system-aarch64 "${M[@]}" -no-reboot -semihosting -kernel "$xen" -dtb "$d" \
+    -device loader,file="$1",addr=0x47000000 || rc=$?
   return $rc
 }
 

@@ -75,9 +75,7 @@ pair() {
   /set-target "$sd" "$gd"
   echo "== $2 set-target exit $?"
   xl unpause "$2"
-  n=0; until xl dmesg | grep -q "(d$sd) STUBDOM \(regbank: serving\|FAIL\|PANIC\)"; do
-    sleep 0.2; n=$((n+1)); [ $n -gt 150 ] && break
-  done
+  console_wait "(d$sd) STUBDOM \(regbank: serving\|FAIL\|PANIC\)" 60
 }
 pair guest stubdom
 if [ "$(cat /etc/scenario)" = serve ]; then
@@ -148,7 +146,7 @@ pair_verdict() {
 # first pair's checks.
 common_verdict() {
   grep -E '^\(d[0-9]+\) (STUBDOM|GUEST)|^== ' <<<"$L" || true
-  [ "$rc" = 124 ] && fail "QEMU timed out"
+  boot_verdict
   grep -q '== [a-z0-9]* TIMEOUT' <<<"$L" && fail "a domain did not finish: $(grep '== [a-z0-9]* TIMEOUT' <<<"$L")"
   pair_verdict guest stubdom
 }

@@ -74,11 +74,10 @@ chmod +x "$ir/init"
 
 boot() { # cpio log -> QEMU's exit status
   local rc=0
-  timeout 120 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+  qemu_bounded "$2" qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
     -nographic -no-reboot -kernel "$xen" \
     -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
-    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" \
-    </dev/null >"$2" 2>&1 || rc=$?
+    -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" || rc=$?
   return $rc
 }
 

@@ -27,11 +27,11 @@ build() { # features target-dir
 
 boot() { # kernel log [hypervisor] -> QEMU's exit status
   local rc=0 xen=${3:-$XEN_X86}
-  timeout 90 qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 512 -smp 1 \
+  qemu_bounded "$2" qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 512 -smp 1 \
     -nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 \
     -kernel "$xen" \
     -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=64M dom0_max_vcpus=1' \
-    -initrd "$1" </dev/null >"$2" 2>&1 || rc=$?
+    -initrd "$1" || rc=$?
   return $rc
 }
 

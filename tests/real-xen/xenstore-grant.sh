@@ -92,7 +92,7 @@ for rel in ${XSGRANT_RELEASES:-4.17 4.20}; do
   L=$(sed 's/^(XEN) //' <<<"$L")
   grep -E '^(local|frontend|echo): |^\(d[0-9]+\) GUEST|^== ' <<<"$L" || true
   grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
-  [ "$rc" = 124 ] && fail "QEMU timed out"
+  boot_verdict
   grep -q 'CHECK .*: FAIL' <<<"$L" && fail "failing checks: $(grep 'CHECK .*: FAIL' <<<"$L")"
   grep -q '^== local EXIT 0' <<<"$L" || fail "the local xenstore checks did not pass"
   grep -q '^local: RESULT: PASS' <<<"$L" || fail "no local RESULT: PASS line"

@@ -378,8 +378,10 @@ extern "C" fn gmain(start_info: u32) -> ! {
     wait_for_id(RUST_ID);
     // Phase 5 done: the harness SIGKILLs this server (no teardown; Xen keeps its dead ioreq
     // server) and starts another one, which claims READY_PORT. Touch nothing the dead server
-    // claims until then.
+    // claims until then. The harness kills it once this line shows the answer arrived: killed
+    // before it answers, the server would leave this vCPU waiting on a dead server forever.
     mmio_write(PHASE, 4, 5);
+    say!("GUEST phase 5 answered");
     let mut polls = 0u32;
     while u64::from(inw(READY_PORT)) != u64::from(READY_PORT) && polls < 2_000_000 {
         polls += 1;

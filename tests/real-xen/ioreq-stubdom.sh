@@ -200,9 +200,10 @@ served_verdict() {
 }
 
 # The second pair: the audited stub domain on the hypercall page. Each request's slot must be
-# read as one state byte and one 32-byte copy (nothing else but the event port, 4 bytes at
-# set-up), every answer must follow exactly one copy, and every state write must move the slot
-# forward (READY -> INPROCESS -> IORESP_READY).
+# read as one load of its state word and one copy of the other three words, the 32-byte slot
+# once (nothing else but the event port's word, 8 bytes at set-up), every answer must follow
+# exactly one copy, and every state write must move the slot forward (READY -> INPROCESS ->
+# IORESP_READY).
 audit_verdict() {
   pair_verdict guest2 stubdom2
   served_verdict stubdom2 "hypercall page"
@@ -210,15 +211,15 @@ audit_verdict() {
   a=$(grep -m1 -o 'STUBDOM audit: .*' <<<"$S" || true)
   r=$(grep -m1 -o 'regbank: stopped after [0-9]* requests' <<<"$S" | grep -o '[0-9]*' || true)
   [ -n "$a" ] && [ -n "$r" ] || fail "the audited stub domain reported no audit or no request count"
-  read -r bytes st cp other inp resp back < <(sed 's/^STUBDOM audit: read \([0-9]*\) B = \([0-9]*\) state + \([0-9]*\) x 32 copied + \([0-9]*\) other; wrote \([0-9]*\) INPROCESS, \([0-9]*\) IORESP_READY, \([0-9]*\) backward$/\1 \2 \3 \4 \5 \6 \7/' <<<"$a")
+  read -r bytes st cp other inp resp back < <(sed 's/^STUBDOM audit: read \([0-9]*\) B = \([0-9]*\) state words + \([0-9]*\) x 24 copied + \([0-9]*\) other; wrote \([0-9]*\) INPROCESS, \([0-9]*\) IORESP_READY, \([0-9]*\) backward$/\1 \2 \3 \4 \5 \6 \7/' <<<"$a")
   [ -n "${back:-}" ] || fail "unparsable audit line: $a"
-  [ "$other" = 4 ] || fail "the slot was read beyond the state byte and the copy ($other bytes, want the 4 of the event port): $a"
+  [ "$other" = 8 ] || fail "the slot was read beyond the state words and the copies ($other bytes, want the 8 of the event port's word): $a"
   [ "$inp" = "$r" ] || fail "$r requests served but $inp INPROCESS writes: $a"
   [ "$cp" = "$resp" ] || fail "$cp copies for $resp answers: $a"
   [ $((cp - inp)) -le 1 ] || fail "more than one in-flight answer at teardown: $a"
   [ "$back" = 0 ] || fail "state writes moved a slot backwards: $a"
   echo "ok   audited stub domain on the hypercall page (Xen $rel): $n guest checks passed (string I/O backwards and across pages, MMIO as rep movsd source and destination, rep stosd), torn down on the stop request"
-  echo "     slot reads:   $r requests; $bytes bytes read = $st state bytes + $cp copies x 32 + $other (the event port, once): each request fetched once"
+  echo "     slot reads:   $r requests; $bytes bytes read = $st state words x 8 + $cp copies x 24 + $other (the event port's word, once): each request's 32 bytes fetched once"
   echo "     state writes: $inp INPROCESS, $resp IORESP_READY ($((cp - inp)) answered at teardown), $back backward"
   summary+=("$rel|audited, hypercall page: $n guest checks|$cp copies for $r requests, 0 backward writes|-")
 }

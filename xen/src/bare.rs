@@ -50,7 +50,9 @@ pub struct WindowPages {
     len: usize,
 }
 
-impl Pages for WindowPages {
+// SAFETY: made only by `Bare::map_resource`, from frames of the caller's window that Xen just
+// filled; the window is the caller's for the platform's life (`Bare::new`'s contract).
+unsafe impl Pages for WindowPages {
     fn base(&self) -> *mut u8 {
         self.base
     }
@@ -75,7 +77,8 @@ impl<H: Hypercall> Bare<H> {
     ///
     /// `shared_info` must be this domain's mapped shared-info page for the life of the value,
     /// the code must run in guest kernel mode (the backend's contract), and `window`'s pages
-    /// must be the caller's, unused otherwise, with `gfns` their frame numbers.
+    /// must be the caller's, unused otherwise, with `gfns` their frame numbers, for as long as
+    /// the platform or any mapping it returns lives.
     pub unsafe fn new(h: H, shared_info: *mut u8, window: Option<FrameWindow>) -> Self {
         Bare {
             h,
@@ -183,20 +186,16 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
 
     fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
-            for (i, b) in buf[done..done + n].iter_mut().enumerate() {
-                // SAFETY: inside the scratch page, which maps the guest frame right now; guest
-                // memory is only read with volatile loads.
-                *b = unsafe { va.add(i).read_volatile() };
-            }
+            // SAFETY: `va .. va + n` is inside the scratch page, which maps the guest frame right
+            // now; guest memory is only read with atomic loads.
+            unsafe { crate::shared::copy_from(va, &mut buf[done..done + n]) }
         })
     }
 
     fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
-            for (i, b) in buf[done..done + n].iter().enumerate() {
-                // SAFETY: as above, volatile stores.
-                unsafe { va.add(i).write_volatile(*b) };
-            }
+            // SAFETY: as above, atomic stores.
+            unsafe { crate::shared::copy_to(va, &buf[done..done + n]) }
         })
     }
 }

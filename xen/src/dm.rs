@@ -71,13 +71,47 @@ impl<P: Platform> Xen<P> {
         Ok(())
     }
 
-    /// One dm_op with payload `T` (from the spec, with its `since`): returns Xen's output payload.
-    fn dm<T>(&self, domid: Domid, op: XenDmop, name: &'static str, payload: T) -> Result<T, Error>
+    /// One dm_op with payload `T` (a generated `XenDmOp*` type, whose `since` gates the call):
+    /// returns the payload as Xen wrote it back. For the dm_ops this handle has no method for
+    /// (`name` is the operation's name in errors).
+    ///
+    /// ```no_run
+    /// # #[cfg(feature = "sim")] {
+    /// use xen::sys::{XenDmOpInjectMsi, XenDmop};
+    /// # let xen = xen::Xen::new(xen::sim::Sim::new()).unwrap();
+    /// let msi = XenDmOpInjectMsi { addr: 0xfee0_0000, data: 0x4041, ..Default::default() };
+    /// xen.dm_op(5, XenDmop::INJECT_MSI, "XEN_DMOP_inject_msi", msi)?;
+    /// # }
+    /// # Ok::<(), xen::Error>(())
+    /// ```
+    ///
+    /// A payload that does not fit `struct xen_dm_op`'s union (24 bytes) is refused when the
+    /// program is compiled, not when it runs:
+    ///
+    /// ```compile_fail,E0080
+    /// let xen = xen::Xen::new(xen::sim::Sim::new()).unwrap();
+    /// // struct xen_dm_op itself (32 bytes) is no payload.
+    /// let _ = xen.dm_op(5, xen::sys::XenDmop::NR_VCPUS, "too large", xen::sys::XenDmOp::default());
+    /// ```
+    pub fn dm_op<T>(
+        &self,
+        domid: Domid,
+        op: XenDmop,
+        name: &'static str,
+        payload: T,
+    ) -> Result<T, Error>
     where
         T: XenAbi + IntoBytes + FromBytes + Immutable,
     {
+        const BUF: usize = core::mem::size_of::<XenDmOp>();
+        const {
+            assert!(
+                8 + core::mem::size_of::<T>() <= BUF,
+                "the payload does not fit struct xen_dm_op"
+            )
+        };
         self.require(name, T::SINCE)?;
-        let mut buf = [0u8; 32];
+        let mut buf = [0u8; BUF];
         buf[..4].copy_from_slice(&op.0.to_ne_bytes());
         let p = payload.as_bytes();
         buf[8..8 + p.len()].copy_from_slice(p);
@@ -97,7 +131,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_nr_vcpus`: how many vCPUs (ioreq slots) the domain has.
     pub fn nr_vcpus(&self, domid: Domid) -> Result<u32, Error> {
-        let r = self.dm(
+        let r = self.dm_op(
             domid,
             XenDmop::NR_VCPUS,
             "XEN_DMOP_nr_vcpus",
@@ -112,7 +146,7 @@ impl<P: Platform> Xen<P> {
         domid: Domid,
         bufioreq: HvmIoreqsrvBufioreq,
     ) -> Result<Ioservid, Error> {
-        let r = self.dm(
+        let r = self.dm_op(
             domid,
             XenDmop::CREATE_IOREQ_SERVER,
             "XEN_DMOP_create_ioreq_server",
@@ -127,7 +161,7 @@ impl<P: Platform> Xen<P> {
     /// `XEN_DMOP_get_ioreq_server_info` with `XEN_DMOP_no_gfns` (the pages are acquired, never
     /// put in the guest's physmap).
     pub fn ioreq_server_info(&self, domid: Domid, id: Ioservid) -> Result<ServerInfo, Error> {
-        let r = self.dm(
+        let r = self.dm_op(
             domid,
             XenDmop::GET_IOREQ_SERVER_INFO,
             "XEN_DMOP_get_ioreq_server_info",
@@ -149,7 +183,7 @@ impl<P: Platform> Xen<P> {
         id: Ioservid,
         enabled: bool,
     ) -> Result<(), Error> {
-        self.dm(
+        self.dm_op(
             domid,
             XenDmop::SET_IOREQ_SERVER_STATE,
             "XEN_DMOP_set_ioreq_server_state",
@@ -164,7 +198,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_destroy_ioreq_server`.
     pub fn destroy_ioreq_server(&self, domid: Domid, id: Ioservid) -> Result<(), Error> {
-        self.dm(
+        self.dm_op(
             domid,
             XenDmop::DESTROY_IOREQ_SERVER,
             "XEN_DMOP_destroy_ioreq_server",
@@ -194,7 +228,7 @@ impl<P: Platform> Xen<P> {
                 "XEN_DMOP_unmap_io_range_from_ioreq_server",
             )
         };
-        self.dm(
+        self.dm_op(
             domid,
             op,
             name,
@@ -211,7 +245,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_set_irq_level` (Arm: SPIs).
     pub fn set_irq_level(&self, domid: Domid, irq: u32, level: bool) -> Result<(), Error> {
-        self.dm(
+        self.dm_op(
             domid,
             XenDmop::SET_IRQ_LEVEL,
             "XEN_DMOP_set_irq_level",
@@ -226,7 +260,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_set_isa_irq_level` (x86).
     pub fn set_isa_irq_level(&self, domid: Domid, isa_irq: u8, level: bool) -> Result<(), Error> {
-        self.dm(
+        self.dm_op(
             domid,
             XenDmop::SET_ISA_IRQ_LEVEL,
             "XEN_DMOP_set_isa_irq_level",

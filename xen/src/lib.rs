@@ -21,6 +21,7 @@ pub mod ioreq;
 pub mod linux;
 pub mod memory;
 pub mod platform;
+mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;
 pub mod xenstore;

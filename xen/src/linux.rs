@@ -103,7 +103,9 @@ impl AsFd for Linux {
 #[derive(Debug)]
 pub struct LinuxPages(Mapping);
 
-impl Pages for LinuxPages {
+// SAFETY: a privcmd `Mapping` owns its mmap of `len()` bytes (page-aligned, unmapped on drop)
+// and hands out only its raw pointer.
+unsafe impl Pages for LinuxPages {
     fn base(&self) -> *mut u8 {
         self.0.as_ptr()
     }
@@ -150,20 +152,16 @@ impl ForeignMemory for Linux {
 
     fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
-            for j in 0..n {
-                // SAFETY: inside the one-page (or two-page) foreign mapping; guest memory is
-                // read with volatile loads and never referenced.
-                buf[i + j] = unsafe { map.as_ptr().add(off + j).read_volatile() };
-            }
+            // SAFETY: `off + n` <= 4096, inside the one-page foreign mapping, which lives for
+            // the call; guest memory is read with atomic loads and never referenced.
+            unsafe { crate::shared::copy_from(map.as_ptr().add(off), &mut buf[i..i + n]) }
         })
     }
 
     fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
-            for j in 0..n {
-                // SAFETY: as above, volatile stores.
-                unsafe { map.as_ptr().add(off + j).write_volatile(buf[i + j]) };
-            }
+            // SAFETY: as above, atomic stores into the writable mapping.
+            unsafe { crate::shared::copy_to(map.as_ptr().add(off), &buf[i..i + n]) }
         })
     }
 }

@@ -8,8 +8,32 @@ use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 
 use crate::Error;
 
-/// Memory of an acquired resource (ioreq pages), reached only through raw pointers.
-pub trait Pages {
+/// A mapping shared with Xen or another domain (ioreq pages, guest RAM, grants), reached only
+/// through raw pointers with atomic or volatile accesses.
+///
+/// The library's own unsafe code reads and writes `base() .. base() + len()` on the strength of
+/// this trait, so it is an `unsafe trait`: a safe impl returning a wild pointer would make
+/// `GuestRam::write` or an `IoreqServer` write through it from safe code.
+///
+/// # Safety
+///
+/// For as long as the value lives (it may be moved, also to another thread):
+/// - `base() .. base() + len()` is one mapping, valid for reads and writes (atomic or volatile
+///   accesses of any width up to 8 bytes at their natural alignment), and `base()` is aligned to
+///   4096 bytes;
+/// - `base()` and `len()` return the same values on every call;
+/// - no Rust reference (`&`/`&mut`) to that memory exists: other domains write it at any time.
+///
+/// An implementation that is not unsafe does not compile:
+///
+/// ```compile_fail,E0200
+/// struct Wild;
+/// impl xen::platform::Pages for Wild {
+///     fn base(&self) -> *mut u8 { 0x10 as *mut u8 }
+///     fn len(&self) -> usize { 1 << 20 }
+/// }
+/// ```
+pub unsafe trait Pages {
     /// Start of the mapping.
     fn base(&self) -> *mut u8;
     /// Length in bytes.

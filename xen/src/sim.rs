@@ -35,6 +35,7 @@ use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::collections::{BTreeMap, VecDeque};
 use std::format;
 use std::string::String;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use std::vec::Vec;
@@ -100,9 +101,12 @@ pub struct SimPages {
     len: usize,
 }
 
-impl Pages for SimPages {
+// SAFETY: `offset .. offset + len` lies inside the page-aligned allocation (both constructors
+// check it), which the `Arc` keeps alive as long as this value; both sides reach it only through
+// raw pointers with atomic or volatile accesses.
+unsafe impl Pages for SimPages {
     fn base(&self) -> *mut u8 {
-        // SAFETY: offset < the allocation's size (checked in map_resource).
+        // SAFETY: offset < the allocation's size (checked in map_resource and map_guest).
         unsafe { self.mem.ptr.add(self.offset) }
     }
     fn len(&self) -> usize {
@@ -131,26 +135,41 @@ impl Server {
     }
 }
 
+/// Word `i` (0..4) of the slot at `slot`. Xen's side of the model, like the server, touches a
+/// slot only through atomic accesses of whole 64-bit words, so racing accesses (the server, a
+/// hostile scribbler) are never of mixed sizes and the hostile tests are data-race-free.
+///
+/// # Safety
+///
+/// `slot` is a slot of a page kept alive for `'a`.
+unsafe fn slot_word<'a>(slot: *mut u8, i: usize) -> &'a AtomicU64 {
+    debug_assert!(i < 4);
+    // SAFETY: an aligned word of the live slot (the caller's contract), accessed atomically by
+    // every party.
+    unsafe { AtomicU64::from_ptr(slot.cast::<u64>().add(i)) }
+}
+
+/// The state in a slot's word 3 (the flags byte is its byte 6).
+fn state_of(word3: u64) -> u8 {
+    (word3 >> 48) as u8 & 0xf
+}
+
 impl Domain {
-    /// Copy RAM at `at` into `out`; `None` if outside it. Volatile and by raw pointer: mappings
+    /// Copy RAM at `at` into `out`; `None` if outside it. Atomic and by raw pointer: mappings
     /// handed out by `MapGuest` reach the same bytes without the model's lock, as a device
     /// model and a guest do, so no reference to RAM is ever made.
     fn ram_read(&self, at: usize, out: &mut [u8]) -> Option<()> {
         (at.checked_add(out.len())? <= GUEST_RAM).then(|| {
-            for (i, b) in out.iter_mut().enumerate() {
-                // SAFETY: inside the allocation (checked above).
-                *b = unsafe { self.ram.ptr.add(at + i).read_volatile() };
-            }
+            // SAFETY: inside the allocation (checked above), which `self.ram` keeps alive.
+            unsafe { crate::shared::copy_from(self.ram.ptr.add(at), out) }
         })
     }
 
     /// Copy `data` into RAM at `at`; `None` if outside it.
     fn ram_write(&self, at: usize, data: &[u8]) -> Option<()> {
         (at.checked_add(data.len())? <= GUEST_RAM).then(|| {
-            for (i, b) in data.iter().enumerate() {
-                // SAFETY: as in `ram_read`.
-                unsafe { self.ram.ptr.add(at + i).write_volatile(*b) };
-            }
+            // SAFETY: as in `ram_read`.
+            unsafe { crate::shared::copy_to(self.ram.ptr.add(at), data) }
         })
     }
 }
@@ -406,7 +425,7 @@ impl Sim {
     /// Post a raw request on `vcpu` as Xen would: route it, fill the slot, set READY and notify
     /// the server. Returns `Ok(Some(value))` when no server claims it (all-ones for reads).
     pub fn post(&self, domid: Domid, vcpu: u32, req: Ioreq) -> Result<Option<u64>, GuestError> {
-        let mut st = self.lock();
+        let st = self.lock();
         let dom = st.domains.get(&domid).ok_or(GuestError::NoSuchVcpu)?;
         if vcpu >= dom.nr_vcpus {
             return Err(GuestError::NoSuchVcpu);
@@ -451,24 +470,58 @@ impl Sim {
             };
             return Ok(Some(ones));
         };
+        Self::deliver(self, st, domid, vcpu, i, req)
+    }
+
+    /// Post a raw request on `vcpu` straight into the slot of server `id`, without routing: what
+    /// a server sees when a request was in flight as its range was released, or when the
+    /// hypervisor (or, in legacy mode, the guest) is hostile. The server must still answer it,
+    /// and must not hand the device an address outside its claimed ranges.
+    pub fn post_unrouted(
+        &self,
+        domid: Domid,
+        vcpu: u32,
+        id: Ioservid,
+        req: Ioreq,
+    ) -> Result<(), GuestError> {
+        let st = self.lock();
+        let dom = st.domains.get(&domid).ok_or(GuestError::NoSuchVcpu)?;
+        if vcpu >= dom.nr_vcpus {
+            return Err(GuestError::NoSuchVcpu);
+        }
+        let i = st
+            .servers
+            .iter()
+            .position(|s| s.domid == domid && s.id == id && s.enabled)
+            .ok_or(GuestError::NothingPosted)?;
+        Self::deliver(self, st, domid, vcpu, i, req).map(drop)
+    }
+
+    /// Fill vCPU `vcpu`'s slot of server `i` with `req`, set READY and notify the server.
+    fn deliver(
+        &self,
+        mut st: MutexGuard<'_, State>,
+        domid: Domid,
+        vcpu: u32,
+        i: usize,
+        req: Ioreq,
+    ) -> Result<Option<u64>, GuestError> {
         let s = &st.servers[i];
         let slot = s.slot(vcpu);
-        // SAFETY: the slot is inside the server's live page; volatile accesses only.
-        unsafe {
-            if slot.add(30).read_volatile() & 0xf != STATE_IOREQ_NONE {
-                return Err(GuestError::Busy);
-            }
-            let words: [u64; 4] = zerocopy::transmute!(req.with_state_none());
-            // vp_eport (bytes 24..28) is Xen's: keep it.
-            let eport = slot.add(24).cast::<u32>().read_volatile();
-            for (k, w) in words.iter().enumerate() {
-                slot.cast::<u64>().add(k).write_volatile(*w);
-            }
-            slot.add(24).cast::<u32>().write_volatile(eport);
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
-            slot.add(30)
-                .write_volatile(req.flags.with_state(STATE_IOREQ_READY).0);
+        // SAFETY: the slot is inside the server's live page (held by `st`).
+        let w = |i| unsafe { slot_word(slot, i) };
+        let w3 = w(3).load(Ordering::Acquire);
+        if state_of(w3) != STATE_IOREQ_NONE {
+            return Err(GuestError::Busy);
         }
+        let words: [u64; 4] = zerocopy::transmute!(req.with_state_none());
+        for (k, word) in words.iter().take(3).enumerate() {
+            w(k).store(*word, Ordering::Relaxed);
+        }
+        // vp_eport (the low half of word 3) is Xen's: keep it; the state goes out last.
+        let ready = u64::from(req.flags.with_state(STATE_IOREQ_READY).0);
+        let word3 = (words[3] & !0x00ff_0000_ffff_ffff) | (w3 & 0xffff_ffff) | ready << 48;
+        w(3).store(word3, Ordering::Release);
         let remote = s.vcpu_ports[vcpu as usize];
         Self::raise(&mut st, domid, remote);
         drop(st);
@@ -503,16 +556,14 @@ impl Sim {
             return Ok(d);
         }
         let (slot, _) = Self::slot_of(&st, domid, vcpu).ok_or(GuestError::NothingPosted)?;
-        // SAFETY: inside the live page; volatile.
-        let state = unsafe { slot.add(30).read_volatile() } & 0xf;
-        if state != STATE_IORESP_READY {
+        // SAFETY: inside the live page (held by `st`).
+        let w = |i| unsafe { slot_word(slot, i) };
+        let w3 = w(3).load(Ordering::Acquire);
+        if state_of(w3) != STATE_IORESP_READY {
             return Err(GuestError::NothingPosted);
         }
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-        // SAFETY: as above.
-        let data = unsafe { slot.add(8).cast::<u64>().read_volatile() };
-        // SAFETY: as above.
-        unsafe { slot.add(30).write_volatile(STATE_IOREQ_NONE) };
+        let data = w(1).load(Ordering::Relaxed);
+        w(3).store(w3 & !(0x0f << 48), Ordering::Relaxed); // state NONE
         Ok(data)
     }
 
@@ -525,7 +576,7 @@ impl Sim {
             }
             let p = s.slot(vcpu);
             // SAFETY: inside the live page.
-            let state = unsafe { p.add(30).read_volatile() } & 0xf;
+            let state = state_of(unsafe { slot_word(p, 3) }.load(Ordering::Acquire));
             (state != STATE_IOREQ_NONE).then_some((p, i))
         })
     }
@@ -558,8 +609,7 @@ impl Sim {
                 return Err(GuestError::DomainCrashed(why));
             };
             // SAFETY: inside the live page; read once per check.
-            let state = unsafe { slot.add(30).read_volatile() } & 0xf;
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            let state = state_of(unsafe { slot_word(slot, 3) }.load(Ordering::Acquire));
             if state < last || state > STATE_IORESP_READY {
                 let why = format!("ioreq state moved from {last} to {state}");
                 if let Some(d) = st.domains.get_mut(&domid) {
@@ -832,7 +882,7 @@ pub struct HostileWriter {
     x: u64,
 }
 
-// SAFETY: the writer only performs volatile stores into the shared page, which it keeps alive.
+// SAFETY: the writer only performs atomic stores into the shared page, which it keeps alive.
 unsafe impl Send for HostileWriter {}
 
 impl HostileWriter {
@@ -843,24 +893,18 @@ impl HostileWriter {
         self.x ^= self.x << 25;
         self.x ^= self.x >> 27;
         let r = self.x.wrapping_mul(0x2545_f491_4f6c_dd1d);
-        // SAFETY: inside the live page; volatile stores of fields the guest may write in legacy
-        // mode (never the state byte, which would be a different attack handled by Xen).
-        unsafe {
-            self.slot.cast::<u64>().write_volatile(r);
-            self.slot
-                .add(8)
-                .cast::<u64>()
-                .write_volatile(r.rotate_left(17));
-            self.slot
-                .add(16)
-                .cast::<u32>()
-                .write_volatile((r >> 40) as u32);
-            self.slot
-                .add(20)
-                .cast::<u32>()
-                .write_volatile((r & 0xf) as u32);
-            self.slot.add(31).write_volatile((r >> 8) as u8 & 0xf);
-        }
+        // SAFETY: inside the live page (held by `_mem`).
+        let w = |i| unsafe { slot_word(self.slot, i) };
+        // Atomic whole-word stores of fields the guest may write in legacy mode: addr, data,
+        // count and size (low and high half of word 2), then `type` (byte 7 of word 3) by a
+        // compare-and-swap that keeps the rest of the word, never the state.
+        w(0).store(r, Ordering::Relaxed);
+        w(1).store(r.rotate_left(17), Ordering::Relaxed);
+        w(2).store((r >> 40) & 0xffff_ffff | (r & 0xf) << 32, Ordering::Relaxed);
+        let ty = u64::from((r >> 8) as u8 & 0xf) << 56;
+        let _ = w(3).fetch_update(Ordering::Relaxed, Ordering::Relaxed, |x| {
+            Some(x & !(0xff << 56) | ty)
+        });
     }
 }
 
@@ -923,19 +967,16 @@ impl BufProducer {
             .with_addr(addr);
         let write_slot = |i: u32, data: u32| {
             let off = 8 + (i % IOREQ_BUFFER_SLOT_NUM) as usize * 8;
-            // SAFETY: inside the page.
-            unsafe {
-                self.page
-                    .add(off)
-                    .cast::<u64>()
-                    .write_volatile(u64::from(lo.0) | (u64::from(data) << 32))
-            };
+            // SAFETY: an aligned u64 inside the page, which `_mem` keeps alive; the consumer
+            // loads slots atomically too.
+            unsafe { AtomicU64::from_ptr(self.page.add(off).cast::<u64>()) }
+                .store(u64::from(lo.0) | (u64::from(data) << 32), Ordering::Relaxed);
         };
         write_slot(wp, value as u32);
         if size == 8 {
             write_slot(wp.wrapping_add(1), (value >> 32) as u32);
         }
-        std::sync::atomic::fence(std::sync::atomic::Ordering::Release);
+        // Release: the consumer's acquire load of the write pointer sees the slots.
         w.store(wp.wrapping_add(slots), std::sync::atomic::Ordering::Release);
         true
     }
@@ -1126,12 +1167,12 @@ impl Sim {
                             // Xen writes each vCPU's event channel into its slot when enabling.
                             for v in 0..s.vcpu_ports.len() {
                                 // SAFETY: inside the live page.
-                                unsafe {
-                                    s.slot(v as u32)
-                                        .add(24)
-                                        .cast::<u32>()
-                                        .write_volatile(s.vcpu_ports[v])
-                                };
+                                let w3 = unsafe { slot_word(s.slot(v as u32), 3) };
+                                let port = u64::from(s.vcpu_ports[v]);
+                                let _ =
+                                    w3.fetch_update(Ordering::Release, Ordering::Relaxed, |x| {
+                                        Some(x & !0xffff_ffff | port)
+                                    });
                             }
                         }
                     }
@@ -1143,11 +1184,10 @@ impl Sim {
                         for v in 0..s.vcpu_ports.len() as u32 {
                             let p = s.slot(v);
                             // SAFETY: the page is alive until `s` is dropped below.
-                            unsafe {
-                                if p.add(30).read_volatile() & 0xf == STATE_IORESP_READY {
-                                    let data = p.add(8).cast::<u64>().read_volatile();
-                                    st.orphans.insert((domid, v), data);
-                                }
+                            let w = |i| unsafe { slot_word(p, i) };
+                            if state_of(w(3).load(Ordering::Acquire)) == STATE_IORESP_READY {
+                                let data = w(1).load(Ordering::Relaxed);
+                                st.orphans.insert((domid, v), data);
                             }
                         }
                         // Its target-side ports close: unbind whatever pointed at them.

@@ -1142,15 +1142,21 @@ fn ranges_added_and_removed_between_requests() {
 
 // --- 11. buffered ioreqs -------------------------------------------------------------------------
 
+/// A server with a buffered ring that claims the first MiB of MMIO but for 0x1000..0x2000,
+/// which tests claim for synchronous requests (the model's producer puts its writes below 1 MiB,
+/// and buffered writes reach the handler only inside a claimed range).
 fn buffered_server<'x>(xen: &'x Xen<Sim>, dom: Domid) -> IoreqServer<'x, Sim> {
-    IoreqServer::create(
+    let mut srv = IoreqServer::create(
         xen,
         dom,
         ServerOptions {
             bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
         },
     )
-    .unwrap()
+    .unwrap();
+    srv.map_range(RangeKind::Mmio, 0, 0xfff).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x2000, 0xf_ffff).unwrap();
+    srv
 }
 
 #[test]
@@ -1587,15 +1593,18 @@ fn a_server_moving_the_state_backwards_crashes_the_domain() {
         }
         // INPROCESS (forward: fine), then back to READY: Xen crashes the domain (XSA-262).
         let raw = slot.copy();
-        slot.set_inprocess(raw.flags);
+        slot.set_inprocess(&raw);
         std::thread::sleep(Duration::from_millis(20));
-        // SAFETY: writing the flags byte of the live slot (that is the protocol violation).
-        unsafe {
-            pages
-                .base()
-                .add(30)
-                .write_volatile(raw.flags.with_state(xen::sys::STATE_IOREQ_READY).0)
-        };
+        // Back to READY (that is the protocol violation): word 3 of the slot, stored atomically
+        // like every access to it.
+        // SAFETY: word 3 of the live, 8-aligned slot.
+        let w3 = unsafe { std::sync::atomic::AtomicU64::from_ptr(pages.base().add(24).cast()) };
+        let ready = u64::from(xen::sys::STATE_IOREQ_READY) << 48;
+        let x = w3.load(std::sync::atomic::Ordering::Acquire);
+        w3.store(
+            x & !(0xf << 48) | ready,
+            std::sync::atomic::Ordering::Release,
+        );
         let r = guest.join().unwrap();
         assert!(
             matches!(r, Err(xen::sim::GuestError::DomainCrashed(_))),

@@ -146,7 +146,7 @@ fn run<H: Hypercall + Copy>(h: H, target: Domid) -> ! {
     {
         let a = xen::ioreq::slot::audit::snapshot();
         say!(
-            "STUBDOM audit: read {} B = {} state + {} x 32 copied + {} other; wrote {} INPROCESS, {} IORESP_READY, {} backward",
+            "STUBDOM audit: read {} B = {} state words + {} x 24 copied + {} other; wrote {} INPROCESS, {} IORESP_READY, {} backward",
             a.bytes_read,
             a.state_reads,
             a.copies,

@@ -30,7 +30,9 @@ pub const fn grant_dma_address(gref: GrantRef) -> u64 {
     GRANT_DMA_ADDR_OFF | (gref as u64) << 12
 }
 
-impl Pages for GrantMap {
+// SAFETY: a `GrantMap` owns its mmap of `len()` bytes (page-aligned, unmapped on drop) and
+// hands out only its raw pointer.
+unsafe impl Pages for GrantMap {
     fn base(&self) -> *mut u8 {
         self.as_ptr()
     }
@@ -60,8 +62,27 @@ pub fn grant_dma_ram(
 
 const PAGE: usize = 4096;
 
-/// Pages shared with another domain: copies in and out, bounds-checked, volatile.
-pub trait Shared {
+/// Pages shared with another domain: copies in and out, bounds-checked, atomic.
+///
+/// The provided methods access `base() .. base() + size()` on the strength of this trait, so it
+/// is an `unsafe trait`.
+///
+/// # Safety
+///
+/// For as long as the value lives, `base() .. base() + size()` is one mapping valid for reads
+/// (and for writes when `writable()`), the three methods return the same values on every call,
+/// and no Rust reference to that memory exists (the other domain writes it at any time). A safe
+/// implementation does not compile:
+///
+/// ```compile_fail,E0200
+/// struct Wild;
+/// impl xen::grant::Shared for Wild {
+///     fn base(&self) -> *mut u8 { 0x10 as *mut u8 }
+///     fn size(&self) -> usize { 1 << 20 }
+///     fn writable(&self) -> bool { true }
+/// }
+/// ```
+pub unsafe trait Shared {
     /// Start of the pages.
     fn base(&self) -> *mut u8;
     /// Bytes.
@@ -72,10 +93,9 @@ pub trait Shared {
     /// Copy bytes at `off` into `buf`.
     fn read_at(&self, off: usize, buf: &mut [u8]) -> Result<(), Error> {
         check(self.size(), off, buf.len(), "read shared pages")?;
-        for (i, b) in buf.iter_mut().enumerate() {
-            // SAFETY: inside the mapping (checked); a volatile load, no reference made.
-            *b = unsafe { self.base().add(off + i).read_volatile() };
-        }
+        // SAFETY: `off .. off + len` is inside the mapping (checked), which the trait's contract
+        // makes valid for reads.
+        unsafe { crate::shared::copy_from(self.base().add(off), buf) };
         Ok(())
     }
 
@@ -88,10 +108,8 @@ pub trait Shared {
                 what: "the pages are mapped read-only",
             });
         }
-        for (i, b) in buf.iter().enumerate() {
-            // SAFETY: as in `read_at`, a volatile store to a writable mapping.
-            unsafe { self.base().add(off + i).write_volatile(*b) };
-        }
+        // SAFETY: as in `read_at`; the mapping is writable (checked).
+        unsafe { crate::shared::copy_to(self.base().add(off), buf) };
         Ok(())
     }
 }
@@ -107,7 +125,8 @@ fn check(size: usize, off: usize, len: usize, op: &'static str) -> Result<(), Er
     Ok(())
 }
 
-impl Shared for GrantMap {
+// SAFETY: a `GrantMap` owns its mmap of `len()` bytes, writable exactly when it was mapped so.
+unsafe impl Shared for GrantMap {
     fn base(&self) -> *mut u8 {
         self.as_ptr()
     }
@@ -119,7 +138,8 @@ impl Shared for GrantMap {
     }
 }
 
-impl Shared for SharedPages {
+// SAFETY: `SharedPages` owns its gntalloc mmap of `len()` bytes, always writable.
+unsafe impl Shared for SharedPages {
     fn base(&self) -> *mut u8 {
         self.as_ptr()
     }

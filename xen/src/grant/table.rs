@@ -7,7 +7,7 @@
 //! Xen writes (GTF_reading/GTF_writing while another domain maps a page): volatile accesses,
 //! and the end of access by compare-and-swap, as Linux does.
 
-use core::sync::atomic::{fence, AtomicU16, Ordering};
+use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use xen_sys::*;
 
@@ -166,9 +166,12 @@ impl GrantTable {
         Ok(unsafe { self.entries.add(gref as usize) })
     }
 
-    fn flags(e: *mut GrantEntryV1) -> &'static AtomicU16 {
-        // SAFETY: `flags` is a 2-aligned u16 of a mapped entry that Xen updates with atomic
-        // operations; an atomic view of it makes no plain reference to shared memory.
+    /// The flags of entry `e` of this table, as an atomic borrowed for no longer than the table.
+    fn flags(&self, e: *mut GrantEntryV1) -> &AtomicU16 {
+        // SAFETY: `e` is an entry of the mapped table (from `entry`), which stays mapped while
+        // `self` lives (the constructors' contract); `flags` is a 2-aligned u16 that Xen updates
+        // with atomic operations, so an atomic view of it makes no plain reference to shared
+        // memory.
         unsafe { AtomicU16::from_ptr(core::ptr::addr_of_mut!((*e).flags)) }
     }
 
@@ -183,34 +186,37 @@ impl GrantTable {
     ) -> Result<(), Error> {
         const OP: &str = "grant access";
         let e = self.entry(gref, OP)?;
-        if Self::flags(e).load(Ordering::Acquire) & GTF_type_mask != GTF_invalid {
+        if self.flags(e).load(Ordering::Acquire) & GTF_type_mask != GTF_invalid {
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: "the entry is in use",
             });
         }
-        // SAFETY: a free entry of ours: Xen reads domid and frame only once flags say so.
+        // SAFETY: fields of a free entry of the mapped table: Xen reads domid and frame only once
+        // flags say so (the release store below orders these before it); atomic views, as for
+        // every access to the table.
         unsafe {
-            core::ptr::addr_of_mut!((*e).domid).write_volatile(domid);
-            core::ptr::addr_of_mut!((*e).frame).write_volatile(gfn);
+            AtomicU16::from_ptr(core::ptr::addr_of_mut!((*e).domid))
+                .store(domid, Ordering::Relaxed);
+            AtomicU32::from_ptr(core::ptr::addr_of_mut!((*e).frame)).store(gfn, Ordering::Relaxed);
         }
-        fence(Ordering::Release);
         let ro = if readonly { GTF_readonly } else { 0 };
-        Self::flags(e).store(GTF_permit_access | ro, Ordering::Release);
+        self.flags(e)
+            .store(GTF_permit_access | ro, Ordering::Release);
         Ok(())
     }
 
     /// Whether the other domain has the page of `gref` mapped now (GTF_reading/GTF_writing).
     pub fn in_use(&self, gref: GrantRef) -> Result<bool, Error> {
         let e = self.entry(gref, "grant in use")?;
-        Ok(Self::flags(e).load(Ordering::Acquire) & (GTF_reading | GTF_writing) != 0)
+        Ok(self.flags(e).load(Ordering::Acquire) & (GTF_reading | GTF_writing) != 0)
     }
 
     /// End access through `gref`, unless the other domain still has it mapped (then errno
     /// EBUSY, and the grant stays: try again after it unmaps).
     pub fn end(&self, gref: GrantRef) -> Result<(), Error> {
         const OP: &str = "end grant access";
-        let f = Self::flags(self.entry(gref, OP)?);
+        let f = self.flags(self.entry(gref, OP)?);
         let mut cur = f.load(Ordering::Acquire);
         loop {
             if cur & (GTF_reading | GTF_writing) != 0 {

@@ -116,6 +116,7 @@ pub enum Request {
 /// (clamped) size, writes are dropped, the hook `Handler::invalid` is told, and the request is
 /// completed so the vCPU goes on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum Invalid {
     /// `size` is not 1, 2, 4 or 8.
     Size(u32),
@@ -134,6 +135,10 @@ pub enum Invalid {
     PciSize(u32),
     /// PCI config access with `count` > 1 or a guest pointer.
     PciShape,
+    /// An access (any element of a repeated one) outside every range the server claims, or a
+    /// PCI config access to a device it does not claim (the value: the request's address, or
+    /// the register for PCI). Xen routes by the claimed ranges, but the slot is not trusted.
+    Unclaimed(u64),
 }
 
 impl core::fmt::Display for Invalid {
@@ -147,6 +152,7 @@ impl core::fmt::Display for Invalid {
             Invalid::PortSize(s) => write!(f, "port access of {s} bytes"),
             Invalid::PciSize(s) => write!(f, "PCI config access of {s} bytes"),
             Invalid::PciShape => f.write_str("PCI config access with repeats or a guest pointer"),
+            Invalid::Unclaimed(a) => write!(f, "access at {a:#x} outside the claimed ranges"),
         }
     }
 }

@@ -6,10 +6,12 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xen_sys::*;
 
 use super::handler::{Handler, Space};
-use super::request::{decode, fallback_size, single, Access, Data, Dir, Request, Single};
+use super::request::{
+    decode, fallback_size, single, Access, Data, Dir, Invalid, Request, Single, Size,
+};
 use super::slot::Slot;
 use crate::dm::{RangeKind, Xen};
-use crate::platform::{Pages, Platform};
+use crate::platform::{EventChannels, Pages, Platform};
 use crate::Error;
 
 /// Options of a server.
@@ -46,6 +48,7 @@ struct Range {
 
 /// Counters of a server (what it did, for tests and monitoring).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stats {
     /// Requests completed.
     pub requests: u64,
@@ -55,6 +58,58 @@ pub struct Stats {
     pub spurious: u64,
     /// Buffered ioreqs handled.
     pub buffered: u64,
+    /// Times the buffered ring's write pointer was more than a ring ahead of its read pointer
+    /// (impossible for Xen; a corrupted page): what was in the ring was dropped, never replayed,
+    /// and the read pointer moved to the write pointer.
+    pub buffered_resyncs: u64,
+}
+
+/// A request taken from its slot (now INPROCESS) and not answered yet. Dropped without an
+/// answer (a handler panicked, and the stack unwinds), it answers the request as an invalid one
+/// (reads all-ones, writes dropped) and notifies the vCPU: neither a server that unwinds nor one
+/// whose caller catches the panic and goes on leaves a vCPU waiting.
+struct InFlight<'p, P: EventChannels> {
+    platform: &'p P,
+    slot: Slot,
+    raw: Ioreq,
+    port: EvtchnPort,
+}
+
+impl<P: EventChannels> InFlight<'_, P> {
+    /// Publish the answer and notify the vCPU.
+    #[inline]
+    fn answer(self, data: Option<u64>) -> Result<(), Error> {
+        let me = core::mem::ManuallyDrop::new(self);
+        me.slot.complete(&me.raw, data);
+        me.platform.notify(me.port)
+    }
+}
+
+impl<P: EventChannels> Drop for InFlight<'_, P> {
+    fn drop(&mut self) {
+        self.slot.complete(&self.raw, invalid_answer(&self.raw));
+        let _ = self.platform.notify(self.port);
+    }
+}
+
+/// Whether one claimed range of `kind` holds the bytes of accesses of `size` from `first` to
+/// `last` (`first ..= last + size - 1`); an access running past the end of the address space is
+/// never claimed.
+#[inline]
+fn claimed(ranges: &[Range], kind: RangeKind, first: u64, last: u64, size: Size) -> bool {
+    let Some(end) = last.checked_add(u64::from(size.bytes()) - 1) else {
+        return false;
+    };
+    ranges
+        .iter()
+        .any(|r| r.kind == kind && r.start <= first && end <= r.end)
+}
+
+/// The answer to a request that is refused or cannot be served: all-ones of its (clamped) size
+/// for a read with an immediate value, nothing otherwise (writes dropped).
+fn invalid_answer(raw: &Ioreq) -> Option<u64> {
+    let read = raw.flags.dir() == IOREQ_READ && raw.flags.data_is_ptr() == 0;
+    read.then(|| fallback_size(raw.size).mask())
 }
 
 /// An IOREQ server for one guest.
@@ -94,6 +149,10 @@ pub struct IoreqServer<'x, P: Platform> {
     /// Not yet torn down.
     live: bool,
     pending: [EvtchnPort; 64],
+    /// The batch in `pending`: ports `next..len` are still to be handled (a handler panicked
+    /// part-way and the caller went on) and `..len` to be unmasked.
+    batch_next: usize,
+    batch_len: usize,
     stats: Stats,
     scratch: [u8; 64],
 }
@@ -124,6 +183,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
             live: true,
             pending: [0; 64],
+            batch_next: 0,
+            batch_len: 0,
             stats: Stats::default(),
             scratch: [0; 64],
         };
@@ -270,20 +331,35 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// the guest signals while it is masked stays pending, and the unmask delivers it (Xen's
     /// `EVTCHNOP_unmask` and Linux's late EOI both re-raise a pending port), so the next wait
     /// returns at once instead of sleeping.
+    ///
+    /// Every event taken is handled whatever fails: a failed notify is reported after the rest
+    /// of the batch (the first error wins), and if a handler panics the request it was serving
+    /// is answered as invalid while the stack unwinds; a caller that catches the panic and calls
+    /// again gets the rest of the batch handled before anything new is waited for.
     #[inline]
     pub fn serve_once(&mut self, handler: &mut impl Handler) -> Result<usize, Error> {
-        let n = self.xen.platform().wait_pending(&mut self.pending)?;
-        let n = n.min(self.pending.len());
-        for i in 0..n {
-            if let Err(e) = self.handle_port(self.pending[i], handler) {
-                // Unmask even after a failed notify: a port left masked would never fire
-                // again. The notify error is the one to report.
-                let _ = self.xen.platform().unmask(&self.pending[..n]);
-                return Err(e);
+        if self.batch_next >= self.batch_len {
+            let n = self.xen.platform().wait_pending(&mut self.pending)?;
+            self.batch_next = 0;
+            self.batch_len = n.min(self.pending.len());
+        }
+        let n = self.batch_len;
+        let mut first: Option<Error> = None;
+        while self.batch_next < n {
+            let port = self.pending[self.batch_next];
+            // Counted as handled before it is: if the handler panics, the request is answered
+            // by its guard, and a later call must not take the port again.
+            self.batch_next += 1;
+            if let Err(e) = self.handle_port(port, handler) {
+                first.get_or_insert(e);
             }
         }
-        self.xen.platform().unmask(&self.pending[..n])?;
-        Ok(n)
+        // Unmask even after a failed notify: a port left masked would never fire again.
+        let unmasked = self.xen.platform().unmask(&self.pending[..n]);
+        match first {
+            Some(e) => Err(e),
+            None => unmasked.map(|()| n),
+        }
     }
 
     /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the
@@ -318,24 +394,33 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         if self.buf_port.is_some() {
             self.drain_buffered(handler);
         }
-        if self.process_slot(vcpu, handler) {
-            self.xen.platform().notify(port)?;
-        }
-        Ok(())
+        self.process_slot(vcpu, port, handler)
     }
 
-    /// Process one vCPU's slot; returns whether a response was published.
+    /// Process one vCPU's slot: take the request, answer it, notify `port`.
     #[inline]
-    pub(crate) fn process_slot(&mut self, vcpu: u32, handler: &mut impl Handler) -> bool {
+    fn process_slot(
+        &mut self,
+        vcpu: u32,
+        port: EvtchnPort,
+        handler: &mut impl Handler,
+    ) -> Result<(), Error> {
         let Some(slot) = self.slot(vcpu) else {
-            return false;
+            return Ok(());
         };
-        if slot.state() != STATE_IOREQ_READY {
+        let Ok(raw) = slot.take() else {
             self.stats.spurious += 1;
-            return false;
-        }
-        let raw = slot.copy();
-        slot.set_inprocess(raw.flags);
+            return Ok(());
+        };
+        slot.set_inprocess(&raw);
+        // From here on the request is answered whatever happens (the guard's drop).
+        let xen: &'x Xen<P> = self.xen;
+        let flight = InFlight {
+            platform: xen.platform(),
+            slot,
+            raw,
+            port,
+        };
         #[cfg(feature = "fetch-audit")]
         let raw = {
             let mut r = raw;
@@ -345,6 +430,9 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             r
         };
         let data = match single(&raw) {
+            Some(s) if !self.claims(s.space, s.addr, s.addr, s.size) => {
+                self.refuse(vcpu, &raw, Invalid::Unclaimed(s.addr), handler)
+            }
             Some(Single {
                 space,
                 addr,
@@ -363,8 +451,37 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             None => self.decode_and_execute(vcpu, raw, handler),
         };
         self.stats.requests += 1;
-        slot.complete(raw.flags, data);
-        true
+        flight.answer(data)
+    }
+
+    /// Whether one claimed range of `space`'s kind holds `first ..= last + size - 1` (the bytes
+    /// of the accesses from `first` to `last`). Xen routes a request here by the ranges it was
+    /// told, but the slot is not trusted: whatever the handler is given lies in a claimed range.
+    #[inline]
+    fn claims(&self, space: Space, first: u64, last: u64, size: Size) -> bool {
+        match space {
+            Space::Port => claimed(&self.ranges, RangeKind::Port, first, last, size),
+            Space::Mmio => claimed(&self.ranges, RangeKind::Mmio, first, last, size),
+            // PCI ranges are SBDFs: the whole config space of a claimed device is its own.
+            Space::PciConfig { sbdf } => {
+                let d = u64::from(sbdf);
+                claimed(&self.ranges, RangeKind::Pci, d, d, Size::B1)
+            }
+        }
+    }
+
+    /// Refuse a request: count it, tell the handler, and give the answer of an invalid request.
+    #[cold]
+    fn refuse(
+        &mut self,
+        vcpu: u32,
+        raw: &Ioreq,
+        why: Invalid,
+        handler: &mut impl Handler,
+    ) -> Option<u64> {
+        self.stats.invalid += 1;
+        handler.invalid(vcpu, why);
+        invalid_answer(raw)
     }
 
     /// Everything but a single access with an immediate value: decode, then execute or refuse.
@@ -376,13 +493,40 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         handler: &mut impl Handler,
     ) -> Option<u64> {
         match decode(&raw) {
-            Ok(req) => self.execute(vcpu, req, handler),
-            Err(why) => {
-                self.stats.invalid += 1;
-                handler.invalid(vcpu, why);
-                let is_read = raw.flags.dir() == IOREQ_READ;
-                (is_read && raw.flags.data_is_ptr() == 0).then(|| fallback_size(raw.size).mask())
+            Ok(req) => match self.unclaimed(&req) {
+                None => self.execute(vcpu, req, handler),
+                Some(addr) => self.refuse(vcpu, &raw, Invalid::Unclaimed(addr), handler),
+            },
+            Err(why) => self.refuse(vcpu, &raw, why, handler),
+        }
+    }
+
+    /// The first address of a decoded request outside every claimed range, if any: every
+    /// element of a repeated access counts (MMIO addresses move by `size`, down with `df`;
+    /// a port stays put).
+    fn unclaimed(&self, req: &Request) -> Option<u64> {
+        let (space, a) = match *req {
+            Request::Invalidate | Request::TimeOffset(_) => return None,
+            Request::PciConfig(p) => {
+                let space = Space::PciConfig { sbdf: p.sbdf };
+                return (!self.claims(space, 0, 0, p.size)).then_some(u64::from(p.reg));
             }
+            Request::Pio(a) => (Space::Port, a),
+            Request::Mmio(a) => (Space::Mmio, a),
+        };
+        let span = if space == Space::Mmio {
+            u64::from(a.count - 1) * u64::from(a.size.bytes())
+        } else {
+            0
+        };
+        let (first, last) = if a.df {
+            (a.addr.checked_sub(span), Some(a.addr))
+        } else {
+            (Some(a.addr), a.addr.checked_add(span))
+        };
+        match (first, last) {
+            (Some(f), Some(l)) if self.claims(space, f, l, a.size) => None,
+            _ => Some(a.addr),
         }
     }
 
@@ -499,17 +643,29 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// Drain the buffered ring (ATOMIC mode): every slot is a write of 1/2/4/8 bytes; an 8-byte
-    /// write takes two slots. Pointers are read once per batch, indices reduced modulo 511, and
-    /// `read_pointer` advanced with an atomic add (Xen canonicalises both with a cmpxchg).
+    /// write takes two slots (see `bufioreq::drain`: consumed before delivered, never replayed,
+    /// resynchronised after an impossible write pointer).
     fn drain_buffered(&mut self, handler: &mut impl Handler) {
         let Some(pages) = self.pages.as_ref().filter(|_| self.buffered) else {
             return;
         };
         let page = pages.base();
-        let n = super::bufioreq::drain(page, |addr, size, value| {
-            handler.write(Space::Mmio, addr, size, value);
+        // Buffered writes are MMIO writes Xen chose to post without waiting; like every request
+        // they reach the handler only inside a claimed range.
+        // (Refused ones are counted as invalid; the handler's hook is per vCPU, and a buffered
+        // write has none.)
+        let ranges = &self.ranges;
+        let mut refused = 0;
+        let d = super::bufioreq::drain(page, |addr, size, value| {
+            if claimed(ranges, RangeKind::Mmio, addr, addr, size) {
+                handler.write(Space::Mmio, addr, size, value);
+            } else {
+                refused += 1;
+            }
         });
-        self.stats.buffered += n;
+        self.stats.buffered += d.handled;
+        self.stats.invalid += refused;
+        self.stats.buffered_resyncs += d.resyncs;
     }
 
     /// Tear down now (also done on drop): unmap ranges, unbind, disable, unmap pages, destroy.
@@ -543,10 +699,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             let Some(slot) = self.slot(v as u32) else {
                 break;
             };
-            if slot.state() == STATE_IOREQ_READY {
-                let raw = slot.copy();
-                let read = raw.flags.dir() == IOREQ_READ && raw.flags.data_is_ptr() == 0;
-                slot.complete(raw.flags, read.then(|| fallback_size(raw.size).mask()));
+            if let Ok(raw) = slot.take() {
+                slot.complete(&raw, invalid_answer(&raw));
                 keep(self.xen.platform().notify(port));
             }
         }

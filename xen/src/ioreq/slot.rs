@@ -1,22 +1,32 @@
-//! The one place that touches shared ioreq memory: raw pointers and volatile accesses only, no
+//! The one place that touches shared ioreq memory: raw pointers and atomic accesses only, no
 //! reference into memory Xen (or, in legacy gfn mode, the guest) may write concurrently.
 //!
-//! Protocol (reference §5.4): read `state` once; if READY, acquire fence, copy the 32-byte slot
-//! once into private memory; answer by writing `data`, release fence, then the state byte.
+//! The slot is four 64-bit words, and every access to it, here and in the simulator, is an
+//! atomic access to one whole word: so racing accesses (Xen's side, a hostile scribbler) are
+//! never of mixed sizes, which Rust's memory model does not allow, and the hostile tests are
+//! data-race-free. Word 3 holds `vp_eport`, the flags byte with the state, and `type`.
+//!
+//! Protocol (reference §5.4): load word 3 once (acquire); if its state is READY, load words
+//! 0..3 once: with word 3 that is the whole slot, copied once into private memory. Answer by
+//! storing `data` (word 1), then word 3 with the new state (release), built from the private
+//! copy (Xen does not change the other bytes of word 3 while a request is in flight).
 
-use core::sync::atomic::{fence, Ordering};
+use core::sync::atomic::{AtomicU64, Ordering};
 
 use xen_sys::{Ioreq, IoreqFlags, STATE_IOREQ_INPROCESS, STATE_IORESP_READY};
 
-/// Offsets inside `struct ioreq` (checked against the generated layout below).
-const DATA: usize = 8;
-const FLAGS: usize = 30;
-const _: () = assert!(core::mem::offset_of!(Ioreq, data) == DATA);
-const _: () = assert!(core::mem::offset_of!(Ioreq, flags) == FLAGS);
+/// The word of `data`, and the word holding `vp_eport`, the flags byte (state) and `type`.
+const DATA_WORD: usize = 1;
+const STATE_WORD: usize = 3;
+/// Where the flags byte sits in the state word (little-endian, as on every Xen architecture).
+const FLAGS_SHIFT: u32 = 48;
+const _: () = assert!(core::mem::offset_of!(Ioreq, data) == DATA_WORD * 8);
+const _: () = assert!(core::mem::offset_of!(Ioreq, vp_eport) == STATE_WORD * 8);
+const _: () = assert!(core::mem::offset_of!(Ioreq, flags) == STATE_WORD * 8 + 6);
 const _: () = assert!(core::mem::size_of::<Ioreq>() == 32);
 
 /// Counters for the fetch audit (feature `fetch-audit`, tests only): every byte read from a
-/// shared slot is counted, by kind, and every state byte written, so a test (on the simulator or
+/// shared slot is counted, by kind, and every state written, so a test (on the simulator or
 /// in a stub domain on real Xen) can prove each request is fetched exactly once and each state
 /// write moves the slot forward.
 #[cfg(feature = "fetch-audit")]
@@ -25,9 +35,10 @@ pub mod audit {
 
     /// Bytes read from shared slots, of every kind.
     pub static SLOT_BYTES_READ: AtomicU64 = AtomicU64::new(0);
-    /// Reads of a slot's state byte.
+    /// Loads of a slot's state word (8 bytes: `vp_eport`, flags and state, `type`).
     pub static STATE_READS: AtomicU64 = AtomicU64::new(0);
-    /// Copies of a whole 32-byte slot.
+    /// Copies of the rest of a slot (words 0..3, 24 bytes): with the state word loaded just
+    /// before, the whole 32-byte slot.
     pub static SLOT_COPIES: AtomicU64 = AtomicU64::new(0);
     /// State bytes written: INPROCESS.
     pub static WRITES_INPROCESS: AtomicU64 = AtomicU64::new(0);
@@ -71,10 +82,10 @@ pub mod audit {
     }
 
     impl Snapshot {
-        /// Bytes read that were neither a state byte nor a whole-slot copy (the event-channel
-        /// ports at set-up, 4 per vCPU; anything more is a double fetch).
+        /// Bytes read that were neither a state word nor a copy of the rest (the event-channel
+        /// port words at set-up, 8 per vCPU; anything more is a double fetch).
         pub fn other_bytes(&self) -> u64 {
-            self.bytes_read - self.state_reads - 32 * self.copies
+            self.bytes_read - 8 * self.state_reads - 24 * self.copies
         }
     }
 
@@ -98,7 +109,7 @@ pub struct Slot {
     ptr: *mut u8,
 }
 
-// SAFETY: a slot is an address in a mapping shared with Xen; every access is a volatile access
+// SAFETY: a slot is an address in a mapping shared with Xen; every access is an atomic access
 // through the raw pointer, so moving the handle between threads adds no aliasing.
 unsafe impl Send for Slot {}
 
@@ -108,7 +119,8 @@ impl Slot {
     /// # Safety
     ///
     /// `ptr` must point to 32 bytes of a live ioreq page mapping, 8-aligned, valid for reads and
-    /// writes for as long as the `Slot` is used.
+    /// writes for as long as the `Slot` is used, and accessed by everyone else with atomic
+    /// accesses of whole 64-bit words only.
     pub unsafe fn new(ptr: *mut u8) -> Self {
         Slot { ptr }
     }
@@ -126,73 +138,111 @@ impl Slot {
         }
     }
 
+    /// Word `i` (0..4) of the slot.
+    #[inline]
+    fn word(&self, i: usize) -> &AtomicU64 {
+        debug_assert!(i < 4);
+        // SAFETY: word i of the 32 8-aligned bytes `new`'s contract makes valid, which everyone
+        // accesses atomically as whole words: an atomic view makes no plain reference to shared
+        // memory. The borrow of `self` cannot outlive the mapping's use (`new`'s contract).
+        unsafe { AtomicU64::from_ptr(self.ptr.cast::<u64>().add(i)) }
+    }
+
+    /// The state word, loaded once with acquire ordering (so a READY state orders the loads
+    /// of the rest of the slot after Xen's stores to it).
+    #[inline]
+    fn state_word(&self) -> u64 {
+        #[cfg(feature = "fetch-audit")]
+        {
+            audit::count(8);
+            audit::bump(&audit::STATE_READS);
+        }
+        self.word(STATE_WORD).load(Ordering::Acquire)
+    }
+
     /// `state`, read once.
     #[inline]
     pub fn state(&self) -> u8 {
-        #[cfg(feature = "fetch-audit")]
-        {
-            audit::count(1);
-            audit::bump(&audit::STATE_READS);
-        }
-        // SAFETY: in bounds of the slot (new's contract); a byte load cannot tear.
-        let b = unsafe { self.ptr.add(FLAGS).read_volatile() };
-        b & IoreqFlags::STATE_MASK
+        (self.state_word() >> FLAGS_SHIFT) as u8 & IoreqFlags::STATE_MASK
     }
 
-    /// The whole slot, copied once after an acquire fence. Call only after `state()` said READY.
+    /// The whole slot if its state is READY (one load of the state word, then one of each other
+    /// word), else the state it holds. What the server uses: every byte is fetched once.
     #[inline]
-    pub fn copy(&self) -> Ioreq {
-        fence(Ordering::Acquire);
+    pub fn take(&self) -> Result<Ioreq, u8> {
+        let w3 = self.state_word();
+        let state = (w3 >> FLAGS_SHIFT) as u8 & IoreqFlags::STATE_MASK;
+        if state != xen_sys::STATE_IOREQ_READY {
+            return Err(state);
+        }
+        Ok(self.rest(w3))
+    }
+
+    /// Words 0..3 copied once after the state word `w3` was loaded; the slot as one value.
+    #[inline]
+    fn rest(&self, w3: u64) -> Ioreq {
         #[cfg(feature = "fetch-audit")]
         {
-            audit::count(32);
+            audit::count(24);
             audit::bump(&audit::SLOT_COPIES);
         }
-        let mut w = [0u64; 4];
-        for (i, word) in w.iter_mut().enumerate() {
-            // SAFETY: four aligned u64 loads covering the 32-byte slot, each exactly once.
-            *word = unsafe { self.ptr.cast::<u64>().add(i).read_volatile() };
-        }
+        let w = [
+            self.word(0).load(Ordering::Relaxed),
+            self.word(1).load(Ordering::Relaxed),
+            self.word(2).load(Ordering::Relaxed),
+            w3,
+        ];
         zerocopy::transmute!(w)
+    }
+
+    /// The whole slot, copied once: the state word (acquire), then the rest. For callers that
+    /// checked `state()` first (that check is a load of its own; the server uses [`take`]).
+    ///
+    /// [`take`]: Slot::take
+    #[inline]
+    pub fn copy(&self) -> Ioreq {
+        let w3 = self.state_word();
+        self.rest(w3)
     }
 
     /// Test-only double fetch of `size` (feature `fetch-audit`, when the mutation is on).
     #[cfg(feature = "fetch-audit")]
     pub(crate) fn refetch_size(&self) -> u32 {
-        audit::count(4);
-        // SAFETY: in bounds of the slot.
-        unsafe { self.ptr.add(20).cast::<u32>().read_volatile() }
+        audit::count(8);
+        // `size` is the high half of word 2.
+        (self.word(2).load(Ordering::Relaxed) >> 32) as u32
     }
 
-    /// Move to INPROCESS (forward only), writing our private copy of the flag bits.
+    /// The state word to store: the private copy's bytes with `flags` set to `state`.
     #[inline]
-    pub fn set_inprocess(&self, flags: IoreqFlags) {
+    fn word3_with(raw: &Ioreq, state: u8) -> u64 {
+        let w: [u64; 4] = zerocopy::transmute!(*raw);
+        let flags = u64::from(raw.flags.with_state(state).0);
+        (w[STATE_WORD] & !(0xff << FLAGS_SHIFT)) | flags << FLAGS_SHIFT
+    }
+
+    /// Move to INPROCESS (forward only), storing the state word of the private copy `raw`.
+    #[inline]
+    pub fn set_inprocess(&self, raw: &Ioreq) {
         #[cfg(feature = "fetch-audit")]
         self.audit_write(&audit::WRITES_INPROCESS, STATE_IOREQ_INPROCESS);
-        // SAFETY: in bounds; a byte store.
-        unsafe {
-            self.ptr
-                .add(FLAGS)
-                .write_volatile(flags.with_state(STATE_IOREQ_INPROCESS).0)
-        };
+        self.word(STATE_WORD).store(
+            Self::word3_with(raw, STATE_IOREQ_INPROCESS),
+            Ordering::Relaxed,
+        );
     }
 
-    /// Publish the answer: `data` (for reads), release fence, then `state = IORESP_READY`.
+    /// Publish the answer: `data` (for reads), then the state word with IORESP_READY (release:
+    /// Xen sees the data once it sees the state).
     #[inline]
-    pub fn complete(&self, flags: IoreqFlags, data: Option<u64>) {
+    pub fn complete(&self, raw: &Ioreq, data: Option<u64>) {
         if let Some(d) = data {
-            // SAFETY: in bounds; an aligned u64 store.
-            unsafe { self.ptr.add(DATA).cast::<u64>().write_volatile(d) };
+            self.word(DATA_WORD).store(d, Ordering::Relaxed);
         }
-        fence(Ordering::Release);
         #[cfg(feature = "fetch-audit")]
         self.audit_write(&audit::WRITES_RESPONSE, STATE_IORESP_READY);
-        // SAFETY: in bounds; a byte store, after the data is visible.
-        unsafe {
-            self.ptr
-                .add(FLAGS)
-                .write_volatile(flags.with_state(STATE_IORESP_READY).0)
-        };
+        self.word(STATE_WORD)
+            .store(Self::word3_with(raw, STATE_IORESP_READY), Ordering::Release);
     }
 
     /// Audit a state write of `to`: count it, and count it as backward unless it moves the
@@ -200,8 +250,9 @@ impl Slot {
     #[cfg(feature = "fetch-audit")]
     fn audit_write(&self, counter: &core::sync::atomic::AtomicU64, to: u8) {
         audit::bump(counter);
-        // SAFETY: in bounds; a byte load (the audit's own, not counted as a server read).
-        let now = unsafe { self.ptr.add(FLAGS).read_volatile() } & IoreqFlags::STATE_MASK;
+        // The audit's own load, not counted as a server read.
+        let now = (self.word(STATE_WORD).load(Ordering::Relaxed) >> FLAGS_SHIFT) as u8
+            & IoreqFlags::STATE_MASK;
         if to <= now {
             audit::bump(&audit::WRITES_BACKWARD);
         }
@@ -210,8 +261,7 @@ impl Slot {
     /// The event channel Xen wrote for this vCPU, read once (valid after the server is enabled).
     pub fn vp_eport(&self) -> u32 {
         #[cfg(feature = "fetch-audit")]
-        audit::count(4);
-        // SAFETY: in bounds; an aligned u32 load.
-        unsafe { self.ptr.add(24).cast::<u32>().read_volatile() }
+        audit::count(8);
+        self.word(STATE_WORD).load(Ordering::Acquire) as u32
     }
 }

@@ -432,16 +432,67 @@ fn scripted(reply: Vec<u8>) -> Client<UnixStream> {
 }
 
 fn frame(ty: u32, id: u32, payload: &[u8]) -> Vec<u8> {
+    frame_tx(ty, id, 0, payload)
+}
+
+fn frame_tx(ty: u32, id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
     let mut m = Header {
         ty: wire::XsdSockmsgType(ty),
         req_id: id,
-        tx_id: 0,
+        tx_id,
         len: payload.len() as u32,
     }
     .encode()
     .to_vec();
     m.extend_from_slice(payload);
     m
+}
+
+/// `r` is the malformed-message error of `op` on `path` for `want`, and the connection is
+/// unusable after it.
+#[track_caller]
+fn refused<T: std::fmt::Debug>(
+    xs: &mut Client<UnixStream>,
+    r: Result<T, Error>,
+    op: &str,
+    path: &str,
+    want: Malformed,
+) {
+    match r {
+        Err(Error::Malformed {
+            op: o,
+            path: p,
+            what,
+        }) => assert_eq!((o, p.as_str(), what), (op, path, want)),
+        other => panic!("{want:?}: got {other:?}"),
+    }
+    assert!(matches!(xs.read(Tx::NONE, "/x"), Err(Error::Broken { .. })));
+}
+
+#[test]
+fn a_reply_in_another_transaction_is_malformed() {
+    let wrong = |got, want| Malformed::WrongTransaction { got, want };
+    // Outside a transaction, a reply in one.
+    let mut xs = scripted(frame_tx(WRITE, 1, 7, b"OK\0"));
+    let r = xs.write(Tx::NONE, "/x", b"1");
+    refused(&mut xs, r, "XS_WRITE", "/x", wrong(7, 0));
+    // Inside a transaction, a reply outside it or in another one; errors too.
+    let mut xs = scripted(frame_tx(READ, 1, 0, b"v"));
+    let r = xs.read(Tx(5), "/x");
+    refused(&mut xs, r, "XS_READ", "/x", wrong(0, 5));
+    let mut xs = scripted(frame_tx(ERROR, 1, 6, b"ENOENT\0"));
+    let r = xs.read(Tx(5), "/x");
+    refused(&mut xs, r, "XS_READ", "/x", wrong(6, 5));
+    // XS_TRANSACTION_START is sent outside any transaction and xenstored answers in kind: the
+    // new id is the payload, not the header's tx_id.
+    let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 12, b"12\0"));
+    let r = xs.transaction_start();
+    refused(&mut xs, r, "XS_TRANSACTION_START", "", wrong(12, 0));
+    let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 0, b"12\0"));
+    assert_eq!(xs.transaction_start().unwrap(), Tx(12));
+    // The reply that echoes the request's transaction is taken.
+    let mut xs = scripted(frame_tx(READ, 1, 5, b"v"));
+    assert_eq!(xs.read(Tx(5), "/x").unwrap(), b"v");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The client: one connection (the xenstored socket or `/dev/xen/xenbus`), one request in
-//! flight at a time, its reply matched by request id; watch events that arrive meanwhile are
-//! queued for [`Client::next_event`].
+//! flight at a time, its reply matched by request id and transaction id; watch events that
+//! arrive meanwhile are queued for [`Client::next_event`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -528,6 +528,18 @@ impl<C: Conn> Client<C> {
                     Malformed::WrongId {
                         got: h.req_id,
                         want: id,
+                    },
+                ));
+            }
+            // xenstored copies the request's tx_id into every reply (xenstore.txt), so another
+            // one means the reply is not to this request.
+            if h.tx_id != tx.0 {
+                return Err(self.malformed(
+                    ty,
+                    path,
+                    Malformed::WrongTransaction {
+                        got: h.tx_id,
+                        want: tx.0,
                     },
                 ));
             }

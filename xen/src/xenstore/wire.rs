@@ -78,12 +78,21 @@ pub enum Malformed {
         /// The request's type.
         want: u32,
     },
-    /// A reply whose request id or transaction id is not the request's.
+    /// A reply whose request id is not the request's.
     #[error("a reply with request id {got}, but the request in flight has id {want}")]
     WrongId {
         /// The reply's id.
         got: u32,
         /// The request's id.
+        want: u32,
+    },
+    /// A reply whose transaction id is not the request's (replies, errors included, copy it
+    /// from the request; `XS_TRANSACTION_START`'s is 0 too, the new id is in its payload).
+    #[error("a reply in transaction {got} to a request in transaction {want}")]
+    WrongTransaction {
+        /// The reply's transaction id.
+        got: u32,
+        /// The request's transaction id.
         want: u32,
     },
     /// A string without its NUL terminator.

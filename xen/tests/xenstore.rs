@@ -412,8 +412,37 @@ fn bad_requests_are_refused_before_sending() {
     let e = xs.write(Tx::NONE, "/v", &[0; 4096]).unwrap_err();
     assert!(matches!(e, Error::Invalid { op: "XS_WRITE", .. }), "{e}");
     assert!(matches!(xs.watch("/w", "a\0b"), Err(Error::Invalid { .. })));
-    // The connection is still good.
+    // Watches whose events the client would refuse: on a relative path (its events have
+    // relative paths) or with an empty token.
+    for (path, token, what) in [
+        (
+            "device/vif",
+            "t",
+            "a relative path: a watch's path must be absolute or special (@...)",
+        ),
+        ("/w", "", "an empty token"),
+    ] {
+        let e = xs.watch(path, token).unwrap_err();
+        assert!(
+            matches!(e, Error::Invalid { op: "XS_WATCH", what: w, .. } if w == what),
+            "{e}"
+        );
+        let e = xs.unwatch(path, token).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Invalid {
+                    op: "XS_UNWATCH",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    // The connection is still good, and special paths can be watched.
     xs.write(Tx::NONE, "/v", b"ok").unwrap();
+    xs.watch("@releaseDomain", "rd").unwrap();
+    assert_eq!(xs.next_event().unwrap().path, "@releaseDomain");
 }
 
 /// A daemon that answers the first request with `reply` (raw bytes) and then hangs up.
@@ -554,6 +583,50 @@ fn a_misbehaving_daemon_gives_errors_and_a_broken_connection() {
         xs.write(Tx::NONE, "/x", b"1"),
         Err(Error::Closed { .. })
     ));
+}
+
+#[test]
+fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
+    let ids = |req_id, tx_id| Malformed::EventIds { req_id, tx_id };
+    let cases = [
+        (frame(WATCH_EVENT, 0, b"\0tok\0"), Malformed::BadEventPath),
+        (
+            frame(WATCH_EVENT, 0, b"rel/path\0tok\0"),
+            Malformed::BadEventPath,
+        ),
+        (frame(WATCH_EVENT, 0, b"/a\0\0"), Malformed::EmptyToken),
+        (frame(WATCH_EVENT, 3, b"/a\0tok\0"), ids(3, 0)),
+        (frame_tx(WATCH_EVENT, 0, 4, b"/a\0tok\0"), ids(0, 4)),
+    ];
+    for (event, want) in cases {
+        // Before the reply the client waits for: the request's error.
+        let mut m = event.clone();
+        m.extend(frame(WRITE, 1, b"OK\0"));
+        let mut xs = scripted(m);
+        let r = xs.write(Tx::NONE, "/x", b"1");
+        refused(&mut xs, r, "XS_WRITE", "/x", want);
+        // After it: not queued with the reply, but reported by the next read.
+        let mut m = frame(WRITE, 1, b"OK\0");
+        m.extend(event);
+        let mut xs = scripted(m);
+        xs.write(Tx::NONE, "/x", b"1").unwrap();
+        assert_eq!(xs.pending_event(), None);
+        let r = xs.next_event();
+        refused(&mut xs, r, "XS_WATCH_EVENT", "", want);
+    }
+    // Absolute and special paths are events.
+    let mut m = frame(WRITE, 1, b"OK\0");
+    for p in [
+        &b"/\0t\0"[..],
+        b"@releaseDomain\0t\0",
+        b"@introduceDomain\0t\0",
+    ] {
+        m.extend(frame(WATCH_EVENT, 0, p));
+    }
+    let mut xs = scripted(m);
+    xs.write(Tx::NONE, "/x", b"1").unwrap();
+    let paths: Vec<String> = std::iter::from_fn(|| xs.pending_event().map(|e| e.path)).collect();
+    assert_eq!(paths, ["/", "@releaseDomain", "@introduceDomain"]);
 }
 
 #[test]

@@ -62,7 +62,7 @@ impl AsFd for Canned {
 /// A payload that is often almost right: strings from a small alphabet, NULs, digits,
 /// permission letters, OK, error names, or plain noise.
 fn payload(r: &mut Rng) -> Vec<u8> {
-    const WORDS: [&[u8]; 12] = [
+    const WORDS: [&[u8]; 14] = [
         b"OK",
         b"ENOENT",
         b"EAGAIN",
@@ -72,6 +72,8 @@ fn payload(r: &mut Rng) -> Vec<u8> {
         b"12",
         b"0",
         b"/a/b",
+        b"@releaseDomain",
+        b"a/rel",
         b"tok",
         b"\xff\xfe",
         b"",
@@ -112,12 +114,19 @@ fn stream(r: &mut Rng, reply_ty: u32) -> Vec<u8> {
             1 => p.len() as u32 + r.below(8) as u32,
             _ => p.len() as u32,
         };
-        let req_id = if r.below(4) == 0 { r.next() as u32 } else { 1 };
+        // Mostly right: replies carry the request's ids (1, outside a transaction), watch
+        // events none.
+        let req_id = match r.below(4) {
+            0 => r.next() as u32,
+            _ if ty == 15 => 0,
+            _ => 1,
+        };
+        let tx_id = if r.below(8) == 0 { r.next() as u32 } else { 0 };
         s.extend_from_slice(
             &Header {
                 ty: XsdSockmsgType(ty),
                 req_id,
-                tx_id: 0,
+                tx_id,
                 len,
             }
             .encode(),
@@ -179,6 +188,8 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
             5 => xs.get_domain_path(1).map(|p| assert!(!p.contains('\0'))),
             6 => xs.next_event().map(|e| {
                 assert!(!e.path.contains('\0') && !e.token.contains('\0'));
+                assert!(e.path.starts_with('/') || e.path.starts_with('@'), "{e:?}");
+                assert!(!e.token.is_empty(), "{e:?}");
             }),
             _ => xs.dispatch().map(|_| ()),
         };
@@ -196,11 +207,18 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
     for (k, n) in &outcomes {
         println!("  {k}: {n}");
     }
-    // The fuzzer reaches both acceptance and every kind of refusal (else it is too weak).
+    // The fuzzer reaches both acceptance and every kind of refusal (else it is too weak), and
+    // every operation accepts something (else its checks refuse everything).
     for want in ["ok", "malformed", "daemon error", "closed"] {
         assert!(
             outcomes.iter().any(|(k, _)| k.ends_with(want)),
             "no case ended \"{want}\""
+        );
+    }
+    for op in 0..8 {
+        assert!(
+            outcomes.contains_key(&format!("op {op}: ok")),
+            "op {op} never succeeded"
         );
     }
 }

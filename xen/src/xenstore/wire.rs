@@ -116,6 +116,21 @@ pub enum Malformed {
     /// A watch event without exactly a path and a token.
     #[error("a watch event without exactly a path and a token")]
     BadWatchEvent,
+    /// A watch event whose path is empty or relative: the client only sets watches on absolute
+    /// paths and special `@` paths, and an event's path is the watch's or below it.
+    #[error("a watch event whose path is neither absolute nor a special @ path")]
+    BadEventPath,
+    /// A watch event with an empty token (the client sets no watch without one).
+    #[error("a watch event with an empty token")]
+    EmptyToken,
+    /// A watch event with a request or transaction id: events are unsolicited, both are 0.
+    #[error("a watch event with request id {req_id} and transaction id {tx_id} (both must be 0)")]
+    EventIds {
+        /// The event's request id.
+        req_id: u32,
+        /// The event's transaction id.
+        tx_id: u32,
+    },
     /// The connection ended inside a message.
     #[error("the connection ended inside a message")]
     Truncated,
@@ -164,9 +179,14 @@ pub fn transaction_id(p: &[u8]) -> Result<u32, Malformed> {
         .ok_or(Malformed::BadTransactionId)
 }
 
-/// A watch event's payload: the path that changed and the watch's token.
+/// A watch event's payload: the path that changed (absolute, or special such as
+/// `@releaseDomain`) and the watch's token (not empty).
 pub fn watch_event(p: &[u8]) -> Result<(String, String), Malformed> {
     match strings(p).map_err(|_| Malformed::BadWatchEvent)?.as_slice() {
+        [path, _] if !(path.starts_with('/') || path.starts_with('@')) => {
+            Err(Malformed::BadEventPath)
+        }
+        [_, ""] => Err(Malformed::EmptyToken),
         [path, token] => Ok((String::from(*path), String::from(*token))),
         _ => Err(Malformed::BadWatchEvent),
     }

@@ -630,6 +630,36 @@ fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
 }
 
 #[test]
+fn an_empty_permission_list_is_malformed() {
+    let mut xs = scripted(frame(GET_PERMS, 1, b""));
+    let r = xs.get_perms(Tx::NONE, "/x");
+    refused(&mut xs, r, "XS_GET_PERMS", "/x", Malformed::NoPermissions);
+    // The owner's entry alone is a list.
+    let mut xs = scripted(frame(GET_PERMS, 1, b"b3\0"));
+    assert_eq!(
+        xs.get_perms(Tx::NONE, "/x").unwrap(),
+        [Perm {
+            domid: 3,
+            access: Access::Both
+        }]
+    );
+}
+
+#[test]
+fn a_directory_listing_with_an_empty_name_is_malformed() {
+    for listing in [&b"a\0\0b\0"[..], b"\0", b"\0a\0", b"a\0\0"] {
+        let mut xs = scripted(frame(DIRECTORY, 1, listing));
+        let r = xs.directory(Tx::NONE, "/x");
+        refused(&mut xs, r, "XS_DIRECTORY", "/x", Malformed::EmptyName);
+    }
+    // A node without children: xenstored sends an empty payload.
+    let mut xs = scripted(frame(DIRECTORY, 1, b""));
+    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), Vec::<String>::new());
+    let mut xs = scripted(frame(DIRECTORY, 1, b"a\0b\0"));
+    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), ["a", "b"]);
+}
+
+#[test]
 fn an_event_in_the_same_read_as_a_reply_is_pending_at_once() {
     // A caller that polls the descriptor for events must not wait for bytes already read.
     let mut both = frame(WRITE, 1, b"OK\0");
@@ -683,6 +713,22 @@ fn parsers_on_edge_payloads() {
     assert_eq!(wire::strings(b"").unwrap(), Vec::<&str>::new());
     assert_eq!(wire::strings(b"a\0\0b\0").unwrap(), ["a", "", "b"]);
     assert_eq!(wire::strings(b"a"), Err(Malformed::Unterminated));
+    assert_eq!(wire::directory(b"").unwrap(), Vec::<&str>::new());
+    assert_eq!(wire::directory(b"a\0\0b\0"), Err(Malformed::EmptyName));
+    assert_eq!(wire::directory(b"\0"), Err(Malformed::EmptyName));
+    assert_eq!(wire::perms(b""), Err(Malformed::NoPermissions));
+    assert_eq!(
+        wire::watch_event(b"@releaseDomain\0t\0"),
+        Ok(("@releaseDomain".into(), "t".into()))
+    );
+    for (bad, want) in [
+        (&b"\0t\0"[..], Malformed::BadEventPath),
+        (b"a/b\0t\0", Malformed::BadEventPath),
+        (b"/a\0\0", Malformed::EmptyToken),
+        (b"/a\0t\0x\0", Malformed::BadWatchEvent),
+    ] {
+        assert_eq!(wire::watch_event(bad), Err(want), "{bad:?}");
+    }
     assert_eq!(wire::string(b"a\0b\0"), Err(Malformed::InteriorNul));
     assert_eq!(wire::string(&[0xff, 0]), Err(Malformed::NotUtf8));
     assert_eq!(wire::transaction_id(b"12\0"), Ok(12));

@@ -181,9 +181,12 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
             0 => xs.read(Tx::NONE, "/a").map(|_| ()),
             1 => xs.write(Tx::NONE, "/a", b"v"),
             2 => xs.directory(Tx::NONE, "/a").map(|d| {
-                assert!(d.iter().all(|n| !n.contains('\0')));
+                assert!(
+                    d.iter().all(|n| !n.is_empty() && !n.contains('\0')),
+                    "{d:?}"
+                );
             }),
-            3 => xs.get_perms(Tx::NONE, "/a").map(|_| ()),
+            3 => xs.get_perms(Tx::NONE, "/a").map(|p| assert!(!p.is_empty())),
             4 => xs.transaction_start().map(|t| assert_ne!(t, Tx::NONE)),
             5 => xs.get_domain_path(1).map(|p| assert!(!p.contains('\0'))),
             6 => xs.next_event().map(|e| {
@@ -227,7 +230,7 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
 fn the_wire_parsers_on_a_million_random_payloads() {
     const CASES: u64 = 1_000_000;
     let mut r = Rng(0x1234_5678_9abc_def1);
-    let mut accepted = [0u64; 7];
+    let mut accepted = [0u64; 8];
     for _ in 0..CASES {
         let p = payload(&mut r);
         let results = [
@@ -237,6 +240,7 @@ fn the_wire_parsers_on_a_million_random_payloads() {
             wire::transaction_id(&p).is_ok(),
             wire::watch_event(&p).is_ok(),
             wire::perms(&p).is_ok(),
+            wire::directory(&p).is_ok(),
             wire::frame(&p).is_ok_and(|f| f.is_some()),
         ];
         for (a, ok) in accepted.iter_mut().zip(results) {
@@ -251,16 +255,26 @@ fn the_wire_parsers_on_a_million_random_payloads() {
             }
             assert_eq!(back, p);
         }
+        if let Ok(names) = wire::directory(&p) {
+            assert!(names.iter().all(|n| !n.is_empty()), "{p:?}");
+        }
+        if let Ok(perms) = wire::perms(&p) {
+            assert!(!perms.is_empty(), "{p:?}");
+        }
+        if let Ok((path, token)) = wire::watch_event(&p) {
+            assert!(path.starts_with('/') || path.starts_with('@'), "{p:?}");
+            assert!(!token.is_empty(), "{p:?}");
+        }
         if let Ok(Some((h, range))) = wire::frame(&p) {
             assert!(h.len as usize <= wire::PAYLOAD_MAX && range.end <= p.len());
         }
     }
     println!(
-        "{CASES} random payloads accepted by string {}, strings {}, ok {}, transaction_id {}, watch_event {}, perms {}, frame {}",
-        accepted[0], accepted[1], accepted[2], accepted[3], accepted[4], accepted[5], accepted[6]
+        "{CASES} random payloads accepted by string {}, strings {}, ok {}, transaction_id {}, watch_event {}, perms {}, directory {}, frame {}",
+        accepted[0], accepted[1], accepted[2], accepted[3], accepted[4], accepted[5], accepted[6], accepted[7]
     );
     assert!(
-        accepted.iter().take(6).all(|&a| a > 0),
+        accepted.iter().take(7).all(|&a| a > 0),
         "a parser never accepted: {accepted:?}"
     );
 }

@@ -262,7 +262,7 @@ impl<C: Conn> Client<C> {
     /// The names of the children of `path`.
     pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
         let p = self.path_call(Ty::DIRECTORY, tx, path, &[])?;
-        wire::strings(&p)
+        wire::directory(&p)
             .map(|v| v.into_iter().map(String::from).collect())
             .map_err(|what| self.malformed(Ty::DIRECTORY, path, what))
     }

@@ -113,6 +113,12 @@ pub enum Malformed {
     /// A permission entry not of the form `[nrwb]DOMID`.
     #[error("a permission entry not of the form [nrwb]DOMID")]
     BadPermission,
+    /// An empty permission list: every node has at least its owner's entry.
+    #[error("an empty permission list (a node always has its owner's entry)")]
+    NoPermissions,
+    /// An empty child name in a directory listing.
+    #[error("an empty child name in a directory listing")]
+    EmptyName,
     /// A watch event without exactly a path and a token.
     #[error("a watch event without exactly a path and a token")]
     BadWatchEvent,
@@ -156,6 +162,17 @@ pub fn strings(p: &[u8]) -> Result<Vec<&str>, Malformed> {
     body.split(|&b| b == 0)
         .map(|s| core::str::from_utf8(s).map_err(|_| Malformed::NotUtf8))
         .collect()
+}
+
+/// An `XS_DIRECTORY` reply: the children's names, none of them empty. A node without children
+/// is an empty payload (xenstored sends its children's list as is, and that list is empty); a
+/// lone NUL would be one empty name.
+pub fn directory(p: &[u8]) -> Result<Vec<&str>, Malformed> {
+    let names = strings(p)?;
+    if names.contains(&"") {
+        return Err(Malformed::EmptyName);
+    }
+    Ok(names)
 }
 
 /// The `OK` acknowledgement of writes, removals, watches and transaction ends.
@@ -252,9 +269,13 @@ impl core::fmt::Display for Perm {
     }
 }
 
-/// Parse an `XS_GET_PERMS` reply.
+/// Parse an `XS_GET_PERMS` reply: the owner's entry first, so never empty.
 pub fn perms(p: &[u8]) -> Result<Vec<Perm>, Malformed> {
-    strings(p)?.into_iter().map(Perm::parse).collect()
+    let list = strings(p)?;
+    if list.is_empty() {
+        return Err(Malformed::NoPermissions);
+    }
+    list.into_iter().map(Perm::parse).collect()
 }
 
 /// The errno of an `XS_ERROR` reply's name (`"ENOENT"` → 2), from the protocol's error table

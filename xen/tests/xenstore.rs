@@ -412,8 +412,37 @@ fn bad_requests_are_refused_before_sending() {
     let e = xs.write(Tx::NONE, "/v", &[0; 4096]).unwrap_err();
     assert!(matches!(e, Error::Invalid { op: "XS_WRITE", .. }), "{e}");
     assert!(matches!(xs.watch("/w", "a\0b"), Err(Error::Invalid { .. })));
-    // The connection is still good.
+    // Watches whose events the client would refuse: on a relative path (its events have
+    // relative paths) or with an empty token.
+    for (path, token, what) in [
+        (
+            "device/vif",
+            "t",
+            "a relative path: a watch's path must be absolute or special (@...)",
+        ),
+        ("/w", "", "an empty token"),
+    ] {
+        let e = xs.watch(path, token).unwrap_err();
+        assert!(
+            matches!(e, Error::Invalid { op: "XS_WATCH", what: w, .. } if w == what),
+            "{e}"
+        );
+        let e = xs.unwatch(path, token).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Invalid {
+                    op: "XS_UNWATCH",
+                    ..
+                }
+            ),
+            "{e}"
+        );
+    }
+    // The connection is still good, and special paths can be watched.
     xs.write(Tx::NONE, "/v", b"ok").unwrap();
+    xs.watch("@releaseDomain", "rd").unwrap();
+    assert_eq!(xs.next_event().unwrap().path, "@releaseDomain");
 }
 
 /// A daemon that answers the first request with `reply` (raw bytes) and then hangs up.
@@ -432,16 +461,67 @@ fn scripted(reply: Vec<u8>) -> Client<UnixStream> {
 }
 
 fn frame(ty: u32, id: u32, payload: &[u8]) -> Vec<u8> {
+    frame_tx(ty, id, 0, payload)
+}
+
+fn frame_tx(ty: u32, id: u32, tx_id: u32, payload: &[u8]) -> Vec<u8> {
     let mut m = Header {
         ty: wire::XsdSockmsgType(ty),
         req_id: id,
-        tx_id: 0,
+        tx_id,
         len: payload.len() as u32,
     }
     .encode()
     .to_vec();
     m.extend_from_slice(payload);
     m
+}
+
+/// `r` is the malformed-message error of `op` on `path` for `want`, and the connection is
+/// unusable after it.
+#[track_caller]
+fn refused<T: std::fmt::Debug>(
+    xs: &mut Client<UnixStream>,
+    r: Result<T, Error>,
+    op: &str,
+    path: &str,
+    want: Malformed,
+) {
+    match r {
+        Err(Error::Malformed {
+            op: o,
+            path: p,
+            what,
+        }) => assert_eq!((o, p.as_str(), what), (op, path, want)),
+        other => panic!("{want:?}: got {other:?}"),
+    }
+    assert!(matches!(xs.read(Tx::NONE, "/x"), Err(Error::Broken { .. })));
+}
+
+#[test]
+fn a_reply_in_another_transaction_is_malformed() {
+    let wrong = |got, want| Malformed::WrongTransaction { got, want };
+    // Outside a transaction, a reply in one.
+    let mut xs = scripted(frame_tx(WRITE, 1, 7, b"OK\0"));
+    let r = xs.write(Tx::NONE, "/x", b"1");
+    refused(&mut xs, r, "XS_WRITE", "/x", wrong(7, 0));
+    // Inside a transaction, a reply outside it or in another one; errors too.
+    let mut xs = scripted(frame_tx(READ, 1, 0, b"v"));
+    let r = xs.read(Tx(5), "/x");
+    refused(&mut xs, r, "XS_READ", "/x", wrong(0, 5));
+    let mut xs = scripted(frame_tx(ERROR, 1, 6, b"ENOENT\0"));
+    let r = xs.read(Tx(5), "/x");
+    refused(&mut xs, r, "XS_READ", "/x", wrong(6, 5));
+    // XS_TRANSACTION_START is sent outside any transaction and xenstored answers in kind: the
+    // new id is the payload, not the header's tx_id.
+    let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 12, b"12\0"));
+    let r = xs.transaction_start();
+    refused(&mut xs, r, "XS_TRANSACTION_START", "", wrong(12, 0));
+    let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 0, b"12\0"));
+    assert_eq!(xs.transaction_start().unwrap(), Tx(12));
+    // The reply that echoes the request's transaction is taken.
+    let mut xs = scripted(frame_tx(READ, 1, 5, b"v"));
+    assert_eq!(xs.read(Tx(5), "/x").unwrap(), b"v");
 }
 
 #[test]
@@ -506,6 +586,80 @@ fn a_misbehaving_daemon_gives_errors_and_a_broken_connection() {
 }
 
 #[test]
+fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
+    let ids = |req_id, tx_id| Malformed::EventIds { req_id, tx_id };
+    let cases = [
+        (frame(WATCH_EVENT, 0, b"\0tok\0"), Malformed::BadEventPath),
+        (
+            frame(WATCH_EVENT, 0, b"rel/path\0tok\0"),
+            Malformed::BadEventPath,
+        ),
+        (frame(WATCH_EVENT, 0, b"/a\0\0"), Malformed::EmptyToken),
+        (frame(WATCH_EVENT, 3, b"/a\0tok\0"), ids(3, 0)),
+        (frame_tx(WATCH_EVENT, 0, 4, b"/a\0tok\0"), ids(0, 4)),
+    ];
+    for (event, want) in cases {
+        // Before the reply the client waits for: the request's error.
+        let mut m = event.clone();
+        m.extend(frame(WRITE, 1, b"OK\0"));
+        let mut xs = scripted(m);
+        let r = xs.write(Tx::NONE, "/x", b"1");
+        refused(&mut xs, r, "XS_WRITE", "/x", want);
+        // After it: not queued with the reply, but reported by the next read.
+        let mut m = frame(WRITE, 1, b"OK\0");
+        m.extend(event);
+        let mut xs = scripted(m);
+        xs.write(Tx::NONE, "/x", b"1").unwrap();
+        assert_eq!(xs.pending_event(), None);
+        let r = xs.next_event();
+        refused(&mut xs, r, "XS_WATCH_EVENT", "", want);
+    }
+    // Absolute and special paths are events.
+    let mut m = frame(WRITE, 1, b"OK\0");
+    for p in [
+        &b"/\0t\0"[..],
+        b"@releaseDomain\0t\0",
+        b"@introduceDomain\0t\0",
+    ] {
+        m.extend(frame(WATCH_EVENT, 0, p));
+    }
+    let mut xs = scripted(m);
+    xs.write(Tx::NONE, "/x", b"1").unwrap();
+    let paths: Vec<String> = std::iter::from_fn(|| xs.pending_event().map(|e| e.path)).collect();
+    assert_eq!(paths, ["/", "@releaseDomain", "@introduceDomain"]);
+}
+
+#[test]
+fn an_empty_permission_list_is_malformed() {
+    let mut xs = scripted(frame(GET_PERMS, 1, b""));
+    let r = xs.get_perms(Tx::NONE, "/x");
+    refused(&mut xs, r, "XS_GET_PERMS", "/x", Malformed::NoPermissions);
+    // The owner's entry alone is a list.
+    let mut xs = scripted(frame(GET_PERMS, 1, b"b3\0"));
+    assert_eq!(
+        xs.get_perms(Tx::NONE, "/x").unwrap(),
+        [Perm {
+            domid: 3,
+            access: Access::Both
+        }]
+    );
+}
+
+#[test]
+fn a_directory_listing_with_an_empty_name_is_malformed() {
+    for listing in [&b"a\0\0b\0"[..], b"\0", b"\0a\0", b"a\0\0"] {
+        let mut xs = scripted(frame(DIRECTORY, 1, listing));
+        let r = xs.directory(Tx::NONE, "/x");
+        refused(&mut xs, r, "XS_DIRECTORY", "/x", Malformed::EmptyName);
+    }
+    // A node without children: xenstored sends an empty payload.
+    let mut xs = scripted(frame(DIRECTORY, 1, b""));
+    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), Vec::<String>::new());
+    let mut xs = scripted(frame(DIRECTORY, 1, b"a\0b\0"));
+    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), ["a", "b"]);
+}
+
+#[test]
 fn an_event_in_the_same_read_as_a_reply_is_pending_at_once() {
     // A caller that polls the descriptor for events must not wait for bytes already read.
     let mut both = frame(WRITE, 1, b"OK\0");
@@ -559,6 +713,22 @@ fn parsers_on_edge_payloads() {
     assert_eq!(wire::strings(b"").unwrap(), Vec::<&str>::new());
     assert_eq!(wire::strings(b"a\0\0b\0").unwrap(), ["a", "", "b"]);
     assert_eq!(wire::strings(b"a"), Err(Malformed::Unterminated));
+    assert_eq!(wire::directory(b"").unwrap(), Vec::<&str>::new());
+    assert_eq!(wire::directory(b"a\0\0b\0"), Err(Malformed::EmptyName));
+    assert_eq!(wire::directory(b"\0"), Err(Malformed::EmptyName));
+    assert_eq!(wire::perms(b""), Err(Malformed::NoPermissions));
+    assert_eq!(
+        wire::watch_event(b"@releaseDomain\0t\0"),
+        Ok(("@releaseDomain".into(), "t".into()))
+    );
+    for (bad, want) in [
+        (&b"\0t\0"[..], Malformed::BadEventPath),
+        (b"a/b\0t\0", Malformed::BadEventPath),
+        (b"/a\0\0", Malformed::EmptyToken),
+        (b"/a\0t\0x\0", Malformed::BadWatchEvent),
+    ] {
+        assert_eq!(wire::watch_event(bad), Err(want), "{bad:?}");
+    }
     assert_eq!(wire::string(b"a\0b\0"), Err(Malformed::InteriorNul));
     assert_eq!(wire::string(&[0xff, 0]), Err(Malformed::NotUtf8));
     assert_eq!(wire::transaction_id(b"12\0"), Ok(12));

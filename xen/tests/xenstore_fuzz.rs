@@ -62,7 +62,7 @@ impl AsFd for Canned {
 /// A payload that is often almost right: strings from a small alphabet, NULs, digits,
 /// permission letters, OK, error names, or plain noise.
 fn payload(r: &mut Rng) -> Vec<u8> {
-    const WORDS: [&[u8]; 12] = [
+    const WORDS: [&[u8]; 14] = [
         b"OK",
         b"ENOENT",
         b"EAGAIN",
@@ -72,6 +72,8 @@ fn payload(r: &mut Rng) -> Vec<u8> {
         b"12",
         b"0",
         b"/a/b",
+        b"@releaseDomain",
+        b"a/rel",
         b"tok",
         b"\xff\xfe",
         b"",
@@ -112,12 +114,19 @@ fn stream(r: &mut Rng, reply_ty: u32) -> Vec<u8> {
             1 => p.len() as u32 + r.below(8) as u32,
             _ => p.len() as u32,
         };
-        let req_id = if r.below(4) == 0 { r.next() as u32 } else { 1 };
+        // Mostly right: replies carry the request's ids (1, outside a transaction), watch
+        // events none.
+        let req_id = match r.below(4) {
+            0 => r.next() as u32,
+            _ if ty == 15 => 0,
+            _ => 1,
+        };
+        let tx_id = if r.below(8) == 0 { r.next() as u32 } else { 0 };
         s.extend_from_slice(
             &Header {
                 ty: XsdSockmsgType(ty),
                 req_id,
-                tx_id: 0,
+                tx_id,
                 len,
             }
             .encode(),
@@ -172,13 +181,18 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
             0 => xs.read(Tx::NONE, "/a").map(|_| ()),
             1 => xs.write(Tx::NONE, "/a", b"v"),
             2 => xs.directory(Tx::NONE, "/a").map(|d| {
-                assert!(d.iter().all(|n| !n.contains('\0')));
+                assert!(
+                    d.iter().all(|n| !n.is_empty() && !n.contains('\0')),
+                    "{d:?}"
+                );
             }),
-            3 => xs.get_perms(Tx::NONE, "/a").map(|_| ()),
+            3 => xs.get_perms(Tx::NONE, "/a").map(|p| assert!(!p.is_empty())),
             4 => xs.transaction_start().map(|t| assert_ne!(t, Tx::NONE)),
             5 => xs.get_domain_path(1).map(|p| assert!(!p.contains('\0'))),
             6 => xs.next_event().map(|e| {
                 assert!(!e.path.contains('\0') && !e.token.contains('\0'));
+                assert!(e.path.starts_with('/') || e.path.starts_with('@'), "{e:?}");
+                assert!(!e.token.is_empty(), "{e:?}");
             }),
             _ => xs.dispatch().map(|_| ()),
         };
@@ -196,11 +210,18 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
     for (k, n) in &outcomes {
         println!("  {k}: {n}");
     }
-    // The fuzzer reaches both acceptance and every kind of refusal (else it is too weak).
+    // The fuzzer reaches both acceptance and every kind of refusal (else it is too weak), and
+    // every operation accepts something (else its checks refuse everything).
     for want in ["ok", "malformed", "daemon error", "closed"] {
         assert!(
             outcomes.iter().any(|(k, _)| k.ends_with(want)),
             "no case ended \"{want}\""
+        );
+    }
+    for op in 0..8 {
+        assert!(
+            outcomes.contains_key(&format!("op {op}: ok")),
+            "op {op} never succeeded"
         );
     }
 }
@@ -209,7 +230,7 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
 fn the_wire_parsers_on_a_million_random_payloads() {
     const CASES: u64 = 1_000_000;
     let mut r = Rng(0x1234_5678_9abc_def1);
-    let mut accepted = [0u64; 7];
+    let mut accepted = [0u64; 8];
     for _ in 0..CASES {
         let p = payload(&mut r);
         let results = [
@@ -219,6 +240,7 @@ fn the_wire_parsers_on_a_million_random_payloads() {
             wire::transaction_id(&p).is_ok(),
             wire::watch_event(&p).is_ok(),
             wire::perms(&p).is_ok(),
+            wire::directory(&p).is_ok(),
             wire::frame(&p).is_ok_and(|f| f.is_some()),
         ];
         for (a, ok) in accepted.iter_mut().zip(results) {
@@ -233,16 +255,26 @@ fn the_wire_parsers_on_a_million_random_payloads() {
             }
             assert_eq!(back, p);
         }
+        if let Ok(names) = wire::directory(&p) {
+            assert!(names.iter().all(|n| !n.is_empty()), "{p:?}");
+        }
+        if let Ok(perms) = wire::perms(&p) {
+            assert!(!perms.is_empty(), "{p:?}");
+        }
+        if let Ok((path, token)) = wire::watch_event(&p) {
+            assert!(path.starts_with('/') || path.starts_with('@'), "{p:?}");
+            assert!(!token.is_empty(), "{p:?}");
+        }
         if let Ok(Some((h, range))) = wire::frame(&p) {
             assert!(h.len as usize <= wire::PAYLOAD_MAX && range.end <= p.len());
         }
     }
     println!(
-        "{CASES} random payloads accepted by string {}, strings {}, ok {}, transaction_id {}, watch_event {}, perms {}, frame {}",
-        accepted[0], accepted[1], accepted[2], accepted[3], accepted[4], accepted[5], accepted[6]
+        "{CASES} random payloads accepted by string {}, strings {}, ok {}, transaction_id {}, watch_event {}, perms {}, directory {}, frame {}",
+        accepted[0], accepted[1], accepted[2], accepted[3], accepted[4], accepted[5], accepted[6], accepted[7]
     );
     assert!(
-        accepted.iter().take(6).all(|&a| a > 0),
+        accepted.iter().take(7).all(|&a| a > 0),
         "a parser never accepted: {accepted:?}"
     );
 }

@@ -1,6 +1,6 @@
 //! The client: one connection (the xenstored socket or `/dev/xen/xenbus`), one request in
-//! flight at a time, its reply matched by request id; watch events that arrive meanwhile are
-//! queued for [`Client::next_event`].
+//! flight at a time, its reply matched by request id and transaction id; watch events that
+//! arrive meanwhile are queued for [`Client::next_event`].
 
 use std::collections::VecDeque;
 use std::fs::File;
@@ -29,7 +29,8 @@ impl Tx {
 }
 
 /// A fired watch: the path that changed (or the watched path, once, when the watch is set) and
-/// the token given to [`Client::watch`].
+/// the token given to [`Client::watch`]. The path is absolute or special (`@releaseDomain`), the
+/// token is not empty: events with anything else are malformed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct WatchEvent {
     /// The node that changed.
@@ -117,12 +118,19 @@ impl Client<Connection> {
     }
 
     /// Open `/dev/xen/xenbus`.
+    ///
+    /// Its watch events are made by Linux, which fills in only their type and length (the ids
+    /// are whatever was on the kernel's stack), so this client does not require their request
+    /// and transaction ids to be 0 as [`Client::new`]'s does.
     pub fn open_xenbus() -> Result<Self, Error> {
         std::fs::OpenOptions::new()
             .read(true)
             .write(true)
             .open(XENBUS_PATH)
-            .map(|f| Client::new(Connection::Xenbus(f)))
+            .map(|f| Client {
+                check_event_ids: false,
+                ..Client::new(Connection::Xenbus(f))
+            })
             .map_err(|e| io_error("open", XENBUS_PATH, &e))
     }
 }
@@ -154,6 +162,9 @@ pub struct Client<C: Conn = Connection> {
     events: VecDeque<WatchEvent>,
     dropped: u64,
     broken: bool,
+    /// Whether watch events must have request and transaction id 0 (not over the xenbus
+    /// device, see [`Client::open_xenbus`]).
+    check_event_ids: bool,
 }
 
 impl<C: Conn> AsFd for Client<C> {
@@ -165,6 +176,25 @@ impl<C: Conn> AsFd for Client<C> {
 /// The operation's name for errors.
 fn name(ty: Ty) -> &'static str {
     ty.name().unwrap_or("XS_?")
+}
+
+/// Refuse a watch's path or token when its events would be refused: the path must be absolute or
+/// special (events on a relative watch have relative paths), the token not empty.
+fn check_watch(op: &'static str, path: &str, token: &str) -> Result<(), Error> {
+    let what = if token.contains('\0') {
+        "a NUL inside the token"
+    } else if token.is_empty() {
+        "an empty token"
+    } else if !(path.starts_with('/') || path.starts_with('@')) {
+        "a relative path: a watch's path must be absolute or special (@...)"
+    } else {
+        return Ok(());
+    };
+    Err(Error::Invalid {
+        op,
+        path: path.chars().take(64).collect(),
+        what,
+    })
 }
 
 /// Refuse paths and tokens the daemon would reject (or that would change the message's
@@ -192,7 +222,8 @@ fn check_path(op: &'static str, path: &str) -> Result<(), Error> {
 }
 
 impl<C: Conn> Client<C> {
-    /// A client over an open connection.
+    /// A client over an open connection. Watch events must have request and transaction id 0,
+    /// as xenstored sends them; over `/dev/xen/xenbus` use [`Client::open_xenbus`].
     pub fn new(conn: C) -> Self {
         Client {
             conn,
@@ -201,6 +232,7 @@ impl<C: Conn> Client<C> {
             events: VecDeque::new(),
             dropped: 0,
             broken: false,
+            check_event_ids: true,
         }
     }
 
@@ -230,7 +262,7 @@ impl<C: Conn> Client<C> {
     /// The names of the children of `path`.
     pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
         let p = self.path_call(Ty::DIRECTORY, tx, path, &[])?;
-        wire::strings(&p)
+        wire::directory(&p)
             .map(|v| v.into_iter().map(String::from).collect())
             .map_err(|what| self.malformed(Ty::DIRECTORY, path, what))
     }
@@ -253,7 +285,8 @@ impl<C: Conn> Client<C> {
     }
 
     /// Watch `path` and everything below it; events carry `token`. The daemon fires the watch
-    /// once when it is set.
+    /// once when it is set. `path` is absolute or special (`@releaseDomain`,
+    /// `@introduceDomain`) and `token` not empty; anything else is refused before sending.
     pub fn watch(&mut self, path: &str, token: &str) -> Result<(), Error> {
         self.watch_op(Ty::WATCH, path, token)
     }
@@ -388,8 +421,7 @@ impl<C: Conn> Client<C> {
             match wire::frame(&self.rx) {
                 // A malformed event stays for the next read to report.
                 Ok(Some((h, r)))
-                    if h.ty == Ty::WATCH_EVENT
-                        && wire::watch_event(&self.rx[r.clone()]).is_ok() =>
+                    if h.ty == Ty::WATCH_EVENT && self.event(&h, &self.rx[r.clone()]).is_ok() =>
                 {
                     if self.take_frame(Ty::WATCH_EVENT, "").is_err() {
                         break;
@@ -452,13 +484,7 @@ impl<C: Conn> Client<C> {
 
     fn watch_op(&mut self, ty: Ty, path: &str, token: &str) -> Result<(), Error> {
         check_path(name(ty), path)?;
-        if token.contains('\0') {
-            return Err(Error::Invalid {
-                op: name(ty),
-                path: path.to_string(),
-                what: "a NUL inside the token",
-            });
-        }
+        check_watch(name(ty), path, token)?;
         let p = self.call(
             ty,
             Tx::NONE,
@@ -531,6 +557,18 @@ impl<C: Conn> Client<C> {
                     },
                 ));
             }
+            // xenstored copies the request's tx_id into every reply (xenstore.txt), so another
+            // one means the reply is not to this request.
+            if h.tx_id != tx.0 {
+                return Err(self.malformed(
+                    ty,
+                    path,
+                    Malformed::WrongTransaction {
+                        got: h.tx_id,
+                        want: tx.0,
+                    },
+                ));
+            }
             if h.ty == Ty::ERROR {
                 let name_ = wire::string(&p)
                     .map(String::from)
@@ -579,16 +617,30 @@ impl<C: Conn> Client<C> {
         let payload = self.rx[range.clone()].to_vec();
         self.rx.drain(..range.end);
         if h.ty == Ty::WATCH_EVENT {
-            let (p, token) =
-                wire::watch_event(&payload).map_err(|what| self.malformed(ty, path, what))?;
+            let ev = self
+                .event(&h, &payload)
+                .map_err(|what| self.malformed(ty, path, what))?;
             if self.events.len() >= MAX_QUEUED_EVENTS {
                 self.events.pop_front();
                 self.dropped += 1;
             }
-            self.events.push_back(WatchEvent { path: p, token });
+            self.events.push_back(ev);
             return Ok(Some((h, Vec::new())));
         }
         Ok(Some((h, payload)))
+    }
+
+    /// A watch event's header and payload checked and parsed.
+    fn event(&self, h: &Header, payload: &[u8]) -> Result<WatchEvent, Malformed> {
+        // Unsolicited: an id would mean a reply typed as an event (xenstore.txt: both are 0).
+        if self.check_event_ids && (h.req_id != 0 || h.tx_id != 0) {
+            return Err(Malformed::EventIds {
+                req_id: h.req_id,
+                tx_id: h.tx_id,
+            });
+        }
+        let (path, token) = wire::watch_event(payload)?;
+        Ok(WatchEvent { path, token })
     }
 
     /// One read into the receive buffer.
@@ -618,5 +670,43 @@ impl<C: Conn> Client<C> {
         }
         self.rx.extend_from_slice(&buf[..n]);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixStream;
+
+    /// A client over a socket the daemon side of which has already sent `m`.
+    fn with_sent(m: &[u8], check_event_ids: bool) -> Client<UnixStream> {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        b.write_all(m).unwrap();
+        Client {
+            check_event_ids,
+            ..Client::new(a)
+        }
+    }
+
+    #[test]
+    fn event_ids_are_checked_except_where_the_kernel_leaves_them_unset() {
+        let event = wire::request(Ty::WATCH_EVENT, 7, 9, &[b"/a\0t\0"]).unwrap();
+        let e = with_sent(&event, true).next_event().unwrap_err();
+        assert!(
+            matches!(
+                e,
+                Error::Malformed {
+                    what: Malformed::EventIds {
+                        req_id: 7,
+                        tx_id: 9
+                    },
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        // As open_xenbus makes it: Linux's xenbus device fills in only type and length.
+        let ev = with_sent(&event, false).next_event().unwrap();
+        assert_eq!((ev.path.as_str(), ev.token.as_str()), ("/a", "t"));
     }
 }

@@ -78,12 +78,21 @@ pub enum Malformed {
         /// The request's type.
         want: u32,
     },
-    /// A reply whose request id or transaction id is not the request's.
+    /// A reply whose request id is not the request's.
     #[error("a reply with request id {got}, but the request in flight has id {want}")]
     WrongId {
         /// The reply's id.
         got: u32,
         /// The request's id.
+        want: u32,
+    },
+    /// A reply whose transaction id is not the request's (replies, errors included, copy it
+    /// from the request; `XS_TRANSACTION_START`'s is 0 too, the new id is in its payload).
+    #[error("a reply in transaction {got} to a request in transaction {want}")]
+    WrongTransaction {
+        /// The reply's transaction id.
+        got: u32,
+        /// The request's transaction id.
         want: u32,
     },
     /// A string without its NUL terminator.
@@ -104,9 +113,30 @@ pub enum Malformed {
     /// A permission entry not of the form `[nrwb]DOMID`.
     #[error("a permission entry not of the form [nrwb]DOMID")]
     BadPermission,
+    /// An empty permission list: every node has at least its owner's entry.
+    #[error("an empty permission list (a node always has its owner's entry)")]
+    NoPermissions,
+    /// An empty child name in a directory listing.
+    #[error("an empty child name in a directory listing")]
+    EmptyName,
     /// A watch event without exactly a path and a token.
     #[error("a watch event without exactly a path and a token")]
     BadWatchEvent,
+    /// A watch event whose path is empty or relative: the client only sets watches on absolute
+    /// paths and special `@` paths, and an event's path is the watch's or below it.
+    #[error("a watch event whose path is neither absolute nor a special @ path")]
+    BadEventPath,
+    /// A watch event with an empty token (the client sets no watch without one).
+    #[error("a watch event with an empty token")]
+    EmptyToken,
+    /// A watch event with a request or transaction id: events are unsolicited, both are 0.
+    #[error("a watch event with request id {req_id} and transaction id {tx_id} (both must be 0)")]
+    EventIds {
+        /// The event's request id.
+        req_id: u32,
+        /// The event's transaction id.
+        tx_id: u32,
+    },
     /// The connection ended inside a message.
     #[error("the connection ended inside a message")]
     Truncated,
@@ -134,6 +164,17 @@ pub fn strings(p: &[u8]) -> Result<Vec<&str>, Malformed> {
         .collect()
 }
 
+/// An `XS_DIRECTORY` reply: the children's names, none of them empty. A node without children
+/// is an empty payload (xenstored sends its children's list as is, and that list is empty); a
+/// lone NUL would be one empty name.
+pub fn directory(p: &[u8]) -> Result<Vec<&str>, Malformed> {
+    let names = strings(p)?;
+    if names.contains(&"") {
+        return Err(Malformed::EmptyName);
+    }
+    Ok(names)
+}
+
 /// The `OK` acknowledgement of writes, removals, watches and transaction ends.
 pub fn ok(p: &[u8]) -> Result<(), Malformed> {
     match string(p) {
@@ -155,9 +196,14 @@ pub fn transaction_id(p: &[u8]) -> Result<u32, Malformed> {
         .ok_or(Malformed::BadTransactionId)
 }
 
-/// A watch event's payload: the path that changed and the watch's token.
+/// A watch event's payload: the path that changed (absolute, or special such as
+/// `@releaseDomain`) and the watch's token (not empty).
 pub fn watch_event(p: &[u8]) -> Result<(String, String), Malformed> {
     match strings(p).map_err(|_| Malformed::BadWatchEvent)?.as_slice() {
+        [path, _] if !(path.starts_with('/') || path.starts_with('@')) => {
+            Err(Malformed::BadEventPath)
+        }
+        [_, ""] => Err(Malformed::EmptyToken),
         [path, token] => Ok((String::from(*path), String::from(*token))),
         _ => Err(Malformed::BadWatchEvent),
     }
@@ -223,9 +269,13 @@ impl core::fmt::Display for Perm {
     }
 }
 
-/// Parse an `XS_GET_PERMS` reply.
+/// Parse an `XS_GET_PERMS` reply: the owner's entry first, so never empty.
 pub fn perms(p: &[u8]) -> Result<Vec<Perm>, Malformed> {
-    strings(p)?.into_iter().map(Perm::parse).collect()
+    let list = strings(p)?;
+    if list.is_empty() {
+        return Err(Malformed::NoPermissions);
+    }
+    list.into_iter().map(Perm::parse).collect()
 }
 
 /// The errno of an `XS_ERROR` reply's name (`"ENOENT"` → 2), from the protocol's error table

@@ -87,13 +87,21 @@ impl<M: Pages> RamRegion<M> {
         self.len == 0
     }
 
-    /// The host address of byte `off` of the region (`off <= len`): for raw volatile access
-    /// only, and only while this region (or a clone) lives.
-    pub fn host_ptr(&self, off: u64) -> *mut u8 {
-        debug_assert!(off <= self.len);
-        // SAFETY: offset + off lies inside the mapping (the region was cut from it, and
-        // off <= len).
-        unsafe { self.map.base().add(self.offset + off as usize) }
+    /// The host address of byte `off` of the region, or `None` if `off > len`.
+    ///
+    /// The pointer is valid for volatile (or atomic) reads and writes of the `len - off` bytes
+    /// from it (none when `off == len`) for as long as this region or a clone of it lives:
+    /// each holds the mapping. The guest may change those bytes at any time, so make no Rust
+    /// reference to them other than atomic views (`AtomicU8::from_ptr`).
+    pub fn host_ptr(&self, off: u64) -> Option<*mut u8> {
+        if off > self.len {
+            return None;
+        }
+        let at = self.offset.checked_add(usize::try_from(off).ok()?)?;
+        // SAFETY: `at <= offset + len <= map.len()`: the region was cut from the mapping
+        // (`map` and `from_mapping` check the mapping's length) and `off <= len`. So the result
+        // is inside the mapping or one past its end.
+        Some(unsafe { self.map.base().add(at) })
     }
 }
 
@@ -280,17 +288,22 @@ impl<M: Pages> GuestRam<M> {
         for pass_copies in [false, true] {
             let mut done = 0usize;
             while done < len {
-                let a = gpa.checked_add(done as u64);
-                let Some((r, off)) = a.and_then(|a| self.find(a)) else {
+                // The mapped piece at `gpa + done`: its host pointer and bytes up to its end.
+                let piece = gpa.checked_add(done as u64).and_then(|a| {
+                    let (r, off) = self.find(a)?;
+                    let avail = usize::try_from(r.len - off).unwrap_or(usize::MAX);
+                    Some((r.host_ptr(off)?, avail))
+                });
+                let Some((p, avail)) = piece else {
                     return Err(Error::BadAddress {
                         op,
                         addr: gpa.wrapping_add(done as u64),
                         len: (len - done) as u64,
                     });
                 };
-                let n = ((r.len - off) as usize).min(len - done);
+                let n = avail.min(len - done);
                 if pass_copies {
-                    f(r.host_ptr(off), done, n);
+                    f(p, done, n);
                 }
                 done += n;
             }
@@ -351,7 +364,7 @@ mod vm {
             addr: MemoryRegionAddress,
         ) -> vm_memory::guest_memory::Result<*mut u8> {
             self.check_address(addr)
-                .map(|a| self.host_ptr(a.0))
+                .and_then(|a| self.host_ptr(a.0))
                 .ok_or(GuestMemoryError::InvalidBackendAddress)
         }
 
@@ -364,9 +377,13 @@ mod vm {
             if end.is_none_or(|e| e > self.len) {
                 return Err(GuestMemoryError::InvalidBackendAddress);
             }
-            // SAFETY: `offset .. offset + count` lies in the region's mapping, which lives as
-            // long as `self` (its `Arc`); VolatileSlice only makes volatile accesses.
-            Ok(unsafe { VolatileSlice::with_bitmap(self.host_ptr(offset.0), count, (), None) })
+            let ptr = self
+                .host_ptr(offset.0)
+                .ok_or(GuestMemoryError::InvalidBackendAddress)?;
+            // SAFETY: `ptr` is valid for volatile accesses to `len - offset >= count` bytes
+            // while `self` (which the slice borrows) lives (`host_ptr`); VolatileSlice only
+            // makes volatile accesses.
+            Ok(unsafe { VolatileSlice::with_bitmap(ptr, count, (), None) })
         }
     }
 

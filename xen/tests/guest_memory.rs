@@ -232,3 +232,18 @@ fn a_mapping_placed_at_grant_dma_addresses() {
         })
     ));
 }
+
+#[test]
+fn host_ptr_is_none_past_the_region() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let ram = GuestRam::map(&sim, dom, &[(0, 0x2000)]).unwrap();
+    let r = &ram.regions()[0];
+    let base = r.host_ptr(0).expect("byte 0");
+    assert_eq!(r.host_ptr(0x1fff), Some(base.wrapping_add(0x1fff)));
+    // One past the end is a pointer (to no bytes); anything further is refused, in release
+    // builds too (no debug assertion to rely on).
+    assert_eq!(r.host_ptr(0x2000), Some(base.wrapping_add(0x2000)));
+    assert_eq!(r.host_ptr(0x2001), None);
+    assert_eq!(r.host_ptr(u64::MAX), None);
+}

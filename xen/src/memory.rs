@@ -67,7 +67,15 @@ impl<M> Clone for RamRegion<M> {
 
 impl<M> core::fmt::Debug for RamRegion<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RamRegion({:#x}..{:#x})", self.gpa, self.gpa + self.len)
+        // The last address, not the end: a region on the last page ends at 2^64.
+        let last = self
+            .len
+            .checked_sub(1)
+            .and_then(|l| self.gpa.checked_add(l));
+        match last {
+            Some(last) => write!(f, "RamRegion({:#x}..={last:#x})", self.gpa),
+            None => write!(f, "RamRegion({:#x}, {:#x} bytes)", self.gpa, self.len),
+        }
     }
 }
 
@@ -110,6 +118,16 @@ pub struct GuestRam<M> {
     domid: Domid,
     regions: Vec<RamRegion<M>>,
     failed: Vec<PageError>,
+}
+
+impl<M> core::fmt::Debug for GuestRam<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GuestRam")
+            .field("domid", &self.domid)
+            .field("regions", &self.regions)
+            .field("failed", &self.failed)
+            .finish()
+    }
 }
 
 impl<M: Pages + Send + Sync + 'static> GuestRam<M> {

@@ -247,3 +247,20 @@ fn host_ptr_is_none_past_the_region() {
     assert_eq!(r.host_ptr(0x2001), None);
     assert_eq!(r.host_ptr(u64::MAX), None);
 }
+
+/// The first byte of the last page of the 64-bit address space.
+const LAST_PAGE: u64 = 0xffff_ffff_ffff_f000;
+
+#[test]
+fn debug_of_a_region_on_the_last_page() {
+    use xen::platform::MapGuest;
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let (m, _) = sim.map_guest(dom, 0, 1).unwrap();
+    let ram = GuestRam::from_mapping(dom, m, &[LAST_PAGE >> 12]).unwrap();
+    // `gpa + len` is 2^64 here: Debug shows the last address instead.
+    let r = format!("{:?}", ram.regions()[0]);
+    assert_eq!(r, "RamRegion(0xfffffffffffff000..=0xffffffffffffffff)");
+    let all = format!("{ram:?}");
+    assert!(all.contains(&r), "{all}");
+}

@@ -132,7 +132,8 @@ impl<M> core::fmt::Debug for GuestRam<M> {
 
 impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// Map the guest-physical ranges `(start, length)` of `domid` (each widened to whole
-    /// pages). Ranges must not overlap. Pages that fail to map are listed in
+    /// pages; a range may end on the last byte of the address space, not beyond it). Ranges
+    /// must not overlap. Pages that fail to map are listed in
     /// [`failed_pages`](Self::failed_pages) and left out of the regions; the call itself fails
     /// only if a whole mapping does.
     pub fn map<P: MapGuest<Mapping = M>>(
@@ -143,20 +144,18 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
         const OP: &str = "map guest RAM";
         let mut pages: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
         for &(start, len) in ranges {
-            let end = start
-                .checked_add(len)
-                .and_then(|e| e.checked_add(PAGE - 1))
-                .ok_or(Error::InvalidArgument {
-                    op: OP,
-                    what: "a range that wraps around the address space",
-                })?;
             if len == 0 {
                 return Err(Error::InvalidArgument {
                     op: OP,
                     what: "an empty range",
                 });
             }
-            pages.push((start / PAGE, end / PAGE));
+            // By the last byte: a range may end on the last page, whose end (2^64) is no u64.
+            let last = start.checked_add(len - 1).ok_or(Error::InvalidArgument {
+                op: OP,
+                what: "a range that wraps around the address space",
+            })?;
+            pages.push((start / PAGE, last / PAGE + 1));
         }
         pages.sort_unstable();
         if pages.windows(2).any(|w| w[0].1 > w[1].0) {
@@ -168,12 +167,16 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
         let mut regions = Vec::new();
         let mut failed = Vec::new();
         for (first, end) in pages {
-            let n = usize::try_from(end - first).map_err(|_| Error::InvalidArgument {
+            // Pages and bytes, both counted in usize.
+            let size = usize::try_from(end - first)
+                .ok()
+                .and_then(|n| Some((n, n.checked_mul(PAGE as usize)?)));
+            let (n, bytes) = size.ok_or(Error::InvalidArgument {
                 op: OP,
                 what: "a range too large for this address space",
             })?;
             let (map, errs) = platform.map_guest(domid, first, n)?;
-            if errs.len() != n || map.len() < n * PAGE as usize {
+            if errs.len() != n || map.len() < bytes {
                 return Err(Error::Protocol {
                     op: OP,
                     what: "the mapping or its per-page results are shorter than asked",
@@ -216,10 +219,13 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// Guest memory made of an existing mapping: page `i` of `map` appears at guest frame
     /// `gfns[i]` (a grant mapping at the frames virtio's grant DMA addresses name, see
     /// `xen::grant::grant_dma_ram`). The mapping must be readable and writable; frames must be
-    /// distinct. Consecutive frames of consecutive pages form one region.
+    /// distinct. Consecutive frames of consecutive pages form one region. Every frame up to
+    /// the last page of the address space (`u64::MAX >> 12`) is accepted, as by
+    /// [`map`](Self::map).
     pub fn from_mapping(domid: Domid, map: M, gfns: &[u64]) -> Result<Self, Error> {
         const OP: &str = "guest memory from a mapping";
-        if gfns.is_empty() || map.len() < gfns.len() * PAGE as usize {
+        let bytes = gfns.len().checked_mul(PAGE as usize);
+        if gfns.is_empty() || bytes.is_none_or(|b| map.len() < b) {
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: "no frames, or more frames than the mapping has pages",
@@ -245,7 +251,9 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
             let gpa = gfns[i] * PAGE;
             let offset = i * PAGE as usize;
             if let Some(r) = regions.last_mut() {
-                if r.gpa + r.len == gpa && r.offset + r.len as usize == offset {
+                // Measured from `r.gpa` (`gpa > r.gpa`: sorted, distinct), so no sum can
+                // overflow at the top of the address space.
+                if gpa - r.gpa == r.len && r.offset + r.len as usize == offset {
                     r.len += PAGE;
                     continue;
                 }
@@ -293,7 +301,8 @@ impl<M: Pages> GuestRam<M> {
     }
 
     /// Walk `len` bytes from `gpa` in mapped pieces: `f(host pointer, offset in the buffer,
-    /// bytes)`. Fails, before touching anything, if any byte is not mapped.
+    /// bytes)`, the pointer valid for those bytes (`host_ptr`). Fails, before touching
+    /// anything, if any byte is not mapped or lies past the end of the address space.
     fn walk(
         &self,
         op: &'static str,
@@ -306,16 +315,24 @@ impl<M: Pages> GuestRam<M> {
         for pass_copies in [false, true] {
             let mut done = 0usize;
             while done < len {
-                // The mapped piece at `gpa + done`: its host pointer and bytes up to its end.
-                let piece = gpa.checked_add(done as u64).and_then(|a| {
-                    let (r, off) = self.find(a)?;
+                let Some(a) = gpa.checked_add(done as u64) else {
+                    // Past the end of the address space: the first missing address, 2^64, is
+                    // no u64, so the whole access is named.
+                    return Err(Error::BadAddress {
+                        op,
+                        addr: gpa,
+                        len: len as u64,
+                    });
+                };
+                // The mapped piece at `a`: its host pointer and the bytes to its end.
+                let piece = self.find(a).and_then(|(r, off)| {
                     let avail = usize::try_from(r.len - off).unwrap_or(usize::MAX);
                     Some((r.host_ptr(off)?, avail))
                 });
                 let Some((p, avail)) = piece else {
                     return Err(Error::BadAddress {
                         op,
-                        addr: gpa.wrapping_add(done as u64),
+                        addr: a,
                         len: (len - done) as u64,
                     });
                 };
@@ -329,7 +346,8 @@ impl<M: Pages> GuestRam<M> {
         Ok(())
     }
 
-    /// Copy guest RAM at `gpa` into `buf`.
+    /// Copy guest RAM at `gpa` into `buf`. An [`Error::BadAddress`] if any of those bytes is
+    /// not mapped (or lies past the end of the address space); `buf` is then left as it was.
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.walk("read guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter_mut().enumerate() {
@@ -339,7 +357,8 @@ impl<M: Pages> GuestRam<M> {
         })
     }
 
-    /// Copy `buf` into guest RAM at `gpa`.
+    /// Copy `buf` into guest RAM at `gpa`. An [`Error::BadAddress`] if any of those bytes is
+    /// not mapped (or lies past the end of the address space); guest RAM is then untouched.
     pub fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.walk("write guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter().enumerate() {

@@ -4,11 +4,13 @@
 //!
 //! Pages Xen would not map (unpopulated, paged out, ballooned) are reported per page
 //! ([`GuestRam::failed_pages`]) and left out: the mapped regions stop before them, so an address
-//! a guest points at a hole is an [`Error::BadAddress`], never a fault. Guest memory is touched
-//! only through raw pointers with volatile accesses (the guest may write it at any time); no
-//! Rust reference to it exists. With the feature `vm-memory` the regions implement rust-vmm's
-//! `GuestMemoryRegion`, so `virtio-queue` and other rust-vmm device code run over them
-//! unchanged ([`GuestRam::vm_memory`]).
+//! a guest points at a hole is an [`Error::BadAddress`], never a fault. The guest may write its
+//! memory at any time, so [`GuestRam`] touches it only with relaxed atomic byte accesses through
+//! raw pointers (`AtomicU8::from_ptr`), which keep such sharing free of data races in Rust's
+//! memory model; no other Rust reference to it exists. With the feature `vm-memory` the regions
+//! implement rust-vmm's `GuestMemoryRegion`, so `virtio-queue` and other rust-vmm device code
+//! run over them unchanged ([`GuestRam::vm_memory`]; its `VolatileSlice`s make volatile
+//! accesses).
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "std", target_os = "linux"))] {
@@ -27,6 +29,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_sys::Domid;
 
@@ -348,22 +351,34 @@ impl<M: Pages> GuestRam<M> {
 
     /// Copy guest RAM at `gpa` into `buf`. An [`Error::BadAddress`] if any of those bytes is
     /// not mapped (or lies past the end of the address space); `buf` is then left as it was.
+    ///
+    /// Each byte is one relaxed atomic load: bytes the guest writes meanwhile may come out
+    /// mixed, and ordering against other accesses takes a fence (read a ring's index,
+    /// `fence(Acquire)`, then its entries).
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.walk("read guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter_mut().enumerate() {
-                // SAFETY: `p .. p + n` is mapped (walk); a volatile load, no reference made.
-                *b = unsafe { p.add(j).read_volatile() };
+                // SAFETY: `p + j` is one of the `n` bytes `walk` handed over: mapped, readable
+                // and writable while `self` holds the mapping, which outlives this use. An
+                // `AtomicU8` needs no alignment, and this module only accesses guest RAM
+                // atomically (the guest's own accesses are outside Rust's memory model).
+                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
+                *b = byte.load(Ordering::Relaxed);
             }
         })
     }
 
     /// Copy `buf` into guest RAM at `gpa`. An [`Error::BadAddress`] if any of those bytes is
     /// not mapped (or lies past the end of the address space); guest RAM is then untouched.
+    ///
+    /// Each byte is one relaxed atomic store: to publish the bytes before, say, a ring index,
+    /// put a `fence(Release)` between.
     pub fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.walk("write guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter().enumerate() {
-                // SAFETY: as in `read`, a volatile store.
-                unsafe { p.add(j).write_volatile(*b) };
+                // SAFETY: as in `read`: a mapped, writable byte, accessed atomically.
+                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
+                byte.store(*b, Ordering::Relaxed);
             }
         })
     }

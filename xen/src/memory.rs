@@ -4,11 +4,13 @@
 //!
 //! Pages Xen would not map (unpopulated, paged out, ballooned) are reported per page
 //! ([`GuestRam::failed_pages`]) and left out: the mapped regions stop before them, so an address
-//! a guest points at a hole is an [`Error::BadAddress`], never a fault. Guest memory is touched
-//! only through raw pointers with volatile accesses (the guest may write it at any time); no
-//! Rust reference to it exists. With the feature `vm-memory` the regions implement rust-vmm's
-//! `GuestMemoryRegion`, so `virtio-queue` and other rust-vmm device code run over them
-//! unchanged ([`GuestRam::vm_memory`]).
+//! a guest points at a hole is an [`Error::BadAddress`], never a fault. The guest may write its
+//! memory at any time, so [`GuestRam`] touches it only with relaxed atomic byte accesses through
+//! raw pointers (`AtomicU8::from_ptr`), which keep such sharing free of data races in Rust's
+//! memory model; no other Rust reference to it exists. With the feature `vm-memory` the regions
+//! implement rust-vmm's `GuestMemoryRegion`, so `virtio-queue` and other rust-vmm device code
+//! run over them unchanged ([`GuestRam::vm_memory`]; its `VolatileSlice`s make volatile
+//! accesses).
 //!
 //! ```no_run
 //! # #[cfg(all(feature = "std", target_os = "linux"))] {
@@ -27,6 +29,7 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_sys::Domid;
 
@@ -67,7 +70,15 @@ impl<M> Clone for RamRegion<M> {
 
 impl<M> core::fmt::Debug for RamRegion<M> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "RamRegion({:#x}..{:#x})", self.gpa, self.gpa + self.len)
+        // The last address, not the end: a region on the last page ends at 2^64.
+        let last = self
+            .len
+            .checked_sub(1)
+            .and_then(|l| self.gpa.checked_add(l));
+        match last {
+            Some(last) => write!(f, "RamRegion({:#x}..={last:#x})", self.gpa),
+            None => write!(f, "RamRegion({:#x}, {:#x} bytes)", self.gpa, self.len),
+        }
     }
 }
 
@@ -87,13 +98,21 @@ impl<M: Pages> RamRegion<M> {
         self.len == 0
     }
 
-    /// The host address of byte `off` of the region (`off <= len`): for raw volatile access
-    /// only, and only while this region (or a clone) lives.
-    pub fn host_ptr(&self, off: u64) -> *mut u8 {
-        debug_assert!(off <= self.len);
-        // SAFETY: offset + off lies inside the mapping (the region was cut from it, and
-        // off <= len).
-        unsafe { self.map.base().add(self.offset + off as usize) }
+    /// The host address of byte `off` of the region, or `None` if `off > len`.
+    ///
+    /// The pointer is valid for volatile (or atomic) reads and writes of the `len - off` bytes
+    /// from it (none when `off == len`) for as long as this region or a clone of it lives:
+    /// each holds the mapping. The guest may change those bytes at any time, so make no Rust
+    /// reference to them other than atomic views (`AtomicU8::from_ptr`).
+    pub fn host_ptr(&self, off: u64) -> Option<*mut u8> {
+        if off > self.len {
+            return None;
+        }
+        let at = self.offset.checked_add(usize::try_from(off).ok()?)?;
+        // SAFETY: `at <= offset + len <= map.len()`: the region was cut from the mapping
+        // (`map` and `from_mapping` check the mapping's length) and `off <= len`. So the result
+        // is inside the mapping or one past its end.
+        Some(unsafe { self.map.base().add(at) })
     }
 }
 
@@ -104,9 +123,20 @@ pub struct GuestRam<M> {
     failed: Vec<PageError>,
 }
 
+impl<M> core::fmt::Debug for GuestRam<M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GuestRam")
+            .field("domid", &self.domid)
+            .field("regions", &self.regions)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
 impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// Map the guest-physical ranges `(start, length)` of `domid` (each widened to whole
-    /// pages). Ranges must not overlap. Pages that fail to map are listed in
+    /// pages; a range may end on the last byte of the address space, not beyond it). Ranges
+    /// must not overlap. Pages that fail to map are listed in
     /// [`failed_pages`](Self::failed_pages) and left out of the regions; the call itself fails
     /// only if a whole mapping does.
     pub fn map<P: MapGuest<Mapping = M>>(
@@ -117,20 +147,18 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
         const OP: &str = "map guest RAM";
         let mut pages: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
         for &(start, len) in ranges {
-            let end = start
-                .checked_add(len)
-                .and_then(|e| e.checked_add(PAGE - 1))
-                .ok_or(Error::InvalidArgument {
-                    op: OP,
-                    what: "a range that wraps around the address space",
-                })?;
             if len == 0 {
                 return Err(Error::InvalidArgument {
                     op: OP,
                     what: "an empty range",
                 });
             }
-            pages.push((start / PAGE, end / PAGE));
+            // By the last byte: a range may end on the last page, whose end (2^64) is no u64.
+            let last = start.checked_add(len - 1).ok_or(Error::InvalidArgument {
+                op: OP,
+                what: "a range that wraps around the address space",
+            })?;
+            pages.push((start / PAGE, last / PAGE + 1));
         }
         pages.sort_unstable();
         if pages.windows(2).any(|w| w[0].1 > w[1].0) {
@@ -142,12 +170,16 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
         let mut regions = Vec::new();
         let mut failed = Vec::new();
         for (first, end) in pages {
-            let n = usize::try_from(end - first).map_err(|_| Error::InvalidArgument {
+            // Pages and bytes, both counted in usize.
+            let size = usize::try_from(end - first)
+                .ok()
+                .and_then(|n| Some((n, n.checked_mul(PAGE as usize)?)));
+            let (n, bytes) = size.ok_or(Error::InvalidArgument {
                 op: OP,
                 what: "a range too large for this address space",
             })?;
             let (map, errs) = platform.map_guest(domid, first, n)?;
-            if errs.len() != n || map.len() < n * PAGE as usize {
+            if errs.len() != n || map.len() < bytes {
                 return Err(Error::Protocol {
                     op: OP,
                     what: "the mapping or its per-page results are shorter than asked",
@@ -190,10 +222,13 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// Guest memory made of an existing mapping: page `i` of `map` appears at guest frame
     /// `gfns[i]` (a grant mapping at the frames virtio's grant DMA addresses name, see
     /// `xen::grant::grant_dma_ram`). The mapping must be readable and writable; frames must be
-    /// distinct. Consecutive frames of consecutive pages form one region.
+    /// distinct. Consecutive frames of consecutive pages form one region. Every frame up to
+    /// the last page of the address space (`u64::MAX >> 12`) is accepted, as by
+    /// [`map`](Self::map).
     pub fn from_mapping(domid: Domid, map: M, gfns: &[u64]) -> Result<Self, Error> {
         const OP: &str = "guest memory from a mapping";
-        if gfns.is_empty() || map.len() < gfns.len() * PAGE as usize {
+        let bytes = gfns.len().checked_mul(PAGE as usize);
+        if gfns.is_empty() || bytes.is_none_or(|b| map.len() < b) {
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: "no frames, or more frames than the mapping has pages",
@@ -219,7 +254,9 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
             let gpa = gfns[i] * PAGE;
             let offset = i * PAGE as usize;
             if let Some(r) = regions.last_mut() {
-                if r.gpa + r.len == gpa && r.offset + r.len as usize == offset {
+                // Measured from `r.gpa` (`gpa > r.gpa`: sorted, distinct), so no sum can
+                // overflow at the top of the address space.
+                if gpa - r.gpa == r.len && r.offset + r.len as usize == offset {
                     r.len += PAGE;
                     continue;
                 }
@@ -267,7 +304,8 @@ impl<M: Pages> GuestRam<M> {
     }
 
     /// Walk `len` bytes from `gpa` in mapped pieces: `f(host pointer, offset in the buffer,
-    /// bytes)`. Fails, before touching anything, if any byte is not mapped.
+    /// bytes)`, the pointer valid for those bytes (`host_ptr`). Fails, before touching
+    /// anything, if any byte is not mapped or lies past the end of the address space.
     fn walk(
         &self,
         op: &'static str,
@@ -280,17 +318,30 @@ impl<M: Pages> GuestRam<M> {
         for pass_copies in [false, true] {
             let mut done = 0usize;
             while done < len {
-                let a = gpa.checked_add(done as u64);
-                let Some((r, off)) = a.and_then(|a| self.find(a)) else {
+                let Some(a) = gpa.checked_add(done as u64) else {
+                    // Past the end of the address space: the first missing address, 2^64, is
+                    // no u64, so the whole access is named.
                     return Err(Error::BadAddress {
                         op,
-                        addr: gpa.wrapping_add(done as u64),
+                        addr: gpa,
+                        len: len as u64,
+                    });
+                };
+                // The mapped piece at `a`: its host pointer and the bytes to its end.
+                let piece = self.find(a).and_then(|(r, off)| {
+                    let avail = usize::try_from(r.len - off).unwrap_or(usize::MAX);
+                    Some((r.host_ptr(off)?, avail))
+                });
+                let Some((p, avail)) = piece else {
+                    return Err(Error::BadAddress {
+                        op,
+                        addr: a,
                         len: (len - done) as u64,
                     });
                 };
-                let n = ((r.len - off) as usize).min(len - done);
+                let n = avail.min(len - done);
                 if pass_copies {
-                    f(r.host_ptr(off), done, n);
+                    f(p, done, n);
                 }
                 done += n;
             }
@@ -298,22 +349,36 @@ impl<M: Pages> GuestRam<M> {
         Ok(())
     }
 
-    /// Copy guest RAM at `gpa` into `buf`.
+    /// Copy guest RAM at `gpa` into `buf`. An [`Error::BadAddress`] if any of those bytes is
+    /// not mapped (or lies past the end of the address space); `buf` is then left as it was.
+    ///
+    /// Each byte is one relaxed atomic load: bytes the guest writes meanwhile may come out
+    /// mixed, and ordering against other accesses takes a fence (read a ring's index,
+    /// `fence(Acquire)`, then its entries).
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.walk("read guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter_mut().enumerate() {
-                // SAFETY: `p .. p + n` is mapped (walk); a volatile load, no reference made.
-                *b = unsafe { p.add(j).read_volatile() };
+                // SAFETY: `p + j` is one of the `n` bytes `walk` handed over: mapped, readable
+                // and writable while `self` holds the mapping, which outlives this use. An
+                // `AtomicU8` needs no alignment, and this module only accesses guest RAM
+                // atomically (the guest's own accesses are outside Rust's memory model).
+                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
+                *b = byte.load(Ordering::Relaxed);
             }
         })
     }
 
-    /// Copy `buf` into guest RAM at `gpa`.
+    /// Copy `buf` into guest RAM at `gpa`. An [`Error::BadAddress`] if any of those bytes is
+    /// not mapped (or lies past the end of the address space); guest RAM is then untouched.
+    ///
+    /// Each byte is one relaxed atomic store: to publish the bytes before, say, a ring index,
+    /// put a `fence(Release)` between.
     pub fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.walk("write guest RAM", gpa, buf.len(), |p, at, n| {
             for (j, b) in buf[at..at + n].iter().enumerate() {
-                // SAFETY: as in `read`, a volatile store.
-                unsafe { p.add(j).write_volatile(*b) };
+                // SAFETY: as in `read`: a mapped, writable byte, accessed atomically.
+                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
+                byte.store(*b, Ordering::Relaxed);
             }
         })
     }
@@ -351,7 +416,7 @@ mod vm {
             addr: MemoryRegionAddress,
         ) -> vm_memory::guest_memory::Result<*mut u8> {
             self.check_address(addr)
-                .map(|a| self.host_ptr(a.0))
+                .and_then(|a| self.host_ptr(a.0))
                 .ok_or(GuestMemoryError::InvalidBackendAddress)
         }
 
@@ -364,9 +429,13 @@ mod vm {
             if end.is_none_or(|e| e > self.len) {
                 return Err(GuestMemoryError::InvalidBackendAddress);
             }
-            // SAFETY: `offset .. offset + count` lies in the region's mapping, which lives as
-            // long as `self` (its `Arc`); VolatileSlice only makes volatile accesses.
-            Ok(unsafe { VolatileSlice::with_bitmap(self.host_ptr(offset.0), count, (), None) })
+            let ptr = self
+                .host_ptr(offset.0)
+                .ok_or(GuestMemoryError::InvalidBackendAddress)?;
+            // SAFETY: `ptr` is valid for volatile accesses to `len - offset >= count` bytes
+            // while `self` (which the slice borrows) lives (`host_ptr`); VolatileSlice only
+            // makes volatile accesses.
+            Ok(unsafe { VolatileSlice::with_bitmap(ptr, count, (), None) })
         }
     }
 

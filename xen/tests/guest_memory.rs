@@ -232,3 +232,152 @@ fn a_mapping_placed_at_grant_dma_addresses() {
         })
     ));
 }
+
+#[test]
+fn host_ptr_is_none_past_the_region() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let ram = GuestRam::map(&sim, dom, &[(0, 0x2000)]).unwrap();
+    let r = &ram.regions()[0];
+    let base = r.host_ptr(0).expect("byte 0");
+    assert_eq!(r.host_ptr(0x1fff), Some(base.wrapping_add(0x1fff)));
+    // One past the end is a pointer (to no bytes); anything further is refused, in release
+    // builds too (no debug assertion to rely on).
+    assert_eq!(r.host_ptr(0x2000), Some(base.wrapping_add(0x2000)));
+    assert_eq!(r.host_ptr(0x2001), None);
+    assert_eq!(r.host_ptr(u64::MAX), None);
+}
+
+/// The first byte of the last page of the 64-bit address space.
+const LAST_PAGE: u64 = 0xffff_ffff_ffff_f000;
+
+#[test]
+fn debug_of_a_region_on_the_last_page() {
+    use xen::platform::MapGuest;
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let (m, _) = sim.map_guest(dom, 0, 1).unwrap();
+    let ram = GuestRam::from_mapping(dom, m, &[LAST_PAGE >> 12]).unwrap();
+    // `gpa + len` is 2^64 here: Debug shows the last address instead.
+    let r = format!("{:?}", ram.regions()[0]);
+    assert_eq!(r, "RamRegion(0xfffffffffffff000..=0xffffffffffffffff)");
+    let all = format!("{ram:?}");
+    assert!(all.contains(&r), "{all}");
+}
+
+/// A platform that maps any guest frames as the simulated guest's first pages, so `map` can
+/// reach frames far beyond the simulator's RAM (the top of the address space). Records what
+/// it was asked for.
+struct Relocated<'a> {
+    sim: &'a Sim,
+    asked: std::cell::Cell<Option<(u64, usize)>>,
+}
+
+impl xen::platform::MapGuest for Relocated<'_> {
+    type Mapping = xen::sim::SimPages;
+    fn map_guest(
+        &self,
+        domid: u16,
+        gfn: u64,
+        n: usize,
+    ) -> Result<(xen::sim::SimPages, Vec<i32>), Error> {
+        self.asked.set(Some((gfn, n)));
+        self.sim.map_guest(domid, 0, n)
+    }
+}
+
+#[test]
+fn the_last_page_of_the_address_space_is_guest_ram() {
+    use xen::platform::MapGuest;
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    // Both pages end up at guest frames 0 and 1 of the simulator.
+    sim.guest_ram_write(dom, 0xff8, b"page0end");
+    sim.guest_ram_write(dom, 0x1ff8, b"lastword");
+    let platform = Relocated {
+        sim: &sim,
+        asked: Default::default(),
+    };
+    // The last two pages, by `map` (a range ending on the very last byte) and by
+    // `from_mapping`: the same memory, the same regions.
+    let mapped = GuestRam::map(&platform, dom, &[(LAST_PAGE - 0x1000, 0x2000)]).unwrap();
+    assert_eq!(platform.asked.get(), Some(((LAST_PAGE >> 12) - 1, 2)));
+    let (m, _) = sim.map_guest(dom, 0, 2).unwrap();
+    let placed = GuestRam::from_mapping(dom, m, &[(LAST_PAGE >> 12) - 1, LAST_PAGE >> 12]).unwrap();
+    for ram in [&mapped, &placed] {
+        let r: Vec<_> = ram.regions().iter().map(|r| (r.gpa(), r.len())).collect();
+        assert_eq!(r, [(LAST_PAGE - 0x1000, 0x2000)], "{ram:?}");
+        // The last 8 bytes, and 16 across the page boundary.
+        let mut b = [0u8; 8];
+        ram.read(u64::MAX - 7, &mut b).unwrap();
+        assert_eq!(&b, b"lastword");
+        let mut b = [0u8; 16];
+        ram.read(LAST_PAGE - 8, &mut b).unwrap();
+        assert_eq!(&b[..8], b"page0end");
+        // Running past the end of the address space: refused whole, nothing touched.
+        let mut b = [0xaa; 16];
+        assert_eq!(
+            ram.read(u64::MAX - 7, &mut b),
+            Err(Error::BadAddress {
+                op: "read guest RAM",
+                addr: u64::MAX - 7,
+                len: 16
+            })
+        );
+        assert_eq!(b, [0xaa; 16], "a failed read wrote part of the buffer");
+        assert!(matches!(
+            ram.write(u64::MAX, b"!!"),
+            Err(Error::BadAddress { .. })
+        ));
+        assert_eq!(sim.guest_ram_read(dom, 0x1fff, 1), b"d");
+        // The very last byte.
+        ram.write(u64::MAX, b"D").unwrap();
+        assert_eq!(sim.guest_ram_read(dom, 0x1ff8, 8), b"lastworD");
+        ram.write(u64::MAX, b"d").unwrap();
+        // vm-memory over the same regions.
+        let mem = ram.vm_memory().unwrap();
+        let v: u64 = mem.read_obj(GuestAddress(u64::MAX - 7)).unwrap();
+        assert_eq!(&v.to_le_bytes(), b"lastword");
+        assert!(mem.read_obj::<u128>(GuestAddress(u64::MAX - 7)).is_err());
+    }
+
+    // A range past the end of the address space is refused by both, as an invalid argument.
+    for past in [(LAST_PAGE, 0x1001), (u64::MAX, 2)] {
+        assert!(
+            matches!(
+                GuestRam::map(&platform, dom, &[past]),
+                Err(Error::InvalidArgument { .. })
+            ),
+            "{past:x?}"
+        );
+    }
+    let (m, _) = sim.map_guest(dom, 0, 1).unwrap();
+    assert!(matches!(
+        GuestRam::from_mapping(dom, m, &[(LAST_PAGE >> 12) + 1]),
+        Err(Error::InvalidArgument { .. })
+    ));
+}
+
+/// `GuestRam` reads and writes the same bytes from two threads at once, as a guest and a device
+/// model do: every access is atomic, so this is free of data races in Rust's memory model (what
+/// Miri or ThreadSanitizer check here; with volatile accesses they report a race). A read may
+/// mix bytes of two writes, never see anything else.
+#[test]
+fn concurrent_reads_and_writes_see_only_written_bytes() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let ram = GuestRam::map(&sim, dom, &[(0, 0x2000)]).unwrap();
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 0..500 {
+                let v = if i % 2 == 0 { 0x5a } else { 0xa5 };
+                ram.write(0xff0, &[v; 32]).unwrap();
+            }
+        });
+        for _ in 0..500 {
+            let mut b = [1u8; 32];
+            ram.read(0xff0, &mut b).unwrap();
+            assert!(b.iter().all(|&x| matches!(x, 0 | 0x5a | 0xa5)), "{b:x?}");
+        }
+    });
+}

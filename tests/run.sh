@@ -102,6 +102,14 @@ grep -q '^counter  = 3$' target/regbank.out && grep -q '^servers left: 0$' targe
 step "xen: IoreqServer per-request cost against a hand-written loop (bench)"
 BENCH_REQUESTS=100000 cargo bench --locked -q -p xen --features sim --bench ioreq
 
+step "xen: the hostile-guest and fetch-audit suites (RUSTFLAGS=--cfg xen_fetch_audit)"
+# The audit is a compiler flag, not a Cargo feature: its own build, in its own target dir.
+RUSTFLAGS="--cfg xen_fetch_audit" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}/fetch-audit" \
+  cargo test --locked -q -p xen --features sim --test hostile --test audit 2>&1 | tee target/audit-output.txt
+# Each suite must have run (without the flag they compile to nothing).
+[ "$(grep -c '^test result: ok\. [1-9]' target/audit-output.txt)" = 2 ] ||
+  { echo "FAIL: the hostile and audit suites did not both run and pass"; exit 1; }
+
 step "tests"
 mkdir -p target
 cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt

@@ -33,15 +33,16 @@ ensure_debian_kernel
 # The guest, the dom0 server and the plugin (tests/lib/dom0-initramfs.sh), and the stub domain.
 build_ioreq_programs "$out"
 # Twice: as is (timed), and with the fetch audit (the single-fetch and forward-only checks).
-build_stubdom() { # features copy-to
-  (cd tests/xen-pvh-stubdom && RUSTFLAGS="-C relocation-model=static" cargo build --locked -q \
-    --release --target x86_64-unknown-linux-gnu --features "$1" --target-dir "$out/pvh-stubdom")
-  cp "$out/pvh-stubdom/x86_64-unknown-linux-gnu/release/xen-pvh-stubdom" "$2"
+build_stubdom() { # extra-rustflags target-dir copy-to
+  (cd tests/xen-pvh-stubdom && RUSTFLAGS="-C relocation-model=static $1" cargo build --locked -q \
+    --release --target x86_64-unknown-linux-gnu --target-dir "$2")
+  cp "$2/x86_64-unknown-linux-gnu/release/xen-pvh-stubdom" "$3"
 }
 stubdom="$out/stubdom.elf"
 stubdom_audit="$out/stubdom-audit.elf"
-build_stubdom "" "$stubdom"
-build_stubdom audit "$stubdom_audit"
+build_stubdom "" "$out/pvh-stubdom" "$stubdom"
+# The audit is a compiler flag (xen's fetch audit is no Cargo feature): its own target dir.
+build_stubdom "--cfg xen_fetch_audit" "$out/pvh-stubdom-audit" "$stubdom_audit"
 echo "     stub domain $(sha256sum "$stubdom" | cut -c1-16), audited $(sha256sum "$stubdom_audit" | cut -c1-16), regbank $(sha256sum "$server" | cut -c1-16), guest $(sha256sum "$guest" | cut -c1-16) (sha256): the same files on every release"
 
 make_initramfs() { # release mode cpio

@@ -20,6 +20,12 @@ pub const EVTCHN_PENDING_OFFSET: usize = 32 * 64;
 #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
 pub const EVTCHN_PENDING_OFFSET: usize = 64;
 
+/// Ports of the 2-level event-channel ABI, the one `shared_info`'s pending bitmap covers: one
+/// bit per port, `xen_ulong_t` words, as many words as a word has bits (4096 with 64-bit
+/// words, 1024 on x86_32). A port Xen hands out beyond it is refused: its bit would lie outside
+/// the bitmap.
+pub const MAX_2L_PORTS: u32 = (core::mem::size_of::<XenUlong>() * 8).pow(2) as u32;
+
 /// The most buffers one dm_op call passes (the library's ops use at most 2).
 const MAX_DM_OP_BUFS: usize = 4;
 
@@ -89,11 +95,15 @@ impl<H: Hypercall> Bare<H> {
         }
     }
 
+    /// The 64-bit word of the pending bitmap holding `port`'s bit. Only called for bound ports,
+    /// which `bind_interdomain` keeps below [`MAX_2L_PORTS`].
     fn pending_word(&self, port: EvtchnPort) -> &AtomicU64 {
+        debug_assert!(port < MAX_2L_PORTS);
         let off = EVTCHN_PENDING_OFFSET + (port as usize / 64) * 8;
         // SAFETY: the shared-info page is live (new's contract); the pending bitmap is updated
         // by Xen with atomic bit operations, so an atomic view is the matching access; the word
-        // is 8-aligned inside the page for every valid 2-level port (< 4096).
+        // is 8-aligned inside the bitmap, hence the page, for every port below MAX_2L_PORTS
+        // (checked when it was bound).
         unsafe { AtomicU64::from_ptr(self.shared_info.add(off).cast()) }
     }
 }
@@ -302,6 +312,14 @@ impl<H: Hypercall> EventChannels for Bare<H> {
         // SAFETY: our struct.
         unsafe { event_channel_op_bind_interdomain(&self.h, &mut b) }
             .map_err(|e| Error::xen("EVTCHNOP_bind_interdomain", e))?;
+        if b.local_port >= MAX_2L_PORTS {
+            // Not a port this platform can wait for (a FIFO-ABI port): give it back.
+            let _ = self.unbind(b.local_port);
+            return Err(Error::Protocol {
+                op: "EVTCHNOP_bind_interdomain",
+                what: "a local port beyond the 2-level event-channel ABI's bitmap",
+            });
+        }
         self.bound.borrow_mut().push(b.local_port);
         Ok(b.local_port)
     }

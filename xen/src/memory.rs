@@ -29,7 +29,6 @@
 
 use alloc::sync::Arc;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicU8, Ordering};
 
 use xen_sys::Domid;
 
@@ -357,14 +356,9 @@ impl<M: Pages> GuestRam<M> {
     /// `fence(Acquire)`, then its entries).
     pub fn read(&self, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.walk("read guest RAM", gpa, buf.len(), |p, at, n| {
-            for (j, b) in buf[at..at + n].iter_mut().enumerate() {
-                // SAFETY: `p + j` is one of the `n` bytes `walk` handed over: mapped, readable
-                // and writable while `self` holds the mapping, which outlives this use. An
-                // `AtomicU8` needs no alignment, and this module only accesses guest RAM
-                // atomically (the guest's own accesses are outside Rust's memory model).
-                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
-                *b = byte.load(Ordering::Relaxed);
-            }
+            // SAFETY: `p .. p + n` are the bytes `walk` handed over: mapped, readable and
+            // writable while `self` holds the mapping, which outlives this use.
+            unsafe { crate::shared::copy_from(p, &mut buf[at..at + n]) }
         })
     }
 
@@ -375,11 +369,8 @@ impl<M: Pages> GuestRam<M> {
     /// put a `fence(Release)` between.
     pub fn write(&self, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.walk("write guest RAM", gpa, buf.len(), |p, at, n| {
-            for (j, b) in buf[at..at + n].iter().enumerate() {
-                // SAFETY: as in `read`: a mapped, writable byte, accessed atomically.
-                let byte = unsafe { AtomicU8::from_ptr(p.add(j)) };
-                byte.store(*b, Ordering::Relaxed);
-            }
+            // SAFETY: as in `read`: mapped, writable bytes.
+            unsafe { crate::shared::copy_to(p, &buf[at..at + n]) }
         })
     }
 }

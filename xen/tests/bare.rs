@@ -253,3 +253,33 @@ fn foreign_mappings_refused_before_4_19_are_a_version_error() {
         let _ = &mut shinfo;
     }
 }
+
+/// A local port beyond the 2-level bitmap in `shared_info` (what a FIFO-ABI Xen may hand out)
+/// is refused with a typed error and closed again, instead of being waited for through a word
+/// outside the bitmap.
+#[test]
+fn a_port_beyond_the_two_level_bitmap_is_refused_and_closed() {
+    let mut shinfo = Box::new(Page([0; 4096]));
+    let fake = FakeXen {
+        shared_info: shinfo.0.as_mut_ptr(),
+        next_port: Cell::new(xen::bare::MAX_2L_PORTS),
+        log: RefCell::new(Vec::new()),
+        guest_ram: RefCell::new(Vec::new()),
+        scratch: std::ptr::null_mut(),
+        mapped: Cell::new(None),
+        version: 0x0004_0011,
+        refuse_foreign: false,
+    };
+    // SAFETY: the shared-info page lives for the whole test; no window.
+    let bare = unsafe { Bare::new(fake, shinfo.0.as_mut_ptr(), None) };
+    assert_eq!(
+        bare.bind_interdomain(7, 3),
+        Err(xen::Error::Protocol {
+            op: "EVTCHNOP_bind_interdomain",
+            what: "a local port beyond the 2-level event-channel ABI's bitmap",
+        })
+    );
+    // Bound, then closed (EVTCHNOP_close is sub-op 3), and nothing is left to wait for.
+    assert_eq!(bare.wait_pending(&mut [0u32; 4]), Ok(0));
+    let _ = &mut shinfo;
+}

@@ -142,7 +142,7 @@ fn run<H: Hypercall + Copy>(h: H, target: Domid) -> ! {
         last.saturating_sub(setup),
         HEAP.allocations()
     );
-    #[cfg(feature = "audit")]
+    #[cfg(xen_fetch_audit)]
     {
         let a = xen::ioreq::slot::audit::snapshot();
         say!(

@@ -252,7 +252,7 @@ unsafe impl Hypercall for Direct {
         #[cfg(target_arch = "x86_64")]
         {
             let ret: i64;
-            // SAFETY (all arms): number in rax, arguments in rdi, rsi, rdx, r10, r8 (clobbered),
+            // SAFETY: (all arms) number in rax, arguments in rdi, rsi, rdx, r10, r8 (clobbered),
             // result in rax; the caller guaranteed the instruction fits the guest (`new`/`hvm`)
             // and the pointer arguments. SYSCALL also clobbers rcx and r11. No stack use.
             unsafe {
@@ -286,7 +286,7 @@ unsafe impl Hypercall for Direct {
         {
             let block: [u32; 2] = [op, args[3] as u32];
             let ret: u32;
-            // SAFETY (all arms): eax points to `block` (number, 4th argument); esi (reserved by
+            // SAFETY: (all arms) eax points to `block` (number, 4th argument); esi (reserved by
             // LLVM) is saved, loaded with the 4th argument and restored; eax is then loaded with
             // the number; ebx, ecx, edx, edi carry the other arguments and are clobbered; eax
             // returns the result. The caller guaranteed the instruction and the pointers.

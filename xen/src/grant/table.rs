@@ -177,7 +177,23 @@ impl GrantTable {
 
     /// Let `domid` map or copy our frame `gfn` through entry `gref` (read-only if `readonly`).
     /// The entry must be free.
-    pub fn grant(
+    ///
+    /// # Safety
+    ///
+    /// Until the grant is ended ([`end`](Self::end) succeeds), the other domain may read frame
+    /// `gfn` (and write it unless `readonly`) at any time. So `gfn` must be a frame of this
+    /// domain whose memory is accessed only through raw pointers with atomic or volatile
+    /// accesses for that long: never memory that Rust references, the stack, the heap or code
+    /// may use (as kvm-ioctls makes its memory-region call `unsafe` for the same reason).
+    ///
+    /// A safe call does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// # fn f(t: &xen::grant::table::GrantTable) {
+    /// let _ = t.grant(8, 0, 0x1234, false);
+    /// # }
+    /// ```
+    pub unsafe fn grant(
         &self,
         gref: GrantRef,
         domid: Domid,
@@ -247,28 +263,37 @@ mod tests {
         let p = f.0.as_mut_ptr();
         // SAFETY: reads and writes of the private frame, inside it.
         let byte = |i: usize| unsafe { p.add(i).read_volatile() };
+        // SAFETY: as above (one thread: Xen's side, played here, never races the table's).
         let set = |i: usize, v: u8| unsafe { p.add(i).write_volatile(v) };
         let u16_at = |i: usize| u16::from_le_bytes([byte(i), byte(i + 1)]);
         // SAFETY: a private frame standing in for the table, alive for the test.
         let t = unsafe { GrantTable::from_mapped(p, 1) };
         assert_eq!(t.len(), 512);
+        // Every grant below names frame numbers of no memory; nothing maps them here.
         assert!(
-            matches!(t.grant(1, 0, 5, false), Err(Error::InvalidArgument { .. })),
+            matches!(
+                // SAFETY: a frame number of no memory, never mapped here.
+                unsafe { t.grant(1, 0, 5, false) },
+                Err(Error::InvalidArgument { .. })
+            ),
             "reserved"
         );
         assert!(
             matches!(
-                t.grant(512, 0, 5, false),
+                // SAFETY: a frame number of no memory, never mapped here.
+                unsafe { t.grant(512, 0, 5, false) },
                 Err(Error::InvalidArgument { .. })
             ),
             "outside"
         );
-        t.grant(8, 3, 0x1234, true).unwrap();
+        // SAFETY: a frame number of no memory, never mapped here.
+        unsafe { t.grant(8, 3, 0x1234, true) }.unwrap();
         assert_eq!(u16_at(64), GTF_permit_access | GTF_readonly);
         assert_eq!(u16_at(66), 3);
         assert_eq!(u32::from(u16_at(68)) | u32::from(u16_at(70)) << 16, 0x1234);
         assert!(matches!(
-            t.grant(8, 3, 1, false),
+            // SAFETY: a frame number of no memory, never mapped here.
+            unsafe { t.grant(8, 3, 1, false) },
             Err(Error::InvalidArgument {
                 what: "the entry is in use",
                 ..
@@ -288,6 +313,7 @@ mod tests {
         assert!(!t.in_use(8).unwrap());
         t.end(8).unwrap();
         assert_eq!(u16_at(64), GTF_invalid);
-        t.grant(8, 3, 1, false).unwrap();
+        // SAFETY: a frame number of no memory, never mapped here.
+        unsafe { t.grant(8, 3, 1, false) }.unwrap();
     }
 }

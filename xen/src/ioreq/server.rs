@@ -421,7 +421,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             raw,
             port,
         };
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         let raw = {
             let mut r = raw;
             if super::slot::audit::mutant() {

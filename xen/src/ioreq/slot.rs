@@ -25,11 +25,13 @@ const _: () = assert!(core::mem::offset_of!(Ioreq, vp_eport) == STATE_WORD * 8);
 const _: () = assert!(core::mem::offset_of!(Ioreq, flags) == STATE_WORD * 8 + 6);
 const _: () = assert!(core::mem::size_of::<Ioreq>() == 32);
 
-/// Counters for the fetch audit (feature `fetch-audit`, tests only): every byte read from a
+/// Counters for the fetch audit (`--cfg xen_fetch_audit`, tests only; a compiler flag of the
+/// final build, not a Cargo feature, so no dependency can turn it, or its double-fetch mutation,
+/// on through feature unification): every byte read from a
 /// shared slot is counted, by kind, and every state written, so a test (on the simulator or
 /// in a stub domain on real Xen) can prove each request is fetched exactly once and each state
 /// write moves the slot forward.
-#[cfg(feature = "fetch-audit")]
+#[cfg(xen_fetch_audit)]
 pub mod audit {
     use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
@@ -132,8 +134,8 @@ impl Slot {
     /// The result must lie inside the same live ioreq page mapping (see [`Slot::new`]).
     #[inline]
     pub(crate) unsafe fn nth(self, n: usize) -> Slot {
-        // SAFETY: forwarded from this function's contract.
         Slot {
+            // SAFETY: inside the same mapping (this function's contract).
             ptr: unsafe { self.ptr.add(n * 32) },
         }
     }
@@ -152,7 +154,7 @@ impl Slot {
     /// of the rest of the slot after Xen's stores to it).
     #[inline]
     fn state_word(&self) -> u64 {
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         {
             audit::count(8);
             audit::bump(&audit::STATE_READS);
@@ -181,7 +183,7 @@ impl Slot {
     /// Words 0..3 copied once after the state word `w3` was loaded; the slot as one value.
     #[inline]
     fn rest(&self, w3: u64) -> Ioreq {
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         {
             audit::count(24);
             audit::bump(&audit::SLOT_COPIES);
@@ -205,8 +207,8 @@ impl Slot {
         self.rest(w3)
     }
 
-    /// Test-only double fetch of `size` (feature `fetch-audit`, when the mutation is on).
-    #[cfg(feature = "fetch-audit")]
+    /// Test-only double fetch of `size` (`--cfg xen_fetch_audit`, when the mutation is on).
+    #[cfg(xen_fetch_audit)]
     pub(crate) fn refetch_size(&self) -> u32 {
         audit::count(8);
         // `size` is the high half of word 2.
@@ -224,7 +226,7 @@ impl Slot {
     /// Move to INPROCESS (forward only), storing the state word of the private copy `raw`.
     #[inline]
     pub fn set_inprocess(&self, raw: &Ioreq) {
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         self.audit_write(&audit::WRITES_INPROCESS, STATE_IOREQ_INPROCESS);
         self.word(STATE_WORD).store(
             Self::word3_with(raw, STATE_IOREQ_INPROCESS),
@@ -239,7 +241,7 @@ impl Slot {
         if let Some(d) = data {
             self.word(DATA_WORD).store(d, Ordering::Relaxed);
         }
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         self.audit_write(&audit::WRITES_RESPONSE, STATE_IORESP_READY);
         self.word(STATE_WORD)
             .store(Self::word3_with(raw, STATE_IORESP_READY), Ordering::Release);
@@ -247,7 +249,7 @@ impl Slot {
 
     /// Audit a state write of `to`: count it, and count it as backward unless it moves the
     /// state the slot holds now forward.
-    #[cfg(feature = "fetch-audit")]
+    #[cfg(xen_fetch_audit)]
     fn audit_write(&self, counter: &core::sync::atomic::AtomicU64, to: u8) {
         audit::bump(counter);
         // The audit's own load, not counted as a server read.
@@ -260,7 +262,7 @@ impl Slot {
 
     /// The event channel Xen wrote for this vCPU, read once (valid after the server is enabled).
     pub fn vp_eport(&self) -> u32 {
-        #[cfg(feature = "fetch-audit")]
+        #[cfg(xen_fetch_audit)]
         audit::count(8);
         self.word(STATE_WORD).load(Ordering::Acquire) as u32
     }

@@ -219,8 +219,8 @@ impl HypercallBuf<'_> {
     /// Copy `data` in at `at`; bytes past the end are not written.
     pub fn write_bytes(&self, at: usize, data: &[u8]) {
         let n = data.len().min(self.len.saturating_sub(at));
-        // SAFETY: [at, at+n) is inside this buffer; volatile because Xen shares the memory.
         for (i, b) in data[..n].iter().enumerate() {
+            // SAFETY: [at, at+n) is inside this buffer; volatile because Xen shares the memory.
             unsafe { self.as_mut_ptr().add(at + i).write_volatile(*b) };
         }
     }

@@ -33,8 +33,22 @@ impl Evtchn {
         Ok(Evtchn { fd })
     }
 
-    /// Wrap an already open evtchn descriptor.
-    pub fn from_fd(fd: OwnedFd) -> Self {
+    /// Wrap an already open evtchn descriptor (one passed in by a privileged parent, say).
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be an open `/dev/xen/evtchn` descriptor (or one on which every ioctl fails and
+    /// reads and writes only move bytes, such as `/dev/null` or a pipe, as tests use): every
+    /// method issues that device's ioctls on it, whose effects on this process's memory are only
+    /// sound on that device (another device's ioctl with the same number could write anywhere).
+    ///
+    /// A safe call does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// let fd = std::os::fd::OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    /// let _ = xen_sys::backend::privcmd::Evtchn::from_fd(fd);
+    /// ```
+    pub unsafe fn from_fd(fd: OwnedFd) -> Self {
         Evtchn { fd }
     }
 
@@ -194,7 +208,9 @@ mod tests {
     use rustix::fs::Mode;
 
     fn fake(path: &str) -> Evtchn {
-        Evtchn::from_fd(rustix::fs::open(path, OFlags::RDWR, Mode::empty()).unwrap())
+        let fd = rustix::fs::open(path, OFlags::RDWR, Mode::empty()).unwrap();
+        // SAFETY: a test stand-in on which every ioctl fails (see `from_fd`).
+        unsafe { Evtchn::from_fd(fd) }
     }
 
     #[test]
@@ -261,9 +277,11 @@ mod tests {
     fn pending_reads_whole_ports_and_unmask_writes_them() {
         // A pipe stands in for the device's read/write protocol.
         let (r, w) = rustix::pipe::pipe().unwrap();
-        let writer = Evtchn::from_fd(w);
+        // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
+        let writer = unsafe { Evtchn::from_fd(w) };
         writer.unmask_all(&[7, 9]).unwrap();
-        let reader = Evtchn::from_fd(r);
+        // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
+        let reader = unsafe { Evtchn::from_fd(r) };
         let mut out = [0u32; 4];
         assert_eq!(reader.pending_into(&mut out).unwrap(), 2);
         assert_eq!(&out[..2], &[7, 9]);
@@ -272,7 +290,8 @@ mod tests {
     #[test]
     fn read_and_write_errors_keep_their_errno() {
         let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::NONBLOCK).unwrap();
-        let reader = Evtchn::from_fd(r);
+        // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
+        let reader = unsafe { Evtchn::from_fd(r) };
         // Nothing pending on a non-blocking handle: EAGAIN is "no port", not an error.
         assert_eq!(reader.pending_into(&mut [0u32; 4]).unwrap(), 0);
         assert_eq!(reader.pending().unwrap(), None);
@@ -282,7 +301,8 @@ mod tests {
             err.to_string(),
             format!("write /dev/xen/evtchn (unmask): {}", Errno::BADF)
         );
-        let writer = Evtchn::from_fd(w);
+        // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
+        let writer = unsafe { Evtchn::from_fd(w) };
         let err = writer.pending_into(&mut [0u32; 1]).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -181,8 +181,23 @@ impl Privcmd {
         Ok(Privcmd { fd, path })
     }
 
-    /// Wrap an already open privcmd descriptor.
-    pub fn from_fd(fd: OwnedFd) -> Self {
+    /// Wrap an already open privcmd descriptor (one passed in by a privileged parent, say).
+    ///
+    /// # Safety
+    ///
+    /// `fd` must be an open `/dev/xen/privcmd` (or `/proc/xen/privcmd`) descriptor (or, in
+    /// tests, one on which every ioctl fails, such as `/dev/null`): every method issues privcmd
+    /// ioctls on it and maps memory through it, and `Privcmd`'s `Hypercall` impl promises that a
+    /// call reaches Xen; on another device the same ioctl numbers could do anything to this
+    /// process's memory.
+    ///
+    /// A safe call does not compile:
+    ///
+    /// ```compile_fail,E0133
+    /// let fd = std::os::fd::OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
+    /// let _ = xen_sys::backend::privcmd::Privcmd::from_fd(fd);
+    /// ```
+    pub unsafe fn from_fd(fd: OwnedFd) -> Self {
         Privcmd {
             fd,
             path: "privcmd",
@@ -544,7 +559,8 @@ mod tests {
     #[test]
     fn ioctls_on_a_device_that_is_not_privcmd_fail_with_op_and_errno() {
         let fd = rustix::fs::open("/dev/null", OFlags::RDWR, Mode::empty()).unwrap();
-        let p = Privcmd::from_fd(fd);
+        // SAFETY: /dev/null fails every ioctl (see `from_fd`).
+        let p = unsafe { Privcmd::from_fd(fd) };
         let e = p.restrict(1).unwrap_err();
         assert_eq!(
             e.to_string(),

@@ -71,7 +71,9 @@ pub struct Stats {
 struct InFlight<'p, P: EventChannels> {
     platform: &'p P,
     slot: Slot,
-    raw: Ioreq,
+    /// The state word the request came with (its flags say what an invalid answer is).
+    w3: u64,
+    size: u32,
     port: EvtchnPort,
 }
 
@@ -80,14 +82,23 @@ impl<P: EventChannels> InFlight<'_, P> {
     #[inline]
     fn answer(self, data: Option<u64>) -> Result<(), Error> {
         let me = core::mem::ManuallyDrop::new(self);
-        me.slot.complete(&me.raw, data);
+        if let Some(d) = data {
+            me.slot.store_data(d);
+        }
+        me.slot.store_state(me.w3, STATE_IORESP_READY);
         me.platform.notify(me.port)
     }
 }
 
 impl<P: EventChannels> Drop for InFlight<'_, P> {
+    #[cold]
     fn drop(&mut self) {
-        self.slot.complete(&self.raw, invalid_answer(&self.raw));
+        let flags = IoreqFlags((self.w3 >> 48) as u8);
+        let read = flags.dir() == IOREQ_READ && flags.data_is_ptr() == 0;
+        if read {
+            self.slot.store_data(fallback_size(self.size).mask());
+        }
+        self.slot.store_state(self.w3, STATE_IORESP_READY);
         let _ = self.platform.notify(self.port);
     }
 }
@@ -95,14 +106,17 @@ impl<P: EventChannels> Drop for InFlight<'_, P> {
 /// Whether one claimed range of `kind` holds the bytes of accesses of `size` from `first` to
 /// `last` (`first ..= last + size - 1`); an access running past the end of the address space is
 /// never claimed.
-#[inline]
+#[inline(always)]
 fn claimed(ranges: &[Range], kind: RangeKind, first: u64, last: u64, size: Size) -> bool {
     let Some(end) = last.checked_add(u64::from(size.bytes()) - 1) else {
         return false;
     };
-    ranges
-        .iter()
-        .any(|r| r.kind == kind && r.start <= first && end <= r.end)
+    for r in ranges {
+        if r.start <= first && end <= r.end && r.kind == kind {
+            return true;
+        }
+    }
+    false
 }
 
 /// The answer to a request that is refused or cannot be served: all-ones of its (clamped) size
@@ -408,17 +422,18 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         let Some(slot) = self.slot(vcpu) else {
             return Ok(());
         };
-        let Ok(raw) = slot.take() else {
+        let Ok((raw, w3)) = slot.take_word() else {
             self.stats.spurious += 1;
             return Ok(());
         };
-        slot.set_inprocess(&raw);
+        slot.store_state(w3, STATE_IOREQ_INPROCESS);
         // From here on the request is answered whatever happens (the guard's drop).
         let xen: &'x Xen<P> = self.xen;
         let flight = InFlight {
             platform: xen.platform(),
             slot,
-            raw,
+            w3,
+            size: raw.size,
             port,
         };
         #[cfg(xen_fetch_audit)]

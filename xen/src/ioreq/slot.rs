@@ -172,12 +172,49 @@ impl Slot {
     /// word), else the state it holds. What the server uses: every byte is fetched once.
     #[inline]
     pub fn take(&self) -> Result<Ioreq, u8> {
+        self.take_word().map(|(raw, _)| raw)
+    }
+
+    /// [`take`](Slot::take), also returning the state word the copy holds (for
+    /// [`store_state`](Slot::store_state), which then needs no rebuilding of it).
+    #[inline]
+    pub(crate) fn take_word(&self) -> Result<(Ioreq, u64), u8> {
         let w3 = self.state_word();
         let state = (w3 >> FLAGS_SHIFT) as u8 & IoreqFlags::STATE_MASK;
         if state != xen_sys::STATE_IOREQ_READY {
             return Err(state);
         }
-        Ok(self.rest(w3))
+        Ok((self.rest(w3), w3))
+    }
+
+    /// Store state word `w3` (as [`take_word`](Slot::take_word) returned it) with its state set
+    /// to `state`: relaxed for INPROCESS, release for IORESP_READY (after the data).
+    #[inline]
+    pub(crate) fn store_state(&self, w3: u64, state: u8) {
+        #[cfg(xen_fetch_audit)]
+        self.audit_write(
+            if state == STATE_IORESP_READY {
+                &audit::WRITES_RESPONSE
+            } else {
+                &audit::WRITES_INPROCESS
+            },
+            state,
+        );
+        let w = (w3 & !(u64::from(IoreqFlags::STATE_MASK) << FLAGS_SHIFT))
+            | u64::from(state) << FLAGS_SHIFT;
+        let order = if state == STATE_IORESP_READY {
+            Ordering::Release
+        } else {
+            Ordering::Relaxed
+        };
+        self.word(STATE_WORD).store(w, order);
+    }
+
+    /// Store `data` (word 1), the answer to a read; publish it with
+    /// [`store_state`](Slot::store_state)`(.., IORESP_READY)`.
+    #[inline]
+    pub(crate) fn store_data(&self, data: u64) {
+        self.word(DATA_WORD).store(data, Ordering::Relaxed);
     }
 
     /// Words 0..3 copied once after the state word `w3` was loaded; the slot as one value.

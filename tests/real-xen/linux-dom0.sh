@@ -116,7 +116,7 @@ regbank_verdict() { # release
   said=$(tr -d '\r' <"$log" | grep -m1 '^regbank: ' || true)
   [ "$st" = 1 ] || fail "regbank exit status \"$st\" on Xen $1, want 1 (124: it hung)"
   if release_at_least "$1" 4.15; then
-    want="regbank: XEN_DMOP_nr_vcpus: errno 3"
+    want="regbank: XEN_DMOP_nr_vcpus: ESRCH (errno 3)"
   else
     want="regbank: XEN_DMOP_nr_vcpus needs Xen 4.15 or later; the running hypervisor is $1"
   fi

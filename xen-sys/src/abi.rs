@@ -159,3 +159,32 @@ pub fn write_prefix<T: IntoBytes + Immutable>(bytes: &mut [u8], value: &T) {
         dst.copy_from_slice(src);
     }
 }
+
+/// The errno's C name without Xen's `XEN_` prefix (`ESRCH`), or `errno N` for a value Xen's
+/// `errno.h` does not name (Linux's and Xen's numbers agree where both name a value).
+impl core::fmt::Display for XenErrno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.name() {
+            Some(n) => f.write_str(n.strip_prefix("XEN_").unwrap_or(n)),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
+impl core::error::Error for XenErrno {}
+
+#[cfg(test)]
+mod errno_tests {
+    use super::XenErrno;
+
+    #[test]
+    fn errnos_display_by_name() {
+        extern crate std;
+        use std::string::ToString;
+        assert_eq!(XenErrno::ESRCH.to_string(), "ESRCH");
+        assert_eq!(XenErrno(3).to_string(), "ESRCH");
+        assert_eq!(XenErrno(25).to_string(), "errno 25");
+        let e: &dyn core::error::Error = &XenErrno::EINVAL;
+        assert_eq!(e.to_string(), "EINVAL");
+    }
+}

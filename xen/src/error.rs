@@ -4,6 +4,7 @@ use xen_sys::XenVersion;
 
 /// What went wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The running hypervisor is older than the operation.
     #[error("{op} needs Xen {}.{} or later; the running hypervisor is {}.{}", since.major, since.minor, running.major, running.minor)]
@@ -15,8 +16,9 @@ pub enum Error {
         /// The running release.
         running: XenVersion,
     },
-    /// The hypervisor or the kernel refused an operation.
-    #[error("{op}: errno {errno}")]
+    /// The hypervisor or the kernel refused an operation (shown by the errno's name:
+    /// `XEN_DMOP_nr_vcpus: ESRCH (errno 3)`).
+    #[error("{op}: {} (errno {errno})", xen_sys::XenErrno(*errno))]
     Os {
         /// The operation (e.g. `XEN_DMOP_create_ioreq_server`).
         op: &'static str,
@@ -61,6 +63,15 @@ pub enum Error {
     /// The event loop was asked to stop.
     #[error("stopped")]
     Stopped,
+    /// The platform refused an operation for a reason that has no errno (e.g. its hypercall
+    /// buffers are exhausted).
+    #[error("{op}: {what}")]
+    Platform {
+        /// The operation.
+        op: &'static str,
+        /// What was wrong.
+        what: &'static str,
+    },
 }
 
 impl Error {

@@ -10,10 +10,25 @@ use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
+/// A privcmd/evtchn backend error as the safe layer's: the errno where there is one (never a
+/// made-up one), the reason where the backend refused before calling the kernel.
 pub(crate) fn os(op: &'static str, e: SysError) -> Error {
-    Error::Os {
-        op,
-        errno: e.errno().map(|e| e.raw_os_error()).unwrap_or(22),
+    if let Some(errno) = e.errno() {
+        return Error::Os {
+            op,
+            errno: errno.raw_os_error(),
+        };
+    }
+    match e {
+        SysError::Invalid { reason, .. } => Error::InvalidArgument { op, what: reason },
+        SysError::BuffersExhausted { .. } => Error::Platform {
+            op,
+            what: "hypercall buffers exhausted",
+        },
+        _ => Error::Platform {
+            op,
+            what: "refused by the privcmd/evtchn backend",
+        },
     }
 }
 

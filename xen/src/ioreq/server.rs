@@ -103,10 +103,17 @@ impl<P: EventChannels> Drop for InFlight<'_, P> {
     }
 }
 
+/// A range that holds nothing (start > end).
+const NO_RANGE: Range = Range {
+    kind: RangeKind::Port,
+    start: 1,
+    end: 0,
+};
+
 /// Whether one claimed range of `kind` holds the bytes of accesses of `size` from `first` to
 /// `last` (`first ..= last + size - 1`); an access running past the end of the address space is
 /// never claimed.
-#[inline(always)]
+#[inline]
 fn claimed(ranges: &[Range], kind: RangeKind, first: u64, last: u64, size: Size) -> bool {
     let Some(end) = last.checked_add(u64::from(size.bytes()) - 1) else {
         return false;
@@ -158,6 +165,9 @@ pub struct IoreqServer<'x, P: Platform> {
     by_port: Vec<(EvtchnPort, u32)>,
     buf_port: Option<EvtchnPort>,
     ranges: Vec<Range>,
+    /// The claimed range the last request fell in (checked first: a device's requests come in
+    /// runs on one range); an empty range when none.
+    hot: Range,
     /// The mapping starts with the buffered page.
     buffered: bool,
     /// Not yet torn down.
@@ -194,6 +204,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             by_port: Vec::with_capacity(nr as usize + 1),
             buf_port: None,
             ranges: Vec::new(),
+            hot: NO_RANGE,
             buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
             live: true,
             pending: [0; 64],
@@ -310,6 +321,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     pub fn unmap_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
             .io_range(self.domid, self.id, kind, start, end, false)?;
+        self.hot = NO_RANGE;
         // Claimed ranges of one kind are disjoint (Xen refuses overlaps), so at most one
         // contains [start, end].
         if let Some(k) = self
@@ -359,12 +371,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         }
         let n = self.batch_len;
         let mut first: Option<Error> = None;
-        while self.batch_next < n {
-            let port = self.pending[self.batch_next];
+        for i in self.batch_next..n {
             // Counted as handled before it is: if the handler panics, the request is answered
             // by its guard, and a later call must not take the port again.
-            self.batch_next += 1;
-            if let Err(e) = self.handle_port(port, handler) {
+            self.batch_next = i + 1;
+            if let Err(e) = self.handle_port(self.pending[i], handler) {
                 first.get_or_insert(e);
             }
         }
@@ -473,15 +484,38 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// of the accesses from `first` to `last`). Xen routes a request here by the ranges it was
     /// told, but the slot is not trusted: whatever the handler is given lies in a claimed range.
     #[inline]
-    fn claims(&self, space: Space, first: u64, last: u64, size: Size) -> bool {
-        match space {
-            Space::Port => claimed(&self.ranges, RangeKind::Port, first, last, size),
-            Space::Mmio => claimed(&self.ranges, RangeKind::Mmio, first, last, size),
+    fn claims(&mut self, space: Space, first: u64, last: u64, size: Size) -> bool {
+        let (kind, first, last, size) = match space {
+            Space::Port => (RangeKind::Port, first, last, size),
+            Space::Mmio => (RangeKind::Mmio, first, last, size),
             // PCI ranges are SBDFs: the whole config space of a claimed device is its own.
             Space::PciConfig { sbdf } => {
-                let d = u64::from(sbdf);
-                claimed(&self.ranges, RangeKind::Pci, d, d, Size::B1)
+                (RangeKind::Pci, u64::from(sbdf), u64::from(sbdf), Size::B1)
             }
+        };
+        let Some(end) = last.checked_add(u64::from(size.bytes()) - 1) else {
+            return false;
+        };
+        let h = self.hot;
+        if h.start <= first && end <= h.end && h.kind == kind {
+            return true;
+        }
+        self.claims_cold(kind, first, end)
+    }
+
+    /// [`claims`](Self::claims) past the hot range: scan, and make the hit the hot range.
+    #[inline(never)]
+    fn claims_cold(&mut self, kind: RangeKind, first: u64, end: u64) -> bool {
+        match self
+            .ranges
+            .iter()
+            .find(|r| r.kind == kind && r.start <= first && end <= r.end)
+        {
+            Some(&r) => {
+                self.hot = r;
+                true
+            }
+            None => false,
         }
     }
 
@@ -519,7 +553,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// The first address of a decoded request outside every claimed range, if any: every
     /// element of a repeated access counts (MMIO addresses move by `size`, down with `df`;
     /// a port stays put).
-    fn unclaimed(&self, req: &Request) -> Option<u64> {
+    fn unclaimed(&mut self, req: &Request) -> Option<u64> {
         let (space, a) = match *req {
             Request::Invalidate | Request::TimeOffset(_) => return None,
             Request::PciConfig(p) => {
@@ -700,6 +734,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
                 first.get_or_insert(e);
             }
         };
+        self.hot = NO_RANGE;
         for r in core::mem::take(&mut self.ranges).into_iter().rev() {
             keep(
                 self.xen

@@ -187,8 +187,9 @@ impl Slot {
         Ok((self.rest(w3), w3))
     }
 
-    /// Store state word `w3` (as [`take_word`](Slot::take_word) returned it) with its state set
-    /// to `state`: relaxed for INPROCESS, release for IORESP_READY (after the data).
+    /// Store state word `w3` (as [`take_word`](Slot::take_word) returned it: state READY) with
+    /// its state set to `state` (INPROCESS or IORESP_READY): relaxed for INPROCESS, release
+    /// for IORESP_READY (after the data).
     #[inline]
     pub(crate) fn store_state(&self, w3: u64, state: u8) {
         #[cfg(xen_fetch_audit)]
@@ -200,8 +201,13 @@ impl Slot {
             },
             state,
         );
-        let w = (w3 & !(u64::from(IoreqFlags::STATE_MASK) << FLAGS_SHIFT))
-            | u64::from(state) << FLAGS_SHIFT;
+        // `w3` came from `take_word`, so its state is READY (1), and INPROCESS (2) and
+        // IORESP_READY (3) are one addition away: no masking on the hot path.
+        debug_assert_eq!(
+            (w3 >> FLAGS_SHIFT) as u8 & IoreqFlags::STATE_MASK,
+            xen_sys::STATE_IOREQ_READY
+        );
+        let w = w3 + (u64::from(state - xen_sys::STATE_IOREQ_READY) << FLAGS_SHIFT);
         let order = if state == STATE_IORESP_READY {
             Ordering::Release
         } else {

@@ -11,6 +11,7 @@
 //! assert_eq!(l.size, 8);
 //! ```
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;
 pub mod diag;

@@ -22,6 +22,7 @@
 //! `target_arch`, derives zerocopy's `FromBytes`/`IntoBytes`/`KnownLayout`/`Immutable` (the
 //! crate must depend on `zerocopy`) and implements `xen_sys::XenAbi`. The layout rules are
 //! `xen-abi-gen`'s: there is one layout engine.
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;

@@ -72,6 +72,11 @@ pub enum Error {
         /// What was wrong.
         what: &'static str,
     },
+    /// A xenstore operation failed: one error type for a back end that uses xenstore, grants
+    /// and event channels (`?` converts).
+    #[cfg(all(feature = "std", unix))]
+    #[error(transparent)]
+    Xenstore(#[from] crate::xenstore::Error),
 }
 
 impl Error {
@@ -96,6 +101,8 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { errno, .. } => Some(*errno),
+            #[cfg(all(feature = "std", unix))]
+            Error::Xenstore(e) => e.errno(),
             _ => None,
         }
     }

@@ -10,6 +10,24 @@ use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
+/// The device backends' errors (`Gntdev`, `Gntalloc`, `Evtchn`, `Privcmd`, re-exported by
+/// this crate) convert with `?`, named by the operation they carry.
+impl From<SysError> for Error {
+    fn from(e: SysError) -> Error {
+        let op = match &e {
+            SysError::Open { path, .. } => *path,
+            SysError::Ioctl { op, .. }
+            | SysError::Mmap { op, .. }
+            | SysError::Io { op, .. }
+            | SysError::NotSupportedByKernel { op, .. }
+            | SysError::KernelOptionMissing { op, .. }
+            | SysError::Invalid { op, .. } => *op,
+            _ => "hypercall buffers",
+        };
+        os(op, e)
+    }
+}
+
 /// A privcmd/evtchn backend error as the safe layer's: the errno where there is one (never a
 /// made-up one), the reason where the backend refused before calling the kernel.
 pub(crate) fn os(op: &'static str, e: SysError) -> Error {

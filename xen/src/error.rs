@@ -74,10 +74,21 @@ pub enum Error {
     },
     /// A xenstore operation failed: one error type for a back end that uses xenstore, grants
     /// and event channels (`?` converts).
+    /// (Boxed: it carries paths, and `Error` stays two words plus a tag on the serving path.)
     #[cfg(all(feature = "std", unix))]
     #[error(transparent)]
-    Xenstore(#[from] crate::xenstore::Error),
+    Xenstore(alloc::boxed::Box<crate::xenstore::Error>),
 }
+
+#[cfg(all(feature = "std", unix))]
+impl From<crate::xenstore::Error> for Error {
+    fn from(e: crate::xenstore::Error) -> Error {
+        Error::Xenstore(alloc::boxed::Box::new(e))
+    }
+}
+
+// The serving loop returns `Result<_, Error>` per event: keep it small.
+const _: () = assert!(core::mem::size_of::<Error>() <= 40);
 
 impl Error {
     /// A hypercall's failure: the operation and Xen's errno.

@@ -72,23 +72,42 @@ pub enum Error {
         /// What was wrong.
         what: &'static str,
     },
-    /// A xenstore operation failed: one error type for a back end that uses xenstore, grants
-    /// and event channels (`?` converts).
-    /// (Boxed: it carries paths, and `Error` stays two words plus a tag on the serving path.)
-    #[cfg(all(feature = "std", unix))]
-    #[error(transparent)]
-    Xenstore(alloc::boxed::Box<crate::xenstore::Error>),
 }
 
+/// One error type for a back end that uses xenstore, grants and event channels: a xenstore
+/// error converts with `?`, keeping its operation and errno (or what was wrong); the path stays
+/// in `xenstore::Error` for code that wants it. (`Error` owns nothing on the heap: the serving
+/// loop returns it per event, and drop glue there costs every request.)
 #[cfg(all(feature = "std", unix))]
 impl From<crate::xenstore::Error> for Error {
     fn from(e: crate::xenstore::Error) -> Error {
-        Error::Xenstore(alloc::boxed::Box::new(e))
+        use crate::xenstore::Error as X;
+        match e {
+            X::Daemon { op, errno, .. } | X::Io { op, errno, .. } => Error::Os { op, errno },
+            X::Invalid { op, what, .. } => Error::InvalidArgument { op, what },
+            X::Malformed { op, .. } => Error::Protocol {
+                op,
+                what: "malformed message from xenstored",
+            },
+            X::Broken { op, .. } => Error::Protocol {
+                op,
+                what: "the xenstore connection is unusable after an earlier error",
+            },
+            X::Closed { op, .. } => Error::Protocol {
+                op,
+                what: "xenstored closed the connection",
+            },
+            X::Conflict { .. } => Error::Protocol {
+                op: "XS_TRANSACTION_END",
+                what: "the transaction kept conflicting",
+            },
+        }
     }
 }
 
-// The serving loop returns `Result<_, Error>` per event: keep it small.
+// The serving loop returns `Result<_, Error>` per event: small, and nothing to drop.
 const _: () = assert!(core::mem::size_of::<Error>() <= 40);
+const _: () = assert!(!core::mem::needs_drop::<Error>());
 
 impl Error {
     /// A hypercall's failure: the operation and Xen's errno.
@@ -112,8 +131,6 @@ impl Error {
     pub fn errno(&self) -> Option<i32> {
         match self {
             Error::Os { errno, .. } => Some(*errno),
-            #[cfg(all(feature = "std", unix))]
-            Error::Xenstore(e) => e.errno(),
             _ => None,
         }
     }

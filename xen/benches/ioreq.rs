@@ -91,6 +91,13 @@ fn main() {
     // difference per request is the side's cost, posting and collecting included).
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let (run_lib, run_raw) = (only != "raw", only != "lib");
+    // BENCH_VIA=serve: the library side through `serve_once` (wait, handle, unmask) instead of
+    // `handle_port` alone.
+    let via_serve = std::env::var("BENCH_VIA").is_ok_and(|v| v == "serve");
+    if via_serve {
+        // Xen marks freshly bound ports pending: take that event first.
+        srv.serve_once(&mut regs).unwrap();
+    }
     let mut lib = Duration::ZERO;
     let mut raw = Duration::ZERO;
     for round in 0..4 {
@@ -101,7 +108,12 @@ fn main() {
             if run_lib {
                 sim.post(dom, 0, r).unwrap();
                 let t = Instant::now();
-                srv.handle_port(port, &mut regs).unwrap();
+                if via_serve {
+                    // The whole serving step: wait for the event, handle it, unmask.
+                    srv.serve_once(&mut regs).unwrap();
+                } else {
+                    srv.handle_port(port, &mut regs).unwrap();
+                }
                 d = t.elapsed();
                 black_box(sim.collect(dom, 0).unwrap());
             }

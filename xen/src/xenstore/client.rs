@@ -190,11 +190,16 @@ fn check_watch(op: &'static str, path: &str, token: &str) -> Result<(), Error> {
     } else {
         return Ok(());
     };
-    Err(Error::Invalid {
+    Err(refused(op, path, what))
+}
+
+/// A request refused before sending, with its path cut to 64 characters.
+fn refused(op: &'static str, path: &str, what: &'static str) -> Error {
+    Error::Invalid {
         op,
         path: path.chars().take(64).collect(),
         what,
-    })
+    }
 }
 
 /// Refuse paths and tokens the daemon would reject (or that would change the message's
@@ -214,11 +219,7 @@ fn check_path(op: &'static str, path: &str) -> Result<(), Error> {
     } else {
         return Ok(());
     };
-    Err(Error::Invalid {
-        op,
-        path: path.chars().take(64).collect(),
-        what,
-    })
+    Err(refused(op, path, what))
 }
 
 impl<C: Conn> Client<C> {

@@ -370,35 +370,21 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             self.batch_len = n.min(self.pending.len());
         }
         let n = self.batch_len;
-        let mut i = self.batch_next;
-        while i < n {
-            let port = self.pending[i];
-            i += 1;
+        let mut first: Option<Error> = None;
+        for i in self.batch_next..n {
             // Counted as handled before it is: if the handler panics, the request is answered
             // by its guard, and a later call must not take the port again.
-            self.batch_next = i;
-            if let Err(e) = self.handle_port(port, handler) {
-                return Err(self.finish_batch(e, handler));
+            self.batch_next = i + 1;
+            if let Err(e) = self.handle_port(self.pending[i], handler) {
+                first.get_or_insert(e);
             }
         }
-        self.xen.platform().unmask(&self.pending[..n])?;
-        Ok(n)
-    }
-
-    /// The rest of a batch after an event failed with `first` (a notify): handle every event
-    /// still taken, unmask them all (a port left masked would never fire again), and give back
-    /// the first error.
-    #[cold]
-    #[inline(never)]
-    fn finish_batch(&mut self, first: Error, handler: &mut impl Handler) -> Error {
-        let n = self.batch_len;
-        while self.batch_next < n {
-            let port = self.pending[self.batch_next];
-            self.batch_next += 1;
-            let _ = self.handle_port(port, handler);
+        // Unmask even after a failed notify: a port left masked would never fire again.
+        let unmasked = self.xen.platform().unmask(&self.pending[..n]);
+        match first {
+            Some(e) => Err(e),
+            None => unmasked.map(|()| n),
         }
-        let _ = self.xen.platform().unmask(&self.pending[..n]);
-        first
     }
 
     /// Serve until `stop` is set (check it from another thread or a signal handler, then wake the

@@ -115,15 +115,18 @@ const NO_RANGE: Range = Range {
 /// never claimed.
 #[inline]
 fn claimed(ranges: &[Range], kind: RangeKind, first: u64, last: u64, size: Size) -> bool {
-    let Some(end) = last.checked_add(u64::from(size.bytes()) - 1) else {
-        return false;
-    };
-    for r in ranges {
-        if r.start <= first && end <= r.end && r.kind == kind {
-            return true;
-        }
-    }
-    false
+    last.checked_add(u64::from(size.bytes()) - 1)
+        .and_then(|end| claim(ranges, kind, first, end))
+        .is_some()
+}
+
+/// The claimed range of `kind` that holds the bytes `first ..= end`, if any.
+#[inline]
+fn claim(ranges: &[Range], kind: RangeKind, first: u64, end: u64) -> Option<Range> {
+    ranges
+        .iter()
+        .find(|r| r.start <= first && end <= r.end && r.kind == kind)
+        .copied()
 }
 
 /// The answer to a request that is refused or cannot be served: all-ones of its (clamped) size
@@ -506,12 +509,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// [`claims`](Self::claims) past the hot range: scan, and make the hit the hot range.
     #[inline(never)]
     fn claims_cold(&mut self, kind: RangeKind, first: u64, end: u64) -> bool {
-        match self
-            .ranges
-            .iter()
-            .find(|r| r.kind == kind && r.start <= first && end <= r.end)
-        {
-            Some(&r) => {
+        match claim(&self.ranges, kind, first, end) {
+            Some(r) => {
                 self.hot = r;
                 true
             }

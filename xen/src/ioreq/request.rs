@@ -24,13 +24,24 @@ pub enum Size {
 
 impl Size {
     /// From a byte count; only 1, 2, 4 and 8 are sizes.
+    #[inline]
     pub const fn from_bytes(n: u32) -> Option<Size> {
-        match n {
-            1 => Some(Size::B1),
-            2 => Some(Size::B2),
-            4 => Some(Size::B4),
-            8 => Some(Size::B8),
-            _ => None,
+        // A table: one load on the hot path instead of a chain of compares.
+        const BY_BYTES: [Option<Size>; 9] = [
+            None,
+            Some(Size::B1),
+            Some(Size::B2),
+            None,
+            Some(Size::B4),
+            None,
+            None,
+            None,
+            Some(Size::B8),
+        ];
+        if n < 9 {
+            BY_BYTES[n as usize]
+        } else {
+            None
         }
     }
 
@@ -43,7 +54,8 @@ impl Size {
     /// All-ones of this width (what an unclaimed read returns).
     #[inline]
     pub const fn mask(self) -> u64 {
-        u64::MAX >> (64 - 8 * self.bytes())
+        const MASKS: [u64; 4] = [0xff, 0xffff, 0xffff_ffff, u64::MAX];
+        MASKS[self as usize]
     }
 }
 

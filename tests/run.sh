@@ -110,6 +110,9 @@ RUSTFLAGS="--cfg xen_fetch_audit" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/tar
 [ "$(grep -c '^test result: ok\. [1-9]' target/audit-output.txt)" = 2 ] ||
   { echo "FAIL: the hostile and audit suites did not both run and pass"; exit 1; }
 
+step "xen: data races under ThreadSanitizer (every xen suite, hostile and audit included; a known race as control)"
+tests/race-check.sh
+
 step "tests"
 mkdir -p target
 cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Real Xen, x86_64, Linux dom0: one static build of xen-sys's privcmd_check example runs in a
+# Real Xen, x86_64, Linux dom0: one static build of the privcmd_check example (xen-sys's privcmd backend, xen's evtchn device) runs in a
 # Linux PV dom0 on each Xen release with that release's Debian kernel (Xen 4.14 + Linux 5.10,
 # 4.17 + 6.1, 4.20 + 6.12; LINUX_DOM0_RELEASES overrides the list), from a busybox initramfs
 # made here whose /init loads xen-privcmd and xen-evtchn: generic hypercalls with
@@ -26,8 +26,8 @@ ensure_xen_x86 "$out"
 
 # The test program, static so the initramfs needs no libraries.
 build_prog() { # extra-rustflags target-dir
-  RUSTFLAGS="-C target-feature=+crt-static $1" cargo build --locked -q --release -p xen-sys \
-    --example privcmd_check --features privcmd --target x86_64-unknown-linux-gnu --target-dir "$2" \
+  RUSTFLAGS="-C target-feature=+crt-static $1" cargo build --locked -q --release -p xen \
+    --example privcmd_check --features std --target x86_64-unknown-linux-gnu --target-dir "$2" \
     || return 1
   echo "$2/x86_64-unknown-linux-gnu/release/examples/privcmd_check"
 }

@@ -22,8 +22,9 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use xen::grant::{Gntdev, Shared};
-use xen::sys::backend::Evtchn;
+use xen::linux::Evtchn;
 use xen::xenstore::{Access, Client, Perm, Tx};
+use xen::Error;
 
 const SLOTS: u32 = 16;
 const REQ: usize = 64;
@@ -37,7 +38,33 @@ const CONNECTED: &[u8] = b"4";
 const CLOSING: &[u8] = b"5";
 const CLOSED: &[u8] = b"6";
 
-type Res<T> = Result<T, Box<dyn std::error::Error>>;
+/// One error type for the whole back end: xenstore's, the grant and event-channel devices' and
+/// the hypervisor's errors all convert into `xen::Error` with `?`.
+type Res<T> = Result<T, Error>;
+
+/// ETIMEDOUT, for the waits this back end bounds.
+fn timed_out(op: &'static str) -> Error {
+    Error::Os { op, errno: 110 }
+}
+
+/// A number the front end (or the toolstack) wrote in xenstore.
+fn number<T: std::str::FromStr>(xs: &mut Client, path: &str, op: &'static str) -> Res<T> {
+    let v = xs.read(Tx::NONE, path)?;
+    std::str::from_utf8(&v)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .ok_or(Error::Protocol {
+            op,
+            what: "not a decimal number",
+        })
+}
+
+fn poll_err(e: rustix::io::Errno) -> Error {
+    Error::Os {
+        op: "poll",
+        errno: e.raw_os_error(),
+    }
+}
 
 fn say(s: impl std::fmt::Display) {
     println!("pv_echo_backend: {s}");
@@ -111,7 +138,8 @@ fn take_events(xs: &mut Client) -> bool {
 /// Wait for a xenstore event until `end`.
 fn next_change(xs: &mut Client, end: Instant) -> Res<()> {
     let left = end.saturating_duration_since(Instant::now());
-    xs.wait_event(Some(left))?.ok_or("timed out")?;
+    xs.wait_event(Some(left))?
+        .ok_or(timed_out("wait for a xenstore event"))?;
     take_events(xs);
     Ok(())
 }
@@ -131,14 +159,14 @@ fn await_value(xs: &mut Client, path: &str, want: &[u8], secs: u64) -> Res<()> {
 fn wait_readable(fds: &[std::os::fd::BorrowedFd<'_>], end: Instant) -> Res<Vec<bool>> {
     let left = end.saturating_duration_since(Instant::now());
     if left.is_zero() {
-        return Err("timed out".into());
+        return Err(timed_out("wait for the event channel or xenstore"));
     }
     let ts = Timespec {
         tv_sec: left.as_secs() as i64,
         tv_nsec: i64::from(left.subsec_nanos()),
     };
     let mut p: Vec<PollFd<'_>> = fds.iter().map(|f| PollFd::new(f, PollFlags::IN)).collect();
-    poll(&mut p, Some(&ts))?;
+    poll(&mut p, Some(&ts)).map_err(poll_err)?;
     Ok(p.iter()
         .map(|f| f.revents().contains(PollFlags::IN))
         .collect())
@@ -153,7 +181,8 @@ fn evtchn_ready(e: &Evtchn) -> Res<bool> {
             tv_sec: 0,
             tv_nsec: 0,
         }),
-    )?;
+    )
+    .map_err(poll_err)?;
     Ok(p[0].revents().contains(PollFlags::IN))
 }
 
@@ -167,7 +196,13 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let mut xs = Client::open()?;
     if args.get(1).map(String::as_str) == Some("--toolstack") {
-        let fe: u16 = args.get(2).ok_or("--toolstack FRONTEND_DOMID")?.parse()?;
+        let fe: u16 = args
+            .get(2)
+            .and_then(|a| a.parse().ok())
+            .ok_or(Error::InvalidArgument {
+                op: "pv_echo_backend",
+                what: "--toolstack FRONTEND_DOMID",
+            })?;
         create_device(&mut xs, fe)?;
     }
     let root = "/local/domain/0/backend/echo";
@@ -190,15 +225,23 @@ fn main() -> Res<()> {
         }
         next_change(&mut xs, end)?;
     };
-    let fe_dir = String::from_utf8(xs.read(Tx::NONE, &format!("{be}/frontend"))?)?;
+    let fe_dir =
+        String::from_utf8(xs.read(Tx::NONE, &format!("{be}/frontend"))?).map_err(|_| {
+            Error::Protocol {
+                op: "read the front end's path",
+                what: "not UTF-8",
+            }
+        })?;
     say(format!("device {be} of domain {fe}, front end at {fe_dir}"));
     xs.watch(&fe_dir, "frontend")?;
     xs.write(Tx::NONE, &format!("{be}/state"), INIT_WAIT)?;
     await_value(&mut xs, &format!("{fe_dir}/state"), INITIALISED, 60)?;
-    let ring_ref: u32 =
-        String::from_utf8(xs.read(Tx::NONE, &format!("{fe_dir}/ring-ref"))?)?.parse()?;
-    let port: u32 =
-        String::from_utf8(xs.read(Tx::NONE, &format!("{fe_dir}/event-channel"))?)?.parse()?;
+    let ring_ref: u32 = number(&mut xs, &format!("{fe_dir}/ring-ref"), "read ring-ref")?;
+    let port: u32 = number(
+        &mut xs,
+        &format!("{fe_dir}/event-channel"),
+        "read event-channel",
+    )?;
     let gntdev = Gntdev::open()?;
     let ring = gntdev.map(fe, &[ring_ref], true)?;
     let evtchn = Evtchn::open()?;

@@ -18,11 +18,33 @@ pub enum Error {
     },
     /// The hypervisor or the kernel refused an operation (shown by the errno's name:
     /// `XEN_DMOP_nr_vcpus: ESRCH (errno 3)`).
-    #[error("{op}: {} (errno {errno})", xen_sys::XenErrno(*errno))]
+    #[error("{op}: {}", Errno(*errno))]
     Os {
         /// The operation (e.g. `XEN_DMOP_create_ioreq_server`).
         op: &'static str,
         /// The errno (Xen's or Linux's, which agree).
+        errno: i32,
+    },
+    /// The running kernel does not implement the ioctl (it answered as its driver does for an
+    /// unknown one): it is older than the release that introduced it.
+    #[error("{op}: not supported by this kernel (Linux {linux} or later has it): {}", Errno(*errno))]
+    NotSupportedByKernel {
+        /// The ioctl.
+        op: &'static str,
+        /// The Linux release that introduced it.
+        linux: &'static str,
+        /// What the kernel answered.
+        errno: i32,
+    },
+    /// The running kernel knows the ioctl but was built without the option that implements it
+    /// (it answered EOPNOTSUPP), e.g. irqfd without `CONFIG_XEN_PRIVCMD_EVENTFD`.
+    #[error("{op}: this kernel was built without {option}: {}", Errno(*errno))]
+    KernelOptionMissing {
+        /// The ioctl.
+        op: &'static str,
+        /// The kernel configuration option it needs.
+        option: &'static str,
+        /// What the kernel answered.
         errno: i32,
     },
     /// Xen answered something the protocol does not allow.
@@ -109,6 +131,39 @@ impl From<crate::xenstore::Error> for Error {
 const _: () = assert!(core::mem::size_of::<Error>() <= 40);
 const _: () = assert!(!core::mem::needs_drop::<Error>());
 
+/// An errno shown by name and number (`ENOTTY (errno 25)`): Xen's names, then the Linux errnos
+/// Xen's list lacks (Xen and Linux agree on every number Xen names).
+struct Errno(i32);
+
+impl core::fmt::Display for Errno {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const LINUX_ONLY: [(i32, &str); 8] = [
+            (15, "ENOTBLK"),
+            (20, "ENOTDIR"),
+            (25, "ENOTTY"),
+            (26, "ETXTBSY"),
+            (27, "EFBIG"),
+            (29, "ESPIPE"),
+            (32, "EPIPE"),
+            (125, "ECANCELED"),
+        ];
+        let xen = xen_sys::XenErrno(self.0);
+        let name = xen
+            .name()
+            .map(|n| n.strip_prefix("XEN_").unwrap_or(n))
+            .or_else(|| {
+                LINUX_ONLY
+                    .iter()
+                    .find(|(n, _)| *n == self.0)
+                    .map(|(_, name)| *name)
+            });
+        match name {
+            Some(n) => write!(f, "{n} (errno {})", self.0),
+            None => write!(f, "errno {}", self.0),
+        }
+    }
+}
+
 impl Error {
     /// A hypercall's failure: the operation and Xen's errno.
     pub(crate) fn xen(op: &'static str, e: xen_sys::XenErrno) -> Error {
@@ -130,8 +185,19 @@ impl Error {
     /// The errno, if the failure came with one.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            Error::Os { errno, .. } => Some(*errno),
+            Error::Os { errno, .. }
+            | Error::NotSupportedByKernel { errno, .. }
+            | Error::KernelOptionMissing { errno, .. } => Some(*errno),
             _ => None,
+        }
+    }
+
+    /// A Linux system call's failure: the operation and the kernel's errno.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub(crate) fn os(op: &'static str, errno: rustix::io::Errno) -> Error {
+        Error::Os {
+            op,
+            errno: errno.raw_os_error(),
         }
     }
 }

@@ -4,7 +4,7 @@
 //!
 //! | backend | where | selected by |
 //! |---|---|---|
-//! | [`Privcmd`] + [`Evtchn`] | Linux dom0 / driver-domain userspace | feature `privcmd` (implies `std`), `target_os = "linux"` |
+//! | [`Privcmd`] | Linux dom0 / driver-domain userspace | feature `privcmd` (implies `std`), `target_os = "linux"` |
 //! | [`HypercallPage`] | x86 PV/PVH kernels and stub domains | `target_arch = "x86"` or `"x86_64"` |
 //! | [`Direct`] (`vmcall`/`vmmcall`/`syscall`/`int $0x82`) | x86 HVM/PVH, 64-bit and 32-bit PV | `target_arch = "x86"` or `"x86_64"` |
 //! | [`Hvc`] | Arm kernels and stub domains | `target_arch = "arm"` or `"aarch64"` |
@@ -25,9 +25,7 @@ pub use arm::Hvc;
 #[cfg(all(feature = "privcmd", target_os = "linux"))]
 pub mod privcmd;
 #[cfg(all(feature = "privcmd", target_os = "linux"))]
-pub use privcmd::{
-    Error, Evtchn, Gntalloc, Gntdev, GrantMap, HypercallBuf, HypercallBuffers, Privcmd, SharedPages,
-};
+pub use privcmd::{Error, HypercallBuf, HypercallBuffers, Privcmd};
 
 #[cfg(feature = "asm-probe")]
 #[doc(hidden)]

@@ -1,243 +1,281 @@
-//! Grants from Linux user space, on the kernel's devices (no libxengnttab).
+//! `/dev/xen/gntdev` (map another domain's grants, grant copy) and `/dev/xen/gntalloc` (grant
+//! pages of this process to another domain): the ioctls of the spec's `linux/gntdev.toml` and
+//! `linux/gntalloc.toml`, with mappings that are unmapped and released on drop.
 //!
-//! ```no_run
-//! use xen::grant::{Gntdev, Shared};
-//! let dev = Gntdev::open()?;
-//! // Grant 8 of domain 3, writable.
-//! let page = dev.map(3, &[8], true)?;
-//! let mut hdr = [0u8; 16];
-//! page.read_at(0, &mut hdr)?;
-//! page.write_at(16, b"answer")?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! Mapped pages are shared with the other domain, which may write them at any time: reach them
+//! only through the raw pointers given here, with volatile accesses.
 
-pub use xen_sys::backend::privcmd::{Gntalloc, Gntdev, GrantMap, SharedPages};
-use xen_sys::{
-    Domid, GNTCOPY_dest_gref, GNTCOPY_source_gref, GntdevGrantCopySegment,
-    GntdevGrantCopySegmentBuf, GntdevGrantCopySegmentForeign, GnttabCopyFlags, GrantRef,
-};
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::vec::Vec;
 
-use crate::memory::GuestRam;
-use crate::platform::Pages;
+use rustix::fs::OFlags;
+
+use xen_sys::backend::privcmd::open_dev;
+use xen_sys::backend::privcmd::sys::{self, Mapping};
+use xen_sys::*;
+
 use crate::Error;
-
-/// Bit 63 of a DMA address: what Linux's grant DMA ops (virtio on Xen with grants) set to
-/// say the address is a grant reference, `addr = GRANT_DMA_ADDR_OFF | gref << 12 | offset`.
-pub const GRANT_DMA_ADDR_OFF: u64 = 1 << 63;
-
-/// The DMA address of byte 0 of grant `gref` (`GRANT_DMA_ADDR_OFF | gref << 12`).
-pub const fn grant_dma_address(gref: GrantRef) -> u64 {
-    GRANT_DMA_ADDR_OFF | (gref as u64) << 12
-}
-
-// SAFETY: a `GrantMap` owns its mmap of `len()` bytes (page-aligned, unmapped on drop) and
-// hands out only its raw pointer.
-unsafe impl Pages for GrantMap {
-    fn base(&self) -> *mut u8 {
-        self.as_ptr()
-    }
-    fn len(&self) -> usize {
-        GrantMap::len(self)
-    }
-}
-
-/// The pages of a writable grant mapping of `refs` as guest memory at their grant DMA
-/// addresses ([`grant_dma_address`]): what a virtio device on Xen with grants sees in its
-/// descriptors. With the feature `vm-memory`, `GuestRam::vm_memory` then hands it to
-/// `virtio-queue`.
-pub fn grant_dma_ram(
-    domid: Domid,
-    map: GrantMap,
-    refs: &[GrantRef],
-) -> Result<GuestRam<GrantMap>, Error> {
-    if !map.is_writable() {
-        return Err(Error::InvalidArgument {
-            op: "guest memory from grants",
-            what: "the grants are mapped read-only",
-        });
-    }
-    let gfns: alloc::vec::Vec<u64> = refs.iter().map(|&r| grant_dma_address(r) >> 12).collect();
-    GuestRam::from_mapping(domid, map, &gfns)
-}
 
 const PAGE: usize = 4096;
 
-/// Pages shared with another domain: copies in and out, bounds-checked, atomic.
-///
-/// The provided methods access `base() .. base() + size()` on the strength of this trait, so it
-/// is an `unsafe trait`.
-///
-/// # Safety
-///
-/// For as long as the value lives, `base() .. base() + size()` is one mapping valid for reads
-/// (and for writes when `writable()`), the three methods return the same values on every call,
-/// and no Rust reference to that memory exists (the other domain writes it at any time). A safe
-/// implementation does not compile:
-///
-/// ```compile_fail,E0200
-/// struct Wild;
-/// impl xen::grant::Shared for Wild {
-///     fn base(&self) -> *mut u8 { 0x10 as *mut u8 }
-///     fn size(&self) -> usize { 1 << 20 }
-///     fn writable(&self) -> bool { true }
-/// }
-/// ```
-pub unsafe trait Shared {
-    /// Start of the pages.
-    fn base(&self) -> *mut u8;
-    /// Bytes.
-    fn size(&self) -> usize;
-    /// Whether this side may write them.
-    fn writable(&self) -> bool;
+/// `/dev/xen/gntdev` (cloning shares the descriptor: mappings keep a clone, so they may
+/// outlive the handle they came from).
+#[derive(Clone, Debug)]
+pub struct Gntdev {
+    fd: Arc<OwnedFd>,
+}
 
-    /// Copy bytes at `off` into `buf`.
-    fn read_at(&self, off: usize, buf: &mut [u8]) -> Result<(), Error> {
-        check(self.size(), off, buf.len(), "read shared pages")?;
-        // SAFETY: `off .. off + len` is inside the mapping (checked), which the trait's contract
-        // makes valid for reads.
-        unsafe { crate::shared::copy_from(self.base().add(off), buf) };
-        Ok(())
+/// Pages of another domain mapped through [`Gntdev::map`]: unmapped, and the grants released,
+/// on drop.
+#[derive(Debug)]
+pub struct GrantMap {
+    dev: Gntdev,
+    index: u64,
+    count: u32,
+    writable: bool,
+    map: Option<Mapping>,
+}
+
+impl GrantMap {
+    /// Whether it was mapped writable (a write to a read-only mapping faults).
+    pub fn is_writable(&self) -> bool {
+        self.writable
     }
 
-    /// Copy `buf` to `off`.
-    fn write_at(&self, off: usize, buf: &[u8]) -> Result<(), Error> {
-        check(self.size(), off, buf.len(), "write shared pages")?;
-        if !self.writable() {
+    /// Start of the mapping (raw, volatile access only: the granting domain shares it).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map
+            .as_ref()
+            .map_or(core::ptr::null_mut(), Mapping::as_ptr)
+    }
+
+    /// Length in bytes (`count` pages).
+    pub fn len(&self) -> usize {
+        self.count as usize * PAGE
+    }
+
+    /// Whether it maps no page (never).
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+}
+
+impl Drop for GrantMap {
+    fn drop(&mut self) {
+        // munmap first (the grants stay mapped while a VMA holds them), then release the slot.
+        drop(self.map.take());
+        let mut u = IoctlGntdevUnmapGrantRef {
+            index: self.index,
+            count: self.count,
+            ..Default::default()
+        };
+        // SAFETY: our struct; the index and count the map ioctl returned.
+        let _ = unsafe { sys::ioctl(&*self.dev.fd, IOCTL_GNTDEV_UNMAP_GRANT_REF, &mut u) };
+    }
+}
+
+impl Gntdev {
+    /// Open `/dev/xen/gntdev`.
+    pub fn open() -> Result<Self, Error> {
+        let (fd, _) = open_dev(&["/dev/xen/gntdev"], OFlags::RDWR)
+            .map_err(|e| crate::linux::os("open /dev/xen/gntdev", e))?;
+        Ok(Gntdev { fd: Arc::new(fd) })
+    }
+
+    /// `IOCTL_GNTDEV_MAP_GRANT_REF` of `refs` granted by `domid`, then the mmap that maps them
+    /// (read-only unless `writable`; the granting domain must have granted write access for a
+    /// writable mapping, else the mmap fails).
+    pub fn map(&self, domid: Domid, refs: &[GrantRef], writable: bool) -> Result<GrantMap, Error> {
+        const OP: &str = "IOCTL_GNTDEV_MAP_GRANT_REF";
+        let count = u32::try_from(refs.len())
+            .ok()
+            .filter(|&c| c > 0 && c <= 1 << 20)
+            .ok_or(Error::InvalidArgument {
+                op: OP,
+                what: "between 1 and 2^20 grant references",
+            })?;
+        // struct ioctl_gntdev_map_grant_ref ends in a flexible array of `count` entries: the
+        // header, then the entries, in one 8-aligned buffer.
+        const HEAD: usize = core::mem::offset_of!(IoctlGntdevMapGrantRef, refs);
+        const ENTRY: usize = core::mem::size_of::<IoctlGntdevGrantRef>();
+        let words = (HEAD + ENTRY * refs.len()).div_ceil(8);
+        let mut buf: Vec<u64> = std::vec![0; words];
+        let bytes = buf.as_mut_ptr().cast::<u8>();
+        // SAFETY: the buffer holds HEAD + count entries; writes of plain integers at their
+        // offsets (the header's `count` at 0, `index` is OUT).
+        unsafe {
+            bytes.cast::<u32>().write(count);
+            for (i, &r) in refs.iter().enumerate() {
+                let e = bytes.add(HEAD + i * ENTRY).cast::<IoctlGntdevGrantRef>();
+                e.write_unaligned(IoctlGntdevGrantRef {
+                    domid: u32::from(domid),
+                    r#ref: r,
+                });
+            }
+        }
+        // SAFETY: the buffer is the struct with its `count` entries; the kernel writes `index`.
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_MAP_GRANT_REF, bytes) }
+            .map_err(|errno| Error::os(OP, errno))?;
+        let off = core::mem::offset_of!(IoctlGntdevMapGrantRef, index);
+        // SAFETY: inside the buffer, 8-aligned.
+        let index = unsafe { bytes.add(off).cast::<u64>().read() };
+        let mut m = GrantMap {
+            dev: self.clone(),
+            index,
+            count,
+            writable,
+            map: None,
+        };
+        let map = Mapping::shared_at(&*self.fd, m.len(), index, writable)
+            .map_err(|errno| Error::os("mmap of gntdev", errno))?;
+        m.map = Some(map);
+        Ok(m)
+    }
+
+    /// `IOCTL_GNTDEV_SET_MAX_GRANTS`: how many grants this descriptor may map at once.
+    pub fn set_max_grants(&self, count: u32) -> Result<(), Error> {
+        let mut a = IoctlGntdevSetMaxGrants { count };
+        // SAFETY: our struct.
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_SET_MAX_GRANTS, &mut a) }
+            .map(drop)
+            .map_err(|errno| Error::os("IOCTL_GNTDEV_SET_MAX_GRANTS", errno))
+    }
+
+    /// `IOCTL_GNTDEV_GRANT_COPY`: the segments' copies, each with its own `status` (a
+    /// `GNTST_*` code) written back; the ioctl fails only for a problem with the call itself.
+    ///
+    /// # Safety
+    ///
+    /// Every segment's local side (`virt`) must be valid for the copy's direction and length
+    /// (readable for a source, writable for a destination) for the whole call.
+    pub unsafe fn grant_copy(&self, segments: &mut [GntdevGrantCopySegment]) -> Result<(), Error> {
+        const OP: &str = "IOCTL_GNTDEV_GRANT_COPY";
+        let count = u32::try_from(segments.len()).map_err(|_| Error::InvalidArgument {
+            op: OP,
+            what: "too many segments",
+        })?;
+        let mut a = IoctlGntdevGrantCopy {
+            count,
+            segments: segments.as_mut_ptr() as usize,
+            ..Default::default()
+        };
+        // SAFETY: our struct pointing at `count` segments we borrow exclusively; the local
+        // buffers are the caller's contract.
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTDEV_GRANT_COPY, &mut a) }
+            .map(drop)
+            .map_err(|errno| Error::os(OP, errno))
+    }
+}
+
+/// `/dev/xen/gntalloc` (cloning shares the descriptor, as for [`Gntdev`]).
+#[derive(Clone, Debug)]
+pub struct Gntalloc {
+    fd: Arc<OwnedFd>,
+}
+
+/// Pages of this process granted to another domain ([`Gntalloc::share`]): unmapped, and the
+/// grants ended, on drop (the kernel keeps a page until the other side has unmapped it).
+#[derive(Debug)]
+pub struct SharedPages {
+    dev: Gntalloc,
+    index: u64,
+    refs: Vec<GrantRef>,
+    map: Option<Mapping>,
+}
+
+impl SharedPages {
+    /// The grant references, one per page, for the other domain.
+    pub fn refs(&self) -> &[GrantRef] {
+        &self.refs
+    }
+
+    /// Start of the pages (raw, volatile access only: the other domain may write them).
+    pub fn as_ptr(&self) -> *mut u8 {
+        self.map
+            .as_ref()
+            .map_or(core::ptr::null_mut(), Mapping::as_ptr)
+    }
+
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.refs.len() * PAGE
+    }
+
+    /// Whether there are no pages (never).
+    pub fn is_empty(&self) -> bool {
+        self.refs.is_empty()
+    }
+}
+
+impl Drop for SharedPages {
+    fn drop(&mut self) {
+        drop(self.map.take());
+        let mut d = IoctlGntallocDeallocGref {
+            index: self.index,
+            count: self.refs.len() as u32,
+            ..Default::default()
+        };
+        // SAFETY: our struct; the index and count the alloc ioctl returned.
+        let _ = unsafe { sys::ioctl(&*self.dev.fd, IOCTL_GNTALLOC_DEALLOC_GREF, &mut d) };
+    }
+}
+
+impl Gntalloc {
+    /// Open `/dev/xen/gntalloc`.
+    pub fn open() -> Result<Self, Error> {
+        let (fd, _) = open_dev(&["/dev/xen/gntalloc"], OFlags::RDWR)
+            .map_err(|e| crate::linux::os("open /dev/xen/gntalloc", e))?;
+        Ok(Gntalloc { fd: Arc::new(fd) })
+    }
+
+    /// `IOCTL_GNTALLOC_ALLOC_GREF`: `count` zeroed pages granted to `domid` (writable by it if
+    /// `writable`), mapped here.
+    pub fn share(&self, domid: Domid, count: u32, writable: bool) -> Result<SharedPages, Error> {
+        const OP: &str = "IOCTL_GNTALLOC_ALLOC_GREF";
+        if count == 0 || count > 1 << 20 {
             return Err(Error::InvalidArgument {
-                op: "write shared pages",
-                what: "the pages are mapped read-only",
+                op: OP,
+                what: "between 1 and 2^20 pages",
             });
         }
-        // SAFETY: as in `read_at`; the mapping is writable (checked).
-        unsafe { crate::shared::copy_to(self.base().add(off), buf) };
-        Ok(())
-    }
-}
-
-fn check(size: usize, off: usize, len: usize, op: &'static str) -> Result<(), Error> {
-    if off.checked_add(len).is_none_or(|e| e > size) {
-        return Err(Error::BadAddress {
-            op,
-            addr: off as u64,
-            len: len as u64,
-        });
-    }
-    Ok(())
-}
-
-// SAFETY: a `GrantMap` owns its mmap of `len()` bytes, writable exactly when it was mapped so.
-unsafe impl Shared for GrantMap {
-    fn base(&self) -> *mut u8 {
-        self.as_ptr()
-    }
-    fn size(&self) -> usize {
-        self.len()
-    }
-    fn writable(&self) -> bool {
-        self.is_writable()
-    }
-}
-
-// SAFETY: `SharedPages` owns its gntalloc mmap of `len()` bytes, always writable.
-unsafe impl Shared for SharedPages {
-    fn base(&self) -> *mut u8 {
-        self.as_ptr()
-    }
-    fn size(&self) -> usize {
-        self.len()
-    }
-    fn writable(&self) -> bool {
-        true
-    }
-}
-
-/// One grant-copy segment between the grant `foreign` names and local memory at `local` (`len`
-/// bytes), into the grant if `to_grant`.
-///
-/// # Safety
-///
-/// `local` must be valid for `len` bytes: readable when it is the source, writable when it is
-/// the destination, for the whole call.
-unsafe fn copy_one(
-    op: &'static str,
-    dev: &Gntdev,
-    foreign: GntdevGrantCopySegmentForeign,
-    local: *mut u8,
-    len: usize,
-    to_grant: bool,
-) -> Result<(), Error> {
-    if usize::from(foreign.offset) + len > PAGE {
-        return Err(Error::InvalidArgument {
-            op,
-            what: "a grant copy must stay inside one page",
-        });
-    }
-    let foreign = GntdevGrantCopySegmentBuf::from_foreign(foreign);
-    let local = GntdevGrantCopySegmentBuf::from_virt(local as usize);
-    let (source, dest, flags) = if to_grant {
-        (local, foreign, GNTCOPY_dest_gref)
-    } else {
-        (foreign, local, GNTCOPY_source_gref)
-    };
-    let mut seg = [GntdevGrantCopySegment {
-        source,
-        dest,
-        len: len as u16,
-        flags: GnttabCopyFlags(flags),
-        ..Default::default()
-    }];
-    // SAFETY: the local side is the caller's contract; the grant side is the kernel's to check.
-    unsafe { dev.grant_copy(&mut seg) }.map_err(|e| crate::linux::os(op, e))?;
-    Error::grant_status(op, seg[0].status)
-}
-
-/// Grant copy (`IOCTL_GNTDEV_GRANT_COPY`) of `buf.len()` bytes from grant `gref` of `domid`,
-/// starting at `offset` in the granted page, into `buf`.
-pub fn copy_from_grant(
-    dev: &Gntdev,
-    domid: Domid,
-    gref: GrantRef,
-    offset: u16,
-    buf: &mut [u8],
-) -> Result<(), Error> {
-    // SAFETY: `buf` is writable for its length and exclusively borrowed.
-    unsafe {
-        copy_one(
-            "IOCTL_GNTDEV_GRANT_COPY from a grant",
-            dev,
-            GntdevGrantCopySegmentForeign {
-                r#ref: gref,
-                offset,
-                domid,
-            },
-            buf.as_mut_ptr(),
-            buf.len(),
-            false,
-        )
-    }
-}
-
-/// Grant copy of `buf` into grant `gref` of `domid` at `offset` (the grant must allow writes).
-pub fn copy_to_grant(
-    dev: &Gntdev,
-    domid: Domid,
-    gref: GrantRef,
-    offset: u16,
-    buf: &[u8],
-) -> Result<(), Error> {
-    // SAFETY: `buf` is readable for its length; the kernel only reads a copy's source.
-    unsafe {
-        copy_one(
-            "IOCTL_GNTDEV_GRANT_COPY to a grant",
-            dev,
-            GntdevGrantCopySegmentForeign {
-                r#ref: gref,
-                offset,
-                domid,
-            },
-            buf.as_ptr().cast_mut(),
-            buf.len(),
-            true,
-        )
+        const HEAD: usize = core::mem::offset_of!(IoctlGntallocAllocGref, gref_ids);
+        let words = (HEAD + 4 * count as usize).div_ceil(8);
+        let mut buf: Vec<u64> = std::vec![0; words];
+        let bytes = buf.as_mut_ptr().cast::<u8>();
+        let a = IoctlGntallocAllocGref {
+            domid,
+            flags: GntallocFlags(if writable { GNTALLOC_FLAG_WRITABLE } else { 0 }),
+            count,
+            ..Default::default()
+        };
+        // SAFETY: the header fits the buffer (HEAD plus at least one entry).
+        unsafe {
+            core::ptr::copy_nonoverlapping(zerocopy::IntoBytes::as_bytes(&a).as_ptr(), bytes, HEAD)
+        };
+        // SAFETY: the buffer is the struct with room for `count` references, which the kernel
+        // writes, with `index`.
+        unsafe { sys::ioctl(&*self.fd, IOCTL_GNTALLOC_ALLOC_GREF, bytes) }
+            .map_err(|errno| Error::os(OP, errno))?;
+        let off = core::mem::offset_of!(IoctlGntallocAllocGref, index);
+        // SAFETY: inside the buffer, 8-aligned; then `count` u32s from HEAD.
+        let (index, refs) = unsafe {
+            (
+                bytes.add(off).cast::<u64>().read(),
+                (0..count as usize)
+                    .map(|i| bytes.add(HEAD + 4 * i).cast::<u32>().read())
+                    .collect(),
+            )
+        };
+        let mut s = SharedPages {
+            dev: self.clone(),
+            index,
+            refs,
+            map: None,
+        };
+        let map = Mapping::shared_at(&*self.fd, s.len(), index, true)
+            .map_err(|errno| Error::os("mmap of gntalloc", errno))?;
+        s.map = Some(map);
+        Ok(s)
     }
 }

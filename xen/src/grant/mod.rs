@@ -11,7 +11,11 @@
 
 #[cfg(all(feature = "std", target_os = "linux"))]
 mod dev;
+#[cfg(all(feature = "std", target_os = "linux"))]
+mod linux;
 pub mod table;
 
 #[cfg(all(feature = "std", target_os = "linux"))]
-pub use dev::*;
+pub use dev::{Gntalloc, Gntdev, GrantMap, SharedPages};
+#[cfg(all(feature = "std", target_os = "linux"))]
+pub use linux::*;

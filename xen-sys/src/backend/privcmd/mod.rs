@@ -1,5 +1,7 @@
 //! Linux dom0 userspace: `/dev/xen/privcmd` (hypercalls, dm_op, resource and foreign mappings,
-//! restriction), `/dev/xen/hypercall` (argument memory) and `/dev/xen/evtchn` (event channels).
+//! restriction) and `/dev/xen/hypercall` (argument memory): how a call reaches Xen from Linux.
+//! The devices that hold resources (`/dev/xen/evtchn`, `gntdev`, `gntalloc`) are in the `xen`
+//! crate, on [`sys`]'s system calls.
 //!
 //! ```no_run
 //! use xen_sys::backend::Privcmd;
@@ -13,9 +15,7 @@
 
 mod buffers;
 mod eventfd;
-mod evtchn;
-mod gnt;
-mod sys;
+pub mod sys;
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::vec;
@@ -26,8 +26,6 @@ pub use rustix::io::Errno;
 
 pub use self::buffers::{Arena, BufferSource, HypercallBuf, HypercallBuffers, BUF_ALIGN};
 pub use self::eventfd::Ioeventfd;
-pub use self::evtchn::Evtchn;
-pub use self::gnt::{Gntalloc, Gntdev, GrantMap, SharedPages};
 pub use self::sys::Mapping;
 use crate::abi::Hypercall;
 use crate::generated::*;
@@ -144,10 +142,8 @@ pub(crate) fn newer_ioctl_error(
     }
 }
 
-pub(crate) fn open_dev(
-    paths: &[&'static str],
-    flags: OFlags,
-) -> Result<(OwnedFd, &'static str), Error> {
+/// Open the first of `paths` that opens (close-on-exec); the error of the last one otherwise.
+pub fn open_dev(paths: &[&'static str], flags: OFlags) -> Result<(OwnedFd, &'static str), Error> {
     let mut last = Error::Invalid {
         op: "open",
         reason: "no device path given",

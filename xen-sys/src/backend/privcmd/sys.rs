@@ -1,5 +1,6 @@
-//! The unsafe edge of the Linux backends: ioctls, the evtchn device's reads and writes, and
-//! mappings.
+//! How a call reaches the Linux kernel: ioctls, device reads and writes, and mappings. The
+//! privcmd backend uses them, and so do the safe layer's device handles (`xen::linux::Evtchn`,
+//! `xen::grant::{Gntdev, Gntalloc}`), which own their descriptors and resources.
 //!
 //! On x86_64 and aarch64 `read`, `write` and `ioctl` are one inline system-call instruction each
 //! (a device model makes three of them per guest request; rustix's generic wrappers spend ~10
@@ -82,7 +83,7 @@ mod raw {
 
 /// `read(2)` into `buf`; returns the byte count.
 #[inline]
-pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
+pub fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel writes at most `buf.len()` bytes into `buf`, exclusively borrowed.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     return unsafe { raw::on_fd(raw::READ, fd, buf.as_mut_ptr() as usize, buf.len()) };
@@ -92,7 +93,7 @@ pub(crate) fn read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> Result<usize, Errno> {
 
 /// `write(2)` of `buf`; returns the byte count.
 #[inline]
-pub(crate) fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
+pub fn write(fd: BorrowedFd<'_>, buf: &[u8]) -> Result<usize, Errno> {
     // SAFETY: the kernel reads at most `buf.len()` bytes from `buf`.
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
     return unsafe { raw::on_fd(raw::WRITE, fd, buf.as_ptr() as usize, buf.len()) };
@@ -139,7 +140,7 @@ unsafe impl<T> Ioctl for Raw<T> {
 /// `opcode` must be an ioctl of the device behind `fd` whose argument is a `T` (or no argument,
 /// with `arg` null), and the kernel may read and write `*arg` and anything it points to.
 #[inline]
-pub(crate) unsafe fn ioctl<T>(fd: impl AsFd, opcode: u32, arg: *mut T) -> Result<i32, Errno> {
+pub unsafe fn ioctl<T>(fd: impl AsFd, opcode: u32, arg: *mut T) -> Result<i32, Errno> {
     // SAFETY: forwarded from this function's contract. The result is a C `int` (a port,
     // Xen's hypercall result).
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
@@ -173,7 +174,7 @@ unsafe impl Sync for Mapping {}
 
 impl Mapping {
     /// `mmap(NULL, len, PROT_READ|PROT_WRITE, MAP_SHARED, fd, 0)`.
-    pub(crate) fn shared(fd: impl AsFd, len: usize) -> Result<Self, Errno> {
+    pub fn shared(fd: impl AsFd, len: usize) -> Result<Self, Errno> {
         use rustix::mm::{MapFlags, ProtFlags};
         // SAFETY: a fresh mapping chosen by the kernel (NULL hint) cannot alias Rust memory.
         let ptr = unsafe {
@@ -191,7 +192,7 @@ impl Mapping {
 
     /// `mmap(NULL, len, PROT_READ[|PROT_WRITE], MAP_SHARED, fd, offset)`: the pages a
     /// gntdev/gntalloc ioctl placed at `offset` of the device.
-    pub(crate) fn shared_at(
+    pub fn shared_at(
         fd: impl AsFd,
         len: usize,
         offset: u64,

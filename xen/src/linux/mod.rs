@@ -4,14 +4,17 @@
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use xen_sys::backend::privcmd::{Error as SysError, Evtchn, Mapping, Privcmd};
+use xen_sys::backend::privcmd::{Error as SysError, Mapping, Privcmd};
+
+mod evtchn;
+pub use evtchn::Evtchn;
 use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
 
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
 use crate::Error;
 
-/// The device backends' errors (`Gntdev`, `Gntalloc`, `Evtchn`, `Privcmd`, re-exported by
-/// this crate) convert with `?`, named by the operation they carry.
+/// The privcmd backend's errors convert with `?`, named by the operation they carry, errno and
+/// kernel release kept.
 impl From<SysError> for Error {
     fn from(e: SysError) -> Error {
         let op = match &e {
@@ -31,6 +34,23 @@ impl From<SysError> for Error {
 /// A privcmd/evtchn backend error as the safe layer's: the errno where there is one (never a
 /// made-up one), the reason where the backend refused before calling the kernel.
 pub(crate) fn os(op: &'static str, e: SysError) -> Error {
+    match e {
+        SysError::NotSupportedByKernel { linux, errno, .. } => {
+            return Error::NotSupportedByKernel {
+                op,
+                linux,
+                errno: errno.raw_os_error(),
+            }
+        }
+        SysError::KernelOptionMissing { option, errno, .. } => {
+            return Error::KernelOptionMissing {
+                op,
+                option,
+                errno: errno.raw_os_error(),
+            }
+        }
+        _ => {}
+    }
     if let Some(errno) = e.errno() {
         return Error::Os {
             op,
@@ -86,15 +106,11 @@ impl Linux {
         Self::with_evtchn(Evtchn::open_nonblocking())
     }
 
-    fn with_evtchn(evtchn: Result<Evtchn, SysError>) -> Result<Self, Error> {
+    fn with_evtchn(evtchn: Result<Evtchn, Error>) -> Result<Self, Error> {
         let privcmd = Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?;
-        let evtchn = evtchn.map_err(|e| os("open /dev/xen/evtchn", e))?;
-        let rx = evtchn
-            .bind_unbound_port(xen_sys::DOMID_SELF)
-            .map_err(|e| os("IOCTL_EVTCHN_BIND_UNBOUND_PORT", e))?;
-        let tx = evtchn
-            .bind_interdomain(xen_sys::DOMID_SELF, rx)
-            .map_err(|e| os("IOCTL_EVTCHN_BIND_INTERDOMAIN", e))?;
+        let evtchn = evtchn?;
+        let rx = evtchn.bind_unbound_port(xen_sys::DOMID_SELF)?;
+        let tx = evtchn.bind_interdomain(xen_sys::DOMID_SELF, rx)?;
         Ok(Linux {
             privcmd,
             evtchn,
@@ -109,9 +125,7 @@ impl Linux {
         self.privcmd
             .restrict(domid)
             .map_err(|e| os("IOCTL_PRIVCMD_RESTRICT", e))?;
-        self.evtchn
-            .restrict(domid)
-            .map_err(|e| os("IOCTL_EVTCHN_RESTRICT_DOMID", e))
+        self.evtchn.restrict(domid)
     }
 
     /// The evtchn device.
@@ -288,20 +302,14 @@ impl Linux {
 
 impl EventChannels for Linux {
     fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
-        self.evtchn
-            .bind_interdomain(remote, port)
-            .map_err(|e| os("IOCTL_EVTCHN_BIND_INTERDOMAIN", e))
+        self.evtchn.bind_interdomain(remote, port)
     }
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
-        self.evtchn
-            .unbind(port)
-            .map_err(|e| os("IOCTL_EVTCHN_UNBIND", e))
+        self.evtchn.unbind(port)
     }
     #[inline]
     fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
-        self.evtchn
-            .notify(port)
-            .map_err(|e| os("IOCTL_EVTCHN_NOTIFY", e))
+        self.evtchn.notify(port)
     }
     #[inline]
     fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
@@ -310,8 +318,10 @@ impl EventChannels for Linux {
         }
         let n = match self.evtchn.pending_into(out) {
             Ok(n) => n,
-            Err(e) if e.errno() == Some(xen_sys::backend::privcmd::Errno::INTR) => return Ok(0),
-            Err(e) => return Err(os("read /dev/xen/evtchn", e)),
+            Err(e) if e.errno() == Some(xen_sys::backend::privcmd::Errno::INTR.raw_os_error()) => {
+                return Ok(0)
+            }
+            Err(e) => return Err(e),
         };
         // The loopback ports fire once when bound and then only from `request_stop`; the usual
         // single real event is recognised without the general pass.
@@ -326,8 +336,6 @@ impl EventChannels for Linux {
         if ports.is_empty() {
             return Ok(()); // a non-blocking wait that found nothing: no system call
         }
-        self.evtchn
-            .unmask_all(ports)
-            .map_err(|e| os("write /dev/xen/evtchn", e))
+        self.evtchn.unmask_all(ports)
     }
 }

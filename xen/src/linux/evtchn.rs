@@ -5,8 +5,10 @@ use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use rustix::fs::OFlags;
 use rustix::io::Errno;
 
-use super::{newer_ioctl_error, open_dev, sys, Error};
-use crate::generated::*;
+use xen_sys::backend::privcmd::{open_dev, sys};
+use xen_sys::*;
+
+use crate::Error;
 
 /// An event-channel device handle. Every port bound through it is closed when it is dropped.
 ///
@@ -29,7 +31,8 @@ impl Evtchn {
     }
 
     fn open_with(flags: OFlags) -> Result<Self, Error> {
-        let (fd, _) = open_dev(&["/dev/xen/evtchn"], flags)?;
+        let (fd, _) = open_dev(&["/dev/xen/evtchn"], flags)
+            .map_err(|e| super::os("open /dev/xen/evtchn", e))?;
         Ok(Evtchn { fd })
     }
 
@@ -46,7 +49,7 @@ impl Evtchn {
     ///
     /// ```compile_fail,E0133
     /// let fd = std::os::fd::OwnedFd::from(std::fs::File::open("/dev/null").unwrap());
-    /// let _ = xen_sys::backend::privcmd::Evtchn::from_fd(fd);
+    /// let _ = xen::linux::Evtchn::from_fd(fd);
     /// ```
     pub unsafe fn from_fd(fd: OwnedFd) -> Self {
         Evtchn { fd }
@@ -55,8 +58,8 @@ impl Evtchn {
     #[inline]
     fn call<T>(&self, op: &'static str, opcode: u32, arg: &mut T) -> Result<u32, Error> {
         // SAFETY: every caller pairs an IOCTL_EVTCHN_* number with its argument struct.
-        let r = unsafe { sys::ioctl(&self.fd, opcode, arg) }
-            .map_err(|errno| Error::Ioctl { op, errno })?;
+        let r =
+            unsafe { sys::ioctl(&self.fd, opcode, arg) }.map_err(|errno| Error::os(op, errno))?;
         Ok(r as u32)
     }
 
@@ -116,10 +119,7 @@ impl Evtchn {
         // SAFETY: IOCTL_EVTCHN_RESET takes no argument.
         unsafe { sys::ioctl::<u8>(&self.fd, IOCTL_EVTCHN_RESET, core::ptr::null_mut()) }
             .map(drop)
-            .map_err(|errno| Error::Ioctl {
-                op: "IOCTL_EVTCHN_RESET",
-                errno,
-            })
+            .map_err(|errno| Error::os("IOCTL_EVTCHN_RESET", errno))
     }
 
     /// `IOCTL_EVTCHN_RESTRICT_DOMID`: from now on only interdomain binds to `domid`. Irreversible.
@@ -143,12 +143,16 @@ impl Evtchn {
         unsafe { sys::ioctl(&self.fd, IOCTL_EVTCHN_BIND_STATIC, &mut a) }
             .map(drop)
             .map_err(|errno| {
-                newer_ioctl_error(
-                    "IOCTL_EVTCHN_BIND_STATIC",
-                    IOCTL_EVTCHN_BIND_STATIC_LINUX,
-                    errno,
-                    Errno::NOSYS,
-                )
+                // The evtchn driver answers an ioctl it does not know with ENOSYS.
+                if errno == Errno::NOSYS {
+                    Error::NotSupportedByKernel {
+                        op: "IOCTL_EVTCHN_BIND_STATIC",
+                        linux: IOCTL_EVTCHN_BIND_STATIC_LINUX,
+                        errno: errno.raw_os_error(),
+                    }
+                } else {
+                    Error::os("IOCTL_EVTCHN_BIND_STATIC", errno)
+                }
             })
     }
 
@@ -160,10 +164,7 @@ impl Evtchn {
         match sys::read(self.fd.as_fd(), bytes) {
             Ok(n) => Ok(n / 4),
             Err(Errno::AGAIN) => Ok(0),
-            Err(errno) => Err(Error::Io {
-                op: "read /dev/xen/evtchn",
-                errno,
-            }),
+            Err(errno) => Err(Error::os("read /dev/xen/evtchn", errno)),
         }
     }
 
@@ -182,14 +183,12 @@ impl Evtchn {
     #[inline]
     pub fn unmask_all(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         let bytes = zerocopy::IntoBytes::as_bytes(ports);
-        let n = sys::write(self.fd.as_fd(), bytes).map_err(|errno| Error::Io {
-            op: "write /dev/xen/evtchn (unmask)",
-            errno,
-        })?;
+        let n = sys::write(self.fd.as_fd(), bytes)
+            .map_err(|errno| Error::os("write /dev/xen/evtchn (unmask)", errno))?;
         if n != bytes.len() {
-            return Err(Error::Io {
-                op: "write /dev/xen/evtchn (unmask): short write",
-                errno: Errno::IO,
+            return Err(Error::Platform {
+                op: "write /dev/xen/evtchn (unmask)",
+                what: "short write",
             });
         }
         Ok(())
@@ -205,6 +204,7 @@ impl AsFd for Evtchn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use alloc::string::ToString;
     use rustix::fs::Mode;
 
     fn fake(path: &str) -> Evtchn {
@@ -219,54 +219,54 @@ mod tests {
         let err = e.bind_interdomain(1, 5).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("IOCTL_EVTCHN_BIND_INTERDOMAIN: {}", Errno::NOTTY)
+            "IOCTL_EVTCHN_BIND_INTERDOMAIN: ENOTTY (errno 25)"
         );
         // Not what the evtchn driver answers for an unknown ioctl (ENOSYS): a plain failure.
         assert!(matches!(
             e.bind_static(7),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_BIND_STATIC",
-                errno: Errno::NOTTY
+                errno: 25
             })
         ));
         assert!(matches!(
             e.notify(3),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_NOTIFY",
                 ..
             })
         ));
         assert!(matches!(
             e.reset(),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_RESET",
                 ..
             })
         ));
         assert!(matches!(
             e.restrict(1),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_RESTRICT_DOMID",
                 ..
             })
         ));
         assert!(matches!(
             e.bind_virq(Virq(0)),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_BIND_VIRQ",
                 ..
             })
         ));
         assert!(matches!(
             e.unbind(3),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_UNBIND",
                 ..
             })
         ));
         assert!(matches!(
             e.bind_unbound_port(0),
-            Err(Error::Ioctl {
+            Err(Error::Os {
                 op: "IOCTL_EVTCHN_BIND_UNBOUND_PORT",
                 ..
             })
@@ -299,14 +299,11 @@ mod tests {
         let err = reader.unmask(3).unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("write /dev/xen/evtchn (unmask): {}", Errno::BADF)
+            "write /dev/xen/evtchn (unmask): EBADF (errno 9)"
         );
         // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
         let writer = unsafe { Evtchn::from_fd(w) };
         let err = writer.pending_into(&mut [0u32; 1]).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            format!("read /dev/xen/evtchn: {}", Errno::BADF)
-        );
+        assert_eq!(err.to_string(), "read /dev/xen/evtchn: EBADF (errno 9)");
     }
 }

@@ -1,16 +1,17 @@
-//! Checks the Linux privcmd/evtchn backends against a running Xen from a dom0. The real-Xen
+//! Checks the Linux privcmd backend (`xen-sys`) and the evtchn device (`xen::linux::Evtchn`)
+//! against a running Xen from a dom0. The real-Xen
 //! harness (`tests/real-xen/linux-dom0.sh`) runs it as a static binary in a Linux PV dom0 and
 //! reads one `CHECK` line per check and a `RESULT` line.
 //!
-//! Run by hand in a dom0: `cargo run --example privcmd_check --features privcmd`.
-
-#![allow(unexpected_cfgs)] // `broken_backend` is set only by the real-Xen harness
+//! Run by hand in a dom0: `cargo run -p xen --example privcmd_check --features std`.
 
 use std::os::fd::AsFd;
 use std::process::ExitCode;
 
-use xen_sys::backend::privcmd::{Errno, Error, Evtchn, HypercallBuffers, Privcmd};
-use xen_sys::*;
+use xen::linux::Evtchn;
+use xen::sys::backend::privcmd::{Errno, Error as SysError, HypercallBuffers, Privcmd};
+use xen::sys::*;
+use xen::Error;
 
 /// Test-only (`--cfg broken_backend`): the privcmd backend with its first two arguments in each
 /// other's places, to show the scenario fails when a backend is wrong.
@@ -45,7 +46,7 @@ impl Checks {
     }
 }
 
-fn dm_op_nr_vcpus(p: &Privcmd, domid: Domid) -> Result<(), Error> {
+fn dm_op_nr_vcpus(p: &Privcmd, domid: Domid) -> Result<(), SysError> {
     let mut op = XenDmOp {
         op: XenDmop::NR_VCPUS,
         ..Default::default()
@@ -54,8 +55,8 @@ fn dm_op_nr_vcpus(p: &Privcmd, domid: Domid) -> Result<(), Error> {
     p.dm_op(domid, &mut [bytes])
 }
 
-fn errno_of(r: &Result<(), Error>) -> Option<Errno> {
-    r.as_ref().err().and_then(Error::errno)
+fn errno_of(r: &Result<(), SysError>) -> Option<Errno> {
+    r.as_ref().err().and_then(SysError::errno)
 }
 
 /// An ioctl newer than some kernels, called with arguments the kernel refuses if it has the
@@ -63,7 +64,14 @@ fn errno_of(r: &Result<(), Error>) -> Option<Errno> {
 /// that is not static): the running kernel decides between "present" (an errno of the ioctl
 /// itself) and "refused" (the typed error of a kernel without it, or without its option). Prints `GATE <ioctl> <verdict>
 /// <release>` for the harness, which knows the kernel it booted.
-fn gate<T: std::fmt::Debug>(c: &mut Checks, op: &str, since: &str, r: Result<T, Error>) {
+fn gate<T: std::fmt::Debug, E: Into<Error>>(
+    c: &mut Checks,
+    op: &str,
+    since: &str,
+    r: Result<T, E>,
+) {
+    // One error type: the privcmd backend's and the evtchn device's errors alike.
+    let r = r.map_err(Into::into);
     let verdict = match &r {
         Err(Error::NotSupportedByKernel { .. } | Error::KernelOptionMissing { .. }) => "refused",
         _ => "present",
@@ -71,7 +79,7 @@ fn gate<T: std::fmt::Debug>(c: &mut Checks, op: &str, since: &str, r: Result<T, 
     let typed = match &r {
         Err(Error::NotSupportedByKernel { op: o, linux, .. }) => *o == op && *linux == since,
         Err(Error::KernelOptionMissing { op: o, .. }) => *o == op,
-        Err(Error::Ioctl { op: o, .. }) => *o == op,
+        Err(Error::Os { op: o, .. }) => *o == op,
         _ => false,
     };
     c.check(
@@ -263,7 +271,7 @@ fn main() -> ExitCode {
             XenMemResourceType::GRANT_TABLE,
             XENMEM_resource_grant_table_id_shared,
         );
-        let e = r.as_ref().err().and_then(Error::errno);
+        let e = r.as_ref().err().and_then(SysError::errno);
         if sized {
             c.check(
                 &format!("mmap_resource size query {name}: {want:?}"),

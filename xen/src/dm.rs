@@ -258,6 +258,51 @@ impl<P: Platform> Xen<P> {
         .map(drop)
     }
 
+    /// `XEN_DMOP_inject_msi` (x86): deliver the MSI message `data` to `addr` (0xfeexxxxx), as a
+    /// device's MSI or MSI-X table entry describes it.
+    pub fn inject_msi(&self, domid: Domid, addr: u64, data: u32) -> Result<(), Error> {
+        self.dm_op(
+            domid,
+            XenDmop::INJECT_MSI,
+            "XEN_DMOP_inject_msi",
+            XenDmOpInjectMsi {
+                data,
+                addr,
+                ..Default::default()
+            },
+        )
+        .map(drop)
+    }
+
+    /// `XEN_DMOP_set_pci_intx_level` (x86): assert or deassert INTx pin `pin` (0..=3 for
+    /// INTA..INTD) of device `device` on bus 0 of segment 0 (where Xen routes legacy INTx).
+    pub fn set_pci_intx_level(
+        &self,
+        domid: Domid,
+        device: u8,
+        pin: u8,
+        level: bool,
+    ) -> Result<(), Error> {
+        if device > 31 || pin > 3 {
+            return Err(Error::InvalidArgument {
+                op: "XEN_DMOP_set_pci_intx_level",
+                what: "device 0..=31 and pin 0..=3",
+            });
+        }
+        self.dm_op(
+            domid,
+            XenDmop::SET_PCI_INTX_LEVEL,
+            "XEN_DMOP_set_pci_intx_level",
+            XenDmOpSetPciIntxLevel {
+                device,
+                intx: pin,
+                level: u8::from(level),
+                ..Default::default()
+            },
+        )
+        .map(drop)
+    }
+
     /// `XEN_DMOP_set_isa_irq_level` (x86).
     pub fn set_isa_irq_level(&self, domid: Domid, isa_irq: u8, level: bool) -> Result<(), Error> {
         self.dm_op(

@@ -25,6 +25,8 @@ pub mod platform;
 mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "virtio")]
+pub mod virtio;
 pub mod xenstore;
 
 pub use dm::Xen;

@@ -214,6 +214,19 @@ struct State {
     calls: u32,
     log: Vec<String>,
     irqs: Vec<(Domid, u32, bool)>,
+    msis: Vec<Msi>,
+    intx: Vec<(Domid, u8, u8, bool)>,
+}
+
+/// An MSI a device model injected (`XEN_DMOP_inject_msi`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Msi {
+    /// The target domain.
+    pub domid: Domid,
+    /// The message address.
+    pub addr: u64,
+    /// The message data.
+    pub data: u32,
 }
 
 struct Shared {
@@ -359,6 +372,16 @@ impl Sim {
     /// IRQ level changes requested with dm_op (domid, irq, level).
     pub fn irq_log(&self) -> Vec<(Domid, u32, bool)> {
         self.lock().irqs.clone()
+    }
+
+    /// MSIs injected with dm_op, in order.
+    pub fn msi_log(&self) -> Vec<Msi> {
+        self.lock().msis.clone()
+    }
+
+    /// PCI INTx level changes requested with dm_op (domid, device, pin, level).
+    pub fn intx_log(&self) -> Vec<(Domid, u8, u8, bool)> {
+        self.lock().intx.clone()
     }
 
     /// Wake a blocked `wait_pending` without an event (it returns 0).
@@ -1210,6 +1233,26 @@ impl Sim {
                             return Err(os(OP, EINVAL));
                         }
                         st.irqs.push((domid, u32::from(p.isa_irq), p.level != 0));
+                    }
+                    XenDmop::INJECT_MSI => {
+                        let p: XenDmOpInjectMsi = payload(buf);
+                        // Xen refuses what is not an MSI address.
+                        if p.pad != 0 || p.addr >> 20 != 0xfee {
+                            return Err(os(OP, EINVAL));
+                        }
+                        st.msis.push(Msi {
+                            domid,
+                            addr: p.addr,
+                            data: p.data,
+                        });
+                    }
+                    XenDmop::SET_PCI_INTX_LEVEL => {
+                        let p: XenDmOpSetPciIntxLevel = payload(buf);
+                        if p.domain != 0 || p.bus != 0 || p.device > 31 || p.intx > 3 || p.level > 1
+                        {
+                            return Err(os(OP, EINVAL));
+                        }
+                        st.intx.push((domid, p.device, p.intx, p.level != 0));
                     }
                     // Not modelled.
                     _ => return Err(os(OP, EOPNOTSUPP)),

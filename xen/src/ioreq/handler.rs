@@ -1,6 +1,33 @@
 //! What a device implements.
 
 use super::request::{Invalid, Size};
+use crate::dm::RangeKind;
+use crate::Error;
+
+/// A change of the server's claimed ranges that a handler asks for while it handles a write
+/// (a PCI device whose BAR the guest just placed or moved): the server applies it before it
+/// answers that write, so the guest's next access already reaches the new range.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeChange {
+    /// Claim `start..=end` (inclusive) of `kind`.
+    Claim {
+        /// Ports, MMIO or PCI.
+        kind: RangeKind,
+        /// First address.
+        start: u64,
+        /// Last address.
+        end: u64,
+    },
+    /// Release `start..=end` of `kind` (claimed before).
+    Release {
+        /// Ports, MMIO or PCI.
+        kind: RangeKind,
+        /// First address.
+        start: u64,
+        /// Last address.
+        end: u64,
+    },
+}
 
 /// The address space of an access.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,4 +59,13 @@ pub trait Handler {
     fn invalid(&mut self, _vcpu: u32, _why: Invalid) {}
     /// A `data_is_ptr` access could not reach guest RAM (reads of the device still happened).
     fn guest_memory_error(&mut self, _vcpu: u32, _gpa: u64) {}
+    /// After each write: the next claimed-range change this handler wants, if any (asked again
+    /// until `None`, at most 16 times per request). None by default.
+    #[inline]
+    fn range_change(&mut self) -> Option<RangeChange> {
+        None
+    }
+    /// How a change from [`range_change`](Self::range_change) went (an `Err`: Xen refused it,
+    /// e.g. a range overlapping one already claimed).
+    fn range_change_done(&mut self, _change: RangeChange, _result: Result<(), Error>) {}
 }

@@ -6,6 +6,6 @@ mod request;
 mod server;
 pub mod slot;
 
-pub use handler::{Handler, Space};
+pub use handler::{Handler, RangeChange, Space};
 pub use request::{decode, fallback_size, Access, Data, Dir, Invalid, PciAccess, Request, Size};
 pub use server::{IoreqServer, ServerOptions, Stats};

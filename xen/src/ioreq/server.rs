@@ -5,7 +5,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 
 use xen_sys::*;
 
-use super::handler::{Handler, Space};
+use super::handler::{Handler, RangeChange, Space};
 use super::request::{decode, fallback_size, single, Access, Data, Dir, Invalid, Request, Size};
 use super::slot::Slot;
 use crate::dm::{RangeKind, Xen};
@@ -542,12 +542,40 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             }
             Some(size) => {
                 handler.write(hot.space, raw.addr, size, raw.data & size.mask());
+                if let Some(c) = handler.range_change() {
+                    self.change_ranges(c, handler);
+                }
                 None
             }
-            None => self.process_cold(vcpu, raw, handler),
+            None => {
+                let data = self.process_cold(vcpu, raw, handler);
+                if let Some(c) = handler.range_change() {
+                    self.change_ranges(c, handler);
+                }
+                data
+            }
         };
         self.stats.requests += 1;
         flight.answer(data)
+    }
+
+    /// Apply the range changes a handler asked for while handling a write (before the write
+    /// is answered), telling it how each went; at most 16 per request.
+    #[cold]
+    #[inline(never)]
+    fn change_ranges(&mut self, first: RangeChange, handler: &mut impl Handler) {
+        let mut next = Some(first);
+        for _ in 0..16 {
+            let Some(c) = next else {
+                return;
+            };
+            let r = match c {
+                RangeChange::Claim { kind, start, end } => self.map_range(kind, start, end),
+                RangeChange::Release { kind, start, end } => self.unmap_range(kind, start, end),
+            };
+            handler.range_change_done(c, r);
+            next = handler.range_change();
+        }
     }
 
     /// A request the hot range does not admit: validate it against every claimed range, then

@@ -1,0 +1,498 @@
+//! The transport-neutral state of a virtio device: feature negotiation, device status, the
+//! queues' configuration, and `NEEDS_RESET`. Each transport maps its registers onto these
+//! operations (virtio-pci's common configuration structure, virtio-mmio's register block).
+
+use alloc::vec::Vec;
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::GuestMemory;
+
+use super::device::{DeviceError, VirtioDevice};
+use super::{features, status};
+
+/// Why a device needs a reset: what the driver (or the device) did wrong. Shown once, in the
+/// log line that reports it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Fault {
+    /// A queue size that is zero, not a power of two, or above the queue's maximum.
+    #[error("queue {queue}: size {size} is not a power of two of at most {max}")]
+    QueueSize {
+        /// The queue.
+        queue: u16,
+        /// The size written.
+        size: u16,
+        /// The queue's maximum.
+        max: u16,
+    },
+    /// A queue's configuration changed while it is enabled.
+    #[error("queue {queue}: configuration written while the queue is enabled")]
+    QueueLive {
+        /// The queue.
+        queue: u16,
+    },
+    /// A queue enabled with rings outside guest RAM or misaligned.
+    #[error("queue {queue}: rings at desc {desc:#x}, driver {driver:#x}, device {device:#x} are not in guest RAM or misaligned")]
+    QueueRings {
+        /// The queue.
+        queue: u16,
+        /// Descriptor table address.
+        desc: u64,
+        /// Driver (available) ring address.
+        driver: u64,
+        /// Device (used) ring address.
+        device: u64,
+    },
+    /// A queue disabled by writing 0 to its enable register (virtio 1.x forbids it).
+    #[error("queue {queue}: disabled by the driver without a reset")]
+    QueueDisabled {
+        /// The queue.
+        queue: u16,
+    },
+    /// A notify of a queue that does not exist or is not enabled, or before `DRIVER_OK`.
+    #[error("notify of queue {queue}, which is not enabled")]
+    NotifyDisabled {
+        /// The queue.
+        queue: u16,
+    },
+    /// A write to a read-only register.
+    #[error("write to the read-only register {register}")]
+    ReadOnly {
+        /// The register.
+        register: &'static str,
+    },
+    /// A register written with an access it does not support (size or offset).
+    #[error("{size}-byte write at offset {offset:#x} of {region} matches no register")]
+    BadAccess {
+        /// The register block.
+        region: &'static str,
+        /// The offset in it.
+        offset: u64,
+        /// The access size.
+        size: u32,
+    },
+    /// The driver cleared a status bit without resetting the device.
+    #[error("device status {from:#04x} changed to {to:#04x}: bits cleared without a reset")]
+    StatusCleared {
+        /// The status before.
+        from: u8,
+        /// The status written.
+        to: u8,
+    },
+    /// The device failed to serve a queue.
+    #[error("{0}")]
+    Device(DeviceError),
+    /// The guest placed the device's memory BAR over its RAM or over another claimed range.
+    #[error("BAR {bar} at {addr:#x} ({size:#x} bytes) overlaps {what}")]
+    BarPlacement {
+        /// The BAR index.
+        bar: u8,
+        /// The address the guest programmed.
+        addr: u64,
+        /// The BAR's size.
+        size: u64,
+        /// What it overlaps.
+        what: &'static str,
+    },
+    /// An MSI-X table access outside the table.
+    #[error("MSI-X table access at offset {offset:#x} is outside the table of {entries} entries")]
+    MsixOutOfRange {
+        /// The offset in the table region.
+        offset: u64,
+        /// Table entries.
+        entries: u16,
+    },
+}
+
+/// A virtio device's transport-neutral state and the device itself, on guest RAM `M`.
+pub struct Common<D, M> {
+    device: D,
+    mem: M,
+    device_features: u64,
+    driver_features: u64,
+    device_feature_select: u32,
+    driver_feature_select: u32,
+    status: u8,
+    config_generation: u8,
+    queue_select: u16,
+    queues: Vec<Queue>,
+    fault: Option<Fault>,
+    faults: u64,
+}
+
+impl<D: core::fmt::Debug, M> core::fmt::Debug for Common<D, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Common")
+            .field("device", &self.device)
+            .field("status", &self.status)
+            .field("driver_features", &self.driver_features)
+            .field("queues", &self.queues.len())
+            .field("fault", &self.fault)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
+    /// The state of a freshly reset `device` on guest RAM `mem`. A device with no queue, more
+    /// than 1024, or a maximum size that is not a power of two up to 32768 is refused.
+    pub fn new(device: D, mem: M) -> Result<Self, crate::Error> {
+        let max = device.queue_max_sizes();
+        if max.is_empty() || max.len() > 1024 {
+            return Err(crate::Error::InvalidArgument {
+                op: "virtio device",
+                what: "between 1 and 1024 queues",
+            });
+        }
+        let queues = max
+            .iter()
+            .map(|&m| Queue::new(m))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| crate::Error::InvalidArgument {
+                op: "virtio device",
+                what: "queue sizes must be powers of two of at most 32768",
+            })?;
+        let device_features = device.features() | features::VERSION_1;
+        Ok(Common {
+            device,
+            mem,
+            device_features,
+            driver_features: 0,
+            device_feature_select: 0,
+            driver_feature_select: 0,
+            status: 0,
+            config_generation: 0,
+            queue_select: 0,
+            queues,
+            fault: None,
+            faults: 0,
+        })
+    }
+
+    /// The device.
+    pub fn device(&self) -> &D {
+        &self.device
+    }
+
+    /// The device, mutably.
+    pub fn device_mut(&mut self) -> &mut D {
+        &mut self.device
+    }
+
+    /// Guest RAM.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
+    /// The device status.
+    pub fn status(&self) -> u8 {
+        self.status
+    }
+
+    /// The features the driver accepted (valid from `FEATURES_OK`).
+    pub fn driver_features(&self) -> u64 {
+        self.driver_features
+    }
+
+    /// Why the device needs a reset, if it does.
+    pub fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
+    }
+
+    /// Faults reported since the device was created (each is one log line).
+    pub fn faults(&self) -> u64 {
+        self.faults
+    }
+
+    /// The number of queues.
+    pub fn num_queues(&self) -> u16 {
+        self.queues.len() as u16
+    }
+
+    /// The configuration generation (changes with every configuration change the device makes).
+    pub fn config_generation(&self) -> u8 {
+        self.config_generation
+    }
+
+    /// Queue `index`, if it exists.
+    pub fn queue(&self, index: u16) -> Option<&Queue> {
+        self.queues.get(usize::from(index))
+    }
+
+    /// Set `NEEDS_RESET` for `fault` (reported once, until the driver resets the device).
+    /// Returns whether the driver must be told (a configuration-change interrupt): true the
+    /// first time.
+    pub fn fail(&mut self, fault: Fault) -> bool {
+        if self.fault.is_some() {
+            return false;
+        }
+        log::warn!(
+            "virtio device (type {}): {fault}; the device needs a reset",
+            self.device.device_type()
+        );
+        self.fault = Some(fault);
+        self.faults += 1;
+        self.status |= status::NEEDS_RESET;
+        self.config_generation = self.config_generation.wrapping_add(1);
+        true
+    }
+
+    /// `device_feature_select`.
+    pub fn device_feature_select(&self) -> u32 {
+        self.device_feature_select
+    }
+
+    /// Write `device_feature_select`.
+    pub fn set_device_feature_select(&mut self, v: u32) {
+        self.device_feature_select = v;
+    }
+
+    /// The 32 device feature bits `device_feature_select` selects (0 past bit 63).
+    pub fn device_features_word(&self) -> u32 {
+        match self.device_feature_select {
+            0 => self.device_features as u32,
+            1 => (self.device_features >> 32) as u32,
+            _ => 0,
+        }
+    }
+
+    /// `driver_feature_select`.
+    pub fn driver_feature_select(&self) -> u32 {
+        self.driver_feature_select
+    }
+
+    /// Write `driver_feature_select`.
+    pub fn set_driver_feature_select(&mut self, v: u32) {
+        self.driver_feature_select = v;
+    }
+
+    /// The 32 driver feature bits `driver_feature_select` selects.
+    pub fn driver_features_word(&self) -> u32 {
+        match self.driver_feature_select {
+            0 => self.driver_features as u32,
+            1 => (self.driver_features >> 32) as u32,
+            _ => 0,
+        }
+    }
+
+    /// Write 32 driver feature bits (ignored once `FEATURES_OK` is set: the features are
+    /// negotiated).
+    pub fn set_driver_features_word(&mut self, v: u32) {
+        if self.status & status::FEATURES_OK != 0 {
+            return;
+        }
+        match self.driver_feature_select {
+            0 => self.driver_features = (self.driver_features & !0xffff_ffff) | u64::from(v),
+            1 => self.driver_features = (self.driver_features & 0xffff_ffff) | (u64::from(v) << 32),
+            _ => {}
+        }
+    }
+
+    /// Write the device status. 0 resets the device; otherwise bits may only be added.
+    /// `FEATURES_OK` sticks only for features the device offered, `VIRTIO_F_VERSION_1` among
+    /// them; `DRIVER_OK` activates the device. Returns whether the driver must be told of a
+    /// fault (see [`fail`](Self::fail)).
+    pub fn set_status(&mut self, v: u8) -> bool {
+        if v == 0 {
+            self.reset();
+            return false;
+        }
+        // NEEDS_RESET is the device's bit: the driver may write back what it read.
+        let now = self.status & !status::NEEDS_RESET;
+        let v = v & !status::NEEDS_RESET;
+        if v & now != now {
+            return self.fail(Fault::StatusCleared { from: now, to: v });
+        }
+        let added = v & !now;
+        let mut new = v;
+        if added & status::FEATURES_OK != 0 {
+            let acceptable = self.driver_features & !self.device_features == 0
+                && self.driver_features & features::VERSION_1 != 0;
+            if acceptable {
+                let event_idx = self.driver_features & features::RING_EVENT_IDX != 0;
+                for q in &mut self.queues {
+                    q.set_event_idx(event_idx);
+                }
+            } else {
+                // The driver reads the status back and sees the features refused.
+                new &= !status::FEATURES_OK;
+            }
+        }
+        self.status = new | (self.status & status::NEEDS_RESET);
+        if added & status::DRIVER_OK != 0 && new & status::FEATURES_OK != 0 {
+            if let Err(e) = self.device.activate(self.driver_features) {
+                return self.fail(Fault::Device(e));
+            }
+        }
+        false
+    }
+
+    /// The device reset: the device's own, every queue's, and the negotiation's.
+    pub fn reset(&mut self) {
+        self.device.reset();
+        for q in &mut self.queues {
+            q.reset();
+        }
+        self.driver_features = 0;
+        self.device_feature_select = 0;
+        self.driver_feature_select = 0;
+        self.status = 0;
+        self.queue_select = 0;
+        self.fault = None;
+    }
+
+    /// `queue_select`.
+    pub fn queue_select(&self) -> u16 {
+        self.queue_select
+    }
+
+    /// Write `queue_select` (a queue that does not exist reads as size 0).
+    pub fn set_queue_select(&mut self, v: u16) {
+        self.queue_select = v;
+    }
+
+    fn selected(&self) -> Option<&Queue> {
+        self.queues.get(usize::from(self.queue_select))
+    }
+
+    /// The selected queue's size (0 when it does not exist).
+    pub fn queue_size(&self) -> u16 {
+        self.selected().map_or(0, |q| q.size())
+    }
+
+    /// The selected queue's maximum size (0 when it does not exist).
+    pub fn queue_max_size(&self) -> u16 {
+        self.selected().map_or(0, |q| q.max_size())
+    }
+
+    /// Whether the selected queue is enabled.
+    pub fn queue_ready(&self) -> bool {
+        self.selected().is_some_and(|q| q.ready())
+    }
+
+    /// The selected queue's descriptor table, driver ring and device ring addresses.
+    pub fn queue_addresses(&self) -> (u64, u64, u64) {
+        self.selected().map_or((0, 0, 0), |q| {
+            (q.desc_table(), q.avail_ring(), q.used_ring())
+        })
+    }
+
+    /// The selected queue, if it exists and is not enabled yet; a fault otherwise (a write
+    /// to a queue that does not exist is ignored, as to no register).
+    fn configurable(&mut self) -> Result<Option<&mut Queue>, bool> {
+        let queue = self.queue_select;
+        match self.queues.get(usize::from(queue)) {
+            None => Ok(None),
+            Some(q) if q.ready() => Err(self.fail(Fault::QueueLive { queue })),
+            Some(_) => Ok(self.queues.get_mut(usize::from(queue))),
+        }
+    }
+
+    /// Write the selected queue's size. Returns whether the driver must be told of a fault.
+    pub fn set_queue_size(&mut self, size: u16) -> bool {
+        let queue = self.queue_select;
+        match self.configurable() {
+            Err(tell) => tell,
+            Ok(None) => false,
+            Ok(Some(q)) => {
+                let max = q.max_size();
+                if size == 0 || size > max || !size.is_power_of_two() {
+                    return self.fail(Fault::QueueSize { queue, size, max });
+                }
+                q.set_size(size);
+                false
+            }
+        }
+    }
+
+    /// Write 32 bits of one of the selected queue's ring addresses (`ring`: 0 descriptor
+    /// table, 1 driver ring, 2 device ring; `high`: the upper half). Returns whether the driver
+    /// must be told of a fault.
+    pub fn set_queue_address(&mut self, ring: u8, high: bool, v: u32) -> bool {
+        match self.configurable() {
+            Err(tell) => tell,
+            Ok(None) => false,
+            Ok(Some(q)) => {
+                let (lo, hi) = if high {
+                    (None, Some(v))
+                } else {
+                    (Some(v), None)
+                };
+                match ring {
+                    0 => q.set_desc_table_address(lo, hi),
+                    1 => q.set_avail_ring_address(lo, hi),
+                    _ => q.set_used_ring_address(lo, hi),
+                }
+                false
+            }
+        }
+    }
+
+    /// Write the selected queue's enable register: 1 enables it once its rings are valid in
+    /// guest RAM; 0 is not allowed (a reset disables queues). Returns whether the driver must
+    /// be told of a fault.
+    pub fn set_queue_ready(&mut self, v: u16) -> bool {
+        let queue = self.queue_select;
+        if v == 0 {
+            if self.queue_ready() {
+                return self.fail(Fault::QueueDisabled { queue });
+            }
+            return false;
+        }
+        let mem = &self.mem;
+        match self.queues.get_mut(usize::from(queue)) {
+            None => false,
+            Some(q) if q.ready() => false,
+            Some(q) => {
+                // virtio-queue validates a queue marked ready only.
+                q.set_ready(true);
+                if q.is_valid(mem) {
+                    false
+                } else {
+                    q.set_ready(false);
+                    let (desc, driver, device) = (q.desc_table(), q.avail_ring(), q.used_ring());
+                    self.fail(Fault::QueueRings {
+                        queue,
+                        desc,
+                        driver,
+                        device,
+                    })
+                }
+            }
+        }
+    }
+
+    /// The driver notified queue `index`. `Ok(true)`: the device used buffers and the driver
+    /// wants an interrupt for them; `Err(tell)`: a fault (`tell`: the driver must be told).
+    /// Nothing is processed while the device needs a reset.
+    pub fn notify(&mut self, index: u16) -> Result<bool, bool> {
+        if self.fault.is_some() {
+            return Ok(false);
+        }
+        let live = self.status & status::DRIVER_OK != 0;
+        let mem = &self.mem;
+        let Some(q) = self
+            .queues
+            .get_mut(usize::from(index))
+            .filter(|q| live && q.ready())
+        else {
+            return Err(self.fail(Fault::NotifyDisabled { queue: index }));
+        };
+        match self.device.process_queue(index, q, mem) {
+            Ok(false) => Ok(false),
+            Ok(true) => q
+                .needs_notification(mem)
+                .map_err(|e| self.fail(Fault::Device(DeviceError::queue(index, e)))),
+            Err(e) => Err(self.fail(Fault::Device(e))),
+        }
+    }
+
+    /// Read the device-specific configuration.
+    pub fn read_config(&self, offset: u64, data: &mut [u8]) {
+        self.device.read_config(offset, data);
+    }
+
+    /// Write the device-specific configuration.
+    pub fn write_config(&mut self, offset: u64, data: &[u8]) {
+        self.device.write_config(offset, data);
+    }
+}

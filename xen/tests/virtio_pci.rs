@@ -1,0 +1,468 @@
+//! virtio-pci on the simulator, driven as Linux's virtio_pci_modern drives a device: enumerate
+//! the function, size and place its BAR, walk the capabilities, negotiate, set up a queue, and
+//! get buffers filled and interrupts delivered (MSI-X, or INTx without it). Then a guest that
+//! breaks the rules, one way per test: the device needs a reset (one log line, a configuration
+//! interrupt), nothing panics, and a reset brings it back.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use virtio_queue::{Queue, QueueT};
+use vm_memory::{Bytes, GuestMemory};
+use xen::dm::RangeKind;
+use xen::ioreq::{IoreqServer, ServerOptions};
+use xen::memory::GuestRam;
+use xen::sim::{Msi, Sim, Vcpu};
+use xen::sys::pci_sbdf;
+use xen::virtio::{status, DeviceError, VirtioDevice, VirtioPci, BAR_SIZE};
+use xen::Xen;
+
+const RAM: u64 = 0x10_0000;
+const BAR: u64 = 0xe000_0000;
+const DESC: u64 = 0x1000;
+const AVAIL: u64 = 0x2000;
+const USED: u64 = 0x3000;
+const BUF: u64 = 0x10000;
+const MSI_ADDR: u64 = 0xfee0_0000;
+
+/// virtio-rng filling buffers with a counter (a real one reads the host's entropy).
+#[derive(Debug, Default)]
+struct Rng {
+    next: u8,
+    resets: u32,
+}
+
+impl<M: GuestMemory> VirtioDevice<M> for Rng {
+    fn device_type(&self) -> u32 {
+        xen::virtio::device_id::RNG
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[8]
+    }
+    fn process_queue(&mut self, index: u16, q: &mut Queue, mem: &M) -> Result<bool, DeviceError> {
+        let mut used = false;
+        while let Some(chain) = q.pop_descriptor_chain(mem) {
+            let head = chain.head_index();
+            let mut len = 0;
+            for d in chain.writable() {
+                let bytes: Vec<u8> = (0..d.len())
+                    .map(|_| {
+                        self.next = self.next.wrapping_add(1);
+                        self.next
+                    })
+                    .collect();
+                mem.write_slice(&bytes, d.addr())
+                    .map_err(|_| DeviceError::Device("buffer outside guest RAM"))?;
+                len += d.len();
+            }
+            q.add_used(mem, head, len)
+                .map_err(|e| DeviceError::queue(index, e))?;
+            used = true;
+        }
+        Ok(used)
+    }
+    fn reset(&mut self) {
+        self.resets += 1;
+    }
+}
+
+/// Warnings logged (the "one clear log line" per fault).
+static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+struct Capture;
+impl log::Log for Capture {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::Level::Warn
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            WARNINGS.lock().unwrap().push(r.args().to_string());
+        }
+    }
+    fn flush(&self) {}
+}
+static LOGGER: Capture = Capture;
+/// The tests run in parallel: each looks only at the lines that name its own fault.
+fn warnings_with(s: &str) -> usize {
+    WARNINGS
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|w| w.contains(s))
+        .count()
+}
+
+/// The guest side: Linux's virtio_pci_modern, step by step.
+struct Driver {
+    v: Vcpu,
+    sim: Sim,
+    dom: u16,
+    sbdf: u32,
+}
+
+impl Driver {
+    fn cfg(&self, reg: u32, size: u32) -> u64 {
+        self.v.pci_config_read(self.sbdf, reg, size).unwrap()
+    }
+    fn set_cfg(&self, reg: u32, size: u32, v: u64) {
+        self.v.pci_config_write(self.sbdf, reg, size, v).unwrap()
+    }
+    fn rd(&self, off: u64, size: u32) -> u64 {
+        self.v.mmio_read(BAR + off, size).unwrap()
+    }
+    fn wr(&self, off: u64, size: u32, v: u64) {
+        self.v.mmio_write(BAR + off, size, v).unwrap()
+    }
+    fn status(&self) -> u8 {
+        self.rd(0x14, 1) as u8
+    }
+
+    /// Enumerate, size the BAR, place it at `bar`, turn memory decoding on.
+    fn place(&self, bar: u64) {
+        assert_eq!(self.cfg(0, 2), 0x1af4, "vendor");
+        assert_eq!(self.cfg(2, 2), 0x1044, "device id (modern, rng)");
+        self.set_cfg(0x10, 4, 0xffff_ffff);
+        self.set_cfg(0x14, 4, 0xffff_ffff);
+        let lo = self.cfg(0x10, 4);
+        let hi = self.cfg(0x14, 4);
+        assert_eq!(lo & 0xf, 0b100, "64-bit memory BAR");
+        let size = !((hi << 32 | lo) & !0xf) + 1;
+        assert_eq!(size, BAR_SIZE);
+        self.set_cfg(0x10, 4, bar & 0xffff_ffff);
+        self.set_cfg(0x14, 4, bar >> 32);
+        self.set_cfg(4, 2, self.cfg(4, 2) | 2);
+    }
+
+    /// The capability list: (cfg_type, offset in the BAR) of each virtio capability, and the
+    /// MSI-X capability's position.
+    fn caps(&self) -> (Vec<(u8, u32)>, Option<u32>) {
+        assert_ne!(self.cfg(6, 2) & 0x10, 0, "capability list");
+        let mut at = self.cfg(0x34, 1) as u32;
+        let (mut virtio, mut msix) = (Vec::new(), None);
+        while at != 0 {
+            match self.cfg(at, 1) {
+                0x09 => virtio.push((self.cfg(at + 3, 1) as u8, self.cfg(at + 8, 4) as u32)),
+                0x11 => msix = Some(at),
+                id => panic!("unexpected capability {id:#x}"),
+            }
+            at = self.cfg(at + 1, 1) as u32;
+        }
+        (virtio, msix)
+    }
+
+    /// MSI-X on, vector `v` → data 0x40 + v.
+    fn msix(&self, vectors: u64) {
+        let (_, msix) = self.caps();
+        let at = msix.expect("an MSI-X capability");
+        let table_size = (self.cfg(at + 2, 2) & 0x7ff) + 1;
+        assert!(table_size >= vectors);
+        for v in 0..vectors {
+            let e = 0x4000 + 16 * v;
+            self.wr(e, 4, MSI_ADDR);
+            self.wr(e + 4, 4, 0);
+            self.wr(e + 8, 4, 0x40 + v);
+            self.wr(e + 12, 4, 0);
+        }
+        self.set_cfg(at + 2, 2, 0x8000);
+    }
+
+    /// Negotiate VERSION_1 only.
+    fn negotiate(&self) {
+        self.wr(0x14, 1, 0); // reset
+        self.wr(0x14, 1, u64::from(status::ACKNOWLEDGE | status::DRIVER));
+        self.wr(0, 4, 1);
+        assert_eq!(self.rd(4, 4) & 1, 1, "VERSION_1 offered");
+        self.wr(8, 4, 1);
+        self.wr(0xc, 4, 1);
+        self.wr(
+            0x14,
+            1,
+            u64::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK),
+        );
+        assert_ne!(self.status() & status::FEATURES_OK, 0, "features accepted");
+    }
+
+    /// Queue 0: `size` entries, MSI-X vector `vector`, rings at DESC/AVAIL/USED, enabled.
+    fn queue(&self, size: u64, vector: u64) {
+        self.wr(0x16, 2, 0);
+        assert_eq!(self.rd(0x18, 2), 8, "queue 0's maximum size");
+        self.wr(0x18, 2, size);
+        self.wr(0x1a, 2, vector);
+        self.wr(0x20, 4, DESC);
+        self.wr(0x24, 4, 0);
+        self.wr(0x28, 8, AVAIL);
+        self.wr(0x30, 4, USED);
+        self.wr(0x34, 4, 0);
+        self.wr(0x1c, 2, 1);
+    }
+
+    fn driver_ok(&self) {
+        let s = self.status() | status::DRIVER_OK;
+        self.wr(0x14, 1, u64::from(s));
+    }
+
+    /// Offer one writable buffer of `len` bytes at `addr` as avail entry `n` (0-based).
+    fn offer(&self, n: u16, addr: u64, len: u32) {
+        let mut d = Vec::new();
+        d.extend_from_slice(&addr.to_le_bytes());
+        d.extend_from_slice(&len.to_le_bytes());
+        d.extend_from_slice(&2u16.to_le_bytes()); // VIRTQ_DESC_F_WRITE
+        d.extend_from_slice(&0u16.to_le_bytes());
+        let slot = u64::from(n % 8);
+        self.sim.guest_ram_write(self.dom, DESC + 16 * slot, &d);
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &(n % 8).to_le_bytes());
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
+    }
+
+    fn kick(&self, queue: u64) {
+        self.wr(0x3000 + 4 * queue, 2, queue);
+    }
+
+    fn used_idx(&self) -> u16 {
+        let b = self.sim.guest_ram_read(self.dom, USED + 2, 2);
+        u16::from_le_bytes([b[0], b[1]])
+    }
+}
+
+/// A guest with 1 MiB of RAM, an IOREQ server claiming 00:03.0, and the rng behind it; `body`
+/// plays the guest while a thread serves.
+fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, u16) {
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let mem = ram.vm_memory().unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let sbdf = pci_sbdf(0, 0, 3, 0);
+    srv.map_range(RangeKind::Pci, u64::from(sbdf), u64::from(sbdf))
+        .unwrap();
+    let mut dev = VirtioPci::new(&xen, dom, sbdf, Rng::default(), mem).unwrap();
+    let stop = AtomicBool::new(false);
+    let driver = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+        sbdf,
+    };
+    let r = std::thread::scope(|s| {
+        let t = s.spawn(|| srv.run(&mut dev, &stop));
+        struct Stop<'a>(&'a AtomicBool, &'a Sim);
+        impl Drop for Stop<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+                self.1.wake();
+            }
+        }
+        let guard = Stop(&stop, &sim);
+        let r = body(&driver);
+        drop(guard);
+        t.join().expect("server thread").expect("run");
+        r
+    });
+    (r, sim, dom)
+}
+
+fn msis(sim: &Sim) -> Vec<u32> {
+    sim.msi_log()
+        .into_iter()
+        .map(|Msi { addr, data, .. }| {
+            assert_eq!(addr, MSI_ADDR);
+            data
+        })
+        .collect()
+}
+
+#[test]
+fn a_driver_gets_random_bytes_and_an_msix_interrupt_per_used_buffer() {
+    let (bytes, sim, _) = with_device(|d| {
+        d.place(BAR);
+        let (caps, msix) = d.caps();
+        // common, ISR, device, notify; each in BAR 0.
+        let types: Vec<u8> = caps.iter().map(|c| c.0).collect();
+        assert_eq!(types, [1, 3, 4, 2]);
+        assert!(msix.is_some());
+        d.msix(2);
+        d.negotiate();
+        d.wr(0x10, 2, 0); // config changes on vector 0
+        assert_eq!(d.rd(0x10, 2), 0);
+        d.queue(8, 1);
+        assert_eq!(d.rd(0x1a, 2), 1, "queue 0's vector");
+        assert_eq!(d.rd(0x12, 2), 1, "one queue");
+        d.driver_ok();
+        d.offer(0, BUF, 64);
+        d.kick(0);
+        assert_eq!(d.used_idx(), 1);
+        d.offer(1, BUF + 64, 16);
+        d.kick(0);
+        assert_eq!(d.used_idx(), 2);
+        assert_eq!(d.status() & status::NEEDS_RESET, 0);
+        d.sim.guest_ram_read(d.dom, BUF, 80)
+    });
+    let want: Vec<u8> = (1..=80).collect();
+    assert_eq!(bytes, want, "the device's bytes, in the guest's buffers");
+    assert_eq!(
+        msis(&sim),
+        [0x41, 0x41],
+        "one MSI-X on vector 1 per used buffer"
+    );
+    assert!(sim.intx_log().is_empty(), "no INTx with MSI-X on");
+}
+
+#[test]
+fn without_msix_the_device_raises_intx_and_the_isr_read_lowers_it() {
+    let ((isr, again), sim, dom) = with_device(|d| {
+        d.place(BAR);
+        d.negotiate();
+        d.queue(8, 0xffff);
+        d.driver_ok();
+        d.offer(0, BUF, 8);
+        d.kick(0);
+        assert_eq!(d.used_idx(), 1);
+        (d.rd(0x1000, 1), d.rd(0x1000, 1))
+    });
+    assert_eq!(isr, 1, "ISR: a queue interrupt");
+    assert_eq!(again, 0, "reading the ISR acknowledged it");
+    assert_eq!(
+        sim.intx_log(),
+        [(dom, 3, 0, true), (dom, 3, 0, false)],
+        "INTA of device 3 raised, then lowered by the ISR read"
+    );
+    assert!(sim.msi_log().is_empty());
+}
+
+/// A guest that breaks one rule: the device needs a reset (status, one log line naming the
+/// fault, a configuration interrupt on vector 0), then a reset and a clean set-up work again.
+fn broken(rule: &str, log_says: &str, act: impl FnOnce(&Driver)) {
+    let (msis_before_reset, sim, _) = with_device(|d| {
+        d.place(BAR);
+        d.msix(2);
+        d.negotiate();
+        d.wr(0x10, 2, 0);
+        act(d);
+        assert_ne!(d.status() & status::NEEDS_RESET, 0, "{rule}: NEEDS_RESET");
+        let before = msis(&d.sim);
+        // Recovery: reset, set up again, and the device serves.
+        d.wr(0x14, 1, 0);
+        assert_eq!(d.status(), 0, "{rule}: reset clears the status");
+        d.msix(2);
+        d.negotiate();
+        d.wr(0x10, 2, 0);
+        d.queue(8, 1);
+        d.driver_ok();
+        d.sim.guest_ram_write(d.dom, USED, &[0; 4]);
+        d.sim.guest_ram_write(d.dom, AVAIL, &[0; 4]);
+        d.offer(0, BUF, 4);
+        d.kick(0);
+        assert_eq!(d.used_idx(), 1, "{rule}: the device works after the reset");
+        before
+    });
+    assert_eq!(
+        msis_before_reset.last(),
+        Some(&0x40),
+        "{rule}: a configuration interrupt (vector 0)"
+    );
+    assert_eq!(msis(&sim).last(), Some(&0x41));
+    assert_eq!(
+        warnings_with(log_says),
+        1,
+        "{rule}: one log line saying {log_says:?}"
+    );
+}
+
+#[test]
+fn a_queue_size_that_is_not_a_power_of_two() {
+    broken("size 6", "size 6 is not a power of two", |d| {
+        d.wr(0x16, 2, 0);
+        d.wr(0x18, 2, 6);
+    });
+}
+
+#[test]
+fn a_queue_size_above_the_maximum() {
+    broken(
+        "size 16",
+        "size 16 is not a power of two of at most 8",
+        |d| {
+            d.wr(0x16, 2, 0);
+            d.wr(0x18, 2, 16);
+        },
+    );
+}
+
+#[test]
+fn rings_outside_guest_ram() {
+    broken("rings at 512 MiB", "desc 0x20000000", |d| {
+        d.wr(0x16, 2, 0);
+        d.wr(0x20, 8, 0x2000_0000);
+        d.wr(0x28, 8, AVAIL);
+        d.wr(0x30, 8, USED);
+        d.wr(0x1c, 2, 1);
+        assert_eq!(d.rd(0x1c, 2), 0, "the queue stays disabled");
+    });
+}
+
+#[test]
+fn a_notify_of_a_queue_never_enabled() {
+    broken("notify of queue 0", "notify of queue 0", |d| {
+        d.driver_ok();
+        d.kick(0);
+    });
+}
+
+#[test]
+fn a_notify_of_a_queue_that_does_not_exist() {
+    broken("notify of queue 5", "notify of queue 5", |d| {
+        d.queue(8, 1);
+        d.driver_ok();
+        d.kick(5);
+    });
+}
+
+#[test]
+fn a_write_to_a_read_only_register() {
+    broken("num_queues", "read-only register num_queues", |d| {
+        d.wr(0x12, 2, 7);
+    });
+}
+
+#[test]
+fn a_descriptor_outside_guest_ram() {
+    broken("buffer at 1 GiB", "queue 0", |d| {
+        d.queue(8, 1);
+        d.driver_ok();
+        d.offer(0, 0x4000_0000, 64);
+        d.kick(0);
+    });
+}
+
+#[test]
+fn an_msix_table_write_out_of_range() {
+    broken("MSI-X entry 9", "MSI-X table access at offset 0x90", |d| {
+        d.wr(0x4000 + 16 * 9, 4, 0);
+    });
+}
+
+#[test]
+fn a_bar_over_guest_ram_is_not_claimed() {
+    let ((status_read, cfg_ok), sim, _) = with_device(|d| {
+        d.place(0x8000);
+        // Nothing claims 0x8000 (RAM is not MMIO): the access is not the device's.
+        let status = d.v.mmio_read(0x8000 + 0x14, 1).unwrap();
+        // Configuration space still answers, and the BAR can be moved somewhere sane.
+        let ok = d.cfg(0, 2) == 0x1af4;
+        d.set_cfg(0x10, 4, BAR & 0xffff_ffff);
+        d.set_cfg(0x14, 4, 0);
+        ((status, d.status()), ok)
+    });
+    assert_eq!(status_read.0, 0xff, "the BAR over RAM was not claimed");
+    assert_ne!(
+        status_read.1 & status::NEEDS_RESET,
+        0,
+        "moved: the device reports the fault"
+    );
+    assert!(cfg_ok);
+    assert_eq!(warnings_with("overlaps guest RAM"), 1);
+    let _ = sim;
+}

@@ -3,9 +3,11 @@
 //! and no second process. The device is the ~30 lines of `Rng` below; `xen::virtio` does the
 //! transport (PCI configuration space, BAR, MSI-X or INTx, queue set-up and validation).
 //!
-//! `cargo run -p xen --features virtio --example virtio_rng -- DOMID SLOT RAM_START-RAM_END...`
-//! in dom0 (RAM ranges in hex, the guest's RAM as `xl` built it, e.g. `0-3fffffff`); SIGTERM or
-//! SIGINT stops it and tears the server down.
+//! `cargo run -p xen --features virtio --example virtio_rng -- [--pvh] DOMID SLOT
+//! RAM_START-RAM_END...` in dom0 (RAM ranges in hex, the guest's RAM as `xl` built it, e.g.
+//! `0-3fffffff`). `--pvh`: the guest has no device model, so the server also answers the
+//! 0xCF8 read-back and puts a host bridge at 00:00.0 (the guest needs `pci=noacpi`). SIGTERM
+//! or SIGINT stops it and tears the server down.
 
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,10 +15,10 @@ use std::sync::Arc;
 
 use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestMemory};
-use xen::dm::RangeKind;
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::linux::Linux;
 use xen::memory::GuestRam;
+use xen::pci::PciBus;
 use xen::virtio::{device_id, DeviceError, VirtioDevice, VirtioPci};
 use xen::{Error, Xen};
 
@@ -59,8 +61,12 @@ fn hex(s: &str) -> Result<u64, Box<dyn std::error::Error>> {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     static STOP: AtomicBool = AtomicBool::new(false);
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let usage = "usage: virtio_rng DOMID SLOT RAM_START-RAM_END...";
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let pvh = args.first().is_some_and(|a| a == "--pvh");
+    if pvh {
+        args.remove(0);
+    }
+    let usage = "usage: virtio_rng [--pvh] DOMID SLOT RAM_START-RAM_END...";
     let domid: u16 = args.first().ok_or(usage)?.parse()?;
     let slot: u8 = args.get(1).ok_or(usage)?.parse()?;
     let mut ram = Vec::new();
@@ -68,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (a, b) = r.split_once('-').ok_or(usage)?;
         ram.push((hex(a)?, hex(b)? - hex(a)? + 1));
     }
-    if ram.is_empty() || slot > 31 {
+    if ram.is_empty() || slot == 0 || slot > 31 {
         return Err(usage.into());
     }
     let xen = Arc::new(Xen::new(Linux::open()?)?);
@@ -92,15 +98,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mem = guest.vm_memory()?;
     let sbdf = xen::sys::pci_sbdf(0, 0, slot, 0);
     let mut server = IoreqServer::create(&xen, domid, ServerOptions::default())?;
-    server.map_range(RangeKind::Pci, u64::from(sbdf), u64::from(sbdf))?;
     let rng = Rng(std::fs::File::open("/dev/urandom")?);
-    let mut dev = VirtioPci::new(&xen, domid, sbdf, rng, mem)?;
+    let mut bus = if pvh {
+        PciBus::with_host_bridge()
+    } else {
+        PciBus::new()
+    };
+    bus.add(VirtioPci::new(&xen, domid, sbdf, rng, mem)?)?;
+    bus.claim(&mut server)?;
     println!("virtio_rng: serving 00:{slot:02x}.0 of domain {domid}");
-    match server.run(&mut dev, &STOP) {
+    let served = server.run(&mut bus, &STOP);
+    let stats = server.stats();
+    server.shutdown()?;
+    match served {
         Ok(()) | Err(Error::Stopped) => {}
         Err(e) => return Err(e.into()),
     }
-    server.shutdown()?;
-    println!("virtio_rng: stopped; {} faults", dev.common().faults());
+    println!(
+        "virtio_rng: stopped after {} requests ({} refused), torn down",
+        stats.requests, stats.invalid
+    );
     Ok(())
 }

@@ -21,6 +21,7 @@ pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
 pub mod memory;
+pub mod pci;
 pub mod platform;
 mod shared;
 #[cfg(feature = "sim")]

@@ -12,6 +12,7 @@ use vm_memory::{Bytes, GuestMemory};
 use xen::dm::RangeKind;
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::memory::GuestRam;
+use xen::pci::PciBus;
 use xen::sim::{Msi, Sim, Vcpu};
 use xen::sys::pci_sbdf;
 use xen::virtio::{status, DeviceError, VirtioDevice, VirtioPci, BAR_SIZE};
@@ -429,7 +430,7 @@ fn a_write_to_a_read_only_register() {
 
 #[test]
 fn a_descriptor_outside_guest_ram() {
-    broken("buffer at 1 GiB", "queue 0", |d| {
+    broken("buffer at 1 GiB", "buffer outside guest RAM", |d| {
         d.queue(8, 1);
         d.driver_ok();
         d.offer(0, 0x4000_0000, 64);
@@ -465,4 +466,86 @@ fn a_bar_over_guest_ram_is_not_claimed() {
     assert!(cfg_ok);
     assert_eq!(warnings_with("overlaps guest RAM"), 1);
     let _ = sim;
+}
+
+/// Two virtio-rng functions (00:03.0 and 00:04.0) and a host bridge on one server, as a PVH
+/// guest needs them: the 0xCF8 read-back, the bridge at 00:00.0, each function with its own
+/// BAR; the second device keeps working while the first needs a reset.
+#[test]
+fn two_devices_and_a_host_bridge_on_one_server() {
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let mut bus = PciBus::with_host_bridge();
+    for slot in [3, 4] {
+        let mem = ram.vm_memory().unwrap();
+        let f = VirtioPci::new(&xen, dom, pci_sbdf(0, 0, slot, 0), Rng::default(), mem).unwrap();
+        bus.add(f).unwrap();
+    }
+    let dup = VirtioPci::new(
+        &xen,
+        dom,
+        pci_sbdf(0, 0, 4, 0),
+        Rng::default(),
+        ram.vm_memory().unwrap(),
+    )
+    .unwrap();
+    assert!(bus.add(dup).is_err(), "one function per SBDF");
+    bus.claim(&mut srv).unwrap();
+    let stop = AtomicBool::new(false);
+    let d3 = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+        sbdf: pci_sbdf(0, 0, 3, 0),
+    };
+    let d4 = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+        sbdf: pci_sbdf(0, 0, 4, 0),
+    };
+    std::thread::scope(|s| {
+        let t = s.spawn(|| srv.run(&mut bus, &stop));
+        let v = sim.vcpu(dom, 0);
+        // Linux's probe of the type-1 mechanism.
+        v.pio_out(0xcf8, 4, 0x8000_0000).unwrap();
+        assert_eq!(v.pio_in(0xcf8, 4).unwrap(), 0x8000_0000, "0xCF8 reads back");
+        let host = sim.vcpu(dom, 0);
+        assert_eq!(
+            host.pci_config_read(0, 0, 4).unwrap(),
+            0x1237_8086,
+            "host bridge id"
+        );
+        assert_eq!(
+            host.pci_config_read(0, 8, 4).unwrap() >> 8,
+            0x06_0000,
+            "class: host bridge"
+        );
+        // Device 3 at BAR, device 4 just above it.
+        d3.place(BAR);
+        let bar4 = BAR + BAR_SIZE;
+        d4.set_cfg(0x10, 4, bar4 & 0xffff_ffff);
+        d4.set_cfg(0x14, 4, 0);
+        d4.set_cfg(4, 2, 2);
+        // Device 3 breaks a rule; device 4 (reached through its own BAR) is untouched.
+        d3.negotiate();
+        d3.wr(0x16, 2, 0);
+        d3.wr(0x18, 2, 3);
+        assert_ne!(d3.status() & status::NEEDS_RESET, 0);
+        let at4 = |off: u64, size: u32| d4.v.mmio_read(bar4 + off, size).unwrap();
+        assert_eq!(at4(0x14, 1), 0, "device 4's status is its own");
+        d4.v.mmio_write(bar4 + 0x14, 1, 3).unwrap();
+        assert_eq!(at4(0x14, 1), 3);
+        assert_eq!(d3.status() & 3, 3, "device 3 keeps its own status too");
+        stop.store(true, Ordering::Release);
+        sim.wake();
+        t.join().unwrap().unwrap();
+    });
+    let sbdfs: Vec<u32> = bus.functions().map(|f| f.sbdf()).collect();
+    assert_eq!(sbdfs, [pci_sbdf(0, 0, 3, 0), pci_sbdf(0, 0, 4, 0)]);
+    assert_eq!(warnings_with("size 3 is not a power of two"), 1);
 }

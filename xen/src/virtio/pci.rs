@@ -606,6 +606,18 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     }
 }
 
+impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
+    for VirtioPci<'_, P, D, M>
+{
+    fn sbdf(&self) -> u32 {
+        self.sbdf
+    }
+    fn owns_mmio(&self, addr: u64) -> bool {
+        self.claimed
+            .is_some_and(|b| (b..b + BAR_SIZE).contains(&addr))
+    }
+}
+
 impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> Handler for VirtioPci<'_, P, D, M> {
     fn read(&mut self, space: Space, addr: u64, size: Size) -> u64 {
         match space {

@@ -1,0 +1,184 @@
+//! A PCI bus on one IOREQ server: several PCI functions served together, dispatched by SBDF
+//! for configuration space and by the BARs they claim for MMIO, plus what a guest without a
+//! device model needs to find the bus at all.
+//!
+//! A PVH guest has no QEMU: Xen forwards its type-1 configuration accesses (0xCF8 address,
+//! 0xCFC data) to the server that claimed the SBDF, but answers reads of 0xCF8 itself with
+//! all-ones, so Linux's probe for the mechanism (write 0x80000000 to 0xCF8, read it back) fails
+//! and it finds no bus. [`PciBus::with_host_bridge`] claims ports 0xCF8-0xCFB too (Xen still
+//! latches the address, then forwards the access) and answers the read-back, and puts a host
+//! bridge at 00:00.0, which Linux looks for before it scans. (With ACPI tables that describe
+//! no PCI root, the guest also needs `pci=noacpi`.)
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+
+use crate::dm::RangeKind;
+use crate::ioreq::{Handler, IoreqServer, RangeChange, Size, Space};
+use crate::platform::Platform;
+use crate::Error;
+
+/// A PCI function on a [`PciBus`]: a [`Handler`] for its configuration space and BARs.
+pub trait PciFunction: Handler {
+    /// Its address (`xen_sys::pci_sbdf`).
+    fn sbdf(&self) -> u32;
+    /// Whether MMIO address `addr` is in one of its BARs as claimed now.
+    fn owns_mmio(&self, addr: u64) -> bool;
+}
+
+/// The type-1 configuration address port.
+const CF8: u64 = 0xcf8;
+
+/// Several PCI functions behind one IOREQ server ([`Handler`]); optionally the address port's
+/// read-back and a host bridge for guests without a device model. Functions are `Send`, so the
+/// bus can be served from another thread.
+pub struct PciBus<'h> {
+    functions: Vec<Box<dyn PciFunction + Send + 'h>>,
+    host_bridge: bool,
+    cf8: u32,
+    /// The function whose range change is in progress.
+    changing: Option<usize>,
+}
+
+impl core::fmt::Debug for PciBus<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let sbdfs: Vec<u32> = self.functions.iter().map(|d| d.sbdf()).collect();
+        f.debug_struct("PciBus")
+            .field("functions", &sbdfs)
+            .field("host_bridge", &self.host_bridge)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for PciBus<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'h> PciBus<'h> {
+    /// An empty bus, for a guest with a device model that owns the bus (an HVM guest's QEMU).
+    pub fn new() -> Self {
+        PciBus {
+            functions: Vec::new(),
+            host_bridge: false,
+            cf8: 0,
+            changing: None,
+        }
+    }
+
+    /// An empty bus with a host bridge at 00:00.0 and the 0xCF8 read-back: for a guest with no
+    /// device model (PVH).
+    pub fn with_host_bridge() -> Self {
+        PciBus {
+            host_bridge: true,
+            ..Self::new()
+        }
+    }
+
+    /// Add a function; refused if its SBDF is taken (00:00.0 is the host bridge's).
+    pub fn add(&mut self, f: impl PciFunction + Send + 'h) -> Result<(), Error> {
+        let sbdf = f.sbdf();
+        if (self.host_bridge && sbdf == 0) || self.functions.iter().any(|g| g.sbdf() == sbdf) {
+            return Err(Error::InvalidArgument {
+                op: "PCI bus",
+                what: "two functions at one SBDF",
+            });
+        }
+        self.functions.push(Box::new(f));
+        Ok(())
+    }
+
+    /// The functions, in the order they were added.
+    pub fn functions(&self) -> impl Iterator<Item = &(dyn PciFunction + Send + 'h)> {
+        self.functions.iter().map(|f| &**f)
+    }
+
+    /// Claim on `server` what the bus answers: every function's SBDF, and with a host bridge
+    /// its SBDF and ports 0xCF8-0xCFB. (BARs are claimed as the guest places them.)
+    pub fn claim<P: Platform>(&self, server: &mut IoreqServer<'_, P>) -> Result<(), Error> {
+        if self.host_bridge {
+            server.map_range(RangeKind::Port, CF8, CF8 + 3)?;
+            server.map_range(RangeKind::Pci, 0, 0)?;
+        }
+        for f in &self.functions {
+            let s = u64::from(f.sbdf());
+            server.map_range(RangeKind::Pci, s, s)?;
+        }
+        Ok(())
+    }
+
+    fn function(&mut self, space: Space, addr: u64) -> Option<&mut (dyn PciFunction + Send + 'h)> {
+        let i = match space {
+            Space::PciConfig { sbdf } => self.functions.iter().position(|f| f.sbdf() == sbdf),
+            Space::Mmio => self.functions.iter().position(|f| f.owns_mmio(addr)),
+            Space::Port => None,
+        }?;
+        Some(&mut *self.functions[i])
+    }
+
+    /// The host bridge's configuration space: an Intel 440FX (8086:1237), class 06:00:00.
+    fn host_config(reg: u64, size: Size) -> u64 {
+        const HEAD: [u8; 12] = [0x86, 0x80, 0x37, 0x12, 0, 0, 0, 0, 0, 0, 0, 0x06];
+        let mut v = 0;
+        for i in 0..u64::from(size.bytes()) {
+            let b = HEAD.get((reg + i) as usize).copied().unwrap_or(0);
+            v |= u64::from(b) << (8 * i);
+        }
+        v
+    }
+}
+
+impl Handler for PciBus<'_> {
+    fn read(&mut self, space: Space, addr: u64, size: Size) -> u64 {
+        if self.host_bridge {
+            match space {
+                Space::Port if (CF8..CF8 + 4).contains(&addr) => {
+                    return (u64::from(self.cf8) >> (8 * (addr - CF8))) & size.mask();
+                }
+                Space::PciConfig { sbdf: 0 } => return Self::host_config(addr, size),
+                _ => {}
+            }
+        }
+        match self.function(space, addr) {
+            Some(f) => f.read(space, addr, size),
+            None => size.mask(),
+        }
+    }
+
+    fn write(&mut self, space: Space, addr: u64, size: Size, value: u64) {
+        if self.host_bridge {
+            match space {
+                Space::Port if (CF8..CF8 + 4).contains(&addr) => {
+                    // The latch Xen keeps too; narrower writes go to other registers of
+                    // the same ports on real chipsets and are not the address.
+                    if addr == CF8 && size == Size::B4 {
+                        self.cf8 = value as u32;
+                    }
+                    return;
+                }
+                Space::PciConfig { sbdf: 0 } => return,
+                _ => {}
+            }
+        }
+        if let Some(f) = self.function(space, addr) {
+            f.write(space, addr, size, value);
+        }
+    }
+
+    fn range_change(&mut self) -> Option<RangeChange> {
+        for (i, f) in self.functions.iter_mut().enumerate() {
+            if let Some(c) = f.range_change() {
+                self.changing = Some(i);
+                return Some(c);
+            }
+        }
+        None
+    }
+
+    fn range_change_done(&mut self, change: RangeChange, result: Result<(), Error>) {
+        if let Some(f) = self.changing.take().and_then(|i| self.functions.get_mut(i)) {
+            f.range_change_done(change, result);
+        }
+    }
+}

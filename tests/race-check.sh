@@ -36,7 +36,7 @@ echo "RACE-CHECK control pass rc=$rc reports=$reports (the known race is reporte
 
 # The suites.
 set +e
-CARGO_TARGET_DIR="$out/suites" tsan test --locked -p xen --features sim,vm-memory --tests \
+CARGO_TARGET_DIR="$out/suites" tsan test --locked -p xen --features sim,virtio --tests \
   >"$out/suites.txt" 2>&1
 rc=$?
 set -e

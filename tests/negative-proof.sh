@@ -17,7 +17,9 @@ has() { grep -qF -- "$2" <<<"$1" || fail "$3: expected to see: $2"$'\n'"--- outp
 lacks() { ! grep -qF -- "$2" <<<"$1" || fail "$3: did not expect: $2"$'\n'"--- output:"$'\n'"$1"; }
 
 cargo build --locked -q -p xen-abi-gen
-GEN="$PWD/target/debug/xen-abi-gen"
+# Where cargo put it (CARGO_TARGET_DIR is honoured, as everywhere in the suite).
+targets="${CARGO_TARGET_DIR:-$PWD/target}"
+GEN="$targets/debug/xen-abi-gen"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -61,7 +63,7 @@ tar --exclude=./target --exclude=./.git -cf - . | tar -xf - -C "$tmp/ws"
 f="$tmp/ws/xen-sys/src/generated/hvm_dm_op.rs"
 sed -i '/^pub struct XenDmOpBuf {/,/^}/s/pub size: XenUlong,/pub size: u64,/' "$f"
 grep -A6 '^pub struct XenDmOpBuf {' "$f" | grep -q 'pub size: u64,' || fail "(c) the Rust mutation did not apply"
-export CARGO_TARGET_DIR="$PWD/target/debian-cross"
+export CARGO_TARGET_DIR="$targets/debian-cross"
 for t in x86_64-unknown-linux-gnu i686-unknown-linux-gnu aarch64-unknown-linux-gnu armv7-unknown-linux-gnueabihf; do
   if out=$(cd "$tmp/ws" && debian_cargo check --locked -q -p xen-sys --target "$t" 2>&1); then
     [ "$t" = i686-unknown-linux-gnu ] && fail "(c) cargo check passed on i686"

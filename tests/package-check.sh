@@ -3,7 +3,8 @@
 # from what those packages Depend on, so a fresh machine that installs only the declared set with
 # --no-install-recommends has it. A file that only a Recommends, a hand install or an earlier run
 # put here fails, naming the file, its package and the stage. Run by tests/run.sh after
-# ensure_packages and before the first stage; it needs xen-abi-gen built (target/debug).
+# ensure_packages and before the first stage; it needs xen-abi-gen built (debug, in
+# CARGO_TARGET_DIR or target/).
 #
 # What the stages use: the headers every C probe compile reads (xen-abi-gen c-probe
 # --headers-used), the headers and link inputs of the tests' C programs (gcc -M,
@@ -119,7 +120,7 @@ need_lib_deps() { # stage binary [skip-dir]: the shared libraries ldd resolves f
   done
 }
 
-GEN=target/debug/xen-abi-gen
+GEN="${CARGO_TARGET_DIR:-$PWD/target}/debug/xen-abi-gen"
 [ -x "$GEN" ] || cargo build --locked -q -p xen-abi-gen
 for mode in "--release $(machine_xen_release)" "--uapi --linux-release $(machine_linux_release)"; do
   stage="C conformance${mode/#--release*/}"

@@ -21,7 +21,7 @@ probe() {
     return
   fi
   echo "== $kind $rel: $pkg $("$version" "$rel") from Debian $("$suite" "$rel")"
-  target/debug/xen-abi-gen c-probe "$@" "$dir" || fail=1
+  "${CARGO_TARGET_DIR:-$PWD/target}/debug/xen-abi-gen" c-probe "$@" "$dir" || fail=1
 }
 for rel in $XEN_RELEASES; do
   probe Xen "$rel" xen_release_headers xen_release_package_version xen_release_suite libxen-dev \

@@ -10,11 +10,12 @@ cd "$(dirname "$0")/.."
 root=$PWD
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cargo build --locked -q -p xen-abi-gen
-GEN="$root/target/debug/xen-abi-gen"
+targets="${CARGO_TARGET_DIR:-$root/target}"
+GEN="$targets/debug/xen-abi-gen"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 git ls-files -z | tar --null -T - -cf - | tar -xf - -C "$tmp"
-export CARGO_TARGET_DIR="$root/target/workflow"
+export CARGO_TARGET_DIR="$targets/workflow"
 
 echo "== 1. prototype with #[xen_abi]"
 mkdir -p "$tmp/proto/src"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Virtio on real Xen (x86, Xen 4.17, QEMU): Debian's Linux as a PVH guest (no QEMU device model)
+# Virtio on real Xen (x86, QEMU; VIRTIO_RELEASES, default 4.17 and 4.20, each with its Debian
+# dom0 kernel and tools): Debian's Linux (6.1) as a PVH guest (no QEMU device model)
 # finds a virtio-rng PCI function served from dom0 by xen's virtio_rng example (`--pvh`: the
 # 0xCF8 read-back and a host bridge at 00:00.0, guest booted with pci=noacpi), loads Debian's
 # own virtio modules, and reads /dev/hwrng. Checks, one structured line each (VIRTIO CHECK name:
@@ -21,7 +22,6 @@ out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
 ensure_xen_x86 "$out"
 ensure_debian_kernel
-rel=4.17
 
 RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
   --features virtio --example virtio_rng --target x86_64-unknown-linux-gnu --target-dir "$out/static"
@@ -109,12 +109,13 @@ on_crash = "destroy"
 CFG
 }
 
-release_dom0 "$rel"
-ir="$out/virtio-initramfs-$rel"
-dom0_initramfs "$rel" "$ir"
-cp "$server" "$ir/virtio_rng"
-build_virtio_domu "$ir"
-cat >"$ir/init" <<'INIT'
+for rel in ${VIRTIO_RELEASES:-4.17 4.20}; do
+  release_dom0 "$rel"
+  ir="$out/virtio-initramfs-$rel"
+  dom0_initramfs "$rel" "$ir"
+  cp "$server" "$ir/virtio_rng"
+  build_virtio_domu "$ir"
+  cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
 xl create -p /etc/xen/vlinux.cfg
@@ -130,18 +131,19 @@ drain /tmp/v.log
 tr -d '\r' </var/log/xen/guest-vlinux.log | grep -E '^VIRTIO |virtio|PCI' || echo "== no output from the guest"
 reboot -f
 INIT
-chmod +x "$ir/init"
-(cd "$ir" && find . | cpio -o -H newc --quiet) >"$out/virtio-initramfs-$rel.cpio"
-log="$out/virtio-pvh-$rel.log"
-boot_dom0 "$out/virtio-initramfs-$rel.cpio" plain
-FAIL_TAIL=80
-grep -E '^VIRTIO |^virtio_rng:' <<<"$L" || true
-boot_verdict
-grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
-grep -q '^VIRTIO CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in the guest"
-grep -q '^VIRTIO DONE' <<<"$L" || fail "the guest did not finish its checks"
-grep -q '== VIRTIO EXIT 0' <<<"$L" || fail "virtio_rng did not exit cleanly on SIGTERM"
-grep -q '^virtio_rng: stopped after [0-9]* requests' <<<"$L" || fail "virtio_rng did not report its teardown"
-n=$(grep -c '^VIRTIO CHECK .*: ok' <<<"$L")
-[ "$n" -ge 8 ] || fail "only $n virtio checks ran"
-echo "ok   virtio-pci on real Xen $rel: Debian's Linux $KVER as a PVH guest (no QEMU) drives virtio-rng from dom0 with its own modules: $n checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
+  chmod +x "$ir/init"
+  (cd "$ir" && find . | cpio -o -H newc --quiet) >"$out/virtio-initramfs-$rel.cpio"
+  log="$out/virtio-pvh-$rel.log"
+  boot_dom0 "$out/virtio-initramfs-$rel.cpio" plain
+  FAIL_TAIL=80
+  grep -E '^VIRTIO |^virtio_rng:' <<<"$L" || true
+  boot_verdict
+  grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
+  grep -q '^VIRTIO CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in the guest"
+  grep -q '^VIRTIO DONE' <<<"$L" || fail "the guest did not finish its checks"
+  grep -q '== VIRTIO EXIT 0' <<<"$L" || fail "virtio_rng did not exit cleanly on SIGTERM"
+  grep -q '^virtio_rng: stopped after [0-9]* requests' <<<"$L" || fail "virtio_rng did not report its teardown"
+  n=$(grep -c '^VIRTIO CHECK .*: ok' <<<"$L")
+  [ "$n" -ge 8 ] || fail "only $n virtio checks ran"
+  echo "ok   virtio-pci on real Xen $rel (Linux $kver dom0, Xen $rel's xl): Debian's Linux $KVER as a PVH guest (no QEMU) drives virtio-rng from dom0 with its own modules: $n checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
+done

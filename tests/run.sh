@@ -86,7 +86,7 @@ tests/real-xen/linux-dom0.sh
 step "real Xen ${ioreq_releases// //} (x86_64, QEMU): IOREQ, the Rust server answers a PVH guest where Xen has what it uses, refuses cleanly where not"
 IOREQ_RELEASES=$ioreq_releases tests/real-xen/ioreq-pvh.sh
 
-step "real Xen 4.17 and 4.20 (x86_64, QEMU): virtio-pci without QEMU, Debian's Linux PVH guest reads /dev/hwrng from virtio_rng in dom0"
+step "real Xen 4.17 and 4.20 (x86_64, QEMU): virtio-pci without QEMU, Debian's Linux PVH guest reads /dev/hwrng from an in-process device and from vhost-device-rng over vhost-user"
 tests/real-xen/virtio-pvh.sh
 
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): IOREQ from a PVH stub domain, refused before Xen 4.19"
@@ -121,6 +121,10 @@ tests/race-check.sh
 
 step "tests"
 mkdir -p target
+# The vhost-user front end's test talks to rust-vmm's published vhost-device-rng (--features xen).
+. tests/lib/vhost-devices.sh
+VHOST_DEVICE_RNG=$(ensure_vhost_device rng 0.1.0)
+export VHOST_DEVICE_RNG
 cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i; exit (f > 0) }' target/test-output.txt

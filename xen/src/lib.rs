@@ -26,6 +26,8 @@ pub mod platform;
 mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(all(feature = "vhost-user", target_os = "linux"))]
+pub mod vhost;
 #[cfg(feature = "virtio")]
 pub mod virtio;
 pub mod xenstore;

@@ -24,6 +24,14 @@ pub trait PciFunction: Handler {
     fn sbdf(&self) -> u32;
     /// Whether MMIO address `addr` is in one of its BARs as claimed now.
     fn owns_mmio(&self, addr: u64) -> bool;
+    /// Deliver interrupts that arrived outside a request (a back end in another process).
+    fn poll_interrupts(&mut self) {}
+    /// Descriptors that become readable when [`poll_interrupts`](Self::poll_interrupts) has
+    /// work (for an event loop's poll; with `std` on Linux).
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        Vec::new()
+    }
 }
 
 /// The type-1 configuration address port.
@@ -106,6 +114,22 @@ impl<'h> PciBus<'h> {
             server.map_range(RangeKind::Pci, s, s)?;
         }
         Ok(())
+    }
+
+    /// [`PciFunction::poll_interrupts`] of every function.
+    pub fn poll_interrupts(&mut self) {
+        for f in &mut self.functions {
+            f.poll_interrupts();
+        }
+    }
+
+    /// Every function's [`PciFunction::interrupt_fds`].
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.functions
+            .iter()
+            .flat_map(|f| f.interrupt_fds())
+            .collect()
     }
 
     fn function(&mut self, space: Space, addr: u64) -> Option<&mut (dyn PciFunction + Send + 'h)> {

@@ -319,7 +319,7 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
         }
         self.status = new | (self.status & status::NEEDS_RESET);
         if added & status::DRIVER_OK != 0 && new & status::FEATURES_OK != 0 {
-            if let Err(e) = self.device.activate(self.driver_features) {
+            if let Err(e) = self.device.activate(self.driver_features, &self.queues) {
                 return self.fail(Fault::Device(e));
             }
         }
@@ -484,6 +484,23 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
                 .map_err(|e| self.fail(Fault::Device(DeviceError::queue(index, e)))),
             Err(e) => Err(self.fail(Fault::Device(e))),
         }
+    }
+
+    /// Queues the device used outside a notify (see [`VirtioDevice::take_interrupts`]), as a
+    /// bit mask; those that are not enabled, and everything while the device needs a reset, are
+    /// left out.
+    pub fn take_interrupts(&mut self) -> u64 {
+        let mask = self.device.take_interrupts();
+        if self.fault.is_some() {
+            return 0;
+        }
+        let mut ready = 0;
+        for (i, q) in self.queues.iter().enumerate().take(64) {
+            if q.ready() {
+                ready |= 1 << i;
+            }
+        }
+        mask & ready
     }
 
     /// Read the device-specific configuration.

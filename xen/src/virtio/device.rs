@@ -1,5 +1,10 @@
 //! What a virtio device implements, whatever the transport.
 
+#[cfg(target_os = "linux")]
+use alloc::vec::Vec;
+#[cfg(target_os = "linux")]
+use std::os::fd::BorrowedFd;
+
 use virtio_queue::Queue;
 use vm_memory::GuestMemory;
 
@@ -96,10 +101,26 @@ pub trait VirtioDevice<M: GuestMemory> {
         let _ = (offset, data);
     }
 
-    /// The driver set `DRIVER_OK` with these features negotiated.
-    fn activate(&mut self, features: u64) -> Result<(), DeviceError> {
-        let _ = features;
+    /// The driver set `DRIVER_OK` with these features negotiated; `queues` as the driver set
+    /// them up (an out-of-process device hands them to its back end here).
+    fn activate(&mut self, features: u64, queues: &[Queue]) -> Result<(), DeviceError> {
+        let _ = (features, queues);
         Ok(())
+    }
+
+    /// Queues whose buffers were used outside [`process_queue`](Self::process_queue) (a back
+    /// end in another process signalled them), as a bit mask (bit `i`: queue `i`), each
+    /// reported once. Polled by the transport when [`interrupt_fds`](Self::interrupt_fds)
+    /// become readable. None by default.
+    fn take_interrupts(&mut self) -> u64 {
+        0
+    }
+
+    /// Descriptors that become readable when [`take_interrupts`](Self::take_interrupts) has
+    /// something to report (for an event loop's poll). None by default.
+    #[cfg(target_os = "linux")]
+    fn interrupt_fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
     }
 
     /// The driver notified queue `index`: consume what it made available. Returns whether

@@ -140,6 +140,18 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
         self.claimed
     }
 
+    /// Interrupt the driver for every queue the device used outside a notify (a back end in
+    /// another process): call after [`VirtioDevice::interrupt_fds`] became readable.
+    pub fn poll_interrupts(&mut self) {
+        let mask = self.common.take_interrupts();
+        for i in 0..64 {
+            if mask & (1 << i) != 0 {
+                let vector = *self.queue_vectors.get(i).unwrap_or(&NO_VECTOR);
+                self.signal(vector, ISR_QUEUE);
+            }
+        }
+    }
+
     /// After a write to the command register or the BAR: ask the server to move the claim to
     /// where the guest placed the BAR (memory decoding on, clear of guest RAM), before that
     /// write is answered. A placement over guest RAM sets `NEEDS_RESET` and claims nothing.
@@ -615,6 +627,13 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
     fn owns_mmio(&self, addr: u64) -> bool {
         self.claimed
             .is_some_and(|b| (b..b + BAR_SIZE).contains(&addr))
+    }
+    fn poll_interrupts(&mut self) {
+        VirtioPci::poll_interrupts(self);
+    }
+    #[cfg(target_os = "linux")]
+    fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.common.device().interrupt_fds()
     }
 }
 

@@ -1,0 +1,207 @@
+//! Attach virtio devices to a running or paused guest: in-process ones and ones served by
+//! vhost-user back ends (rust-vmm's `vhost-device-*` built with `--features xen`), several in
+//! one process, each a virtio-pci function of its own.
+//!
+//! ```text
+//! virtio_attach [--pvh] DOMID RAM_START-RAM_END... DEVICE...
+//!   --rng SLOT                          in-process virtio-rng at 00:SLOT.0
+//!   --vhost SLOT:TYPE:SOCKET[:SIZE]     a vhost-user back end listening on SOCKET, as device
+//!                                       TYPE (rng, console, blk, scsi, vsock or a number),
+//!                                       queues of SIZE entries (default 64; one queue per
+//!                                       back-end queue)
+//! ```
+//!
+//! `--pvh`: the guest has no device model (the host bridge and the 0xCF8 read-back; the guest
+//! boots with `pci=noacpi`). One thread serves everything from a poll(2) loop: the event
+//! channel and every back end's call eventfds. SIGTERM or SIGINT stops it; the server is torn
+//! down and the back ends' rings stopped.
+
+use std::os::fd::AsFd;
+use std::sync::atomic::Ordering;
+
+use rustix::event::{poll, PollFd, PollFlags};
+use xen::ioreq::{IoreqServer, ServerOptions};
+use xen::pci::PciBus;
+use xen::vhost::{GuestMemoryShare, VhostUserDevice};
+use xen::virtio::{device_id, VirtioPci};
+use xen::Error;
+
+#[path = "common/rng.rs"]
+mod rng;
+#[path = "common/setup.rs"]
+mod setup;
+use setup::{Res, STOP};
+
+const USAGE: &str = "usage: virtio_attach [--pvh] DOMID RAM_START-RAM_END... \
+                     [--rng SLOT] [--vhost SLOT:TYPE:SOCKET[:SIZE]]...";
+
+/// A device as the command line describes it.
+enum Device {
+    Rng(u8),
+    Vhost {
+        slot: u8,
+        kind: u32,
+        socket: String,
+        size: u16,
+    },
+}
+
+fn device_type(name: &str) -> Res<u32> {
+    Ok(match name {
+        "rng" => device_id::RNG,
+        "console" => device_id::CONSOLE,
+        "blk" => device_id::BLOCK,
+        "scsi" => device_id::SCSI,
+        "vsock" => device_id::VSOCK,
+        n => n.parse().map_err(|_| format!("unknown device type {n}"))?,
+    })
+}
+
+/// The command line: `--pvh`, the domain, its RAM ranges and the devices.
+struct Args {
+    pvh: bool,
+    domid: u16,
+    ram: Vec<(u64, u64)>,
+    devices: Vec<Device>,
+}
+
+fn parse() -> Res<Args> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut it = args.iter().peekable();
+    let pvh = it.next_if(|a| *a == "--pvh").is_some();
+    let domid: u16 = it.next().ok_or(USAGE)?.parse()?;
+    let mut ram = Vec::new();
+    while let Some(r) = it.next_if(|a| !a.starts_with("--")) {
+        ram.push(setup::ram_range(r)?);
+    }
+    let mut devices = Vec::new();
+    while let Some(flag) = it.next() {
+        let val = it.next().ok_or(USAGE)?;
+        devices.push(match flag.as_str() {
+            "--rng" => Device::Rng(val.parse()?),
+            "--vhost" => {
+                let mut p = val.splitn(4, ':');
+                let slot = p.next().ok_or(USAGE)?.parse()?;
+                let kind = device_type(p.next().ok_or(USAGE)?)?;
+                let socket = p.next().ok_or(USAGE)?.to_string();
+                let size = p.next().map_or(Ok(64), str::parse)?;
+                Device::Vhost {
+                    slot,
+                    kind,
+                    socket,
+                    size,
+                }
+            }
+            _ => return Err(USAGE.into()),
+        });
+    }
+    if ram.is_empty() || devices.is_empty() {
+        return Err(USAGE.into());
+    }
+    Ok(Args {
+        pvh,
+        domid,
+        ram,
+        devices,
+    })
+}
+
+fn main() -> Res<()> {
+    let Args {
+        pvh,
+        domid,
+        ram,
+        devices,
+    } = parse()?;
+    let xen = setup::open(true)?;
+    let guest = setup::guest_ram("virtio_attach", &xen, domid, &ram)?;
+    // What the back ends may map: the populated runs, not the holes between them.
+    let populated: Vec<(u64, u64)> = guest.regions().iter().map(|r| (r.gpa(), r.len())).collect();
+    let mut server = IoreqServer::create(&xen, domid, ServerOptions::default())?;
+    let mut bus = if pvh {
+        PciBus::with_host_bridge()
+    } else {
+        PciBus::new()
+    };
+    for d in devices {
+        let mem = guest.vm_memory()?;
+        match d {
+            Device::Rng(slot) => {
+                let rng = rng::Rng(std::fs::File::open("/dev/urandom")?);
+                bus.add(VirtioPci::new(
+                    &xen,
+                    domid,
+                    xen::sys::pci_sbdf(0, 0, slot, 0),
+                    rng,
+                    mem,
+                )?)?;
+                println!("virtio_attach: 00:{slot:02x}.0 in-process rng");
+            }
+            Device::Vhost {
+                slot,
+                kind,
+                socket,
+                size,
+            } => {
+                let dev = VhostUserDevice::connect(
+                    std::path::Path::new(&socket),
+                    kind,
+                    &[size],
+                    GuestMemoryShare::XenForeign {
+                        privcmd: xen.platform().privcmd().as_fd(),
+                        domid,
+                    },
+                    &populated,
+                )?;
+                bus.add(VirtioPci::new(
+                    &xen,
+                    domid,
+                    xen::sys::pci_sbdf(0, 0, slot, 0),
+                    dev,
+                    mem,
+                )?)?;
+                println!(
+                    "virtio_attach: 00:{slot:02x}.0 type {kind} from the back end at {socket}"
+                );
+            }
+        }
+    }
+    bus.claim(&mut server)?;
+    println!("virtio_attach: serving domain {domid}");
+    let served = loop {
+        if STOP.load(Ordering::Acquire) {
+            break Ok(());
+        }
+        {
+            let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(xen.platform(), PollFlags::IN)];
+            let irqs = bus.interrupt_fds();
+            fds.extend(irqs.iter().map(|f| PollFd::new(f, PollFlags::IN)));
+            match poll(&mut fds, None) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(e) => {
+                    break Err(Error::Os {
+                        op: "poll",
+                        errno: e.raw_os_error(),
+                    })
+                }
+            }
+        }
+        match server.serve_once(&mut bus) {
+            Ok(_) => {}
+            Err(e) => break Err(e),
+        }
+        bus.poll_interrupts();
+    };
+    let stats = server.stats();
+    server.shutdown()?;
+    drop(bus);
+    match served {
+        Ok(()) | Err(Error::Stopped) => {}
+        Err(e) => return Err(e.into()),
+    }
+    println!(
+        "virtio_attach: stopped after {} requests ({} refused), torn down",
+        stats.requests, stats.invalid
+    );
+    Ok(())
+}

@@ -79,6 +79,7 @@ pub enum LayoutError {
 }
 
 /// Computes layouts over a validated spec, caching per (item, arch, view).
+#[derive(Debug)]
 pub struct Engine<'a> {
     items: BTreeMap<&'a str, &'a Item>,
     cache: RefCell<BTreeMap<(String, Arch, bool), Layout>>,

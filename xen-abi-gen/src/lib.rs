@@ -11,6 +11,7 @@
 //! assert_eq!(l.size, 8);
 //! ```
 #![deny(missing_docs)]
+#![deny(missing_debug_implementations)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod arch;

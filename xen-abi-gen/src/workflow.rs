@@ -40,6 +40,7 @@ pub enum Error {
 }
 
 /// A loaded spec with its generated files.
+#[derive(Debug)]
 pub struct Generated {
     /// The validated spec.
     pub spec: Spec,

@@ -76,6 +76,15 @@ pub struct Bare<H: Hypercall> {
     bound: RefCell<Vec<EvtchnPort>>,
 }
 
+impl<H: Hypercall> core::fmt::Debug for Bare<H> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Bare")
+            .field("used_frames", &self.used_frames.borrow())
+            .field("bound", &self.bound.borrow().len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl<H: Hypercall> Bare<H> {
     /// A platform over `h`.
     ///

@@ -101,6 +101,15 @@ pub struct SimPages {
     len: usize,
 }
 
+impl core::fmt::Debug for SimPages {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SimPages")
+            .field("offset", &self.offset)
+            .field("len", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 // SAFETY: `offset .. offset + len` lies inside the page-aligned allocation (both constructors
 // check it), which the `Arc` keeps alive as long as this value; both sides reach it only through
 // raw pointers with atomic or volatile accesses.
@@ -240,18 +249,29 @@ pub struct Sim {
     inner: Arc<Shared>,
 }
 
+impl core::fmt::Debug for Sim {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sim").finish_non_exhaustive()
+    }
+}
+
 /// What can go wrong for a simulated vCPU access.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum GuestError {
     /// The slot was not free (a request is already outstanding on this vCPU).
+    #[error("the vCPU already has a request outstanding")]
     Busy,
     /// No answer in time (the server did not complete the request).
+    #[error("no answer in time: the server did not complete the request")]
     Timeout,
     /// Xen crashed the domain (e.g. the server moved `state` backwards); the reason.
+    #[error("Xen crashed the domain: {0}")]
     DomainCrashed(String),
     /// No such domain or vCPU.
+    #[error("no such domain or vCPU")]
     NoSuchVcpu,
     /// Nothing outstanding to collect.
+    #[error("no request outstanding to collect")]
     NothingPosted,
 }
 
@@ -762,6 +782,16 @@ pub struct Vcpu {
     timeout: Duration,
 }
 
+impl core::fmt::Debug for Vcpu {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Vcpu")
+            .field("domid", &self.domid)
+            .field("vcpu", &self.vcpu)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Vcpu {
     /// Set how long to wait for an answer.
     pub fn with_timeout(mut self, t: Duration) -> Self {
@@ -905,6 +935,12 @@ pub struct HostileWriter {
     x: u64,
 }
 
+impl core::fmt::Debug for HostileWriter {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("HostileWriter").finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the writer only performs atomic stores into the shared page, which it keeps alive.
 unsafe impl Send for HostileWriter {}
 
@@ -938,6 +974,15 @@ pub struct BufProducer {
     page: *mut u8,
     port: EvtchnPort,
     _mem: Arc<PageBox>,
+}
+
+impl core::fmt::Debug for BufProducer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("BufProducer")
+            .field("domid", &self.domid)
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
 }
 
 impl BufProducer {

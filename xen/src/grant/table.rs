@@ -81,6 +81,14 @@ pub struct GrantTable {
     len: u32,
 }
 
+impl core::fmt::Debug for GrantTable {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("GrantTable")
+            .field("entries", &self.len)
+            .finish_non_exhaustive()
+    }
+}
+
 // SAFETY: the entries are reached through raw pointers with volatile and atomic accesses only.
 unsafe impl Send for GrantTable {}
 

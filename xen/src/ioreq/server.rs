@@ -260,6 +260,18 @@ pub struct IoreqServer<'x, P: Platform> {
     scratch: [u8; 64],
 }
 
+impl<P: Platform> core::fmt::Debug for IoreqServer<'_, P> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("IoreqServer")
+            .field("domid", &self.domid)
+            .field("id", &self.id)
+            .field("vcpus", &self.ports.len())
+            .field("ranges", &self.ranges)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
     /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.

@@ -87,6 +87,17 @@ pub struct VirtioPci<'x, P: Platform, D, M> {
     changes: Vec<RangeChange>,
 }
 
+impl<P: Platform, D: core::fmt::Debug, M> core::fmt::Debug for VirtioPci<'_, P, D, M> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("VirtioPci")
+            .field("domid", &self.domid)
+            .field("sbdf", &self.sbdf)
+            .field("common", &self.common)
+            .field("bar", &self.claimed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M> {
     /// `device` as PCI function `sbdf` (segment 0, bus 0) of `domid`, on its RAM `mem`. Claim
     /// the SBDF on the server (`map_range(RangeKind::Pci, sbdf, sbdf)`) to receive its

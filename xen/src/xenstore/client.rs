@@ -167,6 +167,16 @@ pub struct Client<C: Conn = Connection> {
     check_event_ids: bool,
 }
 
+impl<C: Conn> core::fmt::Debug for Client<C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Client")
+            .field("queued_events", &self.events.len())
+            .field("dropped", &self.dropped)
+            .field("broken", &self.broken)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<C: Conn> AsFd for Client<C> {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.conn.as_fd()

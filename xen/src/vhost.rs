@@ -28,7 +28,7 @@
 //! ```
 
 use alloc::vec::Vec;
-use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
 use vhost::vhost_user::message::{VhostUserConfigFlags, VhostUserHeaderFlag};
@@ -67,7 +67,7 @@ pub enum GuestMemoryShare<'a> {
     /// Xen foreign mappings: the back end maps the pages of `domid` itself through the privcmd
     /// descriptor, by guest-physical address (a real guest).
     XenForeign {
-        /// `/dev/xen/privcmd`, open for as long as the device lives.
+        /// `/dev/xen/privcmd` (the device keeps a duplicate).
         privcmd: BorrowedFd<'a>,
         /// The guest.
         domid: Domid,
@@ -75,7 +75,7 @@ pub enum GuestMemoryShare<'a> {
     /// Plain shared memory: one descriptor holding all of guest RAM from offset 0 in
     /// guest-physical order (`memfd`; tests, and guests whose RAM is a file).
     SharedFile {
-        /// The memory's descriptor, open for as long as the device lives.
+        /// The memory's descriptor (the device keeps a duplicate).
         fd: BorrowedFd<'a>,
     },
 }
@@ -89,7 +89,10 @@ pub struct VhostUserDevice {
     max_sizes: Vec<u16>,
     kicks: Vec<EventFd>,
     calls: Vec<EventFd>,
-    memory: RawFd,
+    /// Our own duplicate of the memory descriptor: the back end gets it with every memory
+    /// table, so it must stay this file for as long as the device lives (a number borrowed
+    /// from the caller could be closed and reused for another file).
+    memory: OwnedFd,
     /// `xen_mmap_flags` and `xen_mmap_data` of every region.
     xen_flags: u32,
     xen_data: u32,
@@ -131,10 +134,14 @@ impl VhostUserDevice {
         }
         let (memory, xen_flags, xen_data) = match share {
             GuestMemoryShare::XenForeign { privcmd, domid } => {
-                (privcmd.as_raw_fd(), XEN_MMAP_FOREIGN, u32::from(domid))
+                (privcmd, XEN_MMAP_FOREIGN, u32::from(domid))
             }
-            GuestMemoryShare::SharedFile { fd } => (fd.as_raw_fd(), XEN_MMAP_UNIX, 0),
+            GuestMemoryShare::SharedFile { fd } => (fd, XEN_MMAP_UNIX, 0),
         };
+        let memory = memory.try_clone_to_owned().map_err(|e| Error::Os {
+            op: "dup of the guest memory descriptor",
+            errno: e.raw_os_error().unwrap_or(0),
+        })?;
         let mut frontend = Frontend::connect(socket, n as u64).map_err(|e| {
             log::warn!("vhost-user connect {}: {e}", socket.display());
             Error::Platform {
@@ -239,7 +246,7 @@ impl VhostUserDevice {
                 } else {
                     0
                 },
-                mmap_handle: self.memory,
+                mmap_handle: self.memory.as_raw_fd(),
                 xen_mmap_flags: self.xen_flags,
                 xen_mmap_data: self.xen_data,
             })

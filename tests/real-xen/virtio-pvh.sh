@@ -1,15 +1,21 @@
 #!/usr/bin/env bash
 # Virtio on real Xen (x86, QEMU; VIRTIO_RELEASES, default 4.17 and 4.20, each with its Debian
-# dom0 kernel and tools): Debian's Linux (6.1) as a PVH guest (no QEMU device model) finds two
-# virtio-rng PCI functions served from dom0 by xen's virtio_attach example (`--pvh`: the 0xCF8
-# read-back and a host bridge at 00:00.0; the guest boots with pci=noacpi): 00:03.0 in-process,
-# 00:04.0 through the vhost-user front end from rust-vmm's vhost-device-rng, built from its
-# published crate with `--features xen` (guest RAM handed over as Xen foreign mappings). The
-# guest loads Debian's own virtio modules and reads /dev/hwrng from each device. Checks, one
-# structured line each (VIRTIO CHECK name: ok|FAIL (detail)): the bus is found, both functions
-# enumerate as 1af4:1044, virtio_pci binds them, both rngs register, reads return data of the
-# asked size (all different), each queue's interrupts arrive as MSI-X (XEN_DMOP_inject_msi into
-# the PVH guest); then virtio_attach is stopped with SIGTERM and tears down cleanly.
+# dom0 kernel and tools): Debian's Linux (6.1) as a PVH guest (no QEMU device model) finds three
+# virtio PCI functions served from dom0 by xen's virtio_attach example (`--pvh`: the 0xCF8
+# read-back and a host bridge at 00:00.0; the guest boots with pci=noacpi): 00:03.0 an
+# in-process rng; 00:04.0 an rng and 00:05.0 a console through the vhost-user front end, from
+# rust-vmm's vhost-device-rng and vhost-device-console built from their published crates with
+# `--features xen` (guest RAM handed over as Xen foreign mappings). The guest loads Debian's own
+# virtio modules, reads /dev/hwrng from each rng and exchanges a line each way with dom0 over
+# the console (the back end's TCP side). Then vhost-device-rng is killed mid-run: the guest sees
+# its device report NEEDS_RESET, the back end is started again, the front end reconnects, and
+# the guest resets the device (unbind and bind of virtio-pci) and reads from it again.
+# Checks, one structured line each (VIRTIO CHECK name: ok|FAIL (detail); dom0's side as
+# VIRTIO HOST CHECK): the bus is found, the functions enumerate as 1af4:1044/1043, virtio_pci
+# binds them, both rngs register, reads return data of the asked size (all different), each
+# queue's interrupts arrive as MSI-X (XEN_DMOP_inject_msi into the PVH guest), the console
+# lines arrive, the back end's death and return; then virtio_attach is stopped with SIGTERM and
+# tears down cleanly.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
@@ -30,6 +36,7 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile serv
   --features vhost-user --example virtio_attach --target x86_64-unknown-linux-gnu --target-dir "$out/static"
 server="$out/static/x86_64-unknown-linux-gnu/server/examples/virtio_attach"
 backend=$(ensure_vhost_device rng 0.1.0)
+console_backend=$(ensure_vhost_device console 0.1.0)
 
 # The guest: Debian's kernel and its own virtio modules, a busybox init that checks the device.
 build_virtio_domu() { # dir
@@ -37,11 +44,12 @@ build_virtio_domu() { # dir
   root=$(mktemp -d)
   mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
   cp /bin/busybox "$root/bin/busybox"
-  for a in sh mount insmod cat echo ls dd od wc sort uniq head poweroff sleep grep tr timeout cut readlink basename; do
+  for a in sh mount insmod cat echo ls dd od wc sort uniq head poweroff sleep grep tr timeout cut readlink basename stty; do
     ln -s busybox "$root/bin/$a"
   done
   for m in drivers/virtio/virtio drivers/virtio/virtio_ring drivers/virtio/virtio_pci_modern_dev \
-    drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/char/hw_random/virtio-rng; do
+    drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/char/hw_random/virtio-rng \
+    drivers/char/virtio_console; do
     [ -f "$KMODS/$m.ko" ] || { echo "FAIL: no $m.ko in Debian's kernel $KVER"; exit 1; }
     cp "$KMODS/$m.ko" "$root/lib/modules/"
   done
@@ -70,16 +78,17 @@ check() { # name ok-condition-result detail
   if [ "$2" = 0 ]; then echo "VIRTIO CHECK $1: ok ($3)"; else echo "VIRTIO CHECK $1: FAIL ($3)"; fi
 }
 ls /sys/bus/pci/devices | tr '\n' ' ' >/tmp/bus
-for slot in 03 04; do
+for f in 03:1044:rng 04:1044:rng 05:1043:console; do
+  slot=${f%%:*}; want=${f#*:}; want=${want%:*}
   d=/sys/bus/pci/devices/0000:00:$slot.0
   [ -d $d ]; check "00:$slot.0 enumerates" $? "$(cat /tmp/bus)"
   id="$(cat $d/vendor 2>/dev/null):$(cat $d/device 2>/dev/null)"
-  [ "$id" = 0x1af4:0x1044 ]; check "00:$slot.0 is a modern virtio-rng" $? "$id"
+  [ "$id" = 0x1af4:0x$want ]; check "00:$slot.0 is a modern virtio-${f##*:}" $? "$id"
 done
 for m in $(cat /lib/modules/order); do
   insmod /lib/modules/$m.ko || echo "VIRTIO CHECK insmod $m: FAIL"
 done
-for slot in 03 04; do
+for slot in 03 04 05; do
   d=/sys/bus/pci/devices/0000:00:$slot.0
   [ -e $d/driver ] && [ "$(basename "$(readlink $d/driver)")" = virtio-pci ]
   check "virtio_pci binds 00:$slot.0" $? "$(readlink $d/driver)"
@@ -110,6 +119,52 @@ for v in virtio0 virtio1; do
   case "$q" in *PCI-MSI*) [ "${n:-0}" -gt 0 ] ;; *) false ;; esac
   check "$v's queue interrupts by MSI-X (XEN_DMOP_inject_msi)" $? "$irqs"
 done
+# The console (vhost-device-console, its TCP side in dom0): its port is the second hvc (hvc0
+# is Xen's). One line each way.
+n=0; until [ -e /dev/hvc1 ]; do sleep 0.2; n=$((n+1)); [ $n -gt 150 ] && break; done
+[ -e /dev/hvc1 ]; check "00:05.0's console port is /dev/hvc1" $? "$(ls /dev | grep hvc | tr '\n' ' ')"
+exec 5<>/dev/hvc1
+stty raw -echo <&5
+echo "GUEST-SAYS-hello-dom0" >&5
+line=""; read -t 120 line <&5
+line=$(echo "$line" | tr -d '\r')
+# vhost-device-console 0.1.0 reports an rx buffer used once per byte written into it (each
+# time with the length so far), so the driver reads every prefix of the line (and its
+# newline) in turn: read stops at the first newline, after the whole line's prefix.
+want=DOM0-SAYS-hello-guest; prefixes=""; i=1
+while [ $i -le ${#want} ]; do prefixes="$prefixes${want:0:$i}"; i=$((i+1)); done
+prefixes="$prefixes$want"
+case "$line" in
+  "$want") how="the line" ;;
+  "$prefixes") how="as every prefix of the line in turn (vhost-device-console 0.1.0 uses an rx buffer once per byte)" ;;
+  *) how="" ;;
+esac
+[ -n "$how" ]; check "console: dom0's line arrives through vhost-device-console" $? "${how:-got '$line'}"
+exec 5<&-
+# The back end dies mid-run (dom0 kills it when it sees this line, and starts it again
+# 3 s after the front end noticed).
+v=$(basename /sys/bus/pci/devices/0000:00:04.0/virtio*)
+others=$(cat $h/rng_available | tr ' ' '\n' | grep '^virtio_rng')
+echo "VIRTIO PHASE kill-backend $v"
+n=0; s=0
+until [ $((s & 0x40)) != 0 ] || [ $n -gt 600 ]; do sleep 0.2; n=$((n+1)); s=$(cat /sys/bus/virtio/devices/$v/status); done
+[ $((s & 0x40)) != 0 ]; check "00:04.0 reports NEEDS_RESET once its back end is gone" $? "status $s after $n polls"
+# Reset the device (what the spec asks of a driver that sees NEEDS_RESET): unbind and bind.
+sleep 15
+echo "VIRTIO PHASE reset $v"
+echo 0000:00:04.0 >/sys/bus/pci/drivers/virtio-pci/unbind
+echo 0000:00:04.0 >/sys/bus/pci/drivers/virtio-pci/bind
+v=$(basename /sys/bus/pci/devices/0000:00:04.0/virtio* 2>/dev/null)
+s=$(cat /sys/bus/virtio/devices/$v/status 2>/dev/null)
+[ "$((s & 0x4f))" = 15 ]; check "00:04.0 negotiated again after the reset" $? "$v status $s"
+new=""
+for r in $(cat $h/rng_available | tr ' ' '\n' | grep '^virtio_rng'); do
+  case " $(echo $others) " in *" $r "*) ;; *) new=$r ;; esac
+done
+[ -z "$new" ] && new=$(cat $h/rng_available | tr ' ' '\n' | grep '^virtio_rng' | tail -n1)
+echo "$new" >$h/rng_current
+a=$(timeout 60 dd if=/dev/hwrng bs=64 count=1 2>/dev/null | od -An -tx1 | tr -d ' \n')
+[ ${#a} = 128 ]; check "00:04.0 ($new) reads again through the restarted back end" $? "${#a} hex digits"
 echo "VIRTIO DONE"
 poweroff -f
 DOMU
@@ -136,6 +191,8 @@ for rel in ${VIRTIO_RELEASES:-4.17 4.20}; do
   dom0_initramfs "$rel" "$ir"
   cp "$server" "$ir/virtio_attach"
   cp "$backend" "$ir/vhost-device-rng"
+  cp "$console_backend" "$ir/vhost-device-console"
+  for a in nc mkfifo ifconfig; do ln -sf busybox "$ir/bin/$a"; done
   build_virtio_domu "$ir"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
@@ -146,20 +203,53 @@ echo "== guest domain $domid"
 # The back end first (it listens), then the front end with both devices. The guest's RAM:
 # 128 MiB from 0 (PVH); pages Xen did not populate are reported, not mapped or handed over.
 # (vhost-device-rng numbers its sockets: the first of --socket-path /tmp/rng.sock is rng.sock0.)
+sock() { n=0; until [ -S "$1" ]; do sleep 0.1; n=$((n+1)); [ $n -gt 300 ] && { echo "== no socket $1"; break; }; done; }
 RUST_LOG=info /vhost-device-rng --socket-path /tmp/rng.sock >/tmp/backend.log 2>&1 &
 b=$!
-n=0; until [ -S /tmp/rng.sock0 ]; do sleep 0.1; n=$((n+1)); [ $n -gt 300 ] && { echo "== backend TIMEOUT"; break; }; done
-XEN_LOG=info serve /tmp/v.log /virtio_attach --pvh "$domid" 0-7ffffff --rng 3 --vhost 4:rng:/tmp/rng.sock0
+sock /tmp/rng.sock0
+# The console's other side: its TCP port in dom0, a line each way.
+ifconfig lo 127.0.0.1 up
+/vhost-device-console --socket-path /tmp/con.sock --backend network --tcp-port 12345 >/tmp/con-backend.log 2>&1 &
+cb=$!
+sock /tmp/con.sock0
+mkfifo /tmp/to-guest
+exec 6<>/tmp/to-guest
+nc 127.0.0.1 12345 <&6 >/tmp/from-guest &
+nc_pid=$!
+XEN_LOG=info serve /tmp/v.log /virtio_attach --pvh "$domid" 0-7ffffff --rng 3 --vhost 4:rng:/tmp/rng.sock0 --vhost 5:console:/tmp/con.sock0
 wait_for "virtio_attach: serving" /tmp/v.log
 xl unpause vlinux
+glog=/var/log/xen/guest-vlinux.log
+n=0; until grep -q GUEST-SAYS-hello-dom0 /tmp/from-guest 2>/dev/null || [ $n -gt 2400 ]; do sleep 0.1; n=$((n+1)); done
+if grep -q GUEST-SAYS-hello-dom0 /tmp/from-guest; then echo "VIRTIO HOST CHECK console: the guest's line arrives in dom0: ok"; else echo "VIRTIO HOST CHECK console: the guest's line arrives in dom0: FAIL ($(cat /tmp/from-guest))"; fi
+echo "DOM0-SAYS-hello-guest" >&6
+# The back end dies when the guest is ready for it, and comes back.
+n=0; until grep -q "VIRTIO PHASE kill-backend" $glog 2>/dev/null || [ $n -gt 2400 ]; do sleep 0.1; n=$((n+1)); done
+kill -KILL $b
+wait $b 2>/dev/null
+echo "== BACKEND KILLED"
+if wait_for "the back end closed its connection; disconnected" /tmp/v.log; then
+  echo "VIRTIO HOST CHECK the front end notices the back end's death: ok"
+else
+  echo "VIRTIO HOST CHECK the front end notices the back end's death: FAIL"
+fi
+sleep 3
+RUST_LOG=info /vhost-device-rng --socket-path /tmp/rng.sock >/tmp/backend2.log 2>&1 &
+b=$!
+if wait_for "connected again" /tmp/v.log; then
+  echo "VIRTIO HOST CHECK the front end reconnects to the restarted back end: ok"
+else
+  echo "VIRTIO HOST CHECK the front end reconnects to the restarted back end: FAIL"
+fi
 gone vlinux 240
 stop virtio_attach $p VIRTIO
 drain /tmp/v.log
-# The back end waits for the next front end: stop it.
-kill -TERM $b
+# The back ends wait for the next front end: stop them.
+kill -TERM $b $cb $nc_pid
 wait $b
 echo "== BACKEND EXIT $?"
-sed 's/^/backend: /' /tmp/backend.log
+sed 's/^/backend: /' /tmp/backend.log /tmp/backend2.log
+sed 's/^/console-backend: /' /tmp/con-backend.log
 tr -d '\r' </var/log/xen/guest-vlinux.log | grep -E '^VIRTIO |virtio|PCI' || echo "== no output from the guest"
 reboot -f
 INIT
@@ -168,14 +258,17 @@ INIT
   log="$out/virtio-pvh-$rel.log"
   boot_dom0 "$out/virtio-initramfs-$rel.cpio" plain
   FAIL_TAIL=80
-  grep -E '^VIRTIO |^virtio_attach:|^backend: |^== BACKEND|^(INFO|WARN|DEBUG): ' <<<"$L" | sort | uniq -c | sort -rn | head -40 || true
+  grep -E '^VIRTIO |^virtio_attach:|^backend: |^console-backend: |^== BACKEND|^(INFO|WARN|DEBUG): ' <<<"$L" | sort | uniq -c | sort -rn | head -60 || true
   boot_verdict
   grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
   grep -q '^VIRTIO CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in the guest"
+  grep -q '^VIRTIO HOST CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in dom0"
+  h=$(grep -c '^VIRTIO HOST CHECK .*: ok' <<<"$L")
+  [ "$h" = 3 ] || fail "$h dom0 virtio checks passed, want 3"
   grep -q '^VIRTIO DONE' <<<"$L" || fail "the guest did not finish its checks"
   grep -q '== VIRTIO EXIT 0' <<<"$L" || fail "virtio_attach did not exit cleanly on SIGTERM"
   grep -q '^virtio_attach: stopped after [0-9]* requests' <<<"$L" || fail "virtio_attach did not report its teardown"
   n=$(grep -c '^VIRTIO CHECK .*: ok' <<<"$L")
-  [ "$n" = 18 ] || fail "$n virtio checks passed, want 18"
-  echo "ok   virtio-pci on real Xen $rel (Linux $kver dom0, Xen $rel's xl): Debian's Linux $KVER as a PVH guest (no QEMU) drives two virtio-rng devices from dom0 (in-process, and vhost-device-rng over vhost-user with Xen foreign mappings) with its own modules: $n checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
+  [ "$n" = 26 ] || fail "$n virtio checks passed, want 26"
+  echo "ok   virtio-pci on real Xen $rel (Linux $kver dom0, Xen $rel's xl): Debian's Linux $KVER as a PVH guest (no QEMU) drives two virtio-rng devices and a console from dom0 (in-process; vhost-device-rng and vhost-device-console over vhost-user with Xen foreign mappings) with its own modules; the rng's back end killed and restarted mid-run, the device reset by the guest and read again: $n guest and $h dom0 checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
 done

@@ -7,9 +7,13 @@
 //!   --rng SLOT                          in-process virtio-rng at 00:SLOT.0
 //!   --vhost SLOT:TYPE:SOCKET[:SIZE]     a vhost-user back end listening on SOCKET, as device
 //!                                       TYPE (rng, console, blk, scsi, vsock or a number),
-//!                                       queues of SIZE entries (default 64; one queue per
-//!                                       back-end queue)
+//!                                       queues of SIZE entries (default 64; as many queues
+//!                                       as the back end has)
 //! ```
+//!
+//! A back end that goes away is reported and its device set to `NEEDS_RESET`; the others keep
+//! working. Its socket is tried again every 500 ms; when a back end answers, the device resumes
+//! where the guest's driver left it (or, if the driver reset it meanwhile, is set up afresh).
 //!
 //! `--pvh`: the guest has no device model (the host bridge and the 0xCF8 read-back; the guest
 //! boots with `pci=noacpi`). One thread serves everything from a poll(2) loop: the event
@@ -22,7 +26,7 @@ use std::sync::atomic::Ordering;
 use rustix::event::{poll, PollFd, PollFlags};
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::pci::PciBus;
-use xen::vhost::{GuestMemoryShare, VhostUserDevice};
+use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
 use xen::virtio::{device_id, VirtioPci};
 use xen::Error;
 
@@ -143,16 +147,18 @@ fn main() -> Res<()> {
                 socket,
                 size,
             } => {
-                let dev = VhostUserDevice::connect(
+                let dev = VhostUserDevice::connect_with(
                     std::path::Path::new(&socket),
                     kind,
-                    &[size],
+                    QueueSizes::FromBackend(size),
                     GuestMemoryShare::XenForeign {
                         privcmd: xen.platform().privcmd().as_fd(),
                         domid,
                     },
                     &populated,
+                    VhostUserOptions::default(),
                 )?;
+                let queues = dev.num_queues();
                 bus.add(VirtioPci::new(
                     &xen,
                     domid,
@@ -161,7 +167,7 @@ fn main() -> Res<()> {
                     mem,
                 )?)?;
                 println!(
-                    "virtio_attach: 00:{slot:02x}.0 type {kind} from the back end at {socket}"
+                    "virtio_attach: 00:{slot:02x}.0 type {kind} ({queues} queues) from the back end at {socket}"
                 );
             }
         }
@@ -176,7 +182,12 @@ fn main() -> Res<()> {
             let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(xen.platform(), PollFlags::IN)];
             let irqs = bus.interrupt_fds();
             fds.extend(irqs.iter().map(|f| PollFd::new(f, PollFlags::IN)));
-            match poll(&mut fds, None) {
+            // A back end to reconnect to is tried again even if nothing else happens.
+            let timeout = bus.poll_timeout().map(|t| rustix::event::Timespec {
+                tv_sec: t.as_secs() as i64,
+                tv_nsec: i64::from(t.subsec_nanos()),
+            });
+            match poll(&mut fds, timeout.as_ref()) {
                 Ok(_) | Err(rustix::io::Errno::INTR) => {}
                 Err(e) => {
                     break Err(Error::Os {

@@ -24,8 +24,15 @@ pub trait PciFunction: Handler {
     fn sbdf(&self) -> u32;
     /// Whether MMIO address `addr` is in one of its BARs as claimed now.
     fn owns_mmio(&self, addr: u64) -> bool;
-    /// Deliver interrupts that arrived outside a request (a back end in another process).
+    /// Deliver interrupts that arrived outside a request (a back end in another process), and
+    /// notice a back end that went away or came back.
     fn poll_interrupts(&mut self) {}
+    /// How soon [`poll_interrupts`](Self::poll_interrupts) wants to run again even if none of
+    /// the [`interrupt_fds`](Self::interrupt_fds) becomes readable (a back end to reconnect
+    /// to); `None`: only when one does.
+    fn poll_timeout(&self) -> Option<core::time::Duration> {
+        None
+    }
     /// Descriptors that become readable when [`poll_interrupts`](Self::poll_interrupts) has
     /// work (for an event loop's poll; with `std` on Linux).
     #[cfg(all(feature = "std", target_os = "linux"))]
@@ -121,6 +128,13 @@ impl<'h> PciBus<'h> {
         for f in &mut self.functions {
             f.poll_interrupts();
         }
+    }
+
+    /// The shortest [`PciFunction::poll_timeout`] of the functions: how long an event loop
+    /// may wait for the [`interrupt_fds`](Self::interrupt_fds) before calling
+    /// [`poll_interrupts`](Self::poll_interrupts) anyway.
+    pub fn poll_timeout(&self) -> Option<core::time::Duration> {
+        self.functions.iter().filter_map(|f| f.poll_timeout()).min()
     }
 
     /// Every function's [`PciFunction::interrupt_fds`].

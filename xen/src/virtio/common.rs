@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemory;
 
-use super::device::{DeviceError, VirtioDevice};
+use super::device::{BackendEvent, DeviceError, VirtioDevice};
 use super::{features, status};
 
 /// Why a device needs a reset: what the driver (or the device) did wrong. Shown once, in the
@@ -94,6 +94,20 @@ pub enum Fault {
         /// What it overlaps.
         what: &'static str,
     },
+    /// A back end that came back did not continue the queue where the driver left it: its
+    /// first used index after the resume is not past the one it was given (rust-vmm's
+    /// `vhost-user-backend` before 0.11 restarts the used index at 0 on a new connection).
+    #[error("queue {queue}: the back end did not resume at used index {base} (it wrote {used}, {avail} available); only a reset recovers")]
+    BackendResume {
+        /// The queue.
+        queue: u16,
+        /// The used index it was resumed at.
+        base: u16,
+        /// The used index it wrote.
+        used: u16,
+        /// The driver's available index.
+        avail: u16,
+    },
     /// An MSI-X table access outside the table.
     #[error("MSI-X table access at offset {offset:#x} is outside the table of {entries} entries")]
     MsixOutOfRange {
@@ -102,6 +116,16 @@ pub enum Fault {
         /// Table entries.
         entries: u16,
     },
+}
+
+/// What [`Common::poll`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Polled {
+    /// Queues to interrupt the driver for (bit `i`: queue `i`).
+    pub queues: u64,
+    /// Whether the driver must be told of a fault (a configuration-change interrupt).
+    pub tell: bool,
 }
 
 /// A virtio device's transport-neutral state and the device itself, on guest RAM `M`.
@@ -118,6 +142,13 @@ pub struct Common<D, M> {
     queues: Vec<Queue>,
     fault: Option<Fault>,
     faults: u64,
+    /// Queues to interrupt at the next [`poll`](Common::poll) (after a
+    /// resume: calls may have been lost with the back end).
+    pending: u64,
+    resumes: u64,
+    /// Queues resumed with a new back end, with the used index they were resumed at, until
+    /// the back end's first use of each shows it continued from there.
+    unverified: Vec<(u16, u16)>,
 }
 
 impl<D: core::fmt::Debug, M> core::fmt::Debug for Common<D, M> {
@@ -165,6 +196,9 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
             queues,
             fault: None,
             faults: 0,
+            pending: 0,
+            resumes: 0,
+            unverified: Vec::new(),
         })
     }
 
@@ -201,6 +235,11 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
     /// Faults reported since the device was created (each is one log line).
     pub fn faults(&self) -> u64 {
         self.faults
+    }
+
+    /// Times the device was resumed after its back end came back (without a reset).
+    pub fn resumes(&self) -> u64 {
+        self.resumes
     }
 
     /// The number of queues.
@@ -338,6 +377,8 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
         self.status = 0;
         self.queue_select = 0;
         self.fault = None;
+        self.pending = 0;
+        self.unverified.clear();
     }
 
     /// `queue_select`.
@@ -486,13 +527,35 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
         }
     }
 
-    /// Queues the device used outside a notify (see [`VirtioDevice::take_interrupts`]), as a
-    /// bit mask; those that are not enabled, and everything while the device needs a reset, are
-    /// left out.
-    pub fn take_interrupts(&mut self) -> u64 {
-        let mask = self.device.take_interrupts();
+    /// Poll the device for what happened outside a notify: its back end going away or coming
+    /// back ([`VirtioDevice::poll_backend`]) and queues it used
+    /// ([`VirtioDevice::take_interrupts`]).
+    ///
+    /// A back end that went away sets `NEEDS_RESET`. One that came back resumes the device
+    /// where the driver left it, unless the driver reset it meanwhile (then it is set up at
+    /// the next `DRIVER_OK`, as usual) or the device needs a reset for another reason: each
+    /// enabled queue continues from the used index in guest RAM (buffers the lost back end
+    /// took but never used are served again), the `NEEDS_RESET` the loss set is cleared, and
+    /// every enabled queue gets one interrupt (the lost back end's last ones may not have
+    /// arrived; a driver finds nothing new harmlessly). The back end's first use of each
+    /// resumed queue is checked: one that did not continue from that used index
+    /// ([`Fault::BackendResume`]) sets `NEEDS_RESET` again, for good.
+    ///
+    /// Queues not enabled, and everything while the device needs a reset, are left out of
+    /// the interrupts.
+    pub fn poll(&mut self) -> Polled {
+        let mut tell = match self.device.poll_backend() {
+            None => false,
+            Some(BackendEvent::Lost(e)) => self.fail(Fault::Device(e)),
+            Some(BackendEvent::Restored) => self.resume(),
+        };
+        let signalled = self.device.take_interrupts();
+        if !self.unverified.is_empty() {
+            tell |= self.verify_resumed(signalled);
+        }
+        let mask = signalled | core::mem::take(&mut self.pending);
         if self.fault.is_some() {
-            return 0;
+            return Polled { queues: 0, tell };
         }
         let mut ready = 0;
         for (i, q) in self.queues.iter().enumerate().take(64) {
@@ -500,7 +563,114 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
                 ready |= 1 << i;
             }
         }
-        mask & ready
+        Polled {
+            queues: mask & ready,
+            tell,
+        }
+    }
+
+    /// Check the resumed queues in `used` (see [`poll`](Self::poll)); whether the driver must
+    /// be told of a fault.
+    fn verify_resumed(&mut self, used: u64) -> bool {
+        use core::num::Wrapping;
+        use core::sync::atomic::Ordering;
+        let mut bad = None;
+        let mem = &self.mem;
+        let queues = &self.queues;
+        self.unverified.retain(|&(queue, base)| {
+            if queue >= 64 || used & (1 << queue) == 0 || bad.is_some() {
+                return true;
+            }
+            let Some(q) = queues.get(usize::from(queue)) else {
+                return false;
+            };
+            let (Ok(u), Ok(a)) = (
+                q.used_idx(mem, Ordering::Acquire),
+                q.avail_idx(mem, Ordering::Acquire),
+            ) else {
+                return true;
+            };
+            let b = Wrapping(base);
+            if u == b && a == b {
+                return true; // nothing was available: nothing to judge by yet
+            }
+            if u == b || (u - b).0 > (a - b).0 {
+                bad = Some(Fault::BackendResume {
+                    queue,
+                    base,
+                    used: u.0,
+                    avail: a.0,
+                });
+                return false;
+            }
+            false
+        });
+        match bad {
+            Some(f) => {
+                self.unverified.clear();
+                self.fail(f)
+            }
+            None => false,
+        }
+    }
+
+    /// A back end came back: see [`poll`](Self::poll).
+    fn resume(&mut self) -> bool {
+        match &self.fault {
+            None | Some(Fault::Device(DeviceError::BackendLost(_))) => {}
+            Some(other) => {
+                log::info!(
+                    "virtio device (type {}): the back end is back; the device stays in need of a reset ({other})",
+                    self.device.device_type()
+                );
+                return false;
+            }
+        }
+        let lost = self.fault.take().is_some();
+        self.status &= !status::NEEDS_RESET;
+        if lost {
+            self.config_generation = self.config_generation.wrapping_add(1);
+        }
+        let live = status::DRIVER_OK | status::FEATURES_OK;
+        if self.status & live != live {
+            log::info!(
+                "virtio device (type {}): the back end is back; set up at the next DRIVER_OK",
+                self.device.device_type()
+            );
+            return false;
+        }
+        let mut ready = 0;
+        for (i, q) in self.queues.iter_mut().enumerate() {
+            if !q.ready() {
+                continue;
+            }
+            let used = match q.used_idx(&self.mem, core::sync::atomic::Ordering::Acquire) {
+                Ok(u) => u.0,
+                Err(e) => {
+                    return self.fail(Fault::Device(DeviceError::queue(i as u16, e)));
+                }
+            };
+            q.set_next_avail(used);
+            q.set_next_used(used);
+            if i < 64 {
+                ready |= 1 << i;
+            }
+            if used != 0 {
+                // From 0, a back end that restarts at 0 is right anyway.
+                self.unverified.push((i as u16, used));
+            }
+        }
+        if let Err(e) = self.device.activate(self.driver_features, &self.queues) {
+            self.unverified.clear();
+            return self.fail(Fault::Device(e));
+        }
+        self.resumes += 1;
+        self.pending |= ready;
+        log::info!(
+            "virtio device (type {}): the back end is back; resumed where the driver left it (queues {ready:#x})",
+            self.device.device_type()
+        );
+        false
     }
 
     /// Read the device-specific configuration.

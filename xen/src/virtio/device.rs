@@ -24,6 +24,23 @@ pub enum DeviceError {
     /// The device's own failure.
     #[error("{0}")]
     Device(&'static str),
+    /// What serves the device (a back end in another process) went away or broke its protocol.
+    /// The device needs a reset until [`BackendEvent::Restored`]; then the transport resumes
+    /// it where the driver left it, if the driver has not reset it meanwhile.
+    #[error("the back end is gone: {0}")]
+    BackendLost(alloc::string::String),
+}
+
+/// A change in the connection between a device and what serves it, from
+/// [`VirtioDevice::poll_backend`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendEvent {
+    /// The back end went away (a [`DeviceError::BackendLost`]): the transport sets
+    /// `NEEDS_RESET` and tells the driver.
+    Lost(DeviceError),
+    /// A back end is connected again and ready for [`VirtioDevice::activate`].
+    Restored,
 }
 
 impl DeviceError {
@@ -135,4 +152,19 @@ pub trait VirtioDevice<M: GuestMemory> {
 
     /// The driver reset the device (status 0): forget everything negotiated.
     fn reset(&mut self) {}
+
+    /// Whether the device's back end went away or came back since the last call. Polled by
+    /// the transport with [`take_interrupts`](Self::take_interrupts), and again after
+    /// [`backend_retry`](Self::backend_retry) when no descriptor became readable. An
+    /// in-process device has no back end: `None` by default.
+    fn poll_backend(&mut self) -> Option<BackendEvent> {
+        None
+    }
+
+    /// How soon [`poll_backend`](Self::poll_backend) wants to run again even if none of the
+    /// [`interrupt_fds`](Self::interrupt_fds) becomes readable (a back end to reconnect to).
+    /// `None` by default: only when one does.
+    fn backend_retry(&self) -> Option<core::time::Duration> {
+        None
+    }
 }

@@ -23,8 +23,8 @@ mod common;
 mod device;
 mod pci;
 
-pub use common::{Common, Fault};
-pub use device::{DeviceError, VirtioDevice};
+pub use common::{Common, Fault, Polled};
+pub use device::{BackendEvent, DeviceError, VirtioDevice};
 pub use pci::{VirtioPci, BAR_SIZE};
 
 /// Device status bits (virtio 1.x §2.1).

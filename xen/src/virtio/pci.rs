@@ -152,9 +152,14 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     }
 
     /// Interrupt the driver for every queue the device used outside a notify (a back end in
-    /// another process): call after [`VirtioDevice::interrupt_fds`] became readable.
+    /// another process), and set `NEEDS_RESET` for a back end that went away or resume the
+    /// device when it came back ([`Common::poll`]): call after
+    /// [`VirtioDevice::interrupt_fds`] became readable, or [`VirtioDevice::backend_retry`]
+    /// passed.
     pub fn poll_interrupts(&mut self) {
-        let mask = self.common.take_interrupts();
+        let polled = self.common.poll();
+        self.told(polled.tell);
+        let mask = polled.queues;
         for i in 0..64 {
             if mask & (1 << i) != 0 {
                 let vector = *self.queue_vectors.get(i).unwrap_or(&NO_VECTOR);
@@ -641,6 +646,9 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
     }
     fn poll_interrupts(&mut self) {
         VirtioPci::poll_interrupts(self);
+    }
+    fn poll_timeout(&self) -> Option<core::time::Duration> {
+        self.common.device().backend_retry()
     }
     #[cfg(target_os = "linux")]
     fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {

@@ -121,12 +121,13 @@ tests/race-check.sh
 
 step "tests"
 mkdir -p target
-# The vhost-user front end's tests talk to rust-vmm's published vhost-device-rng and
-# vhost-device-console (--features xen).
+# The vhost-user front end's tests talk to rust-vmm's published vhost-device-rng, -console and
+# -scsi (--features xen).
 . tests/lib/vhost-devices.sh
 VHOST_DEVICE_RNG=$(ensure_vhost_device rng 0.1.0)
 VHOST_DEVICE_CONSOLE=$(ensure_vhost_device console 0.1.0)
-export VHOST_DEVICE_RNG VHOST_DEVICE_CONSOLE
+VHOST_DEVICE_SCSI=$(ensure_vhost_device scsi 0.1.0)
+export VHOST_DEVICE_RNG VHOST_DEVICE_CONSOLE VHOST_DEVICE_SCSI
 cargo test --locked --workspace --all-features 2>&1 | tee target/test-output.txt
 # One closing line with the totals of every test binary.
 awk '/^test result:/ { p += $4; f += $6; i += $8 } END { printf "%d passed, %d failed, %d skipped\n", p, f, i; exit (f > 0) }' target/test-output.txt

@@ -3,11 +3,12 @@
 # dom0 kernel and tools): Debian's Linux (6.1) as a PVH guest (no QEMU device model) finds three
 # virtio PCI functions served from dom0 by xen's virtio_attach example (`--pvh`: the 0xCF8
 # read-back and a host bridge at 00:00.0; the guest boots with pci=noacpi): 00:03.0 an
-# in-process rng; 00:04.0 an rng and 00:05.0 a console through the vhost-user front end, from
-# rust-vmm's vhost-device-rng and vhost-device-console built from their published crates with
-# `--features xen` (guest RAM handed over as Xen foreign mappings). The guest loads Debian's own
-# virtio modules, reads /dev/hwrng from each rng and exchanges a line each way with dom0 over
-# the console (the back end's TCP side). Then vhost-device-rng is killed mid-run: the guest sees
+# in-process rng; 00:04.0 an rng, 00:05.0 a console and 00:06.0 a SCSI disk through the
+# vhost-user front end, from rust-vmm's vhost-device-rng, -console and -scsi built from their
+# published crates with `--features xen` (guest RAM handed over as Xen foreign mappings). The
+# guest loads Debian's own virtio and SCSI modules, reads /dev/hwrng from each rng, exchanges a
+# line each way with dom0 over the console (the back end's TCP side), reads a pattern dom0 put
+# in the disk's file and writes its own, which dom0 then finds in the file. Then vhost-device-rng is killed mid-run: the guest sees
 # its device report NEEDS_RESET, the back end is started again, the front end reconnects, and
 # the guest resets the device (unbind and bind of virtio-pci) and reads from it again.
 # Checks, one structured line each (VIRTIO CHECK name: ok|FAIL (detail); dom0's side as
@@ -37,19 +38,22 @@ RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile serv
 server="$out/static/x86_64-unknown-linux-gnu/server/examples/virtio_attach"
 backend=$(ensure_vhost_device rng 0.1.0)
 console_backend=$(ensure_vhost_device console 0.1.0)
+scsi_backend=$(ensure_vhost_device scsi 0.1.0)
 
 # The guest: Debian's kernel and its own virtio modules, a busybox init that checks the device.
 build_virtio_domu() { # dir
   local dir=$1 root m
   root=$(mktemp -d)
-  mkdir -p "$root"/{bin,dev,proc,sys,lib/modules}
+  mkdir -p "$root"/{bin,dev,proc,sys,tmp,lib/modules}
   cp /bin/busybox "$root/bin/busybox"
-  for a in sh mount insmod cat echo ls dd od wc sort uniq head poweroff sleep grep tr timeout cut readlink basename stty; do
+  for a in sh mount insmod cat echo ls dd od wc sort uniq head poweroff sleep grep tr timeout cut readlink basename stty md5sum printf; do
     ln -s busybox "$root/bin/$a"
   done
   for m in drivers/virtio/virtio drivers/virtio/virtio_ring drivers/virtio/virtio_pci_modern_dev \
     drivers/virtio/virtio_pci_legacy_dev drivers/virtio/virtio_pci drivers/char/hw_random/virtio-rng \
-    drivers/char/virtio_console; do
+    drivers/char/virtio_console drivers/scsi/scsi_common drivers/scsi/scsi_mod drivers/scsi/sd_mod \
+    drivers/scsi/virtio_scsi block/t10-pi lib/crc-t10dif lib/crc64-rocksoft lib/crc64 \
+    crypto/crct10dif_common crypto/crct10dif_generic crypto/crc64_rocksoft_generic; do
     [ -f "$KMODS/$m.ko" ] || { echo "FAIL: no $m.ko in Debian's kernel $KVER"; exit 1; }
     cp "$KMODS/$m.ko" "$root/lib/modules/"
   done
@@ -78,7 +82,7 @@ check() { # name ok-condition-result detail
   if [ "$2" = 0 ]; then echo "VIRTIO CHECK $1: ok ($3)"; else echo "VIRTIO CHECK $1: FAIL ($3)"; fi
 }
 ls /sys/bus/pci/devices | tr '\n' ' ' >/tmp/bus
-for f in 03:1044:rng 04:1044:rng 05:1043:console; do
+for f in 03:1044:rng 04:1044:rng 05:1043:console 06:1048:scsi; do
   slot=${f%%:*}; want=${f#*:}; want=${want%:*}
   d=/sys/bus/pci/devices/0000:00:$slot.0
   [ -d $d ]; check "00:$slot.0 enumerates" $? "$(cat /tmp/bus)"
@@ -88,7 +92,7 @@ done
 for m in $(cat /lib/modules/order); do
   insmod /lib/modules/$m.ko || echo "VIRTIO CHECK insmod $m: FAIL"
 done
-for slot in 03 04 05; do
+for slot in 03 04 05 06; do
   d=/sys/bus/pci/devices/0000:00:$slot.0
   [ -e $d/driver ] && [ "$(basename "$(readlink $d/driver)")" = virtio-pci ]
   check "virtio_pci binds 00:$slot.0" $? "$(readlink $d/driver)"
@@ -141,6 +145,23 @@ case "$line" in
 esac
 [ -n "$how" ]; check "console: dom0's line arrives through vhost-device-console" $? "${how:-got '$line'}"
 exec 5<&-
+# The SCSI disk (vhost-device-scsi on an 8 MiB file in dom0): dom0 wrote a pattern at sector
+# 100; the guest writes 64 KiB at sector 1024 and a line at sector 200, drops its caches and
+# reads them back; dom0 checks its file holds them (the md5 printed here).
+n=0; until [ -b /dev/sda ] || [ $n -gt 150 ]; do sleep 0.2; n=$((n+1)); done
+[ -b /dev/sda ]; check "00:06.0's disk is /dev/sda" $? "$(ls /sys/block | tr '\n' ' ')"
+got=$(dd if=/dev/sda bs=512 skip=100 count=1 2>/dev/null | head -c 16)
+[ "$got" = "HOST-WROTE-THIS." ]; check "scsi: reads what dom0 wrote into the file" $? "got '$got'"
+dd if=/dev/urandom of=/tmp/pattern bs=4096 count=16 2>/dev/null
+dd if=/tmp/pattern of=/dev/sda bs=4096 seek=128 conv=fsync 2>/dev/null
+printf 'GUEST-WROTE-THIS' | dd of=/dev/sda bs=512 seek=200 conv=sync,fsync 2>/dev/null
+echo 3 >/proc/sys/vm/drop_caches
+want=$(md5sum </tmp/pattern | cut -d' ' -f1)
+back=$(dd if=/dev/sda bs=4096 skip=128 count=16 2>/dev/null | md5sum | cut -d' ' -f1)
+[ "$back" = "$want" ]; check "scsi: 64 KiB written and read back" $? "md5 $back, wrote $want"
+echo "VIRTIO DATA scsi-md5 $want"
+line=$(dd if=/dev/sda bs=512 skip=200 count=1 2>/dev/null | head -c 16)
+[ "$line" = "GUEST-WROTE-THIS" ]; check "scsi: a sector written and read back" $? "got '$line'"
 # The back end dies mid-run (dom0 kills it when it sees this line, and starts it again
 # 3 s after the front end noticed).
 v=$(basename /sys/bus/pci/devices/0000:00:04.0/virtio*)
@@ -192,17 +213,33 @@ for rel in ${VIRTIO_RELEASES:-4.17 4.20}; do
   cp "$server" "$ir/virtio_attach"
   cp "$backend" "$ir/vhost-device-rng"
   cp "$console_backend" "$ir/vhost-device-console"
-  for a in nc mkfifo ifconfig; do ln -sf busybox "$ir/bin/$a"; done
+  cp "$scsi_backend" "$ir/vhost-device-scsi"
+  for a in nc mkfifo ifconfig dd md5sum head cut printf; do ln -sf busybox "$ir/bin/$a"; done
   build_virtio_domu "$ir"
   cat >"$ir/init" <<'INIT'
 #!/bin/sh
 . /etc/dom0.sh
+glog=/var/log/xen/guest-vlinux.log
 xl create -p /etc/xen/vlinux.cfg
 domid=$(xl domid vlinux)
 echo "== guest domain $domid"
 # The back end first (it listens), then the front end with both devices. The guest's RAM:
 # 128 MiB from 0 (PVH); pages Xen did not populate are reported, not mapped or handed over.
 # (vhost-device-rng numbers its sockets: the first of --socket-path /tmp/rng.sock is rng.sock0.)
+# await PATTERN FILE SECONDS: until the file has the pattern; a line every 20 s meanwhile (the
+# harness takes 300 s of silence for a hang), the guest's console on a timeout.
+await() {
+  local n=0
+  until grep -q "$1" "$2" 2>/dev/null; do
+    sleep 0.5; n=$((n+1))
+    [ $((n % 40)) = 0 ] && echo "== still waiting for '$1' in $2 ($((n / 2)) s)"
+    if [ $n -gt $(($3 * 2)) ]; then
+      echo "== TIMEOUT waiting for '$1' in $2; the guest's console:"
+      tr -d '\r' <$glog | tail -n 40
+      return 1
+    fi
+  done
+}
 sock() { n=0; until [ -S "$1" ]; do sleep 0.1; n=$((n+1)); [ $n -gt 300 ] && { echo "== no socket $1"; break; }; done; }
 RUST_LOG=info /vhost-device-rng --socket-path /tmp/rng.sock >/tmp/backend.log 2>&1 &
 b=$!
@@ -216,15 +253,21 @@ mkfifo /tmp/to-guest
 exec 6<>/tmp/to-guest
 nc 127.0.0.1 12345 <&6 >/tmp/from-guest &
 nc_pid=$!
-XEN_LOG=info serve /tmp/v.log /virtio_attach --pvh "$domid" 0-7ffffff --rng 3 --vhost 4:rng:/tmp/rng.sock0 --vhost 5:console:/tmp/con.sock0
+# The disk: 8 MiB, dom0's pattern at sector 100.
+dd if=/dev/zero of=/tmp/disk.img bs=1048576 count=8 2>/dev/null
+printf 'HOST-WROTE-THIS.' | dd of=/tmp/disk.img bs=512 seek=100 conv=notrunc 2>/dev/null
+RUST_LOG=info /vhost-device-scsi --socket-path /tmp/scsi.sock /tmp/disk.img >/tmp/scsi-backend.log 2>&1 &
+sb=$!
+sock /tmp/scsi.sock
+XEN_LOG=info serve /tmp/v.log /virtio_attach --pvh "$domid" 0-7ffffff --rng 3 --vhost 4:rng:/tmp/rng.sock0 --vhost 5:console:/tmp/con.sock0 \
+  --vhost 6:scsi:/tmp/scsi.sock
 wait_for "virtio_attach: serving" /tmp/v.log
 xl unpause vlinux
-glog=/var/log/xen/guest-vlinux.log
-n=0; until grep -q GUEST-SAYS-hello-dom0 /tmp/from-guest 2>/dev/null || [ $n -gt 2400 ]; do sleep 0.1; n=$((n+1)); done
+await GUEST-SAYS-hello-dom0 /tmp/from-guest 240
 if grep -q GUEST-SAYS-hello-dom0 /tmp/from-guest; then echo "VIRTIO HOST CHECK console: the guest's line arrives in dom0: ok"; else echo "VIRTIO HOST CHECK console: the guest's line arrives in dom0: FAIL ($(cat /tmp/from-guest))"; fi
 echo "DOM0-SAYS-hello-guest" >&6
 # The back end dies when the guest is ready for it, and comes back.
-n=0; until grep -q "VIRTIO PHASE kill-backend" $glog 2>/dev/null || [ $n -gt 2400 ]; do sleep 0.1; n=$((n+1)); done
+await "VIRTIO PHASE kill-backend" $glog 240
 kill -KILL $b
 wait $b 2>/dev/null
 echo "== BACKEND KILLED"
@@ -242,14 +285,18 @@ else
   echo "VIRTIO HOST CHECK the front end reconnects to the restarted back end: FAIL"
 fi
 gone vlinux 240
+# What the guest wrote is in the file.
+echo "VIRTIO HOST DATA scsi-md5 $(dd if=/tmp/disk.img bs=4096 skip=128 count=16 2>/dev/null | md5sum | cut -d' ' -f1)"
+echo "VIRTIO HOST DATA scsi-sector $(dd if=/tmp/disk.img bs=512 skip=200 count=1 2>/dev/null | head -c 16)"
 stop virtio_attach $p VIRTIO
 drain /tmp/v.log
 # The back ends wait for the next front end: stop them.
-kill -TERM $b $cb $nc_pid
+kill -TERM $b $cb $nc_pid $sb 2>/dev/null
 wait $b
 echo "== BACKEND EXIT $?"
 sed 's/^/backend: /' /tmp/backend.log /tmp/backend2.log
 sed 's/^/console-backend: /' /tmp/con-backend.log
+sed 's/^/scsi-backend: /' /tmp/scsi-backend.log
 tr -d '\r' </var/log/xen/guest-vlinux.log | grep -E '^VIRTIO |virtio|PCI' || echo "== no output from the guest"
 reboot -f
 INIT
@@ -258,17 +305,23 @@ INIT
   log="$out/virtio-pvh-$rel.log"
   boot_dom0 "$out/virtio-initramfs-$rel.cpio" plain
   FAIL_TAIL=80
-  grep -E '^VIRTIO |^virtio_attach:|^backend: |^console-backend: |^== BACKEND|^(INFO|WARN|DEBUG): ' <<<"$L" | sort | uniq -c | sort -rn | head -60 || true
+  grep -E '^VIRTIO |^virtio_attach:|^backend: |^console-backend: |^scsi-backend: |^== BACKEND|^(INFO|WARN|DEBUG): ' <<<"$L" | sort | uniq -c | sort -rn | head -60 || true
   boot_verdict
   grep -q "Xen version $rel\." <<<"$L" || fail "booted $(grep -m1 -o 'Xen version [^ ]*' <<<"$L"), want $rel"
   grep -q '^VIRTIO CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in the guest"
   grep -q '^VIRTIO HOST CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in dom0"
   h=$(grep -c '^VIRTIO HOST CHECK .*: ok' <<<"$L")
   [ "$h" = 3 ] || fail "$h dom0 virtio checks passed, want 3"
+  # The file in dom0 holds what the guest wrote to the SCSI disk.
+  g=$(sed -n 's/^VIRTIO DATA scsi-md5 \([0-9a-f]*\).*/\1/p' <<<"$L" | head -n1)
+  d=$(sed -n 's/^VIRTIO HOST DATA scsi-md5 \([0-9a-f]*\).*/\1/p' <<<"$L" | head -n1)
+  [ -n "$g" ] && [ "$g" = "$d" ] || fail "dom0's disk file holds md5 '$d', the guest wrote '$g'"
+  grep -q '^VIRTIO HOST DATA scsi-sector GUEST-WROTE-THIS' <<<"$L" || fail "dom0's disk file lacks the guest's sector"
+  h=$((h + 2))
   grep -q '^VIRTIO DONE' <<<"$L" || fail "the guest did not finish its checks"
   grep -q '== VIRTIO EXIT 0' <<<"$L" || fail "virtio_attach did not exit cleanly on SIGTERM"
   grep -q '^virtio_attach: stopped after [0-9]* requests' <<<"$L" || fail "virtio_attach did not report its teardown"
   n=$(grep -c '^VIRTIO CHECK .*: ok' <<<"$L")
-  [ "$n" = 26 ] || fail "$n virtio checks passed, want 26"
-  echo "ok   virtio-pci on real Xen $rel (Linux $kver dom0, Xen $rel's xl): Debian's Linux $KVER as a PVH guest (no QEMU) drives two virtio-rng devices and a console from dom0 (in-process; vhost-device-rng and vhost-device-console over vhost-user with Xen foreign mappings) with its own modules; the rng's back end killed and restarted mid-run, the device reset by the guest and read again: $n guest and $h dom0 checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
+  [ "$n" = 33 ] || fail "$n virtio checks passed, want 33"
+  echo "ok   virtio-pci on real Xen $rel (Linux $kver dom0, Xen $rel's xl): Debian's Linux $KVER as a PVH guest (no QEMU) drives two virtio-rng devices, a console and a SCSI disk from dom0 (in-process; vhost-device-rng, -console and -scsi over vhost-user with Xen foreign mappings; the disk's file holds what the guest wrote) with its own modules; the rng's back end killed and restarted mid-run, the device reset by the guest and read again: $n guest and $h dom0 checks passed; $(grep -m1 -o 'stopped after [0-9]* requests ([0-9]* refused)' <<<"$L"); $ms ms of QEMU"
 done

@@ -16,19 +16,16 @@
 //! where the guest's driver left it (or, if the driver reset it meanwhile, is set up afresh).
 //!
 //! `--pvh`: the guest has no device model (the host bridge and the 0xCF8 read-back; the guest
-//! boots with `pci=noacpi`). One thread serves everything from a poll(2) loop: the event
-//! channel and every back end's call eventfds. SIGTERM or SIGINT stops it; the server is torn
-//! down and the back ends' rings stopped.
+//! boots with `pci=noacpi`). One thread serves everything (`PciBus::serve`: a poll(2) loop on
+//! the event channel and every back end's call eventfd and socket). SIGTERM or SIGINT stops
+//! it; the server is torn down and the back ends' rings stopped.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
 
-use rustix::event::{poll, PollFd, PollFlags};
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::pci::PciBus;
 use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
 use xen::virtio::{device_id, VirtioPci};
-use xen::Error;
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -174,42 +171,11 @@ fn main() -> Res<()> {
     }
     bus.claim(&mut server)?;
     println!("virtio_attach: serving domain {domid}");
-    let served = loop {
-        if STOP.load(Ordering::Acquire) {
-            break Ok(());
-        }
-        {
-            let mut fds: Vec<PollFd<'_>> = vec![PollFd::new(xen.platform(), PollFlags::IN)];
-            let irqs = bus.interrupt_fds();
-            fds.extend(irqs.iter().map(|f| PollFd::new(f, PollFlags::IN)));
-            // A back end to reconnect to is tried again even if nothing else happens.
-            let timeout = bus.poll_timeout().map(|t| rustix::event::Timespec {
-                tv_sec: t.as_secs() as i64,
-                tv_nsec: i64::from(t.subsec_nanos()),
-            });
-            match poll(&mut fds, timeout.as_ref()) {
-                Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                Err(e) => {
-                    break Err(Error::Os {
-                        op: "poll",
-                        errno: e.raw_os_error(),
-                    })
-                }
-            }
-        }
-        match server.serve_once(&mut bus) {
-            Ok(_) => {}
-            Err(e) => break Err(e),
-        }
-        bus.poll_interrupts();
-    };
+    let served = bus.serve(&mut server, &STOP);
     let stats = server.stats();
     server.shutdown()?;
     drop(bus);
-    match served {
-        Ok(()) | Err(Error::Stopped) => {}
-        Err(e) => return Err(e.into()),
-    }
+    served?;
     println!(
         "virtio_attach: stopped after {} requests ({} refused), torn down",
         stats.requests, stats.invalid

@@ -137,6 +137,68 @@ impl<'h> PciBus<'h> {
         self.functions.iter().filter_map(|f| f.poll_timeout()).min()
     }
 
+    /// Serve the bus on `server` until `stop` is set and the platform woken (with
+    /// [`crate::linux::Linux`], `request_stop`, which a signal handler may call) or its stop is
+    /// requested: one thread waits in `poll(2)` on the event channel and every function's
+    /// [`interrupt_fds`](Self::interrupt_fds) (at most [`poll_timeout`](Self::poll_timeout)
+    /// while a back end is away), serves the guest's requests, relays back ends' interrupts
+    /// and notices back ends that go or come back. ([`IoreqServer::run`] serves requests
+    /// only.) The platform must not block when it waits for events
+    /// ([`crate::linux::Linux::open_nonblocking`]).
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), xen::Error> {
+    /// use std::sync::atomic::AtomicBool;
+    /// use xen::ioreq::{IoreqServer, ServerOptions};
+    /// let xen = xen::Xen::new(xen::linux::Linux::open_nonblocking()?)?;
+    /// let mut server = IoreqServer::create(&xen, 5, ServerOptions::default())?;
+    /// let mut bus = xen::pci::PciBus::with_host_bridge();
+    /// // bus.add(...) the functions, then:
+    /// bus.claim(&mut server)?;
+    /// static STOP: AtomicBool = AtomicBool::new(false);
+    /// bus.serve(&mut server, &STOP)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn serve<P: Platform + std::os::fd::AsFd>(
+        &mut self,
+        server: &mut IoreqServer<'_, P>,
+        stop: &core::sync::atomic::AtomicBool,
+    ) -> Result<(), Error> {
+        use core::sync::atomic::Ordering;
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        let xen = server.xen();
+        while !stop.load(Ordering::Acquire) {
+            {
+                let mut fds = Vec::with_capacity(8);
+                fds.push(PollFd::new(xen.platform(), PollFlags::IN));
+                let irqs = self.interrupt_fds();
+                fds.extend(irqs.iter().map(|f| PollFd::new(f, PollFlags::IN)));
+                let timeout = self.poll_timeout().map(|t| Timespec {
+                    tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
+                    tv_nsec: t.subsec_nanos().into(),
+                });
+                match poll(&mut fds, timeout.as_ref()) {
+                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                    Err(e) => {
+                        return Err(Error::Os {
+                            op: "poll",
+                            errno: e.raw_os_error(),
+                        })
+                    }
+                }
+            }
+            match server.serve_once(self) {
+                Ok(_) => {}
+                Err(Error::Stopped) => return Ok(()),
+                Err(e) => return Err(e),
+            }
+            self.poll_interrupts();
+        }
+        Ok(())
+    }
+
     /// Every function's [`PciFunction::interrupt_fds`].
     #[cfg(all(feature = "std", target_os = "linux"))]
     pub fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {

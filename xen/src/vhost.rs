@@ -715,7 +715,31 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
         else {
             return;
         };
-        let Ok(off) = u32::try_from(offset) else {
+        let (Ok(off), Ok(len)) = (u32::try_from(offset), u32::try_from(data.len())) else {
+            return;
+        };
+        // Drivers write back values the device already has (virtio-scsi's sense and CDB
+        // sizes), and some back ends cannot take SET_CONFIG at all (vhost-device-scsi 0.1.0
+        // panics): only a write that changes something is sent.
+        let armed = self.watchdog.arm();
+        let zeros = alloc::vec![0u8; data.len()];
+        let now = link
+            .frontend
+            .clone()
+            .get_config(off, len, VhostUserConfigFlags::empty(), &zeros);
+        drop(armed);
+        match now {
+            Ok((_, bytes)) if bytes == data => {
+                log::debug!("vhost-user SET_CONFIG at {offset:#x}: unchanged, not sent");
+                return;
+            }
+            Ok(_) => {}
+            Err(e) => {
+                self.broke("GET_CONFIG", &e);
+                return;
+            }
+        }
+        let Some(link) = self.link.as_mut() else {
             return;
         };
         let armed = self.watchdog.arm();

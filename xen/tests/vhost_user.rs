@@ -440,6 +440,65 @@ fn a_console_back_end_that_comes_back_continues_the_queue() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// vhost-device-scsi 0.1.0 panics on SET_CONFIG; Linux's virtio-scsi driver writes back the
+/// sense and CDB sizes the device already has. Such a write is not sent; the queue count and
+/// the configuration come from the back end.
+#[test]
+fn an_unchanged_configuration_write_is_not_sent() {
+    let Ok(bin) = std::env::var("VHOST_DEVICE_SCSI") else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "VHOST_DEVICE_SCSI is not set: tests/run.sh builds vhost-device-scsi (tests/lib/vhost-devices.sh)"
+        );
+        eprintln!("SKIPPED: VHOST_DEVICE_SCSI is not set");
+        return;
+    };
+    let dir = scratch("scsi");
+    let img = dir.join("disk.img");
+    std::fs::write(&img, vec![0u8; 1 << 20]).unwrap();
+    let sock = dir.join("scsi.sock");
+    let _backend = Backend(
+        std::process::Command::new(&bin)
+            .arg("--socket-path")
+            .arg(&sock)
+            .arg(&img)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start vhost-device-scsi"),
+    );
+    wait_until("the scsi back end's socket", || sock.exists());
+    let ram = tempfile_in(&dir);
+    ram.set_len(RAM).unwrap();
+    let mut dev = VhostUserDevice::connect_with(
+        &sock,
+        device_id::SCSI,
+        QueueSizes::FromBackend(64),
+        GuestMemoryShare::SharedFile { fd: ram.as_fd() },
+        &[(0, RAM)],
+        VhostUserOptions::default(),
+    )
+    .expect("connect and negotiate");
+    assert_eq!(dev.num_queues(), 3, "control, event, one request queue");
+    // virtio_scsi_config: sense_size at 20, cdb_size at 24.
+    let mut sizes = [0u8; 8];
+    <VhostUserDevice as VirtioDevice<Mem>>::read_config(&dev, 20, &mut sizes);
+    assert_eq!(sizes, [96, 0, 0, 0, 32, 0, 0, 0]);
+    <VhostUserDevice as VirtioDevice<Mem>>::write_config(&mut dev, 20, &96u32.to_le_bytes());
+    <VhostUserDevice as VirtioDevice<Mem>>::write_config(&mut dev, 24, &32u32.to_le_bytes());
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(
+        <VhostUserDevice as VirtioDevice<Mem>>::poll_backend(&mut dev),
+        None,
+        "the back end is still there"
+    );
+    assert!(dev.connected());
+    let mut again = [0u8; 8];
+    <VhostUserDevice as VirtioDevice<Mem>>::read_config(&dev, 20, &mut again);
+    assert_eq!(again, sizes);
+    drop(dev);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// A back end that accepts and then never answers must not stall the front end: the
 /// handshake fails after the reply timeout.
 #[test]

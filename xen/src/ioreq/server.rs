@@ -366,6 +366,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         Ok(())
     }
 
+    /// The hypervisor handle the server was created on.
+    pub fn xen(&self) -> &'x Xen<P> {
+        self.xen
+    }
+
     /// The server id.
     pub fn id(&self) -> Ioservid {
         self.id

@@ -8,10 +8,17 @@ use crate::Error;
 
 /// A handle on the hypervisor through a platform. Every operation newer than the running Xen is
 /// refused with [`Error::Unsupported`] instead of an `-ENOSYS` surprise.
+///
+/// A handle serves at most one [`crate::ioreq::IoreqServer`] at a time: the servers would share
+/// the platform's one event channel, and each would take (and drop) the other's events. Put
+/// several devices on one server ([`crate::pci::PciBus`], or one handler that dispatches), or
+/// open a second handle for a second server.
 #[derive(Debug)]
 pub struct Xen<P> {
     platform: P,
     running: XenVersion,
+    /// An `IoreqServer` lives on this handle.
+    serving: core::sync::atomic::AtomicBool,
 }
 
 /// An IO range type claimed by an IOREQ server.
@@ -35,6 +42,16 @@ impl RangeKind {
     }
 }
 
+/// A [`Xen`] handle's server slot, free again when dropped.
+#[derive(Debug)]
+pub(crate) struct ServerSlot<'x>(&'x core::sync::atomic::AtomicBool);
+
+impl Drop for ServerSlot<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, core::sync::atomic::Ordering::Release);
+    }
+}
+
 /// Outputs of `XEN_DMOP_get_ioreq_server_info` with `no_gfns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -46,12 +63,22 @@ impl<P: Platform> Xen<P> {
     /// Open the handle: reads `XENVER_version` once.
     pub fn new(platform: P) -> Result<Self, Error> {
         let running = platform.xen_version()?;
-        Ok(Xen { platform, running })
+        Ok(Xen {
+            platform,
+            running,
+            serving: core::sync::atomic::AtomicBool::new(false),
+        })
     }
 
     /// The running hypervisor's version.
     pub fn running(&self) -> XenVersion {
         self.running
+    }
+
+    /// Take the handle's one server slot; `None` while another server holds it.
+    pub(crate) fn claim_server(&self) -> Option<ServerSlot<'_>> {
+        use core::sync::atomic::Ordering;
+        (!self.serving.swap(true, Ordering::AcqRel)).then_some(ServerSlot(&self.serving))
     }
 
     /// The platform.
@@ -207,7 +234,9 @@ impl<P: Platform> Xen<P> {
         .map(drop)
     }
 
-    /// `XEN_DMOP_map_io_range_to_ioreq_server` (inclusive range) or the unmap variant.
+    /// `XEN_DMOP_map_io_range_to_ioreq_server` (inclusive range) or the unmap variant. A range
+    /// that is not one of its kind (start after end, ports past 0xffff, SBDFs past 0xffffffff)
+    /// is refused before Xen sees it; every failure is an [`Error::Range`] naming the range.
     pub fn io_range(
         &self,
         domid: Domid,
@@ -217,6 +246,21 @@ impl<P: Platform> Xen<P> {
         end: u64,
         map: bool,
     ) -> Result<(), Error> {
+        let refused = |errno| Error::Range {
+            claim: map,
+            kind,
+            start,
+            end,
+            errno,
+        };
+        let limit = match kind {
+            RangeKind::Port => 0xffff,
+            RangeKind::Pci => 0xffff_ffff,
+            RangeKind::Mmio => u64::MAX,
+        };
+        if start > end || end > limit {
+            return Err(refused(0));
+        }
         let (op, name) = if map {
             (
                 XenDmop::MAP_IO_RANGE_TO_IOREQ_SERVER,
@@ -241,6 +285,10 @@ impl<P: Platform> Xen<P> {
             },
         )
         .map(drop)
+        .map_err(|e| match e {
+            Error::Os { errno, .. } => refused(errno),
+            other => other,
+        })
     }
 
     /// `XEN_DMOP_set_irq_level` (Arm: SPIs).

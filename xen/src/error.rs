@@ -85,6 +85,20 @@ pub enum Error {
     /// The event loop was asked to stop.
     #[error("stopped")]
     Stopped,
+    /// Claiming or releasing an IOREQ server's range failed: the range, and why.
+    #[error("{} {kind:?} range {start:#x}-{end:#x}: {}", if *claim { "claiming the" } else { "releasing the" }, RangeWhy(*errno))]
+    Range {
+        /// Claiming (`XEN_DMOP_map_io_range_to_ioreq_server`) or releasing it.
+        claim: bool,
+        /// Ports, MMIO or PCI SBDFs.
+        kind: crate::dm::RangeKind,
+        /// First address of the range.
+        start: u64,
+        /// Last address of the range (inclusive).
+        end: u64,
+        /// Xen's errno; 0 when the library refused the range itself.
+        errno: i32,
+    },
     /// The platform refused an operation for a reason that has no errno (e.g. its hypercall
     /// buffers are exhausted).
     #[error("{op}: {what}")]
@@ -164,6 +178,22 @@ impl core::fmt::Display for Errno {
     }
 }
 
+/// Why a range was refused, in words where the errno has a usual cause.
+struct RangeWhy(i32);
+
+impl core::fmt::Display for RangeWhy {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            0 => f.write_str(
+                "not a range of its kind (start after end, ports past 0xffff or SBDFs past 0xffffffff)",
+            ),
+            17 => write!(f, "{}: overlaps a range this server already claims", Errno(17)),
+            2 => write!(f, "{}: not claimed by this server", Errno(2)),
+            e => write!(f, "{}", Errno(e)),
+        }
+    }
+}
+
 impl Error {
     /// A hypercall's failure: the operation and Xen's errno.
     pub(crate) fn xen(op: &'static str, e: xen_sys::XenErrno) -> Error {
@@ -188,6 +218,7 @@ impl Error {
             Error::Os { errno, .. }
             | Error::NotSupportedByKernel { errno, .. }
             | Error::KernelOptionMissing { errno, .. } => Some(*errno),
+            Error::Range { errno, .. } if *errno != 0 => Some(*errno),
             _ => None,
         }
     }

@@ -200,6 +200,8 @@ struct Domain {
 struct Binding {
     remote_dom: Domid,
     remote_port: EvtchnPort,
+    /// The event channel handle ([`Sim::open_channel`]) that bound it and gets its events.
+    channel: u32,
 }
 
 #[derive(Default)]
@@ -214,7 +216,10 @@ struct State {
     /// Per local port (no allocation per event).
     masked: Vec<bool>,
     raised_while_masked: Vec<bool>,
-    wake: bool,
+    /// Handles woken without an event (bit per channel).
+    wake: u64,
+    /// Event channel handles opened so far besides the first.
+    channels: u32,
     fail: Option<(u32, i32)>,
     /// Errno for the next `notify` (counted apart from `fail`: notifies happen per request).
     fail_notify: Option<i32>,
@@ -243,10 +248,13 @@ struct Shared {
     cv: Condvar,
 }
 
-/// The simulated hypervisor (and the emulator domain's view of it). Cheap to clone.
+/// The simulated hypervisor (and the emulator domain's view of it). Cheap to clone; a clone
+/// shares the event channel handle too, [`Sim::open_channel`] opens another.
 #[derive(Clone)]
 pub struct Sim {
     inner: Arc<Shared>,
+    /// Which event channel handle this is (as another open of `/dev/xen/evtchn`).
+    channel: u32,
 }
 
 impl core::fmt::Debug for Sim {
@@ -303,6 +311,7 @@ impl Sim {
                 st: Mutex::new(st),
                 cv: Condvar::new(),
             }),
+            channel: 0,
         }
     }
 
@@ -404,10 +413,25 @@ impl Sim {
         self.lock().intx.clone()
     }
 
-    /// Wake a blocked `wait_pending` without an event (it returns 0).
+    /// Wake a blocked `wait_pending` of this handle without an event (it returns 0).
     pub fn wake(&self) {
-        self.lock().wake = true;
+        self.lock().wake |= 1 << self.channel;
         self.inner.cv.notify_all();
+    }
+
+    /// The same hypervisor through another event channel handle (as a second open of
+    /// `/dev/xen/evtchn`): ports it binds deliver their events to it alone. (At most 64.)
+    pub fn open_channel(&self) -> Sim {
+        let mut st = self.lock();
+        st.channels += 1;
+        assert!(
+            st.channels < 64,
+            "the simulator has at most 64 event channel handles"
+        );
+        Sim {
+            inner: Arc::clone(&self.inner),
+            channel: st.channels,
+        }
     }
 
     /// Guest RAM access for tests (guest-physical address).
@@ -1441,6 +1465,7 @@ impl EventChannels for Sim {
             Binding {
                 remote_dom: remote,
                 remote_port: port,
+                channel: self.channel,
             },
         );
         // Xen marks a freshly bound port pending.
@@ -1488,17 +1513,27 @@ impl EventChannels for Sim {
     fn wait_pending(&self, out: &mut [EvtchnPort]) -> Result<usize, Error> {
         let mut st = self.lock();
         loop {
-            if !st.queue.is_empty() {
-                let mut n = 0;
-                while n < out.len() {
-                    let Some(p) = st.queue.pop_front() else { break };
-                    out[n] = p;
+            // This handle's events only (as the evtchn device delivers them).
+            let ch = self.channel;
+            let State {
+                queue, bindings, ..
+            } = &mut *st;
+            let mut n = 0;
+            queue.retain(|p| {
+                let mine = bindings.get(p).is_some_and(|b| b.channel == ch);
+                if mine && n < out.len() {
+                    out[n] = *p;
                     n += 1;
+                    false
+                } else {
+                    true
                 }
+            });
+            if n > 0 {
                 return Ok(n);
             }
-            if st.wake {
-                st.wake = false;
+            if st.wake & (1 << ch) != 0 {
+                st.wake &= !(1 << ch);
                 return Ok(0);
             }
             st = self

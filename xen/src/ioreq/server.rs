@@ -233,6 +233,8 @@ fn invalid_answer(raw: &Ioreq) -> Option<u64> {
 /// ```
 pub struct IoreqServer<'x, P: Platform> {
     xen: &'x Xen<P>,
+    /// The handle's one server slot (see [`Xen`]).
+    _slot: crate::dm::ServerSlot<'x>,
     domid: Domid,
     id: Ioservid,
     stage: Stage,
@@ -276,6 +278,10 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
     /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.
     pub fn create(xen: &'x Xen<P>, domid: Domid, opts: ServerOptions) -> Result<Self, Error> {
+        let slot = xen.claim_server().ok_or(Error::InvalidArgument {
+            op: "IoreqServer::create",
+            what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
+        })?;
         let nr = xen.nr_vcpus(domid)?;
         if nr == 0 || nr > 4096 {
             return Err(Error::Protocol {
@@ -286,6 +292,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         let id = xen.create_ioreq_server(domid, opts.bufioreq)?;
         let mut s = IoreqServer {
             xen,
+            _slot: slot,
             domid,
             id,
             stage: Stage::Created,

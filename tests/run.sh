@@ -52,6 +52,10 @@ cargo fmt --manifest-path tests/xen-pvh-stubdom/Cargo.toml -- --check
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
 
+step "documentation: cargo doc with every feature, warnings denied"
+RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --workspace --all-features --no-deps
+echo "ok   rustdoc: no warnings (broken links included) in any crate"
+
 step "generated bindings are up to date (xen-abi-gen check)"
 cargo run --locked -q -p xen-abi-gen -- check
 
@@ -86,7 +90,7 @@ tests/real-xen/linux-dom0.sh
 step "real Xen ${ioreq_releases// //} (x86_64, QEMU): IOREQ, the Rust server answers a PVH guest where Xen has what it uses, refuses cleanly where not"
 IOREQ_RELEASES=$ioreq_releases tests/real-xen/ioreq-pvh.sh
 
-step "real Xen 4.17 and 4.20 (x86_64, QEMU): virtio-pci without QEMU, Debian's Linux PVH guest reads /dev/hwrng from an in-process device and from vhost-device-rng over vhost-user"
+step "real Xen 4.17 and 4.20 (x86_64, QEMU): virtio-pci without QEMU, Debian's Linux PVH guest: rngs (in-process, vhost-device-rng), a console and a SCSI disk over vhost-user, a back end killed mid-run"
 tests/real-xen/virtio-pvh.sh
 
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): IOREQ from a PVH stub domain, refused before Xen 4.19"

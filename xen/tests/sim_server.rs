@@ -331,6 +331,29 @@ fn one_server_per_handle_and_a_handle_each_serves_both() {
     IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
 }
 
+/// A handler chosen at run time (`Box<dyn Handler>`) serves like any other.
+#[test]
+fn a_boxed_dyn_handler_serves() {
+    let (sim, dom, xen) = guest(1);
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+    let rec = Rec::default();
+    let mut boxed: Box<dyn Handler + Send> = Box::new(rec.clone());
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|t| {
+        let (srv, stop) = (&mut srv, &stop);
+        let h = &mut *boxed;
+        t.spawn(move || srv.run(h, stop).unwrap());
+        assert_eq!(
+            sim.vcpu(dom, 0).mmio_read(0x1008, 4),
+            Ok(pattern(0x1008) & 0xffff_ffff)
+        );
+        stop.store(true, Ordering::Release);
+        sim.wake();
+    });
+    assert_eq!(rec.take(), vec![Ev::Read(Space::Mmio, 0x1008, Size::B4)]);
+}
+
 // --- 2. teardown at every setup step -------------------------------------------------------------
 
 fn fail_every_step(opts: ServerOptions, setup: &[&str]) {

@@ -4,10 +4,13 @@
 //!
 //! | backend | where | selected by |
 //! |---|---|---|
-//! | [`Privcmd`] | Linux dom0 / driver-domain userspace | feature `privcmd` (implies `std`), `target_os = "linux"` |
-//! | [`HypercallPage`] | x86 PV/PVH kernels and stub domains | `target_arch = "x86"` or `"x86_64"` |
-//! | [`Direct`] (`vmcall`/`vmmcall`/`syscall`/`int $0x82`) | x86 HVM/PVH, 64-bit and 32-bit PV | `target_arch = "x86"` or `"x86_64"` |
-//! | [`Hvc`] | Arm kernels and stub domains | `target_arch = "arm"` or `"aarch64"` |
+//! | `Privcmd` | Linux dom0 / driver-domain userspace | feature `privcmd` (implies `std`), `target_os = "linux"` |
+//! | `HypercallPage` | x86 PV/PVH kernels and stub domains | `target_arch = "x86"` or `"x86_64"` |
+//! | `Direct` (`vmcall`/`vmmcall`/`syscall`/`int $0x82`) | x86 HVM/PVH, 64-bit and 32-bit PV | `target_arch = "x86"` or `"x86_64"` |
+//! | `Hvc` | Arm kernels and stub domains | `target_arch = "arm"` or `"aarch64"` |
+//!
+//! (Each is documented on the targets it exists on: build the documentation with
+//! `--target aarch64-unknown-linux-gnu` for `Hvc`.)
 //!
 //! Each implements [`Hypercall`](crate::Hypercall), so the generated typed wrappers
 //! (`event_channel_op_send(&backend, ...)`) are the same code on every platform.

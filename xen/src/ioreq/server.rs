@@ -466,7 +466,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// is answered as invalid while the stack unwinds; a caller that catches the panic and calls
     /// again gets the rest of the batch handled before anything new is waited for.
     #[inline]
-    pub fn serve_once(&mut self, handler: &mut impl Handler) -> Result<usize, Error> {
+    pub fn serve_once(&mut self, handler: &mut (impl Handler + ?Sized)) -> Result<usize, Error> {
         if self.batch_next >= self.batch_len {
             let n = self.xen.platform().wait_pending(&mut self.pending)?;
             self.batch_next = 0;
@@ -495,7 +495,11 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// loop with an event or the platform's wake-up). This loop relies on `serve_once` blocking:
     /// on a non-blocking platform (`Linux::open_nonblocking`) wait for the descriptor to be
     /// readable and call [`serve_once`](Self::serve_once) instead, or it spins.
-    pub fn run(&mut self, handler: &mut impl Handler, stop: &AtomicBool) -> Result<(), Error> {
+    pub fn run(
+        &mut self,
+        handler: &mut (impl Handler + ?Sized),
+        stop: &AtomicBool,
+    ) -> Result<(), Error> {
         while !stop.load(Ordering::Acquire) {
             self.serve_once(handler)?;
         }
@@ -507,7 +511,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     pub fn handle_port(
         &mut self,
         port: EvtchnPort,
-        handler: &mut impl Handler,
+        handler: &mut (impl Handler + ?Sized),
     ) -> Result<(), Error> {
         let Ok(i) = self.by_port.binary_search_by_key(&port, |e| e.0) else {
             if Some(port) == self.buf_port {
@@ -532,7 +536,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         &mut self,
         vcpu: u32,
         port: EvtchnPort,
-        handler: &mut impl Handler,
+        handler: &mut (impl Handler + ?Sized),
     ) -> Result<(), Error> {
         let Some(slot) = self.slot(vcpu) else {
             return Ok(());
@@ -587,7 +591,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// is answered), telling it how each went; at most 16 per request.
     #[cold]
     #[inline(never)]
-    fn change_ranges(&mut self, first: RangeChange, handler: &mut impl Handler) {
+    fn change_ranges(&mut self, first: RangeChange, handler: &mut (impl Handler + ?Sized)) {
         let mut next = Some(first);
         for _ in 0..16 {
             let Some(c) = next else {
@@ -605,7 +609,12 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// A request the hot range does not admit: validate it against every claimed range, then
     /// execute or refuse it; a single access that is served makes its range the hot one.
     #[inline(never)]
-    fn process_cold(&mut self, vcpu: u32, raw: Ioreq, handler: &mut impl Handler) -> Option<u64> {
+    fn process_cold(
+        &mut self,
+        vcpu: u32,
+        raw: Ioreq,
+        handler: &mut (impl Handler + ?Sized),
+    ) -> Option<u64> {
         let Some(s) = single(&raw) else {
             return self.decode_and_execute(vcpu, raw, handler);
         };
@@ -651,7 +660,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         vcpu: u32,
         raw: &Ioreq,
         why: Invalid,
-        handler: &mut impl Handler,
+        handler: &mut (impl Handler + ?Sized),
     ) -> Option<u64> {
         self.stats.invalid += 1;
         handler.invalid(vcpu, why);
@@ -664,7 +673,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         &mut self,
         vcpu: u32,
         raw: Ioreq,
-        handler: &mut impl Handler,
+        handler: &mut (impl Handler + ?Sized),
     ) -> Option<u64> {
         match decode(&raw) {
             Ok(req) => match self.unclaimed(&req) {
@@ -704,7 +713,12 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         }
     }
 
-    fn execute(&mut self, vcpu: u32, req: Request, handler: &mut impl Handler) -> Option<u64> {
+    fn execute(
+        &mut self,
+        vcpu: u32,
+        req: Request,
+        handler: &mut (impl Handler + ?Sized),
+    ) -> Option<u64> {
         match req {
             Request::Invalidate => {
                 handler.invalidate();
@@ -741,7 +755,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         space: Space,
         a: Access,
         moves: bool,
-        handler: &mut impl Handler,
+        handler: &mut (impl Handler + ?Sized),
     ) -> Option<u64> {
         let step = u64::from(a.size.bytes());
         let at = |base: u64, i: u64| {
@@ -819,7 +833,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Drain the buffered ring (ATOMIC mode): every slot is a write of 1/2/4/8 bytes; an 8-byte
     /// write takes two slots (see `bufioreq::drain`: consumed before delivered, never replayed,
     /// resynchronised after an impossible write pointer).
-    fn drain_buffered(&mut self, handler: &mut impl Handler) {
+    fn drain_buffered(&mut self, handler: &mut (impl Handler + ?Sized)) {
         let Some(pages) = self.pages.as_ref().filter(|_| self.buffered) else {
             return;
         };

@@ -351,6 +351,11 @@ pub struct VhostUserDevice {
     broken: Cell<Option<String>>,
     last_attempt: Option<Instant>,
     reconnects: u64,
+    kicks_relayed: u64,
+    calls_relayed: u64,
+    /// The last `take_interrupts` found calls: the wake-up had its reason, and a hung-up
+    /// socket (readable for good) wakes the next one anyway.
+    signalled: bool,
 }
 
 impl core::fmt::Debug for VhostUserDevice {
@@ -363,6 +368,8 @@ impl core::fmt::Debug for VhostUserDevice {
             .field("queues", &self.max_sizes)
             .field("xen_mmap", &(self.xen_flags, self.xen_data))
             .field("reconnects", &self.reconnects)
+            .field("kicks_relayed", &self.kicks_relayed)
+            .field("calls_relayed", &self.calls_relayed)
             .finish_non_exhaustive()
     }
 }
@@ -463,6 +470,9 @@ impl VhostUserDevice {
             broken: Cell::new(None),
             last_attempt: None,
             reconnects: 0,
+            kicks_relayed: 0,
+            calls_relayed: 0,
+            signalled: false,
         })
     }
 
@@ -479,6 +489,16 @@ impl VhostUserDevice {
     /// Times a back end was connected again after one went away.
     pub fn reconnects(&self) -> u64 {
         self.reconnects
+    }
+
+    /// The driver's notifies passed to the back end as kicks.
+    pub fn kicks_relayed(&self) -> u64 {
+        self.kicks_relayed
+    }
+
+    /// The back end's calls (used buffers) taken for the transport to interrupt the driver.
+    pub fn calls_relayed(&self) -> u64 {
+        self.calls_relayed
     }
 
     /// The back end failed `op` with `e`: it is not trusted any more. Returns the error the
@@ -784,6 +804,7 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
         if let Some(k) = self.kicks.get(usize::from(index)) {
             k.write(1)
                 .map_err(|_| DeviceError::Device("writing the kick eventfd failed"))?;
+            self.kicks_relayed += 1;
         }
         Ok(false)
     }
@@ -813,8 +834,10 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
             if c.read().is_ok() {
                 log::debug!("vhost-user queue {i}: the back end signalled");
                 mask |= 1 << i;
+                self.calls_relayed += 1;
             }
         }
+        self.signalled = mask != 0;
         mask
     }
 
@@ -831,7 +854,9 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
 
     fn poll_backend(&mut self) -> Option<BackendEvent> {
         let mut why = self.broken.take();
-        if why.is_none() && self.link.as_ref().is_some_and(Self::hung_up) {
+        // No system call for a wake-up the back end's calls explain.
+        let look = !core::mem::take(&mut self.signalled);
+        if why.is_none() && look && self.link.as_ref().is_some_and(Self::hung_up) {
             why = Some(String::from("the back end closed its connection"));
         }
         if let Some(why) = why {

@@ -137,6 +137,7 @@ fn vhost_device_rng_fills_a_buffer_through_the_front_end() {
         <VhostUserDevice as VirtioDevice<Mem>>::take_interrupts(&mut dev),
         1
     );
+    assert_eq!((dev.kicks_relayed(), dev.calls_relayed()), (1, 1));
     let mut used = [0u8; 12];
     ram.read_exact_at(&mut used, USED).unwrap();
     assert_eq!(u16::from_le_bytes([used[2], used[3]]), 1, "used.idx");

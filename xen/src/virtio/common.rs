@@ -544,12 +544,14 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
     /// Queues not enabled, and everything while the device needs a reset, are left out of
     /// the interrupts.
     pub fn poll(&mut self) -> Polled {
+        // Interrupts first: a device that found some knows why it was woken, and may skip
+        // looking for a lost back end (see `VhostUserDevice`).
+        let signalled = self.device.take_interrupts();
         let mut tell = match self.device.poll_backend() {
             None => false,
             Some(BackendEvent::Lost(e)) => self.fail(Fault::Device(e)),
             Some(BackendEvent::Restored) => self.resume(),
         };
-        let signalled = self.device.take_interrupts();
         if !self.unverified.is_empty() {
             tell |= self.verify_resumed(signalled);
         }

@@ -419,6 +419,44 @@ impl Sim {
         self.inner.cv.notify_all();
     }
 
+    /// Close this event channel handle, as the death of the process holding it would: every
+    /// port it bound is unbound and its queued events dropped (the servers it served stay, as
+    /// Xen keeps them).
+    pub fn close_channel(&self) {
+        let mut st = self.lock();
+        let ch = self.channel;
+        let gone: Vec<EvtchnPort> = st
+            .bindings
+            .iter()
+            .filter(|(_, b)| b.channel == ch)
+            .map(|(l, _)| *l)
+            .collect();
+        for l in gone {
+            st.bindings.remove(&l);
+            st.queue.retain(|p| *p != l);
+            st.masked[l as usize] = false;
+            st.raised_while_masked[l as usize] = false;
+        }
+    }
+
+    /// Play an emulator that takes the request waiting on `vcpu` (READY to INPROCESS) and
+    /// then dies before answering it. Whether there was one to take.
+    pub fn take_and_die(&self, domid: Domid, vcpu: u32) -> bool {
+        let st = self.lock();
+        let Some((slot, _)) = Self::slot_of(&st, domid, vcpu) else {
+            return false;
+        };
+        // SAFETY: inside the live page (held by `st`).
+        let w3 = unsafe { slot_word(slot, 3) };
+        let v = w3.load(Ordering::Acquire);
+        if state_of(v) != STATE_IOREQ_READY {
+            return false;
+        }
+        let inprocess = (v & !(0x0f << 48)) | (u64::from(STATE_IOREQ_INPROCESS) << 48);
+        w3.compare_exchange(v, inprocess, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
     /// The same hypervisor through another event channel handle (as a second open of
     /// `/dev/xen/evtchn`): ports it binds deliver their events to it alone. (At most 64.)
     pub fn open_channel(&self) -> Sim {

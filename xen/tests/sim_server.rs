@@ -354,6 +354,81 @@ fn a_boxed_dyn_handler_serves() {
     assert_eq!(rec.take(), vec![Ev::Read(Space::Mmio, 0x1008, Size::B4)]);
 }
 
+/// A device model killed mid-request: its successor takes the server over (`adopt`) and
+/// serves the request the dead one had taken, the one posted while nobody listened, and what
+/// comes next; the ranges it names are its own (released at teardown).
+#[test]
+fn a_successor_adopts_the_server_of_a_killed_device_model() {
+    let (sim, dom, _) = guest(2);
+    let first = sim.open_channel();
+    let xen1 = Xen::new(first.clone()).unwrap();
+    let mut old = IoreqServer::create(&xen1, dom, ServerOptions::default()).unwrap();
+    old.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
+    let id = old.id();
+    let rec = Rec::default();
+    let xen2 = Xen::new(sim.open_channel()).unwrap();
+    let (v0, v1, stats) = std::thread::scope(|t| {
+        // vCPU 0 reads; the first device model takes the request and is killed.
+        let r0 = t.spawn(|| sim.vcpu(dom, 0).mmio_read(0x1010, 4));
+        let start = std::time::Instant::now();
+        while !sim.take_and_die(dom, 0) {
+            assert!(
+                start.elapsed() < Duration::from_secs(5),
+                "no request to take"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::mem::forget(old);
+        first.close_channel();
+        // vCPU 1 reads while nobody listens.
+        let r1 = t.spawn(|| sim.vcpu(dom, 1).mmio_read(0x1020, 4));
+        std::thread::sleep(Duration::from_millis(20));
+        let mut new = IoreqServer::adopt(
+            &xen2,
+            dom,
+            id,
+            ServerOptions::default(),
+            &[(RangeKind::Mmio, 0x1000, 0x1fff)],
+        )
+        .unwrap();
+        assert_eq!(new.id(), id);
+        let (v0, v1) = serving(&sim, &mut new, &rec, || {
+            (r0.join().unwrap(), r1.join().unwrap())
+        });
+        let v2 = serving(&sim, &mut new, &rec, || {
+            sim.vcpu(dom, 0).mmio_read(0x1030, 2)
+        });
+        assert_eq!(v2, Ok(pattern(0x1030) & 0xffff));
+        let stats = new.stats();
+        new.shutdown().unwrap();
+        (v0, v1, stats)
+    });
+    assert_eq!(
+        v0,
+        Ok(pattern(0x1010) & 0xffff_ffff),
+        "the dead one's request"
+    );
+    assert_eq!(
+        v1,
+        Ok(pattern(0x1020) & 0xffff_ffff),
+        "the one nobody heard"
+    );
+    assert_eq!(stats.requeued, 1);
+    let mut seen = rec.take();
+    seen.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(
+        seen,
+        vec![
+            Ev::Read(Space::Mmio, 0x1010, Size::B4),
+            Ev::Read(Space::Mmio, 0x1020, Size::B4),
+            Ev::Read(Space::Mmio, 0x1030, Size::B2),
+        ]
+    );
+    // Teardown released the adopted range and destroyed the server.
+    assert_eq!(sim.servers(dom), 0);
+    assert!(sim.call_log().iter().any(|c| c == UNMAP));
+}
+
 // --- 2. teardown at every setup step -------------------------------------------------------------
 
 fn fail_every_step(opts: ServerOptions, setup: &[&str]) {

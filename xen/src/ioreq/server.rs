@@ -54,6 +54,9 @@ pub struct Stats {
     pub invalid: u64,
     /// Events for a slot that was not READY (spurious or duplicate).
     pub spurious: u64,
+    /// Requests a predecessor had taken and not answered, served again by
+    /// [`IoreqServer::adopt`].
+    pub requeued: u64,
     /// Buffered ioreqs handled.
     pub buffered: u64,
     /// Times the buffered ring's write pointer was more than a ring ahead of its read pointer
@@ -247,6 +250,8 @@ pub struct IoreqServer<'x, P: Platform> {
     by_port: Vec<(EvtchnPort, u32)>,
     buf_port: Option<EvtchnPort>,
     ranges: Vec<Range>,
+    /// vCPUs whose request a predecessor took and never answered (see `adopt`).
+    orphans: Vec<u32>,
     /// The claimed port/MMIO range the last single access fell in (see [`Hot`]).
     hot: Hot,
     /// The mapping starts with the buffered page.
@@ -302,6 +307,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             by_port: Vec::with_capacity(nr as usize + 1),
             buf_port: None,
             ranges: Vec::new(),
+            orphans: Vec::new(),
             hot: Hot::NONE,
             buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
             live: true,
@@ -313,6 +319,75 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         };
         // On error, `s` is dropped and tears down what `stage` says.
         s.setup(nr, opts)?;
+        Ok(s)
+    }
+
+    /// Take over IOREQ server `id` of `domid`, which another process of this domain created
+    /// and can no longer serve (it was killed): a restarted device model carries on with the
+    /// guest's devices where its predecessor stopped, instead of leaving the server orphaned
+    /// (Xen keeps it until it is destroyed; destroying it would not wake a vCPU blocked on it).
+    ///
+    /// Maps its pages, binds its vCPUs' event channels anew (the predecessor's ends closed with
+    /// it) and serves what is pending: a request the predecessor had taken but not answered is
+    /// served again (the access repeats; virtio-pci's are safe to repeat). `opts` must be those
+    /// it was created with; `claimed` are the ranges it claimed (Xen does not report them),
+    /// recorded as this server's and released at teardown. If taking over fails part-way, the
+    /// server is destroyed like a failed [`create`](Self::create).
+    pub fn adopt(
+        xen: &'x Xen<P>,
+        domid: Domid,
+        id: Ioservid,
+        opts: ServerOptions,
+        claimed: &[(RangeKind, u64, u64)],
+    ) -> Result<Self, Error> {
+        let slot = xen.claim_server().ok_or(Error::InvalidArgument {
+            op: "IoreqServer::adopt",
+            what: "this Xen handle already has an IoreqServer: open another Xen handle",
+        })?;
+        let nr = xen.nr_vcpus(domid)?;
+        if nr == 0 || nr > 4096 {
+            return Err(Error::Protocol {
+                op: "XEN_DMOP_nr_vcpus",
+                what: "vCPU count out of range",
+            });
+        }
+        // It exists (ENOENT otherwise), and is ours to serve (EPERM otherwise).
+        xen.ioreq_server_info(domid, id)?;
+        let mut s = IoreqServer {
+            xen,
+            _slot: slot,
+            domid,
+            id,
+            stage: Stage::Created,
+            pages: None,
+            first_slot: None,
+            ports: Vec::with_capacity(nr as usize),
+            by_port: Vec::with_capacity(nr as usize + 1),
+            buf_port: None,
+            ranges: claimed
+                .iter()
+                .map(|&(kind, start, end)| Range { kind, start, end })
+                .collect(),
+            orphans: Vec::new(),
+            hot: Hot::NONE,
+            buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
+            live: true,
+            pending: [0; 64],
+            batch_next: 0,
+            batch_len: 0,
+            stats: Stats::default(),
+            scratch: [0; 64],
+        };
+        s.setup(nr, opts)?;
+        // Requests the predecessor took and never answered: served at the next event (binding
+        // a port leaves an event pending on it).
+        for v in 0..nr {
+            if s.slot(v)
+                .is_some_and(|slot| slot.state() == STATE_IOREQ_INPROCESS)
+            {
+                s.orphans.push(v);
+            }
+        }
         Ok(s)
     }
 
@@ -530,6 +605,20 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         self.process_slot(vcpu, port, handler)
     }
 
+    /// A request in state INPROCESS on `vcpu` that a predecessor took and never answered
+    /// ([`adopt`](Self::adopt)): taken, once.
+    #[inline(never)]
+    fn take_orphan(&mut self, vcpu: u32, state: u8) -> Option<(Ioreq, u64)> {
+        if state != STATE_IOREQ_INPROCESS {
+            return None;
+        }
+        let i = self.orphans.iter().position(|&v| v == vcpu)?;
+        self.orphans.swap_remove(i);
+        let taken = self.slot(vcpu)?.take_inprocess_word()?;
+        self.stats.requeued += 1;
+        Some(taken)
+    }
+
     /// Process one vCPU's slot: take the request, answer it, notify `port`.
     #[inline]
     fn process_slot(
@@ -541,11 +630,19 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         let Some(slot) = self.slot(vcpu) else {
             return Ok(());
         };
-        let Ok((raw, w3)) = slot.take_word() else {
-            self.stats.spurious += 1;
-            return Ok(());
+        let (raw, w3) = match slot.take_word() {
+            Ok(taken) => {
+                slot.store_state(taken.1, STATE_IOREQ_INPROCESS);
+                taken
+            }
+            Err(state) => match self.take_orphan(vcpu, state) {
+                Some(taken) => taken,
+                None => {
+                    self.stats.spurious += 1;
+                    return Ok(());
+                }
+            },
         };
-        slot.store_state(w3, STATE_IOREQ_INPROCESS);
         // From here on the request is answered whatever happens (the guard's drop).
         let xen: &'x Xen<P> = self.xen;
         let flight = InFlight {
@@ -891,8 +988,15 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             if let Ok(raw) = slot.take() {
                 slot.complete(&raw, invalid_answer(&raw));
                 keep(self.xen.platform().notify(port));
+            } else if self.orphans.contains(&(v as u32)) {
+                // A predecessor's request never served: answered the same way.
+                if let Some((raw, _)) = slot.take_inprocess_word() {
+                    slot.complete(&raw, invalid_answer(&raw));
+                    keep(self.xen.platform().notify(port));
+                }
             }
         }
+        self.orphans.clear();
         if let Some(p) = self.buf_port.take() {
             keep(self.xen.platform().unbind(p));
         }

@@ -216,6 +216,21 @@ impl Slot {
         self.word(STATE_WORD).store(w, order);
     }
 
+    /// The whole slot if its state is INPROCESS (a request a dead server took and never
+    /// answered), with the state word as [`take_word`](Slot::take_word) would have returned it
+    /// when the slot was READY (for [`store_state`](Slot::store_state)). The state is left
+    /// INPROCESS: Xen takes a state moving backwards for an attack and crashes the guest.
+    pub(crate) fn take_inprocess_word(&self) -> Option<(Ioreq, u64)> {
+        let w3 = self.state_word();
+        let state = (w3 >> FLAGS_SHIFT) as u8 & IoreqFlags::STATE_MASK;
+        if state != STATE_IOREQ_INPROCESS {
+            return None;
+        }
+        // INPROCESS (2) is READY (1) plus one.
+        let ready = w3 - (1u64 << FLAGS_SHIFT);
+        Some((self.rest(ready), ready))
+    }
+
     /// Store `data` (word 1), the answer to a read; publish it with
     /// [`store_state`](Slot::store_state)`(.., IORESP_READY)`.
     #[inline]

@@ -243,7 +243,7 @@ fn main() -> Res<()> {
         "read event-channel",
     )?;
     let gntdev = Gntdev::open()?;
-    let ring = gntdev.map(fe, &[ring_ref], true)?;
+    let ring = gntdev.map(fe, &[ring_ref], xen::grant::Access::ReadWrite)?;
     let evtchn = Evtchn::open()?;
     let local = evtchn.bind_interdomain(fe, port)?;
     xs.write(Tx::NONE, &format!("{be}/state"), CONNECTED)?;

@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use xen::grant::{copy_from_grant, copy_to_grant, Gntalloc, Gntdev, Shared};
-use xen::xenstore::{Access, Client, Conn, Error, Perm, Tx, WatchEvent};
+use xen::xenstore::{Access, Client, Conn, Error, Perm, Tx, TxEnd, WatchEvent};
 
 struct Checks {
     passed: u32,
@@ -159,7 +159,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
         (|| {
             let tx = a.transaction_start()?;
             a.write(tx, &format!("{base}/tx"), b"committed")?;
-            a.transaction_end(tx, true)?;
+            a.transaction_end(tx, TxEnd::Commit)?;
             b.read(Tx::NONE, &format!("{base}/tx"))
         })()
         .map_err(s)
@@ -170,7 +170,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
         (|| {
             let tx = a.transaction_start()?;
             a.write(tx, &format!("{base}/tx"), b"aborted")?;
-            a.transaction_end(tx, false)?;
+            a.transaction_end(tx, TxEnd::Abort)?;
             b.read(Tx::NONE, &format!("{base}/tx"))
         })()
         .map_err(s)
@@ -183,7 +183,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
             let _ = a.read(tx, &format!("{base}/tx"))?;
             a.write(tx, &format!("{base}/tx"), b"mine")?;
             b.write(Tx::NONE, &format!("{base}/tx"), b"theirs")?;
-            Ok::<_, Error>(a.transaction_end(tx, true))
+            Ok::<_, Error>(a.transaction_end(tx, TxEnd::Commit))
         })()
         .map_err(s)
         .and_then(|r| match r {
@@ -332,7 +332,7 @@ fn frontend(domid: u16) -> ! {
             c.finish()
         }
     };
-    let map = dev.map(domid, &[gref], true);
+    let map = dev.map(domid, &[gref], xen::grant::Access::ReadWrite);
     c.check(
         "gntdev maps the guest's grant writable",
         map.as_ref().map(drop).map_err(|e| e.to_string()),
@@ -357,7 +357,9 @@ fn frontend(domid: u16) -> ! {
         "vm-memory reads the grant at its grant DMA address (a second mapping)",
         (|| -> Result<Vec<u8>, String> {
             use vm_memory::{Bytes, GuestAddress};
-            let again = dev.map(domid, &[gref], true).map_err(|e| e.to_string())?;
+            let again = dev
+                .map(domid, &[gref], xen::grant::Access::ReadWrite)
+                .map_err(|e| e.to_string())?;
             let ram =
                 xen::grant::grant_dma_ram(domid, again, &[gref]).map_err(|e| e.to_string())?;
             let mem = ram.vm_memory().map_err(|e| e.to_string())?;
@@ -392,10 +394,10 @@ fn frontend(domid: u16) -> ! {
         },
     );
     let alloc = Gntalloc::open().map_err(|e| e.to_string());
-    let shared = alloc
-        .as_ref()
-        .map_err(Clone::clone)
-        .and_then(|a| a.share(domid, 1, false).map_err(|e| e.to_string()));
+    let shared = alloc.as_ref().map_err(Clone::clone).and_then(|a| {
+        a.share(domid, 1, xen::grant::Access::ReadOnly)
+            .map_err(|e| e.to_string())
+    });
     c.check(
         "gntalloc shares a page with the guest",
         shared.as_ref().map(drop).map_err(Clone::clone),

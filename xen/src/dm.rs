@@ -52,6 +52,15 @@ impl Drop for ServerSlot<'_> {
     }
 }
 
+/// Claim a range for an IOREQ server, or release it ([`Xen::io_range`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum RangeOp {
+    /// `XEN_DMOP_map_io_range_to_ioreq_server`.
+    Claim,
+    /// `XEN_DMOP_unmap_io_range_from_ioreq_server`.
+    Release,
+}
+
 /// Outputs of `XEN_DMOP_get_ioreq_server_info` with `no_gfns`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ServerInfo {
@@ -244,8 +253,9 @@ impl<P: Platform> Xen<P> {
         kind: RangeKind,
         start: u64,
         end: u64,
-        map: bool,
+        op: RangeOp,
     ) -> Result<(), Error> {
+        let map = op == RangeOp::Claim;
         let refused = |errno| Error::Range {
             claim: map,
             kind,

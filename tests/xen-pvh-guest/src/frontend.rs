@@ -8,6 +8,7 @@
 use core::sync::atomic::{fence, Ordering};
 
 use xen::grant::table::{self, GrantTable};
+use xen::grant::Access;
 use xen::xenstore::wire;
 use xen_sys::backend::Direct;
 use xen_sys::*;
@@ -308,7 +309,7 @@ pub fn checks(c: &mut Checks) {
         u64::from(
             // SAFETY: SHARED is a page-aligned static used only through raw pointers with
             // volatile accesses while it is granted.
-            unsafe { gt.grant(GREF, 0, (phys(shared) >> 12) as u32, false) }.is_ok(),
+            unsafe { gt.grant(GREF, 0, (phys(shared) >> 12) as u32, Access::ReadWrite) }.is_ok(),
         ),
         1,
     );
@@ -478,7 +479,7 @@ pub fn echo_checks(c: &mut Checks) {
         u64::from(
             // SAFETY: ECHO_RING is a page-aligned static reached only through raw pointers with
             // volatile accesses while it is granted.
-            unsafe { gt.grant(RING_GREF, 0, (phys(ring) >> 12) as u32, false) }.is_ok(),
+            unsafe { gt.grant(RING_GREF, 0, (phys(ring) >> 12) as u32, Access::ReadWrite) }.is_ok(),
         ),
         1,
     );

@@ -84,9 +84,15 @@ impl Gntdev {
     }
 
     /// `IOCTL_GNTDEV_MAP_GRANT_REF` of `refs` granted by `domid`, then the mmap that maps them
-    /// (read-only unless `writable`; the granting domain must have granted write access for a
-    /// writable mapping, else the mmap fails).
-    pub fn map(&self, domid: Domid, refs: &[GrantRef], writable: bool) -> Result<GrantMap, Error> {
+    /// with `access` (the granting domain must have granted write access for a
+    /// [`Access::ReadWrite`](super::Access::ReadWrite) mapping, else the mmap fails).
+    pub fn map(
+        &self,
+        domid: Domid,
+        refs: &[GrantRef],
+        access: super::Access,
+    ) -> Result<GrantMap, Error> {
+        let writable = access == super::Access::ReadWrite;
         const OP: &str = "IOCTL_GNTDEV_MAP_GRANT_REF";
         let count = u32::try_from(refs.len())
             .ok()
@@ -229,9 +235,15 @@ impl Gntalloc {
         Ok(Gntalloc { fd: Arc::new(fd) })
     }
 
-    /// `IOCTL_GNTALLOC_ALLOC_GREF`: `count` zeroed pages granted to `domid` (writable by it if
-    /// `writable`), mapped here.
-    pub fn share(&self, domid: Domid, count: u32, writable: bool) -> Result<SharedPages, Error> {
+    /// `IOCTL_GNTALLOC_ALLOC_GREF`: `count` zeroed pages granted to `domid` with `access`,
+    /// mapped here.
+    pub fn share(
+        &self,
+        domid: Domid,
+        count: u32,
+        access: super::Access,
+    ) -> Result<SharedPages, Error> {
+        let writable = access == super::Access::ReadWrite;
         const OP: &str = "IOCTL_GNTALLOC_ALLOC_GREF";
         if count == 0 || count > 1 << 20 {
             return Err(Error::InvalidArgument {

@@ -4,7 +4,7 @@
 //! use xen::grant::{Gntdev, Shared};
 //! let dev = Gntdev::open()?;
 //! // Grant 8 of domain 3, writable.
-//! let page = dev.map(3, &[8], true)?;
+//! let page = dev.map(3, &[8], xen::grant::Access::ReadWrite)?;
 //! let mut hdr = [0u8; 16];
 //! page.read_at(0, &mut hdr)?;
 //! page.write_at(16, b"answer")?;

@@ -15,6 +15,15 @@ mod dev;
 mod linux;
 pub mod table;
 
+/// What a grant lets the other domain do with the page (or what a mapping of a grant may do).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Access {
+    /// Read only.
+    ReadOnly,
+    /// Read and write.
+    ReadWrite,
+}
+
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub use dev::{Gntalloc, Gntdev, GrantMap, SharedPages};
 #[cfg(all(feature = "std", target_os = "linux"))]

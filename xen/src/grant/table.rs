@@ -183,13 +183,13 @@ impl GrantTable {
         unsafe { AtomicU16::from_ptr(core::ptr::addr_of_mut!((*e).flags)) }
     }
 
-    /// Let `domid` map or copy our frame `gfn` through entry `gref` (read-only if `readonly`).
+    /// Let `domid` map or copy our frame `gfn` through entry `gref`, with `access`.
     /// The entry must be free.
     ///
     /// # Safety
     ///
     /// Until the grant is ended ([`end`](Self::end) succeeds), the other domain may read frame
-    /// `gfn` (and write it unless `readonly`) at any time. So `gfn` must be a frame of this
+    /// `gfn` (and write it with [`Access::ReadWrite`](super::Access::ReadWrite)) at any time. So `gfn` must be a frame of this
     /// domain whose memory is accessed only through raw pointers with atomic or volatile
     /// accesses for that long: never memory that Rust references, the stack, the heap or code
     /// may use (as kvm-ioctls makes its memory-region call `unsafe` for the same reason).
@@ -198,7 +198,7 @@ impl GrantTable {
     ///
     /// ```compile_fail,E0133
     /// # fn f(t: &xen::grant::table::GrantTable) {
-    /// let _ = t.grant(8, 0, 0x1234, false);
+    /// let _ = t.grant(8, 0, 0x1234, xen::grant::Access::ReadWrite);
     /// # }
     /// ```
     pub unsafe fn grant(
@@ -206,7 +206,7 @@ impl GrantTable {
         gref: GrantRef,
         domid: Domid,
         gfn: u32,
-        readonly: bool,
+        access: super::Access,
     ) -> Result<(), Error> {
         const OP: &str = "grant access";
         let e = self.entry(gref, OP)?;
@@ -224,7 +224,10 @@ impl GrantTable {
                 .store(domid, Ordering::Relaxed);
             AtomicU32::from_ptr(core::ptr::addr_of_mut!((*e).frame)).store(gfn, Ordering::Relaxed);
         }
-        let ro = if readonly { GTF_readonly } else { 0 };
+        let ro = match access {
+            super::Access::ReadOnly => GTF_readonly,
+            super::Access::ReadWrite => 0,
+        };
         self.flags(e)
             .store(GTF_permit_access | ro, Ordering::Release);
         Ok(())
@@ -260,6 +263,7 @@ impl GrantTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::grant::Access;
 
     #[repr(C, align(4096))]
     struct Frame([u8; 4096]);
@@ -281,7 +285,7 @@ mod tests {
         assert!(
             matches!(
                 // SAFETY: a frame number of no memory, never mapped here.
-                unsafe { t.grant(1, 0, 5, false) },
+                unsafe { t.grant(1, 0, 5, Access::ReadWrite) },
                 Err(Error::InvalidArgument { .. })
             ),
             "reserved"
@@ -289,19 +293,19 @@ mod tests {
         assert!(
             matches!(
                 // SAFETY: a frame number of no memory, never mapped here.
-                unsafe { t.grant(512, 0, 5, false) },
+                unsafe { t.grant(512, 0, 5, Access::ReadWrite) },
                 Err(Error::InvalidArgument { .. })
             ),
             "outside"
         );
         // SAFETY: a frame number of no memory, never mapped here.
-        unsafe { t.grant(8, 3, 0x1234, true) }.unwrap();
+        unsafe { t.grant(8, 3, 0x1234, Access::ReadOnly) }.unwrap();
         assert_eq!(u16_at(64), GTF_permit_access | GTF_readonly);
         assert_eq!(u16_at(66), 3);
         assert_eq!(u32::from(u16_at(68)) | u32::from(u16_at(70)) << 16, 0x1234);
         assert!(matches!(
             // SAFETY: a frame number of no memory, never mapped here.
-            unsafe { t.grant(8, 3, 1, false) },
+            unsafe { t.grant(8, 3, 1, Access::ReadWrite) },
             Err(Error::InvalidArgument {
                 what: "the entry is in use",
                 ..
@@ -322,6 +326,6 @@ mod tests {
         t.end(8).unwrap();
         assert_eq!(u16_at(64), GTF_invalid);
         // SAFETY: a frame number of no memory, never mapped here.
-        unsafe { t.grant(8, 3, 1, false) }.unwrap();
+        unsafe { t.grant(8, 3, 1, Access::ReadWrite) }.unwrap();
     }
 }

@@ -8,7 +8,7 @@ use xen_sys::*;
 use super::handler::{Handler, RangeChange, Space};
 use super::request::{decode, fallback_size, single, Access, Data, Dir, Invalid, Request, Size};
 use super::slot::Slot;
-use crate::dm::{RangeKind, Xen};
+use crate::dm::{RangeKind, RangeOp, Xen};
 use crate::platform::{EventChannels, Pages, Platform};
 use crate::Error;
 
@@ -488,7 +488,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time.
     pub fn map_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
-            .io_range(self.domid, self.id, kind, start, end, true)?;
+            .io_range(self.domid, self.id, kind, start, end, RangeOp::Claim)?;
         self.ranges.push(Range { kind, start, end });
         Ok(())
     }
@@ -498,7 +498,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// (teardown then releases exactly what Xen still holds).
     pub fn unmap_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
-            .io_range(self.domid, self.id, kind, start, end, false)?;
+            .io_range(self.domid, self.id, kind, start, end, RangeOp::Release)?;
         self.hot = Hot::NONE;
         // Claimed ranges of one kind are disjoint (Xen refuses overlaps), so at most one
         // contains [start, end].
@@ -972,10 +972,14 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         };
         self.hot = Hot::NONE;
         for r in core::mem::take(&mut self.ranges).into_iter().rev() {
-            keep(
-                self.xen
-                    .io_range(self.domid, self.id, r.kind, r.start, r.end, false),
-            );
+            keep(self.xen.io_range(
+                self.domid,
+                self.id,
+                r.kind,
+                r.start,
+                r.end,
+                RangeOp::Release,
+            ));
         }
         // With the ranges gone no new request reaches us, but one may be in flight (posted
         // before the unmap): answer it as an unclaimed access would be answered, or the vCPU

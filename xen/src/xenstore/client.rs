@@ -28,6 +28,15 @@ impl Tx {
     pub const NONE: Tx = Tx(0);
 }
 
+/// How [`Client::transaction_end`] ends a transaction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TxEnd {
+    /// Apply its changes (fails with `EAGAIN` on a conflict).
+    Commit,
+    /// Drop its changes.
+    Abort,
+}
+
 /// A fired watch: the path that changed (or the watched path, once, when the watch is set) and
 /// the token given to [`Client::watch`]. The path is absolute or special (`@releaseDomain`), the
 /// token is not empty: events with anything else are malformed.
@@ -324,10 +333,13 @@ impl<C: Conn> Client<C> {
             .map_err(|what| self.malformed(Ty::TRANSACTION_START, "", what))
     }
 
-    /// End `tx`, committing it or not. A commit that conflicted with another change fails with
-    /// the daemon's `EAGAIN`: start over.
-    pub fn transaction_end(&mut self, tx: Tx, commit: bool) -> Result<(), Error> {
-        let arg: &[u8] = if commit { b"T\0" } else { b"F\0" };
+    /// End `tx` as `end` says. A commit that conflicted with another change fails with the
+    /// daemon's `EAGAIN`: start over.
+    pub fn transaction_end(&mut self, tx: Tx, end: TxEnd) -> Result<(), Error> {
+        let arg: &[u8] = match end {
+            TxEnd::Commit => b"T\0",
+            TxEnd::Abort => b"F\0",
+        };
         let p = self.call(Ty::TRANSACTION_END, tx, "", &[arg])?;
         self.ack(Ty::TRANSACTION_END, "", &p)
     }
@@ -343,14 +355,14 @@ impl<C: Conn> Client<C> {
         for _ in 0..TRANSACTION_ATTEMPTS {
             let tx = self.transaction_start()?;
             match f(self, tx) {
-                Ok(v) => match self.transaction_end(tx, true) {
+                Ok(v) => match self.transaction_end(tx, TxEnd::Commit) {
                     Ok(()) => return Ok(v),
                     Err(e) if e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. }) => {}
                     Err(e) => return Err(e),
                 },
                 Err(e) => {
                     // The abort's own failure would hide `f`'s error, which matters more.
-                    let _ = self.transaction_end(tx, false);
+                    let _ = self.transaction_end(tx, TxEnd::Abort);
                     if !(e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. })) {
                         return Err(e);
                     }

@@ -3,13 +3,18 @@
 //! one process, each a virtio-pci function of its own.
 //!
 //! ```text
-//! virtio_attach [--pvh] DOMID RAM_START-RAM_END... DEVICE...
+//! virtio_attach [--pvh] [--state FILE] DOMID RAM_START-RAM_END... DEVICE...
 //!   --rng SLOT                          in-process virtio-rng at 00:SLOT.0
 //!   --vhost SLOT:TYPE:SOCKET[:SIZE]     a vhost-user back end listening on SOCKET, as device
 //!                                       TYPE (rng, console, blk, scsi, vsock or a number),
 //!                                       queues of SIZE entries (default 64; as many queues
 //!                                       as the back end has)
 //! ```
+//!
+//! `--state FILE`: the guest's device set-up is written to FILE as it changes; started again
+//! with the same arguments after being killed, virtio_attach takes over the IOREQ server and
+//! the devices where the killed one left them (the queues continue from the used index). A
+//! clean stop removes FILE.
 //!
 //! A back end that goes away is reported and its device set to `NEEDS_RESET`; the others keep
 //! working. Its socket is tried again every 500 ms; when a back end answers, the device resumes
@@ -23,7 +28,7 @@
 use std::os::fd::AsFd;
 
 use xen::ioreq::{IoreqServer, ServerOptions};
-use xen::pci::PciBus;
+use xen::pci::{PciBus, SavedBus};
 use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
 use xen::virtio::{device_id, VirtioPci};
 
@@ -33,7 +38,7 @@ mod rng;
 mod setup;
 use setup::{Res, STOP};
 
-const USAGE: &str = "usage: virtio_attach [--pvh] DOMID RAM_START-RAM_END... \
+const USAGE: &str = "usage: virtio_attach [--pvh] [--state FILE] DOMID RAM_START-RAM_END... \
                      [--rng SLOT] [--vhost SLOT:TYPE:SOCKET[:SIZE]]...";
 
 /// A device as the command line describes it.
@@ -58,9 +63,10 @@ fn device_type(name: &str) -> Res<u32> {
     })
 }
 
-/// The command line: `--pvh`, the domain, its RAM ranges and the devices.
+/// The command line: `--pvh`, `--state`, the domain, its RAM ranges and the devices.
 struct Args {
     pvh: bool,
+    state: Option<std::path::PathBuf>,
     domid: u16,
     ram: Vec<(u64, u64)>,
     devices: Vec<Device>,
@@ -70,6 +76,10 @@ fn parse() -> Res<Args> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter().peekable();
     let pvh = it.next_if(|a| *a == "--pvh").is_some();
+    let state = match it.next_if(|a| *a == "--state") {
+        Some(_) => Some(std::path::PathBuf::from(it.next().ok_or(USAGE)?)),
+        None => None,
+    };
     let domid: u16 = it.next().ok_or(USAGE)?.parse()?;
     let mut ram = Vec::new();
     while let Some(r) = it.next_if(|a| !a.starts_with("--")) {
@@ -101,24 +111,49 @@ fn parse() -> Res<Args> {
     }
     Ok(Args {
         pvh,
+        state,
         domid,
         ram,
         devices,
     })
 }
 
+/// Restore `f` from the predecessor's state, if it saved one for this function.
+fn restore<D, M>(
+    f: &mut VirtioPci<'_, xen::linux::Linux, D, M>,
+    saved: Option<&SavedBus>,
+) -> Res<()>
+where
+    D: xen::virtio::VirtioDevice<M>,
+    M: vm_memory::GuestMemory,
+{
+    if let Some(text) = saved.and_then(|s| s.function(f.sbdf())) {
+        f.restore_state(text)?;
+        println!(
+            "virtio_attach: 00:{:02x}.0 restored as the previous instance left it",
+            f.sbdf() >> 3
+        );
+    }
+    Ok(())
+}
+
 fn main() -> Res<()> {
     let Args {
         pvh,
+        state,
         domid,
         ram,
         devices,
     } = parse()?;
+    // A predecessor's state: it was killed while serving this guest; take over from it.
+    let saved = match &state {
+        Some(path) if path.exists() => Some(SavedBus::parse(&std::fs::read_to_string(path)?)?),
+        _ => None,
+    };
     let xen = setup::open(true)?;
     let guest = setup::guest_ram("virtio_attach", &xen, domid, &ram)?;
     // What the back ends may map: the populated runs, not the holes between them.
     let populated: Vec<(u64, u64)> = guest.regions().iter().map(|r| (r.gpa(), r.len())).collect();
-    let mut server = IoreqServer::create(&xen, domid, ServerOptions::default())?;
     let mut bus = if pvh {
         PciBus::with_host_bridge()
     } else {
@@ -129,13 +164,10 @@ fn main() -> Res<()> {
         match d {
             Device::Rng(slot) => {
                 let rng = rng::Rng(std::fs::File::open("/dev/urandom")?);
-                bus.add(VirtioPci::new(
-                    &xen,
-                    domid,
-                    xen::sys::pci_sbdf(0, 0, slot, 0),
-                    rng,
-                    mem,
-                )?)?;
+                let mut f =
+                    VirtioPci::new(&xen, domid, xen::sys::pci_sbdf(0, 0, slot, 0), rng, mem)?;
+                restore(&mut f, saved.as_ref())?;
+                bus.add(f)?;
                 println!("virtio_attach: 00:{slot:02x}.0 in-process rng");
             }
             Device::Vhost {
@@ -156,25 +188,62 @@ fn main() -> Res<()> {
                     VhostUserOptions::default(),
                 )?;
                 let queues = dev.num_queues();
-                bus.add(VirtioPci::new(
-                    &xen,
-                    domid,
-                    xen::sys::pci_sbdf(0, 0, slot, 0),
-                    dev,
-                    mem,
-                )?)?;
+                let mut f =
+                    VirtioPci::new(&xen, domid, xen::sys::pci_sbdf(0, 0, slot, 0), dev, mem)?;
+                restore(&mut f, saved.as_ref())?;
+                bus.add(f)?;
                 println!(
                     "virtio_attach: 00:{slot:02x}.0 type {kind} ({queues} queues) from the back end at {socket}"
                 );
             }
         }
     }
-    bus.claim(&mut server)?;
+    let mut server = match &saved {
+        Some(s) => {
+            let server = IoreqServer::adopt(
+                &xen,
+                domid,
+                s.server,
+                ServerOptions::default(),
+                &bus.claimed_ranges(),
+            )?;
+            println!(
+                "virtio_attach: took over IOREQ server {} from a previous instance",
+                s.server
+            );
+            server
+        }
+        None => {
+            let mut server = IoreqServer::create(&xen, domid, ServerOptions::default())?;
+            bus.claim(&mut server)?;
+            server
+        }
+    };
+    let id = server.id();
+    let save = |bus: &PciBus<'_>| {
+        if let Some(path) = &state {
+            // Written whole, then renamed: a successor never reads half a state.
+            let tmp = path.with_extension("tmp");
+            let r =
+                std::fs::write(&tmp, bus.save_state(id)).and_then(|()| std::fs::rename(&tmp, path));
+            if let Err(e) = r {
+                eprintln!(
+                    "virtio_attach: writing the state to {}: {e}",
+                    path.display()
+                );
+            }
+        }
+    };
+    save(&bus);
     println!("virtio_attach: serving domain {domid}");
-    let served = bus.serve(&mut server, &STOP);
+    let served = bus.serve_with(&mut server, &STOP, save);
     let stats = server.stats();
     server.shutdown()?;
     drop(bus);
+    // Torn down: nothing left to take over.
+    if let Some(path) = &state {
+        let _ = std::fs::remove_file(path);
+    }
     served?;
     println!(
         "virtio_attach: stopped after {} requests ({} refused), torn down",

@@ -39,6 +39,79 @@ pub trait PciFunction: Handler {
     fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         Vec::new()
     }
+    /// A number that changes whenever what [`save_state`](Self::save_state) records does;
+    /// `None` (the default): nothing to save.
+    fn state_generation(&self) -> Option<u64> {
+        None
+    }
+    /// The state the guest set up, as text, for a device model that takes over after this one
+    /// is killed (see [`crate::virtio::VirtioPci::save_state`]).
+    fn save_state(&self) -> Option<alloc::string::String> {
+        None
+    }
+    /// What it claims on the server now besides its SBDF (its BARs where the guest put them).
+    fn claimed_ranges(&self) -> Vec<(RangeKind, u64, u64)> {
+        Vec::new()
+    }
+}
+
+/// The first line of [`PciBus::save_state`]'s text.
+const STATE_MAGIC: &str = "xen-abi pci-bus state 1";
+
+/// What [`PciBus::save_state`] wrote: the server's id and each function's state text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SavedBus {
+    /// The IOREQ server to adopt.
+    pub server: xen_sys::Ioservid,
+    /// (SBDF, the function's state text), for its `restore_state`.
+    pub functions: Vec<(u32, alloc::string::String)>,
+}
+
+impl SavedBus {
+    /// Parse [`PciBus::save_state`]'s text.
+    pub fn parse(text: &str) -> Result<SavedBus, Error> {
+        let bad = |what| Error::InvalidArgument {
+            op: "PCI bus state",
+            what,
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(STATE_MAGIC) {
+            return Err(bad("not a PCI bus state (first line)"));
+        }
+        let server = lines
+            .next()
+            .and_then(|l| l.strip_prefix("server "))
+            .and_then(|v| v.trim().parse().ok())
+            .ok_or(bad("no server line"))?;
+        let mut functions = Vec::new();
+        while let Some(l) = lines.next() {
+            let sbdf = l
+                .strip_prefix("function ")
+                .and_then(|v| u32::from_str_radix(v.trim().trim_start_matches("0x"), 16).ok())
+                .ok_or(bad("expected a function line"))?;
+            let mut body = alloc::string::String::new();
+            loop {
+                match lines.next() {
+                    Some("end") => break,
+                    Some(l) => {
+                        body.push_str(l);
+                        body.push('\n');
+                    }
+                    None => return Err(bad("a function without its end line")),
+                }
+            }
+            functions.push((sbdf, body));
+        }
+        Ok(SavedBus { server, functions })
+    }
+
+    /// The state text saved for `sbdf`.
+    pub fn function(&self, sbdf: u32) -> Option<&str> {
+        self.functions
+            .iter()
+            .find(|(s, _)| *s == sbdf)
+            .map(|(_, t)| t.as_str())
+    }
 }
 
 /// The type-1 configuration address port.
@@ -123,6 +196,47 @@ impl<'h> PciBus<'h> {
         Ok(())
     }
 
+    /// Everything the bus claims on its server now: with a host bridge its SBDF and ports
+    /// 0xCF8-0xCFB, every function's SBDF and BARs. What [`crate::ioreq::IoreqServer::adopt`]
+    /// takes when a device model takes over a killed one's server.
+    pub fn claimed_ranges(&self) -> Vec<(RangeKind, u64, u64)> {
+        let mut r = Vec::new();
+        if self.host_bridge {
+            r.push((RangeKind::Port, CF8, CF8 + 3));
+            r.push((RangeKind::Pci, 0, 0));
+        }
+        for f in &self.functions {
+            let s = u64::from(f.sbdf());
+            r.push((RangeKind::Pci, s, s));
+            r.extend(f.claimed_ranges());
+        }
+        r
+    }
+
+    /// Changes whenever a function's saved state does (see [`save_state`](Self::save_state)).
+    pub fn state_generation(&self) -> u64 {
+        self.functions
+            .iter()
+            .filter_map(|f| f.state_generation())
+            .fold(0u64, u64::wrapping_add)
+    }
+
+    /// The bus's state, as text: the server's id and every function's state (see
+    /// [`PciFunction::save_state`]), for a device model that takes over after this one is
+    /// killed: [`SavedBus::parse`], `restore_state` on each function, then
+    /// [`crate::ioreq::IoreqServer::adopt`] with [`claimed_ranges`](Self::claimed_ranges).
+    pub fn save_state(&self, server: xen_sys::Ioservid) -> alloc::string::String {
+        let mut out = alloc::format!("{STATE_MAGIC}\nserver {server}\n");
+        for f in &self.functions {
+            if let Some(text) = f.save_state() {
+                out.push_str(&alloc::format!("function {:#x}\n", f.sbdf()));
+                out.push_str(&text);
+                out.push_str("end\n");
+            }
+        }
+        out
+    }
+
     /// [`PciFunction::poll_interrupts`] of every function.
     pub fn poll_interrupts(&mut self) {
         for f in &mut self.functions {
@@ -166,6 +280,20 @@ impl<'h> PciBus<'h> {
         server: &mut IoreqServer<'_, P>,
         stop: &core::sync::atomic::AtomicBool,
     ) -> Result<(), Error> {
+        self.serve_with(server, stop, |_| {})
+    }
+
+    /// [`serve`](Self::serve), calling `changed` after every wake-up in which the guest changed
+    /// a function's saved state ([`state_generation`](Self::state_generation)): where a device
+    /// model writes [`save_state`](Self::save_state) down for a successor.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn serve_with<P: Platform + std::os::fd::AsFd>(
+        &mut self,
+        server: &mut IoreqServer<'_, P>,
+        stop: &core::sync::atomic::AtomicBool,
+        mut changed: impl FnMut(&Self),
+    ) -> Result<(), Error> {
+        let mut generation = self.state_generation();
         use core::sync::atomic::Ordering;
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let xen = server.xen();
@@ -222,6 +350,11 @@ impl<'h> PciBus<'h> {
                     Ok(_) => {}
                     Err(Error::Stopped) => return Ok(()),
                     Err(e) => return Err(e),
+                }
+                let now = self.state_generation();
+                if now != generation {
+                    generation = now;
+                    changed(self);
                 }
             }
             // Only the functions whose descriptors woke us (an idle device costs no system

@@ -549,3 +549,115 @@ fn two_devices_and_a_host_bridge_on_one_server() {
     assert_eq!(sbdfs, [pci_sbdf(0, 0, 3, 0), pci_sbdf(0, 0, 4, 0)]);
     assert_eq!(warnings_with("size 3 is not a power of two"), 1);
 }
+
+/// A device model killed with the driver's device live: its successor parses the state the
+/// first one saved, restores the function, adopts the IOREQ server, and the driver carries on
+/// (same status, the queue continuing from the used index, interrupts on its MSI-X vector).
+#[test]
+fn a_successor_takes_over_a_live_device_from_the_saved_state() {
+    use xen::pci::SavedBus;
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let sbdf = pci_sbdf(0, 0, 3, 0);
+    let driver = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+        sbdf,
+    };
+    let serve =
+        |srv: &mut IoreqServer<'_, Sim>, bus: &mut PciBus<'_>, wake: &Sim, body: &dyn Fn()| {
+            let stop = AtomicBool::new(false);
+            std::thread::scope(|s| {
+                let t = s.spawn(|| srv.run(bus, &stop));
+                body();
+                stop.store(true, Ordering::Release);
+                wake.wake();
+                t.join().expect("server thread").expect("run");
+            });
+        };
+
+    // The first device model, on a handle of its own.
+    let first = sim.open_channel();
+    let xen1 = Xen::new(first.clone()).unwrap();
+    let mut srv1 = IoreqServer::create(&xen1, dom, ServerOptions::default()).unwrap();
+    let mut bus1 = PciBus::with_host_bridge();
+    bus1.add(VirtioPci::new(&xen1, dom, sbdf, Rng::default(), ram.vm_memory().unwrap()).unwrap())
+        .unwrap();
+    bus1.claim(&mut srv1).unwrap();
+    let g0 = bus1.state_generation();
+    serve(&mut srv1, &mut bus1, &first, &|| {
+        driver.place(BAR);
+        driver.msix(2);
+        driver.negotiate();
+        driver.wr(0x10, 2, 0);
+        driver.queue(8, 1);
+        driver.driver_ok();
+        driver.offer(0, BUF, 16);
+        driver.kick(0);
+        assert_eq!(driver.used_idx(), 1);
+    });
+    assert_ne!(
+        bus1.state_generation(),
+        g0,
+        "the guest's set-up changed the state"
+    );
+    let text = bus1.save_state(srv1.id());
+    let claimed = bus1.claimed_ranges();
+    assert!(
+        claimed.contains(&(RangeKind::Mmio, BAR, BAR + BAR_SIZE - 1)),
+        "{claimed:?}"
+    );
+    // Killed: nothing torn down, its event channel handle closed.
+    std::mem::forget(srv1);
+    first.close_channel();
+    drop(bus1);
+
+    // The successor.
+    let saved = SavedBus::parse(&text).unwrap();
+    let xen2 = Xen::new(sim.open_channel()).unwrap();
+    let mut f = VirtioPci::new(&xen2, dom, sbdf, Rng::default(), ram.vm_memory().unwrap()).unwrap();
+    f.restore_state(saved.function(sbdf).unwrap()).unwrap();
+    assert_eq!(f.bar_claimed(), Some(BAR));
+    let mut bus2 = PciBus::with_host_bridge();
+    bus2.add(f).unwrap();
+    assert_eq!(bus2.claimed_ranges(), claimed);
+    let mut srv2 =
+        IoreqServer::adopt(&xen2, dom, saved.server, ServerOptions::default(), &claimed).unwrap();
+    let msis_before = msis(&sim).len();
+    let wake = xen2.platform().clone();
+    serve(&mut srv2, &mut bus2, &wake, &|| {
+        let live = status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK | status::DRIVER_OK;
+        assert_eq!(driver.status(), live, "the driver's device, as it left it");
+        driver.offer(1, BUF + 16, 16);
+        driver.kick(0);
+        assert_eq!(
+            driver.used_idx(),
+            2,
+            "the queue continues from the used index"
+        );
+    });
+    assert_eq!(bus2.save_state(saved.server), text, "the same state");
+    // Each model's own rng counts from 1: the second buffer was filled by the successor.
+    let bytes = sim.guest_ram_read(dom, BUF, 32);
+    let want: Vec<u8> = (1..=16).chain(1..=16).collect();
+    assert_eq!(bytes, want);
+    assert!(
+        msis(&sim).len() > msis_before,
+        "interrupts on the restored MSI-X vector"
+    );
+    // Malformed or foreign state is refused.
+    assert!(SavedBus::parse("garbage").is_err());
+    let mut other = VirtioPci::new(
+        &xen2,
+        dom,
+        pci_sbdf(0, 0, 4, 0),
+        Rng::default(),
+        ram.vm_memory().unwrap(),
+    )
+    .unwrap();
+    assert!(other.restore_state(saved.function(sbdf).unwrap()).is_err());
+    srv2.shutdown().unwrap();
+}

@@ -237,6 +237,11 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
         self.faults
     }
 
+    /// Whether interrupts wait for the next [`poll`](Self::poll) (after a resume).
+    pub fn has_pending_interrupts(&self) -> bool {
+        self.pending != 0
+    }
+
     /// Times the device was resumed after its back end came back (without a reset).
     pub fn resumes(&self) -> u64 {
         self.resumes
@@ -614,6 +619,143 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
             }
             None => false,
         }
+    }
+
+    /// The state the driver set up, as text (`common` and `queue` lines), for
+    /// [`restore`](Self::restore) in a device model that takes over from this one.
+    pub(crate) fn save(&self, out: &mut alloc::string::String) {
+        use core::fmt::Write;
+        let _ = writeln!(
+            out,
+            "common {} {:#x} {} {} {} {}",
+            self.status,
+            self.driver_features,
+            self.device_feature_select,
+            self.driver_feature_select,
+            self.queue_select,
+            self.config_generation
+        );
+        for (i, q) in self.queues.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "queue {i} {} {} {:#x} {:#x} {:#x}",
+                q.size(),
+                u8::from(q.ready()),
+                q.desc_table(),
+                q.avail_ring(),
+                q.used_ring()
+            );
+        }
+    }
+
+    /// Take over the state [`save`](Self::save) wrote (`common` and `queue` lines), as the
+    /// driver set it up with a predecessor: the queues are set up again (validated as the
+    /// driver's writes are) and, if the driver had set `DRIVER_OK`, the device is activated
+    /// with each queue continuing from the used index in guest RAM (checked as after a back
+    /// end's return, see [`poll`](Self::poll)). A state the device cannot take sets
+    /// `NEEDS_RESET`; malformed text is an error.
+    pub(crate) fn restore<'a>(
+        &mut self,
+        lines: impl Iterator<Item = &'a str>,
+    ) -> Result<(), crate::Error> {
+        let bad = crate::Error::InvalidArgument {
+            op: "virtio state",
+            what: "malformed common or queue line",
+        };
+        fn num(s: Option<&str>) -> Option<u64> {
+            let s = s?;
+            match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => s.parse().ok(),
+            }
+        }
+        let mut status = None;
+        for line in lines {
+            let mut w = line.split_whitespace();
+            match w.next() {
+                Some("common") => {
+                    let v: Option<[u64; 6]> = (|| {
+                        Some([
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                        ])
+                    })();
+                    let [st, feat, dfs, drfs, qsel, gen] = v.ok_or(bad.clone())?;
+                    status = Some(u8::try_from(st).map_err(|_| bad.clone())?);
+                    self.driver_features = feat;
+                    self.device_feature_select = u32::try_from(dfs).map_err(|_| bad.clone())?;
+                    self.driver_feature_select = u32::try_from(drfs).map_err(|_| bad.clone())?;
+                    self.queue_select = u16::try_from(qsel).map_err(|_| bad.clone())?;
+                    self.config_generation = gen as u8;
+                }
+                Some("queue") => {
+                    let v: Option<[u64; 6]> = (|| {
+                        Some([
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                        ])
+                    })();
+                    let [i, size, ready, desc, avail, used] = v.ok_or(bad.clone())?;
+                    let q = u16::try_from(i).map_err(|_| bad.clone())?;
+                    let saved = self.queue_select;
+                    self.queue_select = q;
+                    let size = u16::try_from(size).map_err(|_| bad.clone())?;
+                    // Validated as the driver's writes are: a bad value sets NEEDS_RESET.
+                    if size != 0 {
+                        self.set_queue_size(size);
+                    }
+                    for (ring, a) in [(0u8, desc), (1, avail), (2, used)] {
+                        self.set_queue_address(ring, false, a as u32);
+                        self.set_queue_address(ring, true, (a >> 32) as u32);
+                    }
+                    if ready != 0 {
+                        self.set_queue_ready(1);
+                    }
+                    self.queue_select = saved;
+                }
+                _ => return Err(bad),
+            }
+        }
+        let Some(status) = status else {
+            return Err(bad);
+        };
+        // The negotiated features as at FEATURES_OK, then the status as it was.
+        let live = status::FEATURES_OK;
+        if status & live != 0 {
+            let event_idx = self.driver_features & features::RING_EVENT_IDX != 0;
+            for q in &mut self.queues {
+                q.set_event_idx(event_idx);
+            }
+        }
+        self.status = status & !status::NEEDS_RESET;
+        if status & (status::DRIVER_OK | status::FEATURES_OK)
+            == status::DRIVER_OK | status::FEATURES_OK
+        {
+            // Activated as after a back end's return: from the used indexes, checked.
+            self.fault = Some(Fault::Device(DeviceError::BackendLost(
+                alloc::string::String::from("taking over from a previous device model"),
+            )));
+            // A takeover is not a configuration change the driver should see.
+            let generation = self.config_generation;
+            self.resume();
+            self.config_generation = generation;
+            // Buffers made available before the predecessor died were kicked already: use
+            // them now (an in-process device; a back end got its kick from `activate`).
+            for i in 0..self.num_queues().min(64) {
+                if self.queue(i).is_some_and(|q| q.ready()) && self.notify(i) == Ok(true) {
+                    self.pending |= 1 << i;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A back end came back: see [`poll`](Self::poll).

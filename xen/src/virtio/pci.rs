@@ -85,6 +85,8 @@ pub struct VirtioPci<'x, P: Platform, D, M> {
     target: Option<u64>,
     /// Range changes for the server, oldest first.
     changes: Vec<RangeChange>,
+    /// Bumped by every guest write that changes the saved state (not by notifies).
+    generation: u64,
 }
 
 impl<P: Platform, D: core::fmt::Debug, M> core::fmt::Debug for VirtioPci<'_, P, D, M> {
@@ -128,7 +130,131 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             claimed: None,
             target: None,
             changes: Vec::new(),
+            generation: 0,
         })
+    }
+
+    /// The state the guest set up (PCI configuration, the BAR, MSI-X, the virtio status and
+    /// queues), as text, for [`restore_state`](Self::restore_state) in a device model that
+    /// takes over after this one is killed (see [`crate::ioreq::IoreqServer::adopt`]).
+    /// Changes with [`state_generation`](Self::state_generation).
+    pub fn save_state(&self) -> alloc::string::String {
+        use core::fmt::Write;
+        let mut out = alloc::string::String::new();
+        let _ = writeln!(
+            out,
+            "pci {:#x} {} {:#x} {} {:#x} {} {}",
+            self.sbdf,
+            self.command,
+            self.bar,
+            self.interrupt_line,
+            self.msix_control,
+            self.config_vector,
+            self.claimed
+                .map_or(alloc::string::String::from("-"), |b| alloc::format!(
+                    "{b:#x}"
+                ))
+        );
+        for (i, e) in self.msix.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "msix {i} {:#x} {:#x} {}",
+                e.addr,
+                e.data,
+                u8::from(e.masked)
+            );
+        }
+        for (i, v) in self.queue_vectors.iter().enumerate() {
+            let _ = writeln!(out, "qvec {i} {v}");
+        }
+        self.common.save(&mut out);
+        out
+    }
+
+    /// Take over the state [`save_state`](Self::save_state) wrote for this function, before
+    /// serving: the BAR is taken as claimed where it was (the predecessor's server, adopted,
+    /// still claims it: pass [`bar_claimed`](Self::bar_claimed) among the adopted ranges), and
+    /// a device the driver had set up is activated where it left off. Text for another
+    /// function, or malformed, is an error.
+    pub fn restore_state(&mut self, text: &str) -> Result<(), Error> {
+        let bad = |what| Error::InvalidArgument {
+            op: "virtio-pci state",
+            what,
+        };
+        fn num(s: Option<&str>) -> Option<u64> {
+            let s = s?;
+            match s.strip_prefix("0x") {
+                Some(h) => u64::from_str_radix(h, 16).ok(),
+                None => s.parse().ok(),
+            }
+        }
+        let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
+        let mut w = lines.next().ok_or(bad("empty"))?.split_whitespace();
+        if w.next() != Some("pci") {
+            return Err(bad("no pci line first"));
+        }
+        let sbdf = num(w.next()).ok_or(bad("pci line"))?;
+        if sbdf != u64::from(self.sbdf) {
+            return Err(bad("the state of another function"));
+        }
+        let f: Option<[u64; 5]> = (|| {
+            Some([
+                num(w.next())?,
+                num(w.next())?,
+                num(w.next())?,
+                num(w.next())?,
+                num(w.next())?,
+            ])
+        })();
+        let [command, bar, line, control, config_vector] = f.ok_or(bad("pci line"))?;
+        let claimed = match w.next() {
+            Some("-") => None,
+            c => Some(num(c).ok_or(bad("pci line"))?),
+        };
+        self.command = command as u16 & CMD_WRITABLE;
+        self.bar = bar;
+        self.interrupt_line = line as u8;
+        self.msix_control = control as u16 & (MSIX_ENABLE | MSIX_MASK_ALL);
+        self.config_vector = config_vector as u16;
+        self.claimed = claimed;
+        self.target = claimed;
+        while let Some(l) = lines.next_if(|l| l.starts_with("msix ") || l.starts_with("qvec ")) {
+            let mut w = l.split_whitespace();
+            match w.next() {
+                Some("msix") => {
+                    let v: Option<[u64; 4]> = (|| {
+                        Some([
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                            num(w.next())?,
+                        ])
+                    })();
+                    let [i, addr, data, masked] = v.ok_or(bad("msix line"))?;
+                    let e = self.msix.get_mut(i as usize).ok_or(bad("msix entry"))?;
+                    *e = MsixEntry {
+                        addr,
+                        data: data as u32,
+                        masked: masked != 0,
+                        pending: false,
+                    };
+                }
+                _ => {
+                    let v: Option<[u64; 2]> = (|| Some([num(w.next())?, num(w.next())?]))();
+                    let [i, vec] = v.ok_or(bad("qvec line"))?;
+                    *self
+                        .queue_vectors
+                        .get_mut(i as usize)
+                        .ok_or(bad("queue vector"))? = vec as u16;
+                }
+            }
+        }
+        self.common.restore(lines)
+    }
+
+    /// Changes whenever the guest changes what [`save_state`](Self::save_state) records.
+    pub fn state_generation(&self) -> u64 {
+        self.generation
     }
 
     /// The transport-neutral state (the device, its status and queues).
@@ -344,6 +470,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     }
 
     fn config_write(&mut self, reg: u64, size: Size, value: u64) {
+        self.generation += 1;
         // Byte by byte, as the register each byte belongs to allows.
         let mut bar_touched = false;
         for i in 0..u64::from(size.bytes()) {
@@ -449,6 +576,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     }
 
     fn common_write(&mut self, off: u64, size: Size, v: u64) {
+        self.generation += 1;
         let n = u64::from(size.bytes());
         let bad = |offset| Fault::BadAccess {
             region: "the common configuration",
@@ -546,6 +674,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     }
 
     fn msix_write(&mut self, off: u64, size: Size, v: u64) {
+        self.generation += 1;
         let entries = self.msix.len() as u16;
         let i = (off / 16) as usize;
         if i >= self.msix.len() || off % 4 != 0 || size == Size::B1 || size == Size::B2 {
@@ -648,7 +777,22 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
         VirtioPci::poll_interrupts(self);
     }
     fn poll_timeout(&self) -> Option<core::time::Duration> {
+        if self.common.has_pending_interrupts() {
+            // Interrupts owed after a resume: deliver them at once.
+            return Some(core::time::Duration::ZERO);
+        }
         self.common.device().backend_retry()
+    }
+    fn state_generation(&self) -> Option<u64> {
+        Some(self.generation)
+    }
+    fn save_state(&self) -> Option<alloc::string::String> {
+        Some(VirtioPci::save_state(self))
+    }
+    fn claimed_ranges(&self) -> Vec<(RangeKind, u64, u64)> {
+        self.claimed
+            .map(|b| alloc::vec![(RangeKind::Mmio, b, b + BAR_SIZE - 1)])
+            .unwrap_or_default()
     }
     #[cfg(target_os = "linux")]
     fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {

@@ -32,14 +32,20 @@ impl Drop for Backend {
     }
 }
 
-/// The back end's binary, or `None` (a skip, said so) outside CI.
+/// vhost-device-rng's binary, or `None` (a skip, said so) outside CI.
 fn backend_binary() -> Option<String> {
-    let Ok(bin) = std::env::var("VHOST_DEVICE_RNG") else {
+    binary("VHOST_DEVICE_RNG")
+}
+
+/// The back end binary `var` names (tests/run.sh sets it, tests/lib/vhost-devices.sh builds
+/// it), or `None` (a skip, said so) outside CI; under `CI=true` its absence fails.
+fn binary(var: &str) -> Option<String> {
+    let Ok(bin) = std::env::var(var) else {
         assert!(
             std::env::var("CI").as_deref() != Ok("true"),
-            "VHOST_DEVICE_RNG is not set: tests/run.sh builds vhost-device-rng (tests/lib/vhost-devices.sh)"
+            "{var} is not set: tests/run.sh builds the back end (tests/lib/vhost-devices.sh)"
         );
-        eprintln!("SKIPPED: VHOST_DEVICE_RNG is not set (no vhost-device-rng to test against)");
+        eprintln!("SKIPPED: {var} is not set (no back end to test against)");
         return None;
     };
     Some(bin)
@@ -153,6 +159,20 @@ fn vhost_device_rng_fills_a_buffer_through_the_front_end() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Guest RAM in a file in `dir`, and the same file mapped as guest memory.
+fn shared_ram(dir: &std::path::Path) -> (std::fs::File, Mem) {
+    use vm_memory::{FileOffset, GuestAddress};
+    let ram = tempfile_in(dir);
+    ram.set_len(RAM).unwrap();
+    let mem: Mem = GuestMemoryMmap::from_ranges_with_files([(
+        GuestAddress(0),
+        RAM as usize,
+        Some(FileOffset::new(ram.try_clone().unwrap(), 0)),
+    )])
+    .unwrap();
+    (ram, mem)
+}
+
 /// Wait until `cond` holds, polling every 10 ms, for at most 10 s.
 fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let t = Instant::now();
@@ -186,21 +206,13 @@ fn used_idx(ram: &std::fs::File) -> u16 {
 
 #[test]
 fn a_back_end_that_dies_sets_needs_reset_and_a_reset_after_it_comes_back_renegotiates() {
-    use vm_memory::{FileOffset, GuestAddress};
     use xen::virtio::{status, Common, DeviceError, Fault};
     let Some(bin) = backend_binary() else {
         return;
     };
     let dir = scratch("restart");
     let (backend, sock0) = start_backend(&bin, &dir);
-    let ram = tempfile_in(&dir);
-    ram.set_len(RAM).unwrap();
-    let mem: Mem = GuestMemoryMmap::from_ranges_with_files([(
-        GuestAddress(0),
-        RAM as usize,
-        Some(FileOffset::new(ram.try_clone().unwrap(), 0)),
-    )])
-    .unwrap();
+    let (ram, mem) = shared_ram(&dir);
     let dev = VhostUserDevice::connect_with(
         &sock0,
         device_id::RNG,
@@ -336,14 +348,8 @@ fn drive_queue_to_live<D: VirtioDevice<Mem>>(c: &mut xen::virtio::Common<D, Mem>
 #[test]
 fn a_console_back_end_that_comes_back_continues_the_queue() {
     use std::io::Read;
-    use vm_memory::{FileOffset, GuestAddress};
     use xen::virtio::{status, Common};
-    let Ok(bin) = std::env::var("VHOST_DEVICE_CONSOLE") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "VHOST_DEVICE_CONSOLE is not set: tests/run.sh builds vhost-device-console (tests/lib/vhost-devices.sh)"
-        );
-        eprintln!("SKIPPED: VHOST_DEVICE_CONSOLE is not set");
+    let Some(bin) = binary("VHOST_DEVICE_CONSOLE") else {
         return;
     };
     let dir = scratch("console");
@@ -363,14 +369,7 @@ fn a_console_back_end_that_comes_back_continues_the_queue() {
         (b, sock0)
     };
     let (backend, sock0) = start();
-    let ram = tempfile_in(&dir);
-    ram.set_len(RAM).unwrap();
-    let mem: Mem = GuestMemoryMmap::from_ranges_with_files([(
-        GuestAddress(0),
-        RAM as usize,
-        Some(FileOffset::new(ram.try_clone().unwrap(), 0)),
-    )])
-    .unwrap();
+    let (ram, mem) = shared_ram(&dir);
     let dev = VhostUserDevice::connect_with(
         &sock0,
         device_id::CONSOLE,
@@ -446,12 +445,7 @@ fn a_console_back_end_that_comes_back_continues_the_queue() {
 /// the configuration come from the back end.
 #[test]
 fn an_unchanged_configuration_write_is_not_sent() {
-    let Ok(bin) = std::env::var("VHOST_DEVICE_SCSI") else {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "VHOST_DEVICE_SCSI is not set: tests/run.sh builds vhost-device-scsi (tests/lib/vhost-devices.sh)"
-        );
-        eprintln!("SKIPPED: VHOST_DEVICE_SCSI is not set");
+    let Some(bin) = binary("VHOST_DEVICE_SCSI") else {
         return;
     };
     let dir = scratch("scsi");
@@ -500,18 +494,17 @@ fn an_unchanged_configuration_write_is_not_sent() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// A back end that accepts and then never answers must not stall the front end: the
-/// handshake fails after the reply timeout.
-#[test]
-fn a_back_end_that_never_answers_is_given_up_on() {
-    let dir = scratch("silent");
-    let sock = dir.join("silent.sock");
+/// Connect (as an rng) to a fake back end that `play`s the other side of the socket, with
+/// reply timeout `timeout`; the result and how long it took.
+fn against_fake(
+    name: &str,
+    timeout: Duration,
+    play: impl FnOnce(std::os::unix::net::UnixStream) + Send + 'static,
+) -> (Result<VhostUserDevice, xen::Error>, Duration) {
+    let dir = scratch(name);
+    let sock = dir.join("fake.sock");
     let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let held = std::thread::spawn(move || {
-        let (conn, _) = listener.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(1500));
-        drop(conn);
-    });
+    let fake = std::thread::spawn(move || play(listener.accept().unwrap().0));
     let ram = tempfile_in(&dir);
     ram.set_len(RAM).unwrap();
     let t = Instant::now();
@@ -521,23 +514,31 @@ fn a_back_end_that_never_answers_is_given_up_on() {
         QueueSizes::Each(&[64]),
         GuestMemoryShare::SharedFile { fd: ram.as_fd() },
         &[(0, RAM)],
-        VhostUserOptions::default().with_reply_timeout(Duration::from_millis(300)),
+        VhostUserOptions::default().with_reply_timeout(timeout),
     );
-    assert!(r.is_err(), "a silent back end is refused");
-    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
-    held.join().unwrap();
+    let took = t.elapsed();
+    fake.join().unwrap();
     let _ = std::fs::remove_dir_all(&dir);
+    (r, took)
+}
+
+/// A back end that accepts and then never answers must not stall the front end: the
+/// handshake fails after the reply timeout.
+#[test]
+fn a_back_end_that_never_answers_is_given_up_on() {
+    let (r, took) = against_fake("silent", Duration::from_millis(300), |conn| {
+        std::thread::sleep(Duration::from_millis(1500));
+        drop(conn);
+    });
+    assert!(r.is_err(), "a silent back end is refused");
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }
 
 /// A back end that answers GET_FEATURES with garbage is refused, not trusted.
 #[test]
 fn a_malformed_reply_is_refused() {
     use std::io::{Read, Write};
-    let dir = scratch("garbage");
-    let sock = dir.join("garbage.sock");
-    let listener = std::os::unix::net::UnixListener::bind(&sock).unwrap();
-    let liar = std::thread::spawn(move || {
-        let (mut conn, _) = listener.accept().unwrap();
+    let (r, _) = against_fake("garbage", Duration::from_secs(2), |mut conn| {
         // SET_OWNER (12-byte header), then GET_FEATURES (12 bytes).
         let mut req = [0u8; 24];
         conn.read_exact(&mut req).unwrap();
@@ -551,19 +552,7 @@ fn a_malformed_reply_is_refused() {
         let _ = conn.write_all(&reply);
         std::thread::sleep(Duration::from_millis(500));
     });
-    let ram = tempfile_in(&dir);
-    ram.set_len(RAM).unwrap();
-    let r = VhostUserDevice::connect_with(
-        &sock,
-        device_id::RNG,
-        QueueSizes::Each(&[64]),
-        GuestMemoryShare::SharedFile { fd: ram.as_fd() },
-        &[(0, RAM)],
-        VhostUserOptions::default().with_reply_timeout(Duration::from_secs(2)),
-    );
     assert!(r.is_err(), "a malformed reply is refused");
-    liar.join().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn tempfile_in(dir: &std::path::Path) -> std::fs::File {

@@ -287,15 +287,26 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             op: "IoreqServer::create",
             what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
         })?;
-        let nr = xen.nr_vcpus(domid)?;
-        if nr == 0 || nr > 4096 {
-            return Err(Error::Protocol {
-                op: "XEN_DMOP_nr_vcpus",
-                what: "vCPU count out of range",
-            });
-        }
+        let nr = vcpus(xen, domid)?;
         let id = xen.create_ioreq_server(domid, opts.bufioreq)?;
-        let mut s = IoreqServer {
+        let mut s = Self::created(xen, slot, domid, id, nr, opts, Vec::new());
+        // On error, `s` is dropped and tears down what `stage` says.
+        s.setup(nr, opts)?;
+        Ok(s)
+    }
+
+    /// Server `id` as it exists in Xen, not set up here yet (dropping it tears down what
+    /// `stage` says).
+    fn created(
+        xen: &'x Xen<P>,
+        slot: crate::dm::ServerSlot<'x>,
+        domid: Domid,
+        id: Ioservid,
+        nr: u32,
+        opts: ServerOptions,
+        ranges: Vec<Range>,
+    ) -> Self {
+        IoreqServer {
             xen,
             _slot: slot,
             domid,
@@ -306,7 +317,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             ports: Vec::with_capacity(nr as usize),
             by_port: Vec::with_capacity(nr as usize + 1),
             buf_port: None,
-            ranges: Vec::new(),
+            ranges,
             orphans: Vec::new(),
             hot: Hot::NONE,
             buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
@@ -316,10 +327,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             batch_len: 0,
             stats: Stats::default(),
             scratch: [0; 64],
-        };
-        // On error, `s` is dropped and tears down what `stage` says.
-        s.setup(nr, opts)?;
-        Ok(s)
+        }
     }
 
     /// Take over IOREQ server `id` of `domid`, which another process of this domain created
@@ -344,40 +352,14 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             op: "IoreqServer::adopt",
             what: "this Xen handle already has an IoreqServer: open another Xen handle",
         })?;
-        let nr = xen.nr_vcpus(domid)?;
-        if nr == 0 || nr > 4096 {
-            return Err(Error::Protocol {
-                op: "XEN_DMOP_nr_vcpus",
-                what: "vCPU count out of range",
-            });
-        }
+        let nr = vcpus(xen, domid)?;
         // It exists (ENOENT otherwise), and is ours to serve (EPERM otherwise).
         xen.ioreq_server_info(domid, id)?;
-        let mut s = IoreqServer {
-            xen,
-            _slot: slot,
-            domid,
-            id,
-            stage: Stage::Created,
-            pages: None,
-            first_slot: None,
-            ports: Vec::with_capacity(nr as usize),
-            by_port: Vec::with_capacity(nr as usize + 1),
-            buf_port: None,
-            ranges: claimed
-                .iter()
-                .map(|&(kind, start, end)| Range { kind, start, end })
-                .collect(),
-            orphans: Vec::new(),
-            hot: Hot::NONE,
-            buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
-            live: true,
-            pending: [0; 64],
-            batch_next: 0,
-            batch_len: 0,
-            stats: Stats::default(),
-            scratch: [0; 64],
-        };
+        let ranges = claimed
+            .iter()
+            .map(|&(kind, start, end)| Range { kind, start, end })
+            .collect();
+        let mut s = Self::created(xen, slot, domid, id, nr, opts, ranges);
         s.setup(nr, opts)?;
         // Requests the predecessor took and never answered: served at the next event (binding
         // a port leaves an event pending on it).
@@ -1033,6 +1015,18 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             }
         }
     }
+}
+
+/// `XEN_DMOP_nr_vcpus` of `domid`, refused outside 1..=4096.
+fn vcpus<P: Platform>(xen: &Xen<P>, domid: Domid) -> Result<u32, Error> {
+    let nr = xen.nr_vcpus(domid)?;
+    if nr == 0 || nr > 4096 {
+        return Err(Error::Protocol {
+            op: "XEN_DMOP_nr_vcpus",
+            what: "vCPU count out of range",
+        });
+    }
+    Ok(nr)
 }
 
 impl<P: Platform> Drop for IoreqServer<'_, P> {

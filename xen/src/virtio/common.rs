@@ -662,28 +662,12 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
             op: "virtio state",
             what: "malformed common or queue line",
         };
-        fn num(s: Option<&str>) -> Option<u64> {
-            let s = s?;
-            match s.strip_prefix("0x") {
-                Some(h) => u64::from_str_radix(h, 16).ok(),
-                None => s.parse().ok(),
-            }
-        }
         let mut status = None;
         for line in lines {
             let mut w = line.split_whitespace();
             match w.next() {
                 Some("common") => {
-                    let v: Option<[u64; 6]> = (|| {
-                        Some([
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                        ])
-                    })();
+                    let v = super::state::nums::<6>(&mut w);
                     let [st, feat, dfs, drfs, qsel, gen] = v.ok_or(bad.clone())?;
                     status = Some(u8::try_from(st).map_err(|_| bad.clone())?);
                     self.driver_features = feat;
@@ -693,16 +677,7 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
                     self.config_generation = gen as u8;
                 }
                 Some("queue") => {
-                    let v: Option<[u64; 6]> = (|| {
-                        Some([
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                        ])
-                    })();
+                    let v = super::state::nums::<6>(&mut w);
                     let [i, size, ready, desc, avail, used] = v.ok_or(bad.clone())?;
                     let q = u16::try_from(i).map_err(|_| bad.clone())?;
                     let saved = self.queue_select;

@@ -22,6 +22,7 @@
 mod common;
 mod device;
 mod pci;
+mod state;
 
 pub use common::{Common, Fault, Polled};
 pub use device::{BackendEvent, DeviceError, VirtioDevice};

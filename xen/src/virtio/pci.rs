@@ -181,13 +181,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             op: "virtio-pci state",
             what,
         };
-        fn num(s: Option<&str>) -> Option<u64> {
-            let s = s?;
-            match s.strip_prefix("0x") {
-                Some(h) => u64::from_str_radix(h, 16).ok(),
-                None => s.parse().ok(),
-            }
-        }
+        use super::state::{num, nums};
         let mut lines = text.lines().filter(|l| !l.trim().is_empty()).peekable();
         let mut w = lines.next().ok_or(bad("empty"))?.split_whitespace();
         if w.next() != Some("pci") {
@@ -197,16 +191,8 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
         if sbdf != u64::from(self.sbdf) {
             return Err(bad("the state of another function"));
         }
-        let f: Option<[u64; 5]> = (|| {
-            Some([
-                num(w.next())?,
-                num(w.next())?,
-                num(w.next())?,
-                num(w.next())?,
-                num(w.next())?,
-            ])
-        })();
-        let [command, bar, line, control, config_vector] = f.ok_or(bad("pci line"))?;
+        let [command, bar, line, control, config_vector] =
+            nums::<5>(&mut w).ok_or(bad("pci line"))?;
         let claimed = match w.next() {
             Some("-") => None,
             c => Some(num(c).ok_or(bad("pci line"))?),
@@ -222,15 +208,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             let mut w = l.split_whitespace();
             match w.next() {
                 Some("msix") => {
-                    let v: Option<[u64; 4]> = (|| {
-                        Some([
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                            num(w.next())?,
-                        ])
-                    })();
-                    let [i, addr, data, masked] = v.ok_or(bad("msix line"))?;
+                    let [i, addr, data, masked] = nums::<4>(&mut w).ok_or(bad("msix line"))?;
                     let e = self.msix.get_mut(i as usize).ok_or(bad("msix entry"))?;
                     *e = MsixEntry {
                         addr,
@@ -240,8 +218,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
                     };
                 }
                 _ => {
-                    let v: Option<[u64; 2]> = (|| Some([num(w.next())?, num(w.next())?]))();
-                    let [i, vec] = v.ok_or(bad("qvec line"))?;
+                    let [i, vec] = nums::<2>(&mut w).ok_or(bad("qvec line"))?;
                     *self
                         .queue_vectors
                         .get_mut(i as usize)

@@ -13,10 +13,10 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use xen::dm::RangeKind;
-use xen::ioreq::{Handler, Invalid, IoreqServer, ServerOptions, Size, Space};
+use xen::ioreq::{Buffered, Handler, Invalid, IoreqServer, ServerOptions, Size, Space};
 use xen::platform::{DeviceModel, EventChannels, ForeignMemory, Version};
 use xen::sim::{ioreq, GuestError, Sim, SimPages};
-use xen::sys::{Domid, EvtchnPort, HvmIoreqsrvBufioreq, IoreqType, XenMemResourceType};
+use xen::sys::{Domid, EvtchnPort, IoreqType, XenMemResourceType};
 use xen::{Error, Xen, XenVersion};
 
 /// Answers reads with the address; panics on the read of `PANIC_AT` (while `armed`).
@@ -385,7 +385,7 @@ fn a_buffered_write_pointer_a_ring_ahead_resynchronises_and_never_replays() {
         &xen,
         dom,
         ServerOptions {
-            bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
+            buffered: Buffered::Atomic,
         },
     )
     .unwrap();

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use xen::dm::RangeKind;
-use xen::ioreq::{Handler, Invalid, IoreqServer, ServerOptions, Size, Space, Stats};
+use xen::ioreq::{Buffered, Handler, Invalid, IoreqServer, ServerOptions, Size, Space, Stats};
 use xen::sim::{ioreq, GuestError, Sim};
-use xen::sys::{Domid, HvmIoreqsrvBufioreq, IoreqType};
+use xen::sys::{Domid, IoreqType};
 use xen::{Error, Xen, XenVersion};
 
 // --- a recording device --------------------------------------------------------------------------
@@ -214,7 +214,7 @@ fn lifecycle_setup_and_teardown_order() {
 fn lifecycle_with_ranges_and_bufioreq_and_explicit_shutdown() {
     let (sim, dom, xen) = guest(2);
     let opts = ServerOptions {
-        bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
+        buffered: Buffered::Atomic,
     };
     let mut srv = IoreqServer::create(&xen, dom, opts).unwrap();
     assert_eq!(
@@ -469,7 +469,7 @@ fn teardown_at_every_setup_step() {
 fn teardown_at_every_setup_step_with_bufioreq() {
     fail_every_step(
         ServerOptions {
-            bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
+            buffered: Buffered::Atomic,
         },
         &[NR_VCPUS, CREATE, MAP_RES, STATE, INFO, BIND, BIND, BIND],
     );
@@ -1359,7 +1359,7 @@ fn buffered_server<'x>(xen: &'x Xen<Sim>, dom: Domid) -> IoreqServer<'x, Sim> {
         xen,
         dom,
         ServerOptions {
-            bufioreq: HvmIoreqsrvBufioreq::ATOMIC,
+            buffered: Buffered::Atomic,
         },
     )
     .unwrap();

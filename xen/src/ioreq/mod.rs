@@ -8,4 +8,4 @@ pub mod slot;
 
 pub use handler::{Handler, RangeChange, Space};
 pub use request::{decode, fallback_size, Access, Data, Dir, Invalid, PciAccess, Request, Size};
-pub use server::{IoreqServer, ServerOptions, Stats};
+pub use server::{Buffered, IoreqServer, ServerOptions, Stats};

@@ -12,19 +12,44 @@ use crate::dm::{RangeKind, RangeOp, Xen};
 use crate::platform::{EventChannels, Pages, Platform};
 use crate::Error;
 
-/// Options of a server.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct ServerOptions {
-    /// Buffered ioreqs (x86): `OFF`, or `ATOMIC` (the mode this library drains correctly).
-    pub bufioreq: HvmIoreqsrvBufioreq,
+/// Whether Xen may send a server buffered ioreqs: x86 writes that need no answer (such as a
+/// VGA frame buffer's), queued on a ring Xen fills without waiting for the server.
+///
+/// Only the modes this library drains correctly are offered: Xen's legacy mode
+/// (`HVM_IOREQSRV_BUFIOREQ_LEGACY`) publishes the ring's two pointers in separate words, which a
+/// reader cannot take as one consistent pair.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Buffered {
+    /// Every request is synchronous (the default).
+    #[default]
+    Off,
+    /// Buffered requests on, with the ring's pointers read as one atomic pair
+    /// (`HVM_IOREQSRV_BUFIOREQ_ATOMIC`).
+    Atomic,
 }
 
-impl Default for ServerOptions {
-    fn default() -> Self {
-        ServerOptions {
-            bufioreq: HvmIoreqsrvBufioreq::OFF,
+impl Buffered {
+    fn to_xen(self) -> HvmIoreqsrvBufioreq {
+        match self {
+            Buffered::Off => HvmIoreqsrvBufioreq::OFF,
+            Buffered::Atomic => HvmIoreqsrvBufioreq::ATOMIC,
         }
     }
+}
+
+/// Options of a server.
+///
+/// ```
+/// use xen::ioreq::{Buffered, ServerOptions};
+/// let opts = ServerOptions { buffered: Buffered::Atomic };
+/// assert_eq!(ServerOptions::default().buffered, Buffered::Off);
+/// # let _ = opts;
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// Buffered ioreqs (x86).
+    pub buffered: Buffered,
 }
 
 /// How far setup got; teardown undoes exactly these steps, in reverse.
@@ -288,7 +313,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
         })?;
         let nr = vcpus(xen, domid)?;
-        let id = xen.create_ioreq_server(domid, opts.bufioreq)?;
+        let id = xen.create_ioreq_server(domid, opts.buffered.to_xen())?;
         let mut s = Self::created(xen, slot, domid, id, nr, opts, Vec::new());
         // On error, `s` is dropped and tears down what `stage` says.
         s.setup(nr, opts)?;
@@ -320,7 +345,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             ranges,
             orphans: Vec::new(),
             hot: Hot::NONE,
-            buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
+            buffered: opts.buffered != Buffered::Off,
             live: true,
             pending: [0; 64],
             batch_next: 0,
@@ -374,7 +399,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     fn setup(&mut self, nr: u32, opts: ServerOptions) -> Result<(), Error> {
-        let buffered = opts.bufioreq != HvmIoreqsrvBufioreq::OFF;
+        let buffered = opts.buffered != Buffered::Off;
         let ioreq_pages = (nr as usize * core::mem::size_of::<Ioreq>()).div_ceil(4096) as u32;
         // Frame 0 is the buffered page, 1 + n the ioreq pages: map them in one go.
         let (first, count) = if buffered {

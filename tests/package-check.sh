@@ -139,7 +139,7 @@ need_cmd "real Xen arm64" qemu-system-aarch64 fdtput
 need_cmd "race check" curl
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \
-  tests/real-xen/set-target.c; do
+  tests/real-xen/set-target.c tests/real-xen/virtio-bench.c; do
   for h in $(gcc -M "$src" | sed 's/^[^:]*://; s/\\$//'); do
     if [[ $h == /* ]]; then need "IOREQ ($src)" "$h"; fi
   done
@@ -155,6 +155,15 @@ for b in /usr/lib/xen-4.17/bin/xl /usr/lib/xen-4.17/bin/xenstored /usr/lib/xen-4
   need_lib_deps "IOREQ (dom0 initramfs)" "$b"
 done
 need "IOREQ (dom0 initramfs)" "$(find /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu -name 'libgcc_s.so.1' | head -1)"
+# What the virtio scenario next to QEMU adds to its dom0 initramfs: the device model with its
+# libraries, hvmloader and the firmware and option ROM they load.
+need "virtio next to QEMU" /usr/libexec/xen-qemu-system-i386
+need_lib_deps "virtio next to QEMU" /usr/libexec/xen-qemu-system-i386
+for f in /usr/lib/xen-4.17/boot/hvmloader /usr/share/seabios/bios-256k.bin \
+  /usr/share/qemu/linuxboot.bin /usr/share/qemu/linuxboot_dma.bin /usr/share/qemu/kvmvapic.bin \
+  /usr/share/qemu/keymaps/en-us; do
+  need "virtio next to QEMU" "$f"
+done
 # Debian's rustc for the cross checks is unpacked from its .debs; what it loads from the
 # machine (LLVM, declared by ensure_debian_rust) must be installed like the rest.
 LD_LIBRARY_PATH="$DEBIAN_RUST_LD" need_lib_deps "Debian's rustc (cross checks)" "$DEBIAN_RUSTC" "$DEBIAN_RUST_LD"

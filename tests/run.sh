@@ -93,6 +93,9 @@ IOREQ_RELEASES=$ioreq_releases tests/real-xen/ioreq-pvh.sh
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): virtio-pci without QEMU, Debian's Linux PVH guest: rngs (in-process, vhost-device-rng), a console and a SCSI disk over vhost-user, a back end killed mid-run"
 tests/real-xen/virtio-pvh.sh
 
+step "real Xen 4.17 (x86_64, QEMU -icount): virtio-pci next to QEMU, Debian's Linux HVM guest with qemu-system-xen as its device model: the same devices and checks, and instructions per operation against QEMU's virtio-rng-pci and virtio-scsi-pci in the same boot"
+tests/real-xen/virtio-hvm.sh
+
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): IOREQ from a PVH stub domain, refused before Xen 4.19"
 tests/real-xen/ioreq-stubdom.sh
 

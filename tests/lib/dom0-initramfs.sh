@@ -126,18 +126,19 @@ build_ioreq_programs() {
 
 # boot_dom0 CPIO MODE: Xen ($xen) with the dom0 kernel ($vmlinuz) and CPIO under QEMU, output in
 # $log; sets rc, ms and L (the log without carriage returns). MODE serve runs with -icount and
-# the plugin (figures in instructions: the guest's TSC then counts the whole machine's); other
-# modes need neither.
+# the plugin (figures in instructions: the guest's TSC then counts the whole machine's), MODE
+# icount with -icount alone; other modes need neither. QEMU_MEM: the machine's MiB (1024).
 boot_dom0() {
   local timed=()
-  if [ "$2" = serve ]; then
-    timed=(-icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}")
-  fi
+  case $2 in
+    serve) timed=(-icount shift=0,sleep=off -plugin "$out/insn-windows.so,start=${marks[0]},end=${marks[1]}") ;;
+    icount) timed=(-icount shift=0,sleep=off) ;;
+  esac
   start=$(date +%s%N)
   rc=0
   # Bounded by progress, not wall time (tests/lib/real-xen.sh): with -icount the boot takes
   # 200-310 s here, and longer on a loaded host.
-  qemu_bounded "$log" qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m 1024 -smp 1 \
+  qemu_bounded "$log" qemu-system-x86_64 -machine q35 -cpu max,-smap,-rdtscp,-xsave,-avx,-avx2 -m "${QEMU_MEM:-1024}" -smp 1 \
     "${timed[@]}" -nographic -no-reboot -kernel "$xen" \
     -append 'console=com1 com1=115200,8n1 loglvl=all guest_loglvl=all dom0_mem=512M dom0_max_vcpus=1' \
     -initrd "$vmlinuz console=hvc0 earlyprintk=xen loglevel=4 rdinit=/init,$1" || rc=$?

@@ -23,6 +23,8 @@ PKGS_LINUX_DOM0="$PKGS_XEN_X86 busybox-static cpio"
 # linker for the PVH guest, objdump (binutils) for the guest's timing marks, strace.
 PKGS_IOREQ="$PKGS_LINUX_DOM0 xen-utils-4.17 xenstore-utils libxen-dev libc6-dev binutils
   gcc-i686-linux-gnu libc6-dev-i386-cross strace"
+# Virtio next to QEMU (tests/real-xen/virtio-hvm.sh): Debian's Xen device model.
+PKGS_VIRTIO_HVM="$PKGS_IOREQ qemu-system-xen"
 # The race check (tests/race-check.sh): curl fetches rustup-init for its pinned nightly.
 PKGS_RACE="curl"
 # Real Xen on arm64: QEMU, fdtput for the device tree, the aarch64 linker for the dom0.
@@ -31,7 +33,7 @@ PKGS_ARM64="qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu libc6-dev
 # The union, which tests/run.sh installs before the first stage (README.md lists it).
 # shellcheck disable=SC2086
 TEST_PACKAGES=$(printf '%s\n' $PKGS_BASE $PKGS_C_PROBE $PKGS_XEN_X86 $PKGS_LINUX_DOM0 \
-  $PKGS_IOREQ $PKGS_ARM64 $PKGS_RACE | sort -u | tr '\n' ' ')
+  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_RACE | sort -u | tr '\n' ' ')
 
 # Installs the packages that are not installed yet (as root; otherwise names them and exits).
 ensure_packages() {

@@ -43,11 +43,12 @@ death_cause() {
 }
 
 # The first cause of a failure in $log, as one line, or nothing: a death (death_cause), else a
-# bounded wait inside dom0 that ran out ("== ... TIMEOUT ..."), else QEMU stopped as hung.
+# bounded wait inside dom0 that ran out ("== ... TIMEOUT ...") or a step there that failed
+# ("== FAILED: ..."), else QEMU stopped as hung.
 first_cause() {
   local c
   c=$(death_cause)
-  [ -n "$c" ] || { [ -f "${log:-}" ] && c=$(tr -d '\r' <"$log" | grep -m1 -E '^== .*TIMEOUT' | sed 's/^== //'); } || true
+  [ -n "$c" ] || { [ -f "${log:-}" ] && c=$(tr -d '\r' <"$log" | grep -m1 -E '^== .*(TIMEOUT|FAILED)' | sed 's/^== //'); } || true
   [ -n "$c" ] || c=${hang:-}
   [ -z "$c" ] || echo "$c"
 }

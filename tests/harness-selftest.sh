@@ -109,6 +109,11 @@ cause_is "a wait in dom0 ran out" "TIMEOUT waiting for regbank: phase 1 in /tmp/
   "== xl create -p
 == TIMEOUT waiting for regbank: phase 1 in /tmp/r1.log:
 regbank: serving"
+cause_is "a step in dom0 failed, before the waits it made run out" \
+  "FAILED: xl create made no domain vhvm" \
+  "Parsing config from /etc/xen/vhvm.cfg
+== FAILED: xl create made no domain vhvm
+== TIMEOUT waiting for 'GUEST-SAYS-hello-dom0' in /tmp/from-guest"
 cause_is "a clean boot has none" "" \
   "(XEN) Xen version 4.17.7
 (XEN) (d1) GUEST RESULT: PASS (34 checks)

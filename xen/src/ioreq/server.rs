@@ -10,7 +10,7 @@ use super::request::{decode, fallback_size, single, Access, Data, Dir, Invalid, 
 use super::slot::Slot;
 use crate::dm::{RangeKind, RangeOp, Xen};
 use crate::platform::{EventChannels, Pages, Platform};
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort};
 
 /// Options of a server.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +238,7 @@ pub struct IoreqServer<'x, P: Platform> {
     xen: &'x Xen<P>,
     /// The handle's one server slot (see [`Xen`]).
     _slot: crate::dm::ServerSlot<'x>,
-    domid: Domid,
+    domid: DomId,
     id: Ioservid,
     stage: Stage,
     pages: Option<P::Pages>,
@@ -282,7 +282,7 @@ impl<P: Platform> core::fmt::Debug for IoreqServer<'_, P> {
 impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
     /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.
-    pub fn create(xen: &'x Xen<P>, domid: Domid, opts: ServerOptions) -> Result<Self, Error> {
+    pub fn create(xen: &'x Xen<P>, domid: DomId, opts: ServerOptions) -> Result<Self, Error> {
         let slot = xen.claim_server().ok_or(Error::InvalidArgument {
             op: "IoreqServer::create",
             what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
@@ -300,7 +300,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     fn created(
         xen: &'x Xen<P>,
         slot: crate::dm::ServerSlot<'x>,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         nr: u32,
         opts: ServerOptions,
@@ -322,7 +322,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             hot: Hot::NONE,
             buffered: opts.bufioreq != HvmIoreqsrvBufioreq::OFF,
             live: true,
-            pending: [0; 64],
+            pending: [EvtchnPort(0); 64],
             batch_next: 0,
             batch_len: 0,
             stats: Stats::default(),
@@ -343,7 +343,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// server is destroyed like a failed [`create`](Self::create).
     pub fn adopt(
         xen: &'x Xen<P>,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         opts: ServerOptions,
         claimed: &[(RangeKind, u64, u64)],
@@ -441,7 +441,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// The target domain.
-    pub fn domid(&self) -> Domid {
+    pub fn domid(&self) -> DomId {
         self.domid
     }
 
@@ -1018,7 +1018,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
 }
 
 /// `XEN_DMOP_nr_vcpus` of `domid`, refused outside 1..=4096.
-fn vcpus<P: Platform>(xen: &Xen<P>, domid: Domid) -> Result<u32, Error> {
+fn vcpus<P: Platform>(xen: &Xen<P>, domid: DomId) -> Result<u32, Error> {
     let nr = xen.nr_vcpus(domid)?;
     if nr == 0 || nr > 4096 {
         return Err(Error::Protocol {

@@ -570,6 +570,59 @@ fn pv_guest_is_einval() {
 }
 
 #[test]
+fn io_port_ranges_end_at_0xffff() {
+    let (sim, dom, xen) = guest(1);
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let calls = log_strs(&sim).len();
+    // Wholly above the 16-bit port space, or running past its end: refused by the library
+    // (errno 0), naming the range and why, before any dm_op.
+    for (claim, start, end) in [
+        (true, 0x10000, 0x10007),
+        (true, 0xfff8, 0x10000),
+        (false, 0x10000, 0x10000),
+    ] {
+        let e = if claim {
+            srv.map_range(RangeKind::Port, start, end)
+        } else {
+            srv.unmap_range(RangeKind::Port, start, end)
+        }
+        .unwrap_err();
+        assert_eq!(
+            e,
+            Error::Range {
+                claim,
+                kind: RangeKind::Port,
+                start,
+                end,
+                errno: 0
+            }
+        );
+        assert_eq!(e.errno(), None);
+        let verb = if claim { "claiming" } else { "releasing" };
+        assert_eq!(
+            e.to_string(),
+            format!("{verb} the Port range {start:#x}-{end:#x}: not a range of its kind: I/O ports end at 0xffff")
+        );
+    }
+    assert_eq!(
+        log_strs(&sim).len(),
+        calls,
+        "Xen never saw the refused ranges"
+    );
+    // The other reasons, each in words.
+    let e = srv.map_range(RangeKind::Pci, 0, 0x1_0000_0000).unwrap_err();
+    assert!(
+        e.to_string().ends_with(": PCI SBDFs end at 0xffffffff"),
+        "{e}"
+    );
+    let e = srv.map_range(RangeKind::Port, 0x70, 0x60).unwrap_err();
+    assert!(e.to_string().ends_with(": it starts after its end"), "{e}");
+    // The last port itself is a port.
+    srv.map_range(RangeKind::Port, 0xfff8, 0xffff).unwrap();
+    srv.shutdown().unwrap();
+}
+
+#[test]
 fn range_errors() {
     let (sim, dom, xen) = guest(1);
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();

@@ -467,7 +467,25 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         self.first_slot.map(|s| unsafe { s.nth(vcpu as usize) })
     }
 
-    /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time.
+    /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time. A range
+    /// that is not one of its kind (start after end, I/O ports past 0xffff, SBDFs past
+    /// 0xffffffff) is refused with [`Error::Range`] (errno 0) before Xen sees it:
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use xen::dm::RangeKind;
+    /// use xen::ioreq::{IoreqServer, ServerOptions};
+    /// let sim = xen::sim::Sim::new();
+    /// let guest = sim.create_guest(1);
+    /// let xen = xen::Xen::new(sim.clone()).unwrap();
+    /// let mut server = IoreqServer::create(&xen, guest, ServerOptions::default()).unwrap();
+    /// let e = server.map_range(RangeKind::Port, 0x10000, 0x10007).unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "claiming the Port range 0x10000-0x10007: not a range of its kind: I/O ports end at 0xffff"
+    /// );
+    /// # }
+    /// ```
     pub fn map_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
             .io_range(self.domid, self.id, kind, start, end, RangeOp::Claim)?;

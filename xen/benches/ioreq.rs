@@ -31,7 +31,7 @@ impl Handler for Regs {
 /// The hand-written baseline: what a C server does in place, on the same slot.
 /// SAFETY: `slot` points to the live 32-byte slot of vCPU 0.
 #[inline(never)]
-unsafe fn raw_handle(sim: &Sim, port: u32, slot: *mut u8, regs: &mut [u64; 16]) {
+unsafe fn raw_handle(sim: &Sim, port: xen::EvtchnPort, slot: *mut u8, regs: &mut [u64; 16]) {
     // SAFETY: the caller's contract.
     unsafe {
         if slot.add(30).read_volatile() & 0xf != 1 {

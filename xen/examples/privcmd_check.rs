@@ -171,19 +171,19 @@ fn main() -> ExitCode {
     match Evtchn::open() {
         Err(e) => c.check("evtchn open", false, e.to_string()),
         Ok(ev) => {
-            let p1 = ev.bind_unbound_port(0);
+            let p1 = ev.bind_unbound_port(xen::DomId(0));
             c.check("evtchn bind_unbound_port", p1.is_ok(), format!("{p1:?}"));
-            let p1 = p1.unwrap_or(0);
-            let p2 = ev.bind_interdomain(0, p1);
+            let p1 = p1.unwrap_or(xen::EvtchnPort(0));
+            let p2 = ev.bind_interdomain(xen::DomId(0), p1);
             c.check(
                 "evtchn bind_interdomain(loopback)",
                 p2.is_ok(),
                 format!("{p2:?}"),
             );
-            let p2 = p2.unwrap_or(0);
+            let p2 = p2.unwrap_or(xen::EvtchnPort(0));
             // bind_interdomain marks the new local port pending: consume it first.
             let mut seen = Vec::new();
-            let mut first = [0u32; 8];
+            let mut first = [xen::EvtchnPort(0); 8];
             if let Ok(n) = ev.pending_into(&mut first[..1]) {
                 seen.extend_from_slice(&first[..n]);
                 let _ = ev.unmask_all(&first[..n]);
@@ -301,7 +301,7 @@ fn main() -> ExitCode {
     gate(&mut c, "IOCTL_PRIVCMD_PCIDEV_GET_GSI", since, r);
     match Evtchn::open() {
         Ok(e) => {
-            let r = e.bind_static(0x7fff_ffff);
+            let r = e.bind_static(xen::EvtchnPort(0x7fff_ffff));
             gate(
                 &mut c,
                 "IOCTL_EVTCHN_BIND_STATIC",

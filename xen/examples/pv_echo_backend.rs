@@ -71,7 +71,7 @@ fn say(s: impl std::fmt::Display) {
 }
 
 /// As a toolstack: the two directories of device `echo/0` of `fe`.
-fn create_device(xs: &mut Client, fe: u16) -> Res<()> {
+fn create_device(xs: &mut Client, fe: xen::DomId) -> Res<()> {
     let be = format!("/local/domain/0/backend/echo/{fe}/0");
     let fe_dir = format!("/local/domain/{fe}/device/echo/0");
     xs.transaction(|xs, tx| {
@@ -81,7 +81,7 @@ fn create_device(xs: &mut Client, fe: u16) -> Res<()> {
         // Ours; the front end may read it.
         let theirs_read = [
             Perm {
-                domid: 0,
+                domid: xen::DomId(0),
                 access: Access::None,
             },
             Perm {
@@ -107,7 +107,7 @@ fn create_device(xs: &mut Client, fe: u16) -> Res<()> {
                 access: Access::None,
             },
             Perm {
-                domid: 0,
+                domid: xen::DomId(0),
                 access: Access::Read,
             },
         ];
@@ -196,9 +196,10 @@ fn main() -> Res<()> {
     let args: Vec<String> = std::env::args().collect();
     let mut xs = Client::open()?;
     if args.get(1).map(String::as_str) == Some("--toolstack") {
-        let fe: u16 = args
+        let fe = args
             .get(2)
             .and_then(|a| a.parse().ok())
+            .map(xen::DomId)
             .ok_or(Error::InvalidArgument {
                 op: "pv_echo_backend",
                 what: "--toolstack FRONTEND_DOMID",
@@ -215,7 +216,7 @@ fn main() -> Res<()> {
             fes.into_iter().find_map(|f| {
                 let ids = xs.directory(Tx::NONE, &format!("{root}/{f}")).ok()?;
                 Some((
-                    f.parse::<u16>().ok()?,
+                    xen::DomId(f.parse().ok()?),
                     format!("{root}/{f}/{}", ids.first()?),
                 ))
             })
@@ -236,12 +237,16 @@ fn main() -> Res<()> {
     xs.watch(&fe_dir, "frontend")?;
     xs.write(Tx::NONE, &format!("{be}/state"), INIT_WAIT)?;
     await_value(&mut xs, &format!("{fe_dir}/state"), INITIALISED, 60)?;
-    let ring_ref: u32 = number(&mut xs, &format!("{fe_dir}/ring-ref"), "read ring-ref")?;
-    let port: u32 = number(
+    let ring_ref = xen::GrantRef(number(
+        &mut xs,
+        &format!("{fe_dir}/ring-ref"),
+        "read ring-ref",
+    )?);
+    let port = xen::EvtchnPort(number(
         &mut xs,
         &format!("{fe_dir}/event-channel"),
         "read event-channel",
-    )?;
+    )?);
     let gntdev = Gntdev::open()?;
     let ring = gntdev.map(fe, &[ring_ref], xen::grant::Access::ReadWrite)?;
     let evtchn = Evtchn::open()?;

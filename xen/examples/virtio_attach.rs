@@ -67,7 +67,7 @@ fn device_type(name: &str) -> Res<u32> {
 struct Args {
     pvh: bool,
     state: Option<std::path::PathBuf>,
-    domid: u16,
+    domid: xen::DomId,
     ram: Vec<(u64, u64)>,
     devices: Vec<Device>,
 }
@@ -80,7 +80,7 @@ fn parse() -> Res<Args> {
         Some(_) => Some(std::path::PathBuf::from(it.next().ok_or(USAGE)?)),
         None => None,
     };
-    let domid: u16 = it.next().ok_or(USAGE)?.parse()?;
+    let domid = xen::DomId(it.next().ok_or(USAGE)?.parse()?);
     let mut ram = Vec::new();
     while let Some(r) = it.next_if(|a| !a.starts_with("--")) {
         ram.push(setup::ram_range(r)?);

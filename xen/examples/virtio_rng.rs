@@ -28,7 +28,7 @@ fn main() -> Res<()> {
         args.remove(0);
     }
     let usage = "usage: virtio_rng [--pvh] DOMID SLOT RAM_START-RAM_END...";
-    let domid: u16 = args.first().ok_or(usage)?.parse()?;
+    let domid = xen::DomId(args.first().ok_or(usage)?.parse()?);
     let slot: u8 = args.get(1).ok_or(usage)?.parse()?;
     let ram = args
         .get(2..)

@@ -116,11 +116,11 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     );
     let perms = [
         Perm {
-            domid: 0,
+            domid: xen::DomId(0),
             access: Access::None,
         },
         Perm {
-            domid: 5,
+            domid: xen::DomId(5),
             access: Access::Read,
         },
     ];
@@ -135,7 +135,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     );
     c.check(
         &format!("{t}: get_domain_path"),
-        a.get_domain_path(0)
+        a.get_domain_path(xen::DomId(0))
             .map_err(s)
             .and_then(|p| eq(p.as_str(), "/local/domain/0")),
     );
@@ -247,7 +247,7 @@ fn local() -> ! {
     c.finish()
 }
 
-fn frontend(domid: u16) -> ! {
+fn frontend(domid: xen::DomId) -> ! {
     let mut c = Checks {
         passed: 0,
         failed: 0,
@@ -286,6 +286,7 @@ fn frontend(domid: u16) -> ! {
         std::str::from_utf8(&v)
             .ok()
             .and_then(|s| s.parse::<u32>().ok())
+            .map(xen::GrantRef)
             .ok_or(format!("gref {v:?}"))
     });
     let gref = match gref {
@@ -317,7 +318,7 @@ fn frontend(domid: u16) -> ! {
                 "xenstore_grant_check: GuestRam failed pages {:?}",
                 ram.failed_pages()
             );
-            let failed: Vec<u64> = ram.failed_pages().iter().map(|p| p.gfn).collect();
+            let failed: Vec<u64> = ram.failed_pages().iter().map(|p| p.gfn.0).collect();
             eq(failed, vec![0x2000, 0x2001])?;
             match ram.read(32 << 20, &mut b) {
                 Err(xen::Error::BadAddress { .. }) => Ok(()),
@@ -440,7 +441,7 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("local") => local(),
-        Some("frontend") => match args.get(2).and_then(|d| d.parse().ok()) {
+        Some("frontend") => match args.get(2).and_then(|d| d.parse().ok()).map(xen::DomId) {
             Some(d) => frontend(d),
             None => eprintln!("usage: xenstore_grant_check frontend DOMID"),
         },

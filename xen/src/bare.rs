@@ -10,7 +10,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use xen_sys::*;
 
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, Pages, Version};
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort, Gfn};
 
 /// Offset of `evtchn_pending` in `struct shared_info` (after `vcpu_info[XEN_LEGACY_MAX_VCPUS]`
 /// of 64 bytes: 32 on x86, 1 on Arm).
@@ -45,8 +45,8 @@ const FOREIGN_INTO_HVM: XenVersion = XenVersion::new(4, 19);
 pub struct FrameWindow {
     /// Start of the virtual range (page-aligned).
     pub va: *mut u8,
-    /// The GFN of each page of the range.
-    pub gfns: &'static [XenPfn],
+    /// The GFN of each page of the range (each must fit this target's `xen_pfn_t`).
+    pub gfns: &'static [Gfn],
 }
 
 /// Pages placed in the caller's frame window.
@@ -73,7 +73,8 @@ pub struct Bare<H: Hypercall> {
     shared_info: *mut u8,
     window: Option<FrameWindow>,
     used_frames: RefCell<usize>,
-    bound: RefCell<Vec<EvtchnPort>>,
+    /// Raw port numbers: `SCHEDOP_poll` takes the array as it is.
+    bound: RefCell<Vec<xen_sys::EvtchnPort>>,
 }
 
 impl<H: Hypercall> core::fmt::Debug for Bare<H> {
@@ -106,7 +107,7 @@ impl<H: Hypercall> Bare<H> {
 
     /// The 64-bit word of the pending bitmap holding `port`'s bit. Only called for bound ports,
     /// which `bind_interdomain` keeps below [`MAX_2L_PORTS`].
-    fn pending_word(&self, port: EvtchnPort) -> &AtomicU64 {
+    fn pending_word(&self, port: xen_sys::EvtchnPort) -> &AtomicU64 {
         debug_assert!(port < MAX_2L_PORTS);
         let off = EVTCHN_PENDING_OFFSET + (port as usize / 64) * 8;
         // SAFETY: the shared-info page is live (new's contract); the pending bitmap is updated
@@ -127,7 +128,7 @@ impl<H: Hypercall> Version for Bare<H> {
 }
 
 impl<H: Hypercall> DeviceModel for Bare<H> {
-    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
         // On the stack, not the heap: a stub domain's heap is fixed, and IRQ dm_ops may come
         // while serving.
         let mut descs = [XenDmOpBuf::default(); MAX_DM_OP_BUFS];
@@ -145,7 +146,7 @@ impl<H: Hypercall> DeviceModel for Bare<H> {
         }
         // SAFETY: each used descriptor points to a live, writable slice we exclusively borrow
         // for the call, in the caller's own (kernel) memory that Xen translates.
-        unsafe { xen_sys::dm_op(&self.h, domid, bufs.len() as u32, descs.as_mut_ptr()) }
+        unsafe { xen_sys::dm_op(&self.h, domid.0, bufs.len() as u32, descs.as_mut_ptr()) }
             .map(drop)
             .map_err(|e| Error::xen("dm_op", e))
     }
@@ -156,7 +157,7 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
 
     fn map_resource(
         &self,
-        domid: Domid,
+        domid: DomId,
         ty: XenMemResourceType,
         id: u32,
         frame: u32,
@@ -177,13 +178,17 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
                 errno: XenErrno::ENOSPC.0,
             });
         }
+        let frames = w.gfns[first..end]
+            .iter()
+            .map(|g| pfn(OP, *g))
+            .collect::<Result<Vec<XenPfn>, Error>>()?;
         let mut a = XenMemAcquireResource {
-            domid,
+            domid: domid.0,
             r#type: ty,
             id,
             nr_frames: nr,
             frame: u64::from(frame),
-            frame_list: GuestHandle::from_ptr(w.gfns[first..end].as_ptr()),
+            frame_list: GuestHandle::from_ptr(frames.as_ptr()),
             ..Default::default()
         };
         // SAFETY: `a` and the GFN list are live; Xen installs the frames at those GFNs.
@@ -203,7 +208,7 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
         })
     }
 
-    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&self, domid: DomId, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
             // SAFETY: `va .. va + n` is inside the scratch page, which maps the guest frame right
             // now; guest memory is only read with atomic loads.
@@ -211,7 +216,7 @@ impl<H: Hypercall> ForeignMemory for Bare<H> {
         })
     }
 
-    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+    fn write_guest(&self, domid: DomId, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.guest_pages(domid, gpa, buf.len(), |va, done, n| {
             // SAFETY: as above, atomic stores.
             unsafe { crate::shared::copy_to(va, &buf[done..done + n]) }
@@ -251,7 +256,7 @@ impl<H: Hypercall> Bare<H> {
     /// `f(address of the byte at gpa+done, done, n)`.
     fn guest_pages(
         &self,
-        domid: Domid,
+        domid: DomId,
         gpa: u64,
         len: usize,
         mut f: impl FnMut(*mut u8, usize, usize),
@@ -266,7 +271,7 @@ impl<H: Hypercall> Bare<H> {
             op: ADD,
             errno: XenErrno::ENOSPC.0,
         })?;
-        let (scratch_gfn, scratch_va) = (w.gfns[last], w.va.wrapping_add(last * 4096));
+        let (scratch_gfn, scratch_va) = (pfn(ADD, w.gfns[last])?, w.va.wrapping_add(last * 4096));
         let mut done = 0;
         while done < len {
             let a = gpa.wrapping_add(done as u64);
@@ -279,7 +284,7 @@ impl<H: Hypercall> Bare<H> {
                 domid: DOMID_SELF,
                 space: Xenmapspace::GMFN_FOREIGN,
                 size: 1,
-                u: XenAddToPhysmapBatchExtra::from_foreign_domid(domid),
+                u: XenAddToPhysmapBatchExtra::from_foreign_domid(domid.0),
                 idxs: GuestHandle::from_ptr(&idx),
                 gpfns: GuestHandle::from_ptr(gpfns.as_ptr()),
                 errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
@@ -312,10 +317,10 @@ impl<H: Hypercall> Bare<H> {
 }
 
 impl<H: Hypercall> EventChannels for Bare<H> {
-    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+    fn bind_interdomain(&self, remote: DomId, port: EvtchnPort) -> Result<EvtchnPort, Error> {
         let mut b = EvtchnBindInterdomain {
-            remote_dom: remote,
-            remote_port: port,
+            remote_dom: remote.0,
+            remote_port: port.0,
             ..Default::default()
         };
         // SAFETY: our struct.
@@ -323,27 +328,27 @@ impl<H: Hypercall> EventChannels for Bare<H> {
             .map_err(|e| Error::xen("EVTCHNOP_bind_interdomain", e))?;
         if b.local_port >= MAX_2L_PORTS {
             // Not a port this platform can wait for (a FIFO-ABI port): give it back.
-            let _ = self.unbind(b.local_port);
+            let _ = self.unbind(EvtchnPort(b.local_port));
             return Err(Error::Protocol {
                 op: "EVTCHNOP_bind_interdomain",
                 what: "a local port beyond the 2-level event-channel ABI's bitmap",
             });
         }
         self.bound.borrow_mut().push(b.local_port);
-        Ok(b.local_port)
+        Ok(EvtchnPort(b.local_port))
     }
 
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
-        let c = EvtchnClose { port };
+        let c = EvtchnClose { port: port.0 };
         // SAFETY: our struct.
         unsafe { event_channel_op_close(&self.h, &c) }
             .map_err(|e| Error::xen("EVTCHNOP_close", e))?;
-        self.bound.borrow_mut().retain(|p| *p != port);
+        self.bound.borrow_mut().retain(|p| *p != port.0);
         Ok(())
     }
 
     fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
-        let s = EvtchnSend { port };
+        let s = EvtchnSend { port: port.0 };
         // SAFETY: our struct.
         unsafe { event_channel_op_send(&self.h, &s) }
             .map(drop)
@@ -360,7 +365,7 @@ impl<H: Hypercall> EventChannels for Bare<H> {
                 }
                 let bit = 1u64 << (p % 64);
                 if self.pending_word(p).fetch_and(!bit, Ordering::AcqRel) & bit != 0 {
-                    out[n] = p;
+                    out[n] = EvtchnPort(p);
                     n += 1;
                 }
             }
@@ -382,4 +387,13 @@ impl<H: Hypercall> EventChannels for Bare<H> {
         // Ports are never masked here: pending bits are consumed by wait_pending.
         Ok(())
     }
+}
+
+/// A frame number as this target's `xen_pfn_t` (32 bits on 32-bit x86 and Arm), or the error
+/// of `op`.
+fn pfn(op: &'static str, gfn: Gfn) -> Result<XenPfn, Error> {
+    XenPfn::try_from(gfn.0).map_err(|_| Error::InvalidArgument {
+        op,
+        what: "a frame number too large for xen_pfn_t",
+    })
 }

@@ -4,7 +4,7 @@ use xen_sys::*;
 use zerocopy::{FromBytes, Immutable, IntoBytes};
 
 use crate::platform::Platform;
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort};
 
 /// A handle on the hypervisor through a platform. Every operation newer than the running Xen is
 /// refused with [`Error::Unsupported`] instead of an `-ENOSYS` surprise.
@@ -116,7 +116,7 @@ impl<P: Platform> Xen<P> {
     /// use xen::sys::{XenDmOpInjectMsi, XenDmop};
     /// # let xen = xen::Xen::new(xen::sim::Sim::new()).unwrap();
     /// let msi = XenDmOpInjectMsi { addr: 0xfee0_0000, data: 0x4041, ..Default::default() };
-    /// xen.dm_op(5, XenDmop::INJECT_MSI, "XEN_DMOP_inject_msi", msi)?;
+    /// xen.dm_op(xen::DomId(5), XenDmop::INJECT_MSI, "XEN_DMOP_inject_msi", msi)?;
     /// # }
     /// # Ok::<(), xen::Error>(())
     /// ```
@@ -127,11 +127,11 @@ impl<P: Platform> Xen<P> {
     /// ```compile_fail,E0080
     /// let xen = xen::Xen::new(xen::sim::Sim::new()).unwrap();
     /// // struct xen_dm_op itself (32 bytes) is no payload.
-    /// let _ = xen.dm_op(5, xen::sys::XenDmop::NR_VCPUS, "too large", xen::sys::XenDmOp::default());
+    /// let _ = xen.dm_op(xen::DomId(5), xen::sys::XenDmop::NR_VCPUS, "too large", xen::sys::XenDmOp::default());
     /// ```
     pub fn dm_op<T>(
         &self,
-        domid: Domid,
+        domid: DomId,
         op: XenDmop,
         name: &'static str,
         payload: T,
@@ -166,7 +166,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// `XEN_DMOP_nr_vcpus`: how many vCPUs (ioreq slots) the domain has.
-    pub fn nr_vcpus(&self, domid: Domid) -> Result<u32, Error> {
+    pub fn nr_vcpus(&self, domid: DomId) -> Result<u32, Error> {
         let r = self.dm_op(
             domid,
             XenDmop::NR_VCPUS,
@@ -179,7 +179,7 @@ impl<P: Platform> Xen<P> {
     /// `XEN_DMOP_create_ioreq_server`; returns the server id.
     pub fn create_ioreq_server(
         &self,
-        domid: Domid,
+        domid: DomId,
         bufioreq: HvmIoreqsrvBufioreq,
     ) -> Result<Ioservid, Error> {
         let r = self.dm_op(
@@ -196,7 +196,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_get_ioreq_server_info` with `XEN_DMOP_no_gfns` (the pages are acquired, never
     /// put in the guest's physmap).
-    pub fn ioreq_server_info(&self, domid: Domid, id: Ioservid) -> Result<ServerInfo, Error> {
+    pub fn ioreq_server_info(&self, domid: DomId, id: Ioservid) -> Result<ServerInfo, Error> {
         let r = self.dm_op(
             domid,
             XenDmop::GET_IOREQ_SERVER_INFO,
@@ -208,14 +208,14 @@ impl<P: Platform> Xen<P> {
             },
         )?;
         Ok(ServerInfo {
-            bufioreq_port: r.bufioreq_port,
+            bufioreq_port: EvtchnPort(r.bufioreq_port),
         })
     }
 
     /// `XEN_DMOP_set_ioreq_server_state`.
     pub fn set_ioreq_server_state(
         &self,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         enabled: bool,
     ) -> Result<(), Error> {
@@ -233,7 +233,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// `XEN_DMOP_destroy_ioreq_server`.
-    pub fn destroy_ioreq_server(&self, domid: Domid, id: Ioservid) -> Result<(), Error> {
+    pub fn destroy_ioreq_server(&self, domid: DomId, id: Ioservid) -> Result<(), Error> {
         self.dm_op(
             domid,
             XenDmop::DESTROY_IOREQ_SERVER,
@@ -248,7 +248,7 @@ impl<P: Platform> Xen<P> {
     /// is refused before Xen sees it; every failure is an [`Error::Range`] naming the range.
     pub fn io_range(
         &self,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         kind: RangeKind,
         start: u64,
@@ -302,7 +302,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// `XEN_DMOP_set_irq_level` (Arm: SPIs).
-    pub fn set_irq_level(&self, domid: Domid, irq: u32, level: bool) -> Result<(), Error> {
+    pub fn set_irq_level(&self, domid: DomId, irq: u32, level: bool) -> Result<(), Error> {
         self.dm_op(
             domid,
             XenDmop::SET_IRQ_LEVEL,
@@ -318,7 +318,7 @@ impl<P: Platform> Xen<P> {
 
     /// `XEN_DMOP_inject_msi` (x86): deliver the MSI message `data` to `addr` (0xfeexxxxx), as a
     /// device's MSI or MSI-X table entry describes it.
-    pub fn inject_msi(&self, domid: Domid, addr: u64, data: u32) -> Result<(), Error> {
+    pub fn inject_msi(&self, domid: DomId, addr: u64, data: u32) -> Result<(), Error> {
         self.dm_op(
             domid,
             XenDmop::INJECT_MSI,
@@ -336,7 +336,7 @@ impl<P: Platform> Xen<P> {
     /// INTA..INTD) of device `device` on bus 0 of segment 0 (where Xen routes legacy INTx).
     pub fn set_pci_intx_level(
         &self,
-        domid: Domid,
+        domid: DomId,
         device: u8,
         pin: u8,
         level: bool,
@@ -362,7 +362,7 @@ impl<P: Platform> Xen<P> {
     }
 
     /// `XEN_DMOP_set_isa_irq_level` (x86).
-    pub fn set_isa_irq_level(&self, domid: Domid, isa_irq: u8, level: bool) -> Result<(), Error> {
+    pub fn set_isa_irq_level(&self, domid: DomId, isa_irq: u8, level: bool) -> Result<(), Error> {
         self.dm_op(
             domid,
             XenDmop::SET_ISA_IRQ_LEVEL,

@@ -86,7 +86,7 @@ pub enum Error {
     #[error("stopped")]
     Stopped,
     /// Claiming or releasing an IOREQ server's range failed: the range, and why.
-    #[error("{} {kind:?} range {start:#x}-{end:#x}: {}", if *claim { "claiming the" } else { "releasing the" }, RangeWhy(*errno))]
+    #[error("{} {kind:?} range {start:#x}-{end:#x}: {}", if *claim { "claiming the" } else { "releasing the" }, RangeWhy { kind: *kind, start: *start, end: *end, errno: *errno })]
     Range {
         /// Claiming (`XEN_DMOP_map_io_range_to_ioreq_server`) or releasing it.
         claim: bool,
@@ -178,16 +178,33 @@ impl core::fmt::Display for Errno {
     }
 }
 
-/// Why a range was refused, in words where the errno has a usual cause.
-struct RangeWhy(i32);
+/// Why a range was refused, in words where the errno has a usual cause; for a range the
+/// library refused itself (errno 0), what is wrong with it.
+struct RangeWhy {
+    kind: crate::dm::RangeKind,
+    start: u64,
+    end: u64,
+    errno: i32,
+}
 
 impl core::fmt::Display for RangeWhy {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        match self.0 {
-            0 => f.write_str(
-                "not a range of its kind (start after end, ports past 0xffff or SBDFs past 0xffffffff)",
+        use crate::dm::RangeKind;
+        match self.errno {
+            0 => {
+                f.write_str("not a range of its kind: ")?;
+                match self.kind {
+                    _ if self.start > self.end => f.write_str("it starts after its end"),
+                    RangeKind::Port => f.write_str("I/O ports end at 0xffff"),
+                    RangeKind::Pci => f.write_str("PCI SBDFs end at 0xffffffff"),
+                    RangeKind::Mmio => f.write_str("refused"),
+                }
+            }
+            17 => write!(
+                f,
+                "{}: overlaps a range this server already claims",
+                Errno(17)
             ),
-            17 => write!(f, "{}: overlaps a range this server already claims", Errno(17)),
             2 => write!(f, "{}: not claimed by this server", Errno(2)),
             e => write!(f, "{}", Errno(e)),
         }

@@ -4,6 +4,10 @@
 //!
 //! The core is `no_std` (with `alloc`); the Linux dom0 platform needs the `std` feature, the
 //! in-process hypervisor model the `sim` feature.
+//!
+//! Domain ids, event-channel ports, grant references and guest frame numbers are newtypes
+//! ([`DomId`], [`EvtchnPort`], [`GrantRef`], [`Gfn`]), so arguments of different kinds cannot
+//! be swapped; the `xen_sys` (`xen::sys`) structures keep the raw integers.
 #![no_std]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
@@ -18,6 +22,7 @@ pub mod bare;
 pub mod dm;
 mod error;
 pub mod grant;
+mod ids;
 pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
@@ -35,5 +40,6 @@ pub mod xenstore;
 
 pub use dm::Xen;
 pub use error::Error;
+pub use ids::{DomId, EvtchnPort, Gfn, GrantRef};
 pub use xen_sys as sys;
 pub use xen_sys::XenVersion;

@@ -17,7 +17,7 @@
 //! use xen::memory::GuestRam;
 //! let platform = xen::linux::Linux::open()?;
 //! // The first 16 MiB of domain 5.
-//! let ram = GuestRam::map(&platform, 5, &[(0, 16 << 20)])?;
+//! let ram = GuestRam::map(&platform, xen::DomId(5), &[(0, 16 << 20)])?;
 //! for e in ram.failed_pages() {
 //!     eprintln!("gfn {:#x} not mapped: errno {}", e.gfn, e.errno);
 //! }
@@ -30,10 +30,8 @@
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 
-use xen_sys::Domid;
-
 use crate::platform::{MapGuest, Pages};
-use crate::Error;
+use crate::{DomId, Error, Gfn};
 
 const PAGE: u64 = 4096;
 
@@ -41,7 +39,7 @@ const PAGE: u64 = 4096;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PageError {
     /// The guest frame.
-    pub gfn: u64,
+    pub gfn: Gfn,
     /// The errno the kernel or Xen gave for it (ENOENT: paged out, retry later; EINVAL: not
     /// populated).
     pub errno: i32,
@@ -117,7 +115,7 @@ impl<M: Pages> RamRegion<M> {
 
 /// RAM of one guest, mapped.
 pub struct GuestRam<M> {
-    domid: Domid,
+    domid: DomId,
     regions: Vec<RamRegion<M>>,
     failed: Vec<PageError>,
 }
@@ -140,7 +138,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// only if a whole mapping does.
     pub fn map<P: MapGuest<Mapping = M>>(
         platform: &P,
-        domid: Domid,
+        domid: DomId,
         ranges: &[(u64, u64)],
     ) -> Result<Self, Error> {
         const OP: &str = "map guest RAM";
@@ -177,7 +175,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
                 op: OP,
                 what: "a range too large for this address space",
             })?;
-            let (map, errs) = platform.map_guest(domid, first, n)?;
+            let (map, errs) = platform.map_guest(domid, Gfn(first), n)?;
             if errs.len() != n || map.len() < bytes {
                 return Err(Error::Protocol {
                     op: OP,
@@ -203,7 +201,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
                 }
                 if i < n && e != 0 {
                     failed.push(PageError {
-                        gfn: first + i as u64,
+                        gfn: Gfn(first + i as u64),
                         errno: e.saturating_neg(),
                     });
                 }
@@ -224,7 +222,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
     /// distinct. Consecutive frames of consecutive pages form one region. Every frame up to
     /// the last page of the address space (`u64::MAX >> 12`) is accepted, as by
     /// [`map`](Self::map).
-    pub fn from_mapping(domid: Domid, map: M, gfns: &[u64]) -> Result<Self, Error> {
+    pub fn from_mapping(domid: DomId, map: M, gfns: &[Gfn]) -> Result<Self, Error> {
         const OP: &str = "guest memory from a mapping";
         let bytes = gfns.len().checked_mul(PAGE as usize);
         if gfns.is_empty() || bytes.is_none_or(|b| map.len() < b) {
@@ -233,7 +231,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
                 what: "no frames, or more frames than the mapping has pages",
             });
         }
-        if gfns.iter().any(|&g| g > u64::MAX / PAGE) {
+        if gfns.iter().any(|&g| g.0 > u64::MAX / PAGE) {
             return Err(Error::InvalidArgument {
                 op: OP,
                 what: "a frame number beyond the address space",
@@ -250,7 +248,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
         let map = Arc::new(map);
         let mut regions: Vec<RamRegion<M>> = Vec::new();
         for i in order {
-            let gpa = gfns[i] * PAGE;
+            let gpa = gfns[i].addr();
             let offset = i * PAGE as usize;
             if let Some(r) = regions.last_mut() {
                 // Measured from `r.gpa` (`gpa > r.gpa`: sorted, distinct), so no sum can
@@ -277,7 +275,7 @@ impl<M: Pages + Send + Sync + 'static> GuestRam<M> {
 
 impl<M: Pages> GuestRam<M> {
     /// The guest.
-    pub fn domid(&self) -> Domid {
+    pub fn domid(&self) -> DomId {
         self.domid
     }
 

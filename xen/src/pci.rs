@@ -265,7 +265,7 @@ impl<'h> PciBus<'h> {
     /// use std::sync::atomic::AtomicBool;
     /// use xen::ioreq::{IoreqServer, ServerOptions};
     /// let xen = xen::Xen::new(xen::linux::Linux::open_nonblocking()?)?;
-    /// let mut server = IoreqServer::create(&xen, 5, ServerOptions::default())?;
+    /// let mut server = IoreqServer::create(&xen, xen::DomId(5), ServerOptions::default())?;
     /// let mut bus = xen::pci::PciBus::with_host_bridge();
     /// // bus.add(...) the functions, then:
     /// bus.claim(&mut server)?;

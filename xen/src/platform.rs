@@ -4,9 +4,9 @@
 
 use alloc::vec::Vec;
 
-use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
+use xen_sys::{XenMemResourceType, XenVersion};
 
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort, Gfn};
 
 /// A mapping shared with Xen or another domain (ioreq pages, guest RAM, grants), reached only
 /// through raw pointers with atomic or volatile accesses.
@@ -53,7 +53,7 @@ pub trait Version {
 /// `dm_op` on a target domain.
 pub trait DeviceModel {
     /// Issue a dm_op: buffer 0 holds the `xen_dm_op`; Xen writes results back into the buffers.
-    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error>;
+    fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error>;
 }
 
 /// Mapping resources and guest memory.
@@ -63,16 +63,16 @@ pub trait ForeignMemory {
     /// `XENMEM_acquire_resource` mapping of `nr` frames from `frame`.
     fn map_resource(
         &self,
-        domid: Domid,
+        domid: DomId,
         ty: XenMemResourceType,
         id: u32,
         frame: u32,
         nr: u32,
     ) -> Result<Self::Pages, Error>;
     /// Copy guest RAM at guest-physical `gpa` into `buf`.
-    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error>;
+    fn read_guest(&self, domid: DomId, gpa: u64, buf: &mut [u8]) -> Result<(), Error>;
     /// Copy `buf` into guest RAM at guest-physical `gpa`.
-    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error>;
+    fn write_guest(&self, domid: DomId, gpa: u64, buf: &[u8]) -> Result<(), Error>;
 }
 
 /// Mapping a guest's RAM into this domain for as long as the mapping lives (what
@@ -85,8 +85,8 @@ pub trait MapGuest {
     /// not mapped and must never be touched.
     fn map_guest(
         &self,
-        domid: Domid,
-        gfn: u64,
+        domid: DomId,
+        gfn: Gfn,
         n: usize,
     ) -> Result<(Self::Mapping, Vec<i32>), Error>;
 }
@@ -94,7 +94,7 @@ pub trait MapGuest {
 /// Event channels of the calling domain.
 pub trait EventChannels {
     /// Bind `port` of `remote`; returns the local port.
-    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error>;
+    fn bind_interdomain(&self, remote: DomId, port: EvtchnPort) -> Result<EvtchnPort, Error>;
     /// Close a local port.
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error>;
     /// Send an event on a local port.

@@ -43,7 +43,7 @@ use std::vec::Vec;
 use xen_sys::*;
 
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort, Gfn};
 
 const EPERM: i32 = 1;
 const ENOENT: i32 = 2;
@@ -58,7 +58,7 @@ const EOPNOTSUPP: i32 = 95;
 const ENODATA: i32 = 61;
 
 /// The emulator's domain id in the model (dom0).
-pub const EMULATOR: Domid = 0;
+pub const EMULATOR: DomId = DomId(0);
 /// Guest RAM of every simulated guest.
 pub const GUEST_RAM: usize = 1 << 20;
 const MAX_SERVERS: usize = 8;
@@ -124,7 +124,7 @@ unsafe impl Pages for SimPages {
 }
 
 struct Server {
-    domid: Domid,
+    domid: DomId,
     id: Ioservid,
     enabled: bool,
     bufioreq: bool,
@@ -198,7 +198,7 @@ struct Domain {
 }
 
 struct Binding {
-    remote_dom: Domid,
+    remote_dom: DomId,
     remote_port: EvtchnPort,
     /// The event channel handle ([`Sim::open_channel`]) that bound it and gets its events.
     channel: u32,
@@ -207,8 +207,8 @@ struct Binding {
 #[derive(Default)]
 struct State {
     version: Option<XenVersion>,
-    next_domid: Domid,
-    domains: BTreeMap<Domid, Domain>,
+    next_domid: DomId,
+    domains: BTreeMap<DomId, Domain>,
     servers: Vec<Server>,
     bindings: BTreeMap<EvtchnPort, Binding>,
     next_local: EvtchnPort,
@@ -224,19 +224,19 @@ struct State {
     /// Errno for the next `notify` (counted apart from `fail`: notifies happen per request).
     fail_notify: Option<i32>,
     /// Answers published by a server that was destroyed before the vCPU consumed them.
-    orphans: BTreeMap<(Domid, u32), u64>,
+    orphans: BTreeMap<(DomId, u32), u64>,
     calls: u32,
     log: Vec<String>,
-    irqs: Vec<(Domid, u32, bool)>,
+    irqs: Vec<(DomId, u32, bool)>,
     msis: Vec<Msi>,
-    intx: Vec<(Domid, u8, u8, bool)>,
+    intx: Vec<(DomId, u8, u8, bool)>,
 }
 
 /// An MSI a device model injected (`XEN_DMOP_inject_msi`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Msi {
     /// The target domain.
-    pub domid: Domid,
+    pub domid: DomId,
     /// The message address.
     pub addr: u64,
     /// The message data.
@@ -299,8 +299,8 @@ impl Sim {
     pub fn with_version(version: XenVersion) -> Sim {
         let st = State {
             version: Some(version),
-            next_domid: 1,
-            next_local: 1,
+            next_domid: DomId(1),
+            next_local: EvtchnPort(1),
             queue: VecDeque::with_capacity(MAX_PORTS),
             masked: std::vec![false; MAX_PORTS],
             raised_while_masked: std::vec![false; MAX_PORTS],
@@ -320,19 +320,19 @@ impl Sim {
     }
 
     /// Create an HVM guest with `vcpus` vCPUs and [`GUEST_RAM`] bytes of RAM; returns its domid.
-    pub fn create_guest(&self, vcpus: u32) -> Domid {
+    pub fn create_guest(&self, vcpus: u32) -> DomId {
         self.create_domain(vcpus, true)
     }
 
     /// Create a PV guest (dm_op refuses it with EINVAL, as Xen does).
-    pub fn create_pv_guest(&self, vcpus: u32) -> Domid {
+    pub fn create_pv_guest(&self, vcpus: u32) -> DomId {
         self.create_domain(vcpus, false)
     }
 
-    fn create_domain(&self, vcpus: u32, hvm: bool) -> Domid {
+    fn create_domain(&self, vcpus: u32, hvm: bool) -> DomId {
         let mut st = self.lock();
         let d = st.next_domid;
-        st.next_domid += 1;
+        st.next_domid.0 += 1;
         st.domains.insert(
             d,
             Domain {
@@ -341,7 +341,7 @@ impl Sim {
                 ram: Arc::new(PageBox::new(GUEST_RAM / 4096)),
                 holes: Default::default(),
                 crashed: None,
-                next_port: 1,
+                next_port: EvtchnPort(1),
                 events: std::vec![false; MAX_PORTS],
             },
         );
@@ -350,7 +350,7 @@ impl Sim {
 
     /// Destroy a domain as Xen does when the guest shuts down: its IOREQ servers go with it and
     /// the emulator's bindings to its ports are closed from the remote end.
-    pub fn destroy_domain(&self, domid: Domid) {
+    pub fn destroy_domain(&self, domid: DomId) {
         let mut st = self.lock();
         st.domains.remove(&domid);
         st.servers.retain(|s| s.domid != domid);
@@ -377,7 +377,7 @@ impl Sim {
     }
 
     /// Number of live IOREQ servers for `domid`.
-    pub fn servers(&self, domid: Domid) -> usize {
+    pub fn servers(&self, domid: DomId) -> usize {
         self.lock()
             .servers
             .iter()
@@ -391,7 +391,7 @@ impl Sim {
     }
 
     /// Why the domain was crashed, if it was.
-    pub fn crashed(&self, domid: Domid) -> Option<String> {
+    pub fn crashed(&self, domid: DomId) -> Option<String> {
         self.lock()
             .domains
             .get(&domid)
@@ -399,7 +399,7 @@ impl Sim {
     }
 
     /// IRQ level changes requested with dm_op (domid, irq, level).
-    pub fn irq_log(&self) -> Vec<(Domid, u32, bool)> {
+    pub fn irq_log(&self) -> Vec<(DomId, u32, bool)> {
         self.lock().irqs.clone()
     }
 
@@ -409,7 +409,7 @@ impl Sim {
     }
 
     /// PCI INTx level changes requested with dm_op (domid, device, pin, level).
-    pub fn intx_log(&self) -> Vec<(Domid, u8, u8, bool)> {
+    pub fn intx_log(&self) -> Vec<(DomId, u8, u8, bool)> {
         self.lock().intx.clone()
     }
 
@@ -434,14 +434,14 @@ impl Sim {
         for l in gone {
             st.bindings.remove(&l);
             st.queue.retain(|p| *p != l);
-            st.masked[l as usize] = false;
-            st.raised_while_masked[l as usize] = false;
+            st.masked[l.0 as usize] = false;
+            st.raised_while_masked[l.0 as usize] = false;
         }
     }
 
     /// Play an emulator that takes the request waiting on `vcpu` (READY to INPROCESS) and
     /// then dies before answering it. Whether there was one to take.
-    pub fn take_and_die(&self, domid: Domid, vcpu: u32) -> bool {
+    pub fn take_and_die(&self, domid: DomId, vcpu: u32) -> bool {
         let st = self.lock();
         let Some((slot, _)) = Self::slot_of(&st, domid, vcpu) else {
             return false;
@@ -473,7 +473,7 @@ impl Sim {
     }
 
     /// Guest RAM access for tests (guest-physical address).
-    pub fn guest_ram_write(&self, domid: Domid, gpa: u64, data: &[u8]) {
+    pub fn guest_ram_write(&self, domid: DomId, gpa: u64, data: &[u8]) {
         let mut st = self.lock();
         let d = st.domains.get_mut(&domid).expect("domain");
         d.ram_write(gpa as usize, data).expect("inside guest RAM");
@@ -481,17 +481,17 @@ impl Sim {
 
     /// Take guest frame `gfn` out of the guest's physmap (as ballooning does): mappings of it
     /// fail per page with EINVAL from now on.
-    pub fn unpopulate(&self, domid: Domid, gfn: u64) {
+    pub fn unpopulate(&self, domid: DomId, gfn: Gfn) {
         let mut st = self.lock();
         st.domains
             .get_mut(&domid)
             .expect("domain")
             .holes
-            .insert(gfn);
+            .insert(gfn.0);
     }
 
     /// Read guest RAM (tests).
-    pub fn guest_ram_read(&self, domid: Domid, gpa: u64, len: usize) -> Vec<u8> {
+    pub fn guest_ram_read(&self, domid: DomId, gpa: u64, len: usize) -> Vec<u8> {
         let st = self.lock();
         let mut out = std::vec![0; len];
         st.domains[&domid]
@@ -518,7 +518,7 @@ impl Sim {
     // --- the guest side ------------------------------------------------------------------------
 
     /// Select the server that claims an access (most recently created first), as Xen does.
-    fn select(st: &State, domid: Domid, kind: usize, first: u64, last: u64) -> Option<usize> {
+    fn select(st: &State, domid: DomId, kind: usize, first: u64, last: u64) -> Option<usize> {
         st.servers.iter().enumerate().rev().find_map(|(i, s)| {
             (s.domid == domid
                 && s.enabled
@@ -529,7 +529,7 @@ impl Sim {
 
     /// Post a raw request on `vcpu` as Xen would: route it, fill the slot, set READY and notify
     /// the server. Returns `Ok(Some(value))` when no server claims it (all-ones for reads).
-    pub fn post(&self, domid: Domid, vcpu: u32, req: Ioreq) -> Result<Option<u64>, GuestError> {
+    pub fn post(&self, domid: DomId, vcpu: u32, req: Ioreq) -> Result<Option<u64>, GuestError> {
         let st = self.lock();
         let dom = st.domains.get(&domid).ok_or(GuestError::NoSuchVcpu)?;
         if vcpu >= dom.nr_vcpus {
@@ -584,7 +584,7 @@ impl Sim {
     /// and must not hand the device an address outside its claimed ranges.
     pub fn post_unrouted(
         &self,
-        domid: Domid,
+        domid: DomId,
         vcpu: u32,
         id: Ioservid,
         req: Ioreq,
@@ -606,7 +606,7 @@ impl Sim {
     fn deliver(
         &self,
         mut st: MutexGuard<'_, State>,
-        domid: Domid,
+        domid: DomId,
         vcpu: u32,
         i: usize,
         req: Ioreq,
@@ -636,14 +636,14 @@ impl Sim {
 
     /// Deliver an event from target port (`domid`, `remote`) to whichever local port is bound
     /// to it.
-    fn raise(st: &mut State, domid: Domid, remote: EvtchnPort) {
+    fn raise(st: &mut State, domid: DomId, remote: EvtchnPort) {
         let local = st
             .bindings
             .iter()
             .find(|(_, b)| b.remote_dom == domid && b.remote_port == remote)
             .map(|(l, _)| *l);
         if let Some(l) = local {
-            let i = l as usize;
+            let i = l.0 as usize;
             if st.masked[i] {
                 st.raised_while_masked[i] = true;
             } else {
@@ -655,7 +655,7 @@ impl Sim {
 
     /// After a server answered on `vcpu`, consume the answer as Xen's `wait_for_io` does: the
     /// slot must be IORESP_READY; then `data` is read once and the slot freed.
-    pub fn collect(&self, domid: Domid, vcpu: u32) -> Result<u64, GuestError> {
+    pub fn collect(&self, domid: DomId, vcpu: u32) -> Result<u64, GuestError> {
         let mut st = self.lock();
         if let Some(d) = st.orphans.remove(&(domid, vcpu)) {
             return Ok(d);
@@ -672,7 +672,7 @@ impl Sim {
         Ok(data)
     }
 
-    fn slot_of(st: &State, domid: Domid, vcpu: u32) -> Option<(*mut u8, usize)> {
+    fn slot_of(st: &State, domid: DomId, vcpu: u32) -> Option<(*mut u8, usize)> {
         // The slot in use is the one of the server the last request went to: find a server whose
         // slot is not NONE.
         st.servers.iter().enumerate().rev().find_map(|(i, s)| {
@@ -690,7 +690,7 @@ impl Sim {
     /// a state moving backwards crashes the domain (XSA-262); no answer within `timeout` fails.
     pub fn request(
         &self,
-        domid: Domid,
+        domid: DomId,
         vcpu: u32,
         req: Ioreq,
         timeout: Duration,
@@ -743,7 +743,7 @@ impl Sim {
     /// Post an MMIO access (`value`: Some for a write) without waiting (single-threaded tests).
     pub fn post_mmio(
         &self,
-        domid: Domid,
+        domid: DomId,
         vcpu: u32,
         addr: u64,
         size: u32,
@@ -757,7 +757,7 @@ impl Sim {
     }
 
     /// A handle that performs guest accesses on one vCPU and waits for the answers.
-    pub fn vcpu(&self, domid: Domid, vcpu: u32) -> Vcpu {
+    pub fn vcpu(&self, domid: DomId, vcpu: u32) -> Vcpu {
         Vcpu {
             sim: self.clone(),
             domid,
@@ -768,7 +768,7 @@ impl Sim {
 
     /// A writer that scribbles over the non-state fields of `vcpu`'s slot of the newest server
     /// of `domid` (a hostile guest in legacy gfn mode), for concurrent use from another thread.
-    pub fn hostile_writer(&self, domid: Domid, vcpu: u32) -> Option<HostileWriter> {
+    pub fn hostile_writer(&self, domid: DomId, vcpu: u32) -> Option<HostileWriter> {
         let st = self.lock();
         let s = st.servers.iter().rev().find(|s| s.domid == domid)?;
         (vcpu < s.vcpu_ports.len() as u32).then(|| HostileWriter {
@@ -779,7 +779,7 @@ impl Sim {
     }
 
     /// The buffered ioreq page of the newest server of `domid`, to play Xen's producer side.
-    pub fn bufioreq_producer(&self, domid: Domid) -> Option<BufProducer> {
+    pub fn bufioreq_producer(&self, domid: DomId) -> Option<BufProducer> {
         let st = self.lock();
         let s = st
             .servers
@@ -839,7 +839,7 @@ impl WithStateNone for Ioreq {
 /// A simulated vCPU issuing accesses and waiting for their answers.
 pub struct Vcpu {
     sim: Sim,
-    domid: Domid,
+    domid: DomId,
     vcpu: u32,
     timeout: Duration,
 }
@@ -1032,7 +1032,7 @@ impl HostileWriter {
 /// Plays Xen's producer side of the buffered ring.
 pub struct BufProducer {
     sim: Sim,
-    domid: Domid,
+    domid: DomId,
     page: *mut u8,
     port: EvtchnPort,
     _mem: Arc<PageBox>,
@@ -1165,7 +1165,7 @@ fn put<T: zerocopy::IntoBytes + zerocopy::Immutable>(buf: &mut [u8], v: &T) {
 }
 
 impl Sim {
-    fn dm(&self, st: &mut State, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn dm(&self, st: &mut State, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
         const OP: &str = "dm_op";
         if bufs.len() > 2 {
             return Err(os(OP, E2BIG));
@@ -1212,10 +1212,10 @@ impl Sim {
                 let mut vcpu_ports = Vec::with_capacity(nr_vcpus as usize);
                 for _ in 0..nr_vcpus {
                     vcpu_ports.push(dom.next_port);
-                    dom.next_port += 1;
+                    dom.next_port.0 += 1;
                 }
                 let buf_port = dom.next_port;
-                dom.next_port += 1;
+                dom.next_port.0 += 1;
                 st.servers.push(Server {
                     domid,
                     id,
@@ -1248,7 +1248,7 @@ impl Sim {
                             return Err(os(OP, EOPNOTSUPP));
                         }
                         p.bufioreq_port = if st.servers[i].bufioreq {
-                            st.servers[i].buf_port
+                            st.servers[i].buf_port.0
                         } else {
                             0
                         };
@@ -1298,7 +1298,7 @@ impl Sim {
                             for v in 0..s.vcpu_ports.len() {
                                 // SAFETY: inside the live page.
                                 let w3 = unsafe { slot_word(s.slot(v as u32), 3) };
-                                let port = u64::from(s.vcpu_ports[v]);
+                                let port = u64::from(s.vcpu_ports[v].0);
                                 let _ =
                                     w3.fetch_update(Ordering::Release, Ordering::Relaxed, |x| {
                                         Some(x & !0xffff_ffff | port)
@@ -1377,7 +1377,7 @@ impl Version for Sim {
 }
 
 impl DeviceModel for Sim {
-    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
         let mut st = self.lock();
         let name = if bufs.first().is_some_and(|b| b.len() >= 4) {
             let op = u32::from_ne_bytes([bufs[0][0], bufs[0][1], bufs[0][2], bufs[0][3]]);
@@ -1395,7 +1395,7 @@ impl ForeignMemory for Sim {
 
     fn map_resource(
         &self,
-        domid: Domid,
+        domid: DomId,
         ty: XenMemResourceType,
         id: u32,
         frame: u32,
@@ -1429,7 +1429,7 @@ impl ForeignMemory for Sim {
         })
     }
 
-    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&self, domid: DomId, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         let st = self.lock();
         let d = st.domains.get(&domid).ok_or(os("read guest RAM", ESRCH))?;
         let a = usize::try_from(gpa).map_err(|_| os("read guest RAM", EFAULT))?;
@@ -1437,7 +1437,7 @@ impl ForeignMemory for Sim {
         Ok(())
     }
 
-    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+    fn write_guest(&self, domid: DomId, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         let mut st = self.lock();
         let d = st
             .domains
@@ -1452,21 +1452,21 @@ impl ForeignMemory for Sim {
 impl MapGuest for Sim {
     type Mapping = SimPages;
 
-    fn map_guest(&self, domid: Domid, gfn: u64, n: usize) -> Result<(SimPages, Vec<i32>), Error> {
+    fn map_guest(&self, domid: DomId, gfn: Gfn, n: usize) -> Result<(SimPages, Vec<i32>), Error> {
         const OP: &str = "IOCTL_PRIVCMD_MMAPBATCH_V2";
         let st = self.lock();
         let d = st.domains.get(&domid).ok_or(os(OP, ESRCH))?;
         let pages = (GUEST_RAM / 4096) as u64;
-        if n == 0 || gfn >= pages || n as u64 > pages - gfn {
+        if n == 0 || gfn.0 >= pages || n as u64 > pages - gfn.0 {
             return Err(os(OP, EINVAL));
         }
-        let errs = (gfn..gfn + n as u64)
+        let errs = (gfn.0..gfn.0 + n as u64)
             .map(|g| if d.holes.contains(&g) { -EINVAL } else { 0 })
             .collect();
         Ok((
             SimPages {
                 mem: Arc::clone(&d.ram),
-                offset: gfn as usize * 4096,
+                offset: gfn.0 as usize * 4096,
                 len: n * 4096,
             },
             errs,
@@ -1475,7 +1475,7 @@ impl MapGuest for Sim {
 }
 
 impl EventChannels for Sim {
-    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+    fn bind_interdomain(&self, remote: DomId, port: EvtchnPort) -> Result<EvtchnPort, Error> {
         const OP: &str = "EVTCHNOP_bind_interdomain";
         let mut st = self.lock();
         self.enter(&mut st, "bind_interdomain")?;
@@ -1494,10 +1494,10 @@ impl EventChannels for Sim {
             return Err(os(OP, EINVAL));
         }
         let local = st.next_local;
-        if local as usize >= MAX_PORTS {
+        if local.0 as usize >= MAX_PORTS {
             return Err(os(OP, ENOSPC));
         }
-        st.next_local += 1;
+        st.next_local.0 += 1;
         st.bindings.insert(
             local,
             Binding {
@@ -1508,7 +1508,7 @@ impl EventChannels for Sim {
         );
         // Xen marks a freshly bound port pending.
         st.queue.push_back(local);
-        st.masked[local as usize] = true;
+        st.masked[local.0 as usize] = true;
         drop(st);
         self.inner.cv.notify_all();
         Ok(local)
@@ -1521,8 +1521,8 @@ impl EventChannels for Sim {
             .remove(&port)
             .ok_or(os("IOCTL_EVTCHN_UNBIND", ENOTCONN))?;
         st.queue.retain(|p| *p != port);
-        st.masked[port as usize] = false;
-        st.raised_while_masked[port as usize] = false;
+        st.masked[port.0 as usize] = false;
+        st.raised_while_masked[port.0 as usize] = false;
         Ok(())
     }
 
@@ -1539,7 +1539,7 @@ impl EventChannels for Sim {
         if let Some(flag) = st
             .domains
             .get_mut(&d)
-            .and_then(|dom| dom.events.get_mut(p as usize))
+            .and_then(|dom| dom.events.get_mut(p.0 as usize))
         {
             *flag = true;
         }
@@ -1586,7 +1586,7 @@ impl EventChannels for Sim {
     fn unmask(&self, ports: &[EvtchnPort]) -> Result<(), Error> {
         let mut st = self.lock();
         for &p in ports {
-            let i = p as usize;
+            let i = p.0 as usize;
             if i >= MAX_PORTS {
                 continue; // not a port: ignored, as the evtchn device does
             }

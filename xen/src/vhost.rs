@@ -19,7 +19,7 @@
 //!     std::path::Path::new("/run/rng.sock"),
 //!     xen::virtio::device_id::RNG,
 //!     &[64],
-//!     GuestMemoryShare::XenForeign { privcmd: linux.privcmd().as_fd(), domid: 5 },
+//!     GuestMemoryShare::XenForeign { privcmd: linux.privcmd().as_fd(), domid: xen::DomId(5) },
 //!     &ram,
 //! )?;
 //! # let _ = rng;
@@ -43,10 +43,9 @@ use vhost::{VhostBackend, VhostUserMemoryRegionInfo, VringConfigData};
 use virtio_queue::{Queue, QueueT};
 use vm_memory::GuestMemory;
 use vmm_sys_util::eventfd::{EventFd, EFD_NONBLOCK};
-use xen_sys::Domid;
 
 use crate::virtio::{BackendEvent, DeviceError, VirtioDevice};
-use crate::Error;
+use crate::{DomId, Error};
 
 /// `VHOST_USER_F_PROTOCOL_FEATURES`: a vhost-user feature bit, never a device's.
 const PROTOCOL_FEATURES: u64 = 1 << 30;
@@ -76,7 +75,7 @@ pub enum GuestMemoryShare<'a> {
         /// `/dev/xen/privcmd` (the device keeps a duplicate).
         privcmd: BorrowedFd<'a>,
         /// The guest.
-        domid: Domid,
+        domid: DomId,
     },
     /// Plain shared memory: one descriptor holding all of guest RAM from offset 0 in
     /// guest-physical order (`memfd`; tests, and guests whose RAM is a file).
@@ -419,7 +418,7 @@ impl VhostUserDevice {
         }
         let (memory, xen_flags, xen_data) = match share {
             GuestMemoryShare::XenForeign { privcmd, domid } => {
-                (privcmd, XEN_MMAP_FOREIGN, u32::from(domid))
+                (privcmd, XEN_MMAP_FOREIGN, u32::from(domid.0))
             }
             GuestMemoryShare::SharedFile { fd } => (fd, XEN_MMAP_UNIX, 0),
         };

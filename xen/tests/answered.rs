@@ -16,8 +16,8 @@ use xen::dm::RangeKind;
 use xen::ioreq::{Buffered, Handler, Invalid, IoreqServer, ServerOptions, Size, Space};
 use xen::platform::{DeviceModel, EventChannels, ForeignMemory, Version};
 use xen::sim::{ioreq, GuestError, Sim, SimPages};
-use xen::sys::{Domid, EvtchnPort, IoreqType, XenMemResourceType};
-use xen::{Error, Xen, XenVersion};
+use xen::sys::{IoreqType, XenMemResourceType};
+use xen::{DomId, Error, EvtchnPort, Xen, XenVersion};
 
 /// Answers reads with the address; panics on the read of `PANIC_AT` (while `armed`).
 struct Panicky {
@@ -41,7 +41,7 @@ impl Handler for Panicky {
     }
 }
 
-fn guest(vcpus: u32) -> (Sim, Domid, Xen<Sim>) {
+fn guest(vcpus: u32) -> (Sim, DomId, Xen<Sim>) {
     let sim = Sim::new();
     let dom = sim.create_guest(vcpus);
     let xen = Xen::new(sim.clone()).unwrap();
@@ -140,7 +140,7 @@ impl Version for FailingNotify {
     }
 }
 impl DeviceModel for FailingNotify {
-    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
         self.sim.dm_op(domid, bufs)
     }
 }
@@ -148,7 +148,7 @@ impl ForeignMemory for FailingNotify {
     type Pages = SimPages;
     fn map_resource(
         &self,
-        domid: Domid,
+        domid: DomId,
         ty: XenMemResourceType,
         id: u32,
         frame: u32,
@@ -156,15 +156,15 @@ impl ForeignMemory for FailingNotify {
     ) -> Result<SimPages, Error> {
         self.sim.map_resource(domid, ty, id, frame, nr)
     }
-    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&self, domid: DomId, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.sim.read_guest(domid, gpa, buf)
     }
-    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+    fn write_guest(&self, domid: DomId, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.sim.write_guest(domid, gpa, buf)
     }
 }
 impl EventChannels for FailingNotify {
-    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+    fn bind_interdomain(&self, remote: DomId, port: EvtchnPort) -> Result<EvtchnPort, Error> {
         self.sim.bind_interdomain(remote, port)
     }
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
@@ -173,7 +173,7 @@ impl EventChannels for FailingNotify {
     fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
         if self
             .fail_port
-            .compare_exchange(port, u32::MAX, Ordering::SeqCst, Ordering::SeqCst)
+            .compare_exchange(port.0, u32::MAX, Ordering::SeqCst, Ordering::SeqCst)
             .is_ok()
         {
             return Err(Error::Os {
@@ -216,7 +216,7 @@ fn a_failed_notify_does_not_drop_the_rest_of_the_batch() {
     }
     // The notify of vCPU 0's answer fails; whatever the order in the batch, the other two are
     // still answered and notified, and the error is reported.
-    p.fail_port.store(ports[0], Ordering::SeqCst);
+    p.fail_port.store(ports[0].0, Ordering::SeqCst);
     assert_eq!(
         srv.serve_once(&mut dev),
         Err(Error::Os {

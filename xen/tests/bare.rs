@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use xen::bare::{Bare, FrameWindow, EVTCHN_PENDING_OFFSET};
 use xen::platform::{EventChannels, ForeignMemory, Pages};
 use xen::sys::*;
-use xen::Xen;
+use xen::{DomId, EvtchnPort, Gfn, Xen};
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
@@ -131,7 +131,7 @@ unsafe impl Hypercall for FakeXen {
     }
 }
 
-static GFNS: [XenPfn; 2] = [0x1234, 0x1235];
+static GFNS: [Gfn; 2] = [Gfn(0x1234), Gfn(0x1235)];
 
 #[test]
 fn bare_platform_issues_the_right_hypercalls() {
@@ -159,15 +159,15 @@ fn bare_platform_issues_the_right_hypercalls() {
     let bare = unsafe { Bare::new(fake, shinfo.0.as_mut_ptr(), Some(w)) };
     let xen = Xen::new(bare).unwrap();
     assert_eq!(xen.running(), XenVersion::new(4, 17));
-    assert_eq!(xen.nr_vcpus(7), Ok(2));
-    assert_eq!(xen.nr_vcpus(9).unwrap_err().errno(), Some(3));
+    assert_eq!(xen.nr_vcpus(DomId(7)), Ok(2));
+    assert_eq!(xen.nr_vcpus(DomId(9)).unwrap_err().errno(), Some(3));
     let p = xen.platform();
-    let port = p.bind_interdomain(7, 3).unwrap();
-    assert_eq!(port, 40);
-    let mut out = [0u32; 4];
+    let port = p.bind_interdomain(DomId(7), EvtchnPort(3)).unwrap();
+    assert_eq!(port, EvtchnPort(40));
+    let mut out = [EvtchnPort(0); 4];
     // Nothing pending: the platform polls, the fake raises the port, the platform consumes it.
     assert_eq!(p.wait_pending(&mut out), Ok(1));
-    assert_eq!(out[0], 40);
+    assert_eq!(out[0], EvtchnPort(40));
     let word = EVTCHN_PENDING_OFFSET; // port 40 is in the first word
     assert_eq!(
         u64::from_le_bytes(shinfo.0[word..word + 8].try_into().unwrap()) & (1 << 40),
@@ -176,23 +176,24 @@ fn bare_platform_issues_the_right_hypercalls() {
     );
     p.notify(port).unwrap();
     let pages = p
-        .map_resource(7, XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
+        .map_resource(DomId(7), XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
         .unwrap();
     assert_eq!(pages.base(), window.as_mut_ptr().cast::<u8>());
     assert_eq!(pages.len(), 4096);
     // Guest RAM for data_is_ptr, across a page boundary, through the scratch frame.
     let mut buf = [0u8; 8];
-    p.read_guest(7, 0x1ffc, &mut buf).unwrap();
+    p.read_guest(DomId(7), 0x1ffc, &mut buf).unwrap();
     assert_eq!(buf, [0xfc, 0xfd, 0xfe, 0xff, 0x00, 0x01, 0x02, 0x03]);
-    p.write_guest(7, 0x2ffe, &[0xaa, 0xbb, 0xcc]).unwrap();
+    p.write_guest(DomId(7), 0x2ffe, &[0xaa, 0xbb, 0xcc])
+        .unwrap();
     let mut back = [0u8; 4];
-    p.read_guest(7, 0x2ffd, &mut back).unwrap();
+    p.read_guest(DomId(7), 0x2ffd, &mut back).unwrap();
     assert_eq!(back, [0xfd, 0xaa, 0xbb, 0xcc]);
-    let e = p.read_guest(7, 0x8000, &mut buf).unwrap_err();
+    let e = p.read_guest(DomId(7), 0x8000, &mut buf).unwrap_err();
     assert_eq!(e.errno(), Some(22), "per-frame error reported");
     // Only one frame is free for resources now (the last is the scratch frame).
     assert_eq!(
-        p.map_resource(7, XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
+        p.map_resource(DomId(7), XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
             .unwrap_err()
             .errno(),
         Some(28)
@@ -233,10 +234,10 @@ fn foreign_mappings_refused_before_4_19_are_a_version_error() {
         let xen = Xen::new(bare).unwrap();
         let p = xen.platform();
         let res = p
-            .map_resource(7, XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
+            .map_resource(DomId(7), XenMemResourceType::IOREQ_SERVER, 1, 1, 1)
             .unwrap_err();
         let mut buf = [0u8; 4];
-        let ram = p.read_guest(7, 0, &mut buf).unwrap_err();
+        let ram = p.read_guest(DomId(7), 0, &mut buf).unwrap_err();
         if want_typed {
             assert_eq!(
                 res.to_string(),
@@ -273,13 +274,13 @@ fn a_port_beyond_the_two_level_bitmap_is_refused_and_closed() {
     // SAFETY: the shared-info page lives for the whole test; no window.
     let bare = unsafe { Bare::new(fake, shinfo.0.as_mut_ptr(), None) };
     assert_eq!(
-        bare.bind_interdomain(7, 3),
+        bare.bind_interdomain(DomId(7), EvtchnPort(3)),
         Err(xen::Error::Protocol {
             op: "EVTCHNOP_bind_interdomain",
             what: "a local port beyond the 2-level event-channel ABI's bitmap",
         })
     );
     // Bound, then closed (EVTCHNOP_close is sub-op 3), and nothing is left to wait for.
-    assert_eq!(bare.wait_pending(&mut [0u32; 4]), Ok(0));
+    assert_eq!(bare.wait_pending(&mut [EvtchnPort(0); 4]), Ok(0));
     let _ = &mut shinfo;
 }

@@ -10,7 +10,7 @@ use virtio_queue::{Queue, QueueT};
 use vm_memory::{Bytes, GuestAddress, GuestMemory};
 use xen::memory::{GuestRam, PageError};
 use xen::sim::{Sim, GUEST_RAM};
-use xen::Error;
+use xen::{DomId, Error, Gfn, GrantRef};
 
 const DESC: u64 = 0x1000;
 const AVAIL: u64 = 0x2000;
@@ -20,7 +20,7 @@ const F_NEXT: u16 = 1;
 const F_WRITE: u16 = 2;
 
 /// The driver's side: descriptor `i`.
-fn put_desc(sim: &Sim, dom: u16, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
+fn put_desc(sim: &Sim, dom: DomId, i: u16, addr: u64, len: u32, flags: u16, next: u16) {
     let mut d = Vec::new();
     d.extend_from_slice(&addr.to_le_bytes());
     d.extend_from_slice(&len.to_le_bytes());
@@ -30,7 +30,7 @@ fn put_desc(sim: &Sim, dom: u16, i: u16, addr: u64, len: u32, flags: u16, next: 
 }
 
 /// Offer chain `head` as available entry `idx`.
-fn offer(sim: &Sim, dom: u16, idx: u16, head: u16) {
+fn offer(sim: &Sim, dom: DomId, idx: u16, head: u16) {
     sim.guest_ram_write(
         dom,
         AVAIL + 4 + 2 * u64::from(idx % SIZE),
@@ -119,12 +119,12 @@ fn virtio_queue_runs_over_mapped_guest_ram() {
 fn an_unpopulated_page_is_reported_and_never_touched() {
     let sim = Sim::new();
     let dom = sim.create_guest(1);
-    sim.unpopulate(dom, 0x30);
+    sim.unpopulate(dom, Gfn(0x30));
     let ram = GuestRam::map(&sim, dom, &[(0, 0x40000), (0x80000, 0x1000)]).unwrap();
     assert_eq!(
         ram.failed_pages(),
         [PageError {
-            gfn: 0x30,
+            gfn: Gfn(0x30),
             errno: 22
         }]
     );
@@ -192,38 +192,47 @@ fn a_mapping_placed_at_grant_dma_addresses() {
     let dom = sim.create_guest(1);
     sim.guest_ram_write(dom, 0x10000, b"page zero");
     sim.guest_ram_write(dom, 0x11ffc, b"ABCDEFGH"); // runs from page one into page two
-    let (m, errs) = sim.map_guest(dom, 0x10, 3).unwrap();
+    let (m, errs) = sim.map_guest(dom, Gfn(0x10), 3).unwrap();
     assert_eq!(errs, [0, 0, 0]);
-    let f = |g| grant_dma_address(g) >> 12;
+    let f = |g| Gfn::containing(grant_dma_address(GrantRef(g)));
     // Pages 0, 1, 2 of the mapping as grants 7, 8 and 3.
     let ram = GuestRam::from_mapping(dom, m, &[f(7), f(8), f(3)]).unwrap();
     let r: Vec<_> = ram.regions().iter().map(|r| (r.gpa(), r.len())).collect();
     assert_eq!(
         r,
         [
-            (grant_dma_address(3), 0x1000),
-            (grant_dma_address(7), 0x2000)
+            (grant_dma_address(GrantRef(3)), 0x1000),
+            (grant_dma_address(GrantRef(7)), 0x2000)
         ]
     );
     let mem = ram.vm_memory().unwrap();
     let mut b = [0u8; 9];
-    mem.read_slice(&mut b, GuestAddress(grant_dma_address(7)))
+    mem.read_slice(&mut b, GuestAddress(grant_dma_address(GrantRef(7))))
         .unwrap();
     assert_eq!(&b, b"page zero");
     // Grants 7 and 8 are consecutive in both the mapping and the address space: one region.
     let mut b = [0u8; 4];
-    mem.read_slice(&mut b, GuestAddress(grant_dma_address(7) + 0x1ffc))
-        .unwrap();
+    mem.read_slice(
+        &mut b,
+        GuestAddress(grant_dma_address(GrantRef(7)) + 0x1ffc),
+    )
+    .unwrap();
     assert_eq!(&b, b"ABCD");
     // Grant 8 ends where grant 9 (not mapped) would start.
     assert!(mem
-        .read_slice(&mut [0u8; 8], GuestAddress(grant_dma_address(8) + 0xffc))
+        .read_slice(
+            &mut [0u8; 8],
+            GuestAddress(grant_dma_address(GrantRef(8)) + 0xffc)
+        )
         .is_err());
-    mem.write_slice(b"via grant 3", GuestAddress(grant_dma_address(3) + 16))
-        .unwrap();
+    mem.write_slice(
+        b"via grant 3",
+        GuestAddress(grant_dma_address(GrantRef(3)) + 16),
+    )
+    .unwrap();
     assert_eq!(sim.guest_ram_read(dom, 0x12010, 11), b"via grant 3");
 
-    let (m, _) = sim.map_guest(dom, 0x10, 2).unwrap();
+    let (m, _) = sim.map_guest(dom, Gfn(0x10), 2).unwrap();
     assert!(matches!(
         GuestRam::from_mapping(dom, m, &[f(7), f(7)]),
         Err(Error::InvalidArgument {
@@ -256,8 +265,8 @@ fn debug_of_a_region_on_the_last_page() {
     use xen::platform::MapGuest;
     let sim = Sim::new();
     let dom = sim.create_guest(1);
-    let (m, _) = sim.map_guest(dom, 0, 1).unwrap();
-    let ram = GuestRam::from_mapping(dom, m, &[LAST_PAGE >> 12]).unwrap();
+    let (m, _) = sim.map_guest(dom, Gfn(0), 1).unwrap();
+    let ram = GuestRam::from_mapping(dom, m, &[Gfn(LAST_PAGE >> 12)]).unwrap();
     // `gpa + len` is 2^64 here: Debug shows the last address instead.
     let r = format!("{:?}", ram.regions()[0]);
     assert_eq!(r, "RamRegion(0xfffffffffffff000..=0xffffffffffffffff)");
@@ -277,12 +286,12 @@ impl xen::platform::MapGuest for Relocated<'_> {
     type Mapping = xen::sim::SimPages;
     fn map_guest(
         &self,
-        domid: u16,
-        gfn: u64,
+        domid: DomId,
+        gfn: Gfn,
         n: usize,
     ) -> Result<(xen::sim::SimPages, Vec<i32>), Error> {
-        self.asked.set(Some((gfn, n)));
-        self.sim.map_guest(domid, 0, n)
+        self.asked.set(Some((gfn.0, n)));
+        self.sim.map_guest(domid, Gfn(0), n)
     }
 }
 
@@ -302,8 +311,10 @@ fn the_last_page_of_the_address_space_is_guest_ram() {
     // `from_mapping`: the same memory, the same regions.
     let mapped = GuestRam::map(&platform, dom, &[(LAST_PAGE - 0x1000, 0x2000)]).unwrap();
     assert_eq!(platform.asked.get(), Some(((LAST_PAGE >> 12) - 1, 2)));
-    let (m, _) = sim.map_guest(dom, 0, 2).unwrap();
-    let placed = GuestRam::from_mapping(dom, m, &[(LAST_PAGE >> 12) - 1, LAST_PAGE >> 12]).unwrap();
+    let (m, _) = sim.map_guest(dom, Gfn(0), 2).unwrap();
+    let placed =
+        GuestRam::from_mapping(dom, m, &[Gfn((LAST_PAGE >> 12) - 1), Gfn(LAST_PAGE >> 12)])
+            .unwrap();
     for ram in [&mapped, &placed] {
         let r: Vec<_> = ram.regions().iter().map(|r| (r.gpa(), r.len())).collect();
         assert_eq!(r, [(LAST_PAGE - 0x1000, 0x2000)], "{ram:?}");
@@ -351,9 +362,9 @@ fn the_last_page_of_the_address_space_is_guest_ram() {
             "{past:x?}"
         );
     }
-    let (m, _) = sim.map_guest(dom, 0, 1).unwrap();
+    let (m, _) = sim.map_guest(dom, Gfn(0), 1).unwrap();
     assert!(matches!(
-        GuestRam::from_mapping(dom, m, &[(LAST_PAGE >> 12) + 1]),
+        GuestRam::from_mapping(dom, m, &[Gfn((LAST_PAGE >> 12) + 1)]),
         Err(Error::InvalidArgument { .. })
     ));
 }

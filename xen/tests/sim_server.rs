@@ -12,8 +12,8 @@ use std::time::Duration;
 use xen::dm::RangeKind;
 use xen::ioreq::{Buffered, Handler, Invalid, IoreqServer, ServerOptions, Size, Space, Stats};
 use xen::sim::{ioreq, GuestError, Sim};
-use xen::sys::{Domid, IoreqType};
-use xen::{Error, Xen, XenVersion};
+use xen::sys::IoreqType;
+use xen::{DomId, Error, Xen, XenVersion};
 
 // --- a recording device --------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ fn serving<R>(
 }
 
 /// A simulated hypervisor with one HVM guest of `vcpus` vCPUs, and a `Xen` handle on it.
-fn guest(vcpus: u32) -> (Sim, Domid, Xen<Sim>) {
+fn guest(vcpus: u32) -> (Sim, DomId, Xen<Sim>) {
     let sim = Sim::new();
     let dom = sim.create_guest(vcpus);
     let xen = Xen::new(sim.clone()).unwrap();
@@ -196,7 +196,10 @@ fn lifecycle_setup_and_teardown_order() {
     assert_eq!(srv.vcpus(), 2);
     assert_eq!(srv.domid(), dom);
     assert_eq!(srv.id(), 0);
-    assert_eq!(srv.local_ports().collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        srv.local_ports().map(|p| p.0).collect::<Vec<_>>(),
+        vec![1, 2]
+    );
     assert_eq!(sim.servers(dom), 1);
     assert_eq!(sim.bound_ports(), 2);
     assert_eq!(srv.stats(), Stats::default());
@@ -221,7 +224,10 @@ fn lifecycle_with_ranges_and_bufioreq_and_explicit_shutdown() {
         log_strs(&sim),
         strs(&[NR_VCPUS, CREATE, MAP_RES, STATE, INFO, BIND, BIND, BIND])
     );
-    assert_eq!(srv.local_ports().collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        srv.local_ports().map(|p| p.0).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     assert_eq!(sim.bound_ports(), 3);
     srv.map_range(RangeKind::Mmio, 0x1000, 0x1fff).unwrap();
     srv.map_range(RangeKind::Port, 0x60, 0x6f).unwrap();
@@ -532,7 +538,7 @@ fn no_such_domain_is_esrch_from_nr_vcpus() {
     let sim = Sim::new();
     let _dom = sim.create_guest(1);
     let xen = Xen::new(sim.clone()).unwrap();
-    let err = IoreqServer::create(&xen, 77, ServerOptions::default())
+    let err = IoreqServer::create(&xen, DomId(77), ServerOptions::default())
         .err()
         .unwrap();
     assert_eq!(
@@ -561,6 +567,59 @@ fn pv_guest_is_einval() {
         }
     );
     assert_eq!(sim.servers(dom), 0);
+}
+
+#[test]
+fn io_port_ranges_end_at_0xffff() {
+    let (sim, dom, xen) = guest(1);
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let calls = log_strs(&sim).len();
+    // Wholly above the 16-bit port space, or running past its end: refused by the library
+    // (errno 0), naming the range and why, before any dm_op.
+    for (claim, start, end) in [
+        (true, 0x10000, 0x10007),
+        (true, 0xfff8, 0x10000),
+        (false, 0x10000, 0x10000),
+    ] {
+        let e = if claim {
+            srv.map_range(RangeKind::Port, start, end)
+        } else {
+            srv.unmap_range(RangeKind::Port, start, end)
+        }
+        .unwrap_err();
+        assert_eq!(
+            e,
+            Error::Range {
+                claim,
+                kind: RangeKind::Port,
+                start,
+                end,
+                errno: 0
+            }
+        );
+        assert_eq!(e.errno(), None);
+        let verb = if claim { "claiming" } else { "releasing" };
+        assert_eq!(
+            e.to_string(),
+            format!("{verb} the Port range {start:#x}-{end:#x}: not a range of its kind: I/O ports end at 0xffff")
+        );
+    }
+    assert_eq!(
+        log_strs(&sim).len(),
+        calls,
+        "Xen never saw the refused ranges"
+    );
+    // The other reasons, each in words.
+    let e = srv.map_range(RangeKind::Pci, 0, 0x1_0000_0000).unwrap_err();
+    assert!(
+        e.to_string().ends_with(": PCI SBDFs end at 0xffffffff"),
+        "{e}"
+    );
+    let e = srv.map_range(RangeKind::Port, 0x70, 0x60).unwrap_err();
+    assert!(e.to_string().ends_with(": it starts after its end"), "{e}");
+    // The last port itself is a port.
+    srv.map_range(RangeKind::Port, 0xfff8, 0xffff).unwrap();
+    srv.shutdown().unwrap();
 }
 
 #[test]
@@ -1328,7 +1387,7 @@ fn ranges_added_and_removed_between_requests() {
     assert_eq!(srv.stats().spurious, before.spurious + 1);
     assert_eq!(srv.stats().requests, before.requests);
     // A port that is not ours is ignored.
-    srv.handle_port(999, &mut dev).unwrap();
+    srv.handle_port(xen::EvtchnPort(999), &mut dev).unwrap();
     assert_eq!(srv.stats().spurious, before.spurious + 2);
 
     assert_eq!(
@@ -1354,7 +1413,7 @@ fn ranges_added_and_removed_between_requests() {
 /// A server with a buffered ring that claims the first MiB of MMIO but for 0x1000..0x2000,
 /// which tests claim for synchronous requests (the model's producer puts its writes below 1 MiB,
 /// and buffered writes reach the handler only inside a claimed range).
-fn buffered_server<'x>(xen: &'x Xen<Sim>, dom: Domid) -> IoreqServer<'x, Sim> {
+fn buffered_server<'x>(xen: &'x Xen<Sim>, dom: DomId) -> IoreqServer<'x, Sim> {
     let mut srv = IoreqServer::create(
         xen,
         dom,

@@ -16,7 +16,7 @@ use xen::pci::PciBus;
 use xen::sim::{Msi, Sim, Vcpu};
 use xen::sys::pci_sbdf;
 use xen::virtio::{status, DeviceError, VirtioDevice, VirtioPci, BAR_SIZE};
-use xen::Xen;
+use xen::{DomId, Xen};
 
 const RAM: u64 = 0x10_0000;
 const BAR: u64 = 0xe000_0000;
@@ -96,7 +96,7 @@ fn warnings_with(s: &str) -> usize {
 struct Driver {
     v: Vcpu,
     sim: Sim,
-    dom: u16,
+    dom: DomId,
     sbdf: u32,
 }
 
@@ -228,7 +228,7 @@ impl Driver {
 
 /// A guest with 1 MiB of RAM, an IOREQ server claiming 00:03.0, and the rng behind it; `body`
 /// plays the guest while a thread serves.
-fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, u16) {
+fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId) {
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
     let sim = Sim::new();
     let dom = sim.create_guest(1);

@@ -257,15 +257,15 @@ fn every_operation_against_the_daemon() {
     );
     let perms = [
         Perm {
-            domid: 0,
+            domid: xen::DomId(0),
             access: Access::None,
         },
         Perm {
-            domid: 5,
+            domid: xen::DomId(5),
             access: Access::Read,
         },
         Perm {
-            domid: 7,
+            domid: xen::DomId(7),
             access: Access::Both,
         },
     ];
@@ -275,7 +275,10 @@ fn every_operation_against_the_daemon() {
         xs.get_perms(Tx::NONE, "/local/domain/0/name").unwrap(),
         perms
     );
-    assert_eq!(xs.get_domain_path(3).unwrap(), "/local/domain/3");
+    assert_eq!(
+        xs.get_domain_path(xen::DomId(3)).unwrap(),
+        "/local/domain/3"
+    );
     xs.rm(Tx::NONE, "/local/domain/0").unwrap();
     let e = xs.read(Tx::NONE, "/local/domain/0/name").unwrap_err();
     assert!(e.is_not_found(), "{e}");
@@ -639,7 +642,7 @@ fn an_empty_permission_list_is_malformed() {
     assert_eq!(
         xs.get_perms(Tx::NONE, "/x").unwrap(),
         [Perm {
-            domid: 3,
+            domid: xen::DomId(3),
             access: Access::Both
         }]
     );
@@ -749,7 +752,7 @@ fn parsers_on_edge_payloads() {
     assert_eq!(
         Perm::parse("b65535").unwrap(),
         Perm {
-            domid: 65535,
+            domid: xen::DomId(65535),
             access: Access::Both
         }
     );

@@ -188,7 +188,9 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
             }),
             3 => xs.get_perms(Tx::NONE, "/a").map(|p| assert!(!p.is_empty())),
             4 => xs.transaction_start().map(|t| assert_ne!(t, Tx::NONE)),
-            5 => xs.get_domain_path(1).map(|p| assert!(!p.contains('\0'))),
+            5 => xs
+                .get_domain_path(xen::DomId(1))
+                .map(|p| assert!(!p.contains('\0'))),
             6 => xs.next_event().map(|e| {
                 assert!(!e.path.contains('\0') && !e.token.contains('\0'));
                 assert!(e.path.starts_with('/') || e.path.starts_with('@'), "{e:?}");

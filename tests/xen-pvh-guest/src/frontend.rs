@@ -10,6 +10,7 @@ use core::sync::atomic::{fence, Ordering};
 use xen::grant::table::{self, GrantTable};
 use xen::grant::Access;
 use xen::xenstore::wire;
+use xen::{DomId, Gfn, GrantRef};
 use xen_sys::backend::Direct;
 use xen_sys::*;
 
@@ -19,7 +20,7 @@ use crate::Checks;
 /// 4 GiB (paging is off: physical addresses are used directly).
 const GRANT_GFN: u64 = 0x2_0000;
 /// The entry granted to dom0 (the first one not reserved).
-const GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES;
+const GREF: GrantRef = GrantRef(GNTTAB_NR_RESERVED_ENTRIES);
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
@@ -272,20 +273,15 @@ pub fn checks(c: &mut Checks) {
     let h = xen();
     // SAFETY: GRANT_GFN is above our RAM, used for nothing else; paging is off, so it is
     // reached at its physical address.
-    let gt = unsafe {
-        GrantTable::map(
-            &h,
-            &[GRANT_GFN as XenPfn],
-            (GRANT_GFN << 12) as usize as *mut u8,
-        )
-    };
+    let gt =
+        unsafe { GrantTable::map(&h, &[Gfn(GRANT_GFN)], (GRANT_GFN << 12) as usize as *mut u8) };
     c.check(
         "grant table frame 0 mapped (XENMAPSPACE_grant_table)",
         u64::from(gt.is_ok()),
         1,
     );
     let Ok(gt) = gt else { return };
-    let q = table::query_size(&h, DOMID_SELF);
+    let q = table::query_size(&h, DomId::SELF);
     c.check(
         "GNTTABOP_query_size: at least one frame",
         u64::from(q.is_ok_and(|q| q.nr_frames >= 1)),
@@ -296,7 +292,7 @@ pub fn checks(c: &mut Checks) {
     let mut frames = [0 as XenPfn; 1];
     c.check(
         "GNTTABOP_setup_table of one frame",
-        u64::from(table::setup_table(&h, DOMID_SELF, &mut frames).is_ok() && frames[0] != 0),
+        u64::from(table::setup_table(&h, DomId::SELF, &mut frames).is_ok() && frames[0] != 0),
         1,
     );
     let shared = core::ptr::addr_of_mut!(SHARED);
@@ -309,7 +305,15 @@ pub fn checks(c: &mut Checks) {
         u64::from(
             // SAFETY: SHARED is a page-aligned static used only through raw pointers with
             // volatile accesses while it is granted.
-            unsafe { gt.grant(GREF, 0, (phys(shared) >> 12) as u32, Access::ReadWrite) }.is_ok(),
+            unsafe {
+                gt.grant(
+                    GREF,
+                    DomId::DOM0,
+                    Gfn::containing(phys(shared)),
+                    Access::ReadWrite,
+                )
+            }
+            .is_ok(),
         ),
         1,
     );
@@ -322,7 +326,7 @@ pub fn checks(c: &mut Checks) {
     );
     c.check(
         "XS_WRITE of data/gref",
-        ok(xs.write("data/gref", decimal(GREF, &mut nb))),
+        ok(xs.write("data/gref", decimal(GREF.0, &mut nb))),
         1,
     );
     c.check(
@@ -412,7 +416,7 @@ pub fn checks(c: &mut Checks) {
 
 /// The page granted to the echo back end as its ring.
 static mut ECHO_RING: Page = Page([0; 4096]);
-const RING_GREF: u32 = GNTTAB_NR_RESERVED_ENTRIES + 1;
+const RING_GREF: GrantRef = GrantRef(GNTTAB_NR_RESERVED_ENTRIES + 1);
 
 fn ring_u32(off: usize) -> u32 {
     let r = core::ptr::addr_of!(ECHO_RING);
@@ -462,13 +466,8 @@ pub fn echo_checks(c: &mut Checks) {
 
     let h = xen();
     // SAFETY: as in `checks`: GRANT_GFN is ours alone, reached at its physical address.
-    let gt = unsafe {
-        GrantTable::map(
-            &h,
-            &[GRANT_GFN as XenPfn],
-            (GRANT_GFN << 12) as usize as *mut u8,
-        )
-    };
+    let gt =
+        unsafe { GrantTable::map(&h, &[Gfn(GRANT_GFN)], (GRANT_GFN << 12) as usize as *mut u8) };
     let Ok(gt) = gt else {
         c.check("grant table mapped", 0, 1);
         return;
@@ -479,7 +478,15 @@ pub fn echo_checks(c: &mut Checks) {
         u64::from(
             // SAFETY: ECHO_RING is a page-aligned static reached only through raw pointers with
             // volatile accesses while it is granted.
-            unsafe { gt.grant(RING_GREF, 0, (phys(ring) >> 12) as u32, Access::ReadWrite) }.is_ok(),
+            unsafe {
+                gt.grant(
+                    RING_GREF,
+                    DomId::DOM0,
+                    Gfn::containing(phys(ring)),
+                    Access::ReadWrite,
+                )
+            }
+            .is_ok(),
         ),
         1,
     );
@@ -493,7 +500,7 @@ pub fn echo_checks(c: &mut Checks) {
     c.check("EVTCHNOP_alloc_unbound for dom0", u64::from(r.is_ok()), 1);
     let mut nb = [0u8; 10];
     let published = xs
-        .write("device/echo/0/ring-ref", decimal(RING_GREF, &mut nb))
+        .write("device/echo/0/ring-ref", decimal(RING_GREF.0, &mut nb))
         .and_then(|()| xs.write("device/echo/0/event-channel", decimal(a.port, &mut nb)))
         .and_then(|()| xs.write("device/echo/0/state", b"3"));
     c.check(

@@ -23,7 +23,7 @@ use freestanding_mem::heap::Bump;
 use xen::bare::{Bare, FrameWindow};
 use xen::sys::backend::{install_hypercall_page, Direct, HypercallPage};
 use xen::sys::*;
-use xen::Xen;
+use xen::{DomId, Gfn, Xen};
 
 /// The fixed heap (set-up allocates a few small vectors; serving nothing, which the counters
 /// prove).
@@ -40,11 +40,11 @@ mod device;
 /// `xen::bare` window (ioreq pages, then the scratch frame for guest RAM).
 const WINDOW_GFN: u64 = 0x1_0000;
 const WINDOW_FRAMES: usize = 8;
-static WINDOW_GFNS: [XenPfn; WINDOW_FRAMES] = {
-    let mut g = [0; WINDOW_FRAMES];
+static WINDOW_GFNS: [Gfn; WINDOW_FRAMES] = {
+    let mut g = [Gfn(0); WINDOW_FRAMES];
     let mut i = 0;
     while i < WINDOW_FRAMES {
-        g[i] = (WINDOW_GFN + 1 + i as u64) as XenPfn;
+        g[i] = Gfn(WINDOW_GFN + 1 + i as u64);
         i += 1;
     }
     g
@@ -88,7 +88,7 @@ extern "C" fn kmain(start_info: u64) -> ! {
     }
 }
 
-fn run<H: Hypercall + Copy>(h: H, target: Domid) -> ! {
+fn run<H: Hypercall + Copy>(h: H, target: DomId) -> ! {
     // SAFETY: no memory.
     match unsafe { xen_version_version(&h) } {
         Ok(v) => say!("STUBDOM Xen {}.{}", (v >> 16) as u32, (v & 0xffff) as u32),
@@ -181,7 +181,7 @@ fn map_shared_info<H: Hypercall>(h: &H, gfn: u64) -> Result<(), XenErrno> {
     Ok(())
 }
 
-fn parse_domid(s: &[u8]) -> Option<Domid> {
+fn parse_domid(s: &[u8]) -> Option<DomId> {
     let mut v: u32 = 0;
     if s.is_empty() {
         return None;
@@ -194,6 +194,7 @@ fn parse_domid(s: &[u8]) -> Option<Domid> {
     Domid::try_from(v)
         .ok()
         .filter(|d| *d < DOMID_FIRST_RESERVED)
+        .map(DomId)
 }
 
 fn poweroff<H: Hypercall>(h: &H) -> ! {

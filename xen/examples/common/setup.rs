@@ -74,7 +74,7 @@ pub fn open(nonblocking: bool) -> Res<Arc<Xen<Linux>>> {
 pub fn guest_ram(
     name: &str,
     xen: &Xen<Linux>,
-    domid: u16,
+    domid: xen::DomId,
     ram: &[(u64, u64)],
 ) -> Res<GuestRam<xen::linux::LinuxPages>> {
     let guest = GuestRam::map(xen.platform(), domid, ram)?;

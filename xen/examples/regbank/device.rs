@@ -8,8 +8,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use xen::dm::RangeKind;
 use xen::ioreq::{Handler, Invalid, IoreqServer, ServerOptions, Size, Space};
 use xen::platform::Platform;
-use xen::sys::Domid;
-use xen::{Error, Xen};
+use xen::{DomId, Error, Xen};
 
 /// Base of the register bank.
 pub const MMIO_BASE: u64 = 0xfe00_0000;
@@ -27,7 +26,7 @@ pub const HIGH_END: u64 = MMIO_BASE + 0xbff;
 pub struct RegBank<'x, P: Platform> {
     xen: &'x Xen<P>,
     say: &'x dyn Fn(Arguments<'_>),
-    domid: Domid,
+    domid: DomId,
     scratch: u64,
     counter: u64,
     irq: bool,
@@ -95,7 +94,7 @@ impl<P: Platform> Handler for RegBank<'_, P> {
 /// platform's descriptor, or nothing when `serve_once` itself blocks.
 pub fn serve<P: Platform>(
     xen: &Xen<P>,
-    domid: Domid,
+    domid: DomId,
     ready_port: Option<u16>,
     stop: &AtomicBool,
     wait: &mut dyn FnMut() -> Result<(), Error>,

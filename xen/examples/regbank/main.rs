@@ -13,8 +13,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use xen::sys::Domid;
-use xen::{Error, Xen};
+use xen::{DomId, Error, Xen};
 
 // The device, shared with the PVH stub domain (tests/xen-pvh-stubdom), hence no_std.
 mod device;
@@ -90,7 +89,7 @@ fn on_linux(
     use std::sync::Arc;
     use xen::linux::Linux;
     static STOP: AtomicBool = AtomicBool::new(false);
-    let domid: Domid = domid.parse()?;
+    let domid = DomId(domid.parse()?);
     let ready_port = ready_port
         .map(|p| u16::from_str_radix(p.trim_start_matches("0x"), 16))
         .transpose()?;

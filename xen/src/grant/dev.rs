@@ -15,7 +15,7 @@ use xen_sys::backend::privcmd::open_dev;
 use xen_sys::backend::privcmd::sys::{self, Mapping};
 use xen_sys::*;
 
-use crate::Error;
+use crate::{DomId, Error, GrantRef};
 
 const PAGE: usize = 4096;
 
@@ -88,7 +88,7 @@ impl Gntdev {
     /// [`Access::ReadWrite`](super::Access::ReadWrite) mapping, else the mmap fails).
     pub fn map(
         &self,
-        domid: Domid,
+        domid: DomId,
         refs: &[GrantRef],
         access: super::Access,
     ) -> Result<GrantMap, Error> {
@@ -115,8 +115,8 @@ impl Gntdev {
             for (i, &r) in refs.iter().enumerate() {
                 let e = bytes.add(HEAD + i * ENTRY).cast::<IoctlGntdevGrantRef>();
                 e.write_unaligned(IoctlGntdevGrantRef {
-                    domid: u32::from(domid),
-                    r#ref: r,
+                    domid: u32::from(domid.0),
+                    r#ref: r.0,
                 });
             }
         }
@@ -239,7 +239,7 @@ impl Gntalloc {
     /// mapped here.
     pub fn share(
         &self,
-        domid: Domid,
+        domid: DomId,
         count: u32,
         access: super::Access,
     ) -> Result<SharedPages, Error> {
@@ -256,7 +256,7 @@ impl Gntalloc {
         let mut buf: Vec<u64> = std::vec![0; words];
         let bytes = buf.as_mut_ptr().cast::<u8>();
         let a = IoctlGntallocAllocGref {
-            domid,
+            domid: domid.0,
             flags: GntallocFlags(if writable { GNTALLOC_FLAG_WRITABLE } else { 0 }),
             count,
             ..Default::default()
@@ -275,7 +275,7 @@ impl Gntalloc {
             (
                 bytes.add(off).cast::<u64>().read(),
                 (0..count as usize)
-                    .map(|i| bytes.add(HEAD + 4 * i).cast::<u32>().read())
+                    .map(|i| GrantRef(bytes.add(HEAD + 4 * i).cast::<u32>().read()))
                     .collect(),
             )
         };

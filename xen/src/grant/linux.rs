@@ -4,7 +4,7 @@
 //! use xen::grant::{Gntdev, Shared};
 //! let dev = Gntdev::open()?;
 //! // Grant 8 of domain 3, writable.
-//! let page = dev.map(3, &[8], xen::grant::Access::ReadWrite)?;
+//! let page = dev.map(xen::DomId(3), &[xen::GrantRef(8)], xen::grant::Access::ReadWrite)?;
 //! let mut hdr = [0u8; 16];
 //! page.read_at(0, &mut hdr)?;
 //! page.write_at(16, b"answer")?;
@@ -13,13 +13,13 @@
 
 use super::dev::{Gntdev, GrantMap, SharedPages};
 use xen_sys::{
-    Domid, GNTCOPY_dest_gref, GNTCOPY_source_gref, GntdevGrantCopySegment,
-    GntdevGrantCopySegmentBuf, GntdevGrantCopySegmentForeign, GnttabCopyFlags, GrantRef,
+    GNTCOPY_dest_gref, GNTCOPY_source_gref, GntdevGrantCopySegment, GntdevGrantCopySegmentBuf,
+    GntdevGrantCopySegmentForeign, GnttabCopyFlags,
 };
 
 use crate::memory::GuestRam;
 use crate::platform::Pages;
-use crate::Error;
+use crate::{DomId, Error, Gfn, GrantRef};
 
 /// Bit 63 of a DMA address: what Linux's grant DMA ops (virtio on Xen with grants) set to
 /// say the address is a grant reference, `addr = GRANT_DMA_ADDR_OFF | gref << 12 | offset`.
@@ -27,7 +27,7 @@ pub const GRANT_DMA_ADDR_OFF: u64 = 1 << 63;
 
 /// The DMA address of byte 0 of grant `gref` (`GRANT_DMA_ADDR_OFF | gref << 12`).
 pub const fn grant_dma_address(gref: GrantRef) -> u64 {
-    GRANT_DMA_ADDR_OFF | (gref as u64) << 12
+    GRANT_DMA_ADDR_OFF | (gref.0 as u64) << 12
 }
 
 // SAFETY: a `GrantMap` owns its mmap of `len()` bytes (page-aligned, unmapped on drop) and
@@ -46,7 +46,7 @@ unsafe impl Pages for GrantMap {
 /// descriptors. With the feature `vm-memory`, `GuestRam::vm_memory` then hands it to
 /// `virtio-queue`.
 pub fn grant_dma_ram(
-    domid: Domid,
+    domid: DomId,
     map: GrantMap,
     refs: &[GrantRef],
 ) -> Result<GuestRam<GrantMap>, Error> {
@@ -56,7 +56,10 @@ pub fn grant_dma_ram(
             what: "the grants are mapped read-only",
         });
     }
-    let gfns: alloc::vec::Vec<u64> = refs.iter().map(|&r| grant_dma_address(r) >> 12).collect();
+    let gfns: alloc::vec::Vec<Gfn> = refs
+        .iter()
+        .map(|&r| Gfn::containing(grant_dma_address(r)))
+        .collect();
     GuestRam::from_mapping(domid, map, &gfns)
 }
 
@@ -195,7 +198,7 @@ unsafe fn copy_one(
 /// starting at `offset` in the granted page, into `buf`.
 pub fn copy_from_grant(
     dev: &Gntdev,
-    domid: Domid,
+    domid: DomId,
     gref: GrantRef,
     offset: u16,
     buf: &mut [u8],
@@ -206,9 +209,9 @@ pub fn copy_from_grant(
             "IOCTL_GNTDEV_GRANT_COPY from a grant",
             dev,
             GntdevGrantCopySegmentForeign {
-                r#ref: gref,
+                r#ref: gref.0,
                 offset,
-                domid,
+                domid: domid.0,
             },
             buf.as_mut_ptr(),
             buf.len(),
@@ -220,7 +223,7 @@ pub fn copy_from_grant(
 /// Grant copy of `buf` into grant `gref` of `domid` at `offset` (the grant must allow writes).
 pub fn copy_to_grant(
     dev: &Gntdev,
-    domid: Domid,
+    domid: DomId,
     gref: GrantRef,
     offset: u16,
     buf: &[u8],
@@ -231,9 +234,9 @@ pub fn copy_to_grant(
             "IOCTL_GNTDEV_GRANT_COPY to a grant",
             dev,
             GntdevGrantCopySegmentForeign {
-                r#ref: gref,
+                r#ref: gref.0,
                 offset,
-                domid,
+                domid: domid.0,
             },
             buf.as_ptr().cast_mut(),
             buf.len(),

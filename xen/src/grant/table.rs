@@ -11,7 +11,7 @@ use core::sync::atomic::{AtomicU16, AtomicU32, Ordering};
 
 use xen_sys::*;
 
-use crate::Error;
+use crate::{DomId, Error, Gfn, GrantRef};
 
 /// Entries per 4 KiB frame of a version-1 table.
 pub const ENTRIES_PER_FRAME: u32 = 4096 / core::mem::size_of::<GrantEntryV1>() as u32;
@@ -20,10 +20,10 @@ pub const MAX_FRAMES: usize = 32;
 const EBUSY: i32 = 16;
 
 /// `GNTTABOP_query_size`: the current and the largest number of frames of `domid`'s table.
-pub fn query_size<H: Hypercall + ?Sized>(h: &H, domid: Domid) -> Result<GnttabQuerySize, Error> {
+pub fn query_size<H: Hypercall + ?Sized>(h: &H, domid: DomId) -> Result<GnttabQuerySize, Error> {
     const OP: &str = "GNTTABOP_query_size";
     let mut q = GnttabQuerySize {
-        dom: domid,
+        dom: domid.0,
         ..Default::default()
     };
     // SAFETY: one struct of ours, `count` 1.
@@ -37,7 +37,7 @@ pub fn query_size<H: Hypercall + ?Sized>(h: &H, domid: Domid) -> Result<GnttabQu
 /// with [`GrantTable::map`] instead).
 pub fn setup_table<H: Hypercall + ?Sized>(
     h: &H,
-    domid: Domid,
+    domid: DomId,
     frames: &mut [XenPfn],
 ) -> Result<(), Error> {
     const OP: &str = "GNTTABOP_setup_table";
@@ -46,7 +46,7 @@ pub fn setup_table<H: Hypercall + ?Sized>(
         what: "too many frames",
     })?;
     let mut s = GnttabSetupTable {
-        dom: domid,
+        dom: domid.0,
         nr_frames,
         frame_list: GuestHandle::from_ptr(frames.as_mut_ptr()),
         ..Default::default()
@@ -94,7 +94,8 @@ unsafe impl Send for GrantTable {}
 
 impl GrantTable {
     /// Map frames `0 .. gfns.len()` of this domain's table at guest frames `gfns`
-    /// (`XENMAPSPACE_grant_table`; Xen grows the table as needed, up to its limit).
+    /// (`XENMAPSPACE_grant_table`; Xen grows the table as needed, up to its limit). A frame
+    /// number that does not fit this target's `xen_pfn_t` is refused.
     ///
     /// # Safety
     ///
@@ -103,7 +104,7 @@ impl GrantTable {
     /// it) is used.
     pub unsafe fn map<H: Hypercall + ?Sized>(
         h: &H,
-        gfns: &[XenPfn],
+        gfns: &[Gfn],
         va: *mut u8,
     ) -> Result<Self, Error> {
         const OP: &str = "XENMEM_add_to_physmap_batch (XENMAPSPACE_grant_table)";
@@ -113,6 +114,13 @@ impl GrantTable {
                 op: OP,
                 what: "between 1 and MAX_FRAMES frames",
             });
+        }
+        let mut frames = [0 as XenPfn; MAX_FRAMES];
+        for (f, g) in frames.iter_mut().zip(gfns) {
+            *f = XenPfn::try_from(g.0).map_err(|_| Error::InvalidArgument {
+                op: OP,
+                what: "a frame number too large for xen_pfn_t",
+            })?;
         }
         let mut idxs = [0 as XenUlong; MAX_FRAMES];
         for (i, x) in idxs.iter_mut().enumerate() {
@@ -125,7 +133,7 @@ impl GrantTable {
             size: n as u16,
             u: XenAddToPhysmapBatchExtra::default(),
             idxs: GuestHandle::from_ptr(idxs.as_ptr()),
-            gpfns: GuestHandle::from_ptr(gfns.as_ptr()),
+            gpfns: GuestHandle::from_ptr(frames.as_ptr()),
             errs: GuestHandle::from_ptr(errs.as_mut_ptr()),
         };
         // SAFETY: our struct; `n` indexes, frames and error slots we own or borrow.
@@ -164,14 +172,14 @@ impl GrantTable {
     }
 
     fn entry(&self, gref: GrantRef, op: &'static str) -> Result<*mut GrantEntryV1, Error> {
-        if gref < GNTTAB_NR_RESERVED_ENTRIES || gref >= self.len {
+        if gref.0 < GNTTAB_NR_RESERVED_ENTRIES || gref.0 >= self.len {
             return Err(Error::InvalidArgument {
                 op,
                 what: "a reference outside the mapped table or among the reserved ones",
             });
         }
         // SAFETY: inside the mapped frames (checked).
-        Ok(unsafe { self.entries.add(gref as usize) })
+        Ok(unsafe { self.entries.add(gref.0 as usize) })
     }
 
     /// The flags of entry `e` of this table, as an atomic borrowed for no longer than the table.
@@ -184,7 +192,7 @@ impl GrantTable {
     }
 
     /// Let `domid` map or copy our frame `gfn` through entry `gref`, with `access`.
-    /// The entry must be free.
+    /// The entry must be free, and `gfn` fit the entry's 32-bit frame field.
     ///
     /// # Safety
     ///
@@ -198,17 +206,22 @@ impl GrantTable {
     ///
     /// ```compile_fail,E0133
     /// # fn f(t: &xen::grant::table::GrantTable) {
-    /// let _ = t.grant(8, 0, 0x1234, xen::grant::Access::ReadWrite);
+    /// use xen::{DomId, Gfn, GrantRef};
+    /// let _ = t.grant(GrantRef(8), DomId(0), Gfn(0x1234), xen::grant::Access::ReadWrite);
     /// # }
     /// ```
     pub unsafe fn grant(
         &self,
         gref: GrantRef,
-        domid: Domid,
-        gfn: u32,
+        domid: DomId,
+        gfn: Gfn,
         access: super::Access,
     ) -> Result<(), Error> {
         const OP: &str = "grant access";
+        let frame = u32::try_from(gfn.0).map_err(|_| Error::InvalidArgument {
+            op: OP,
+            what: "a frame number above the 32 bits of a version-1 grant entry",
+        })?;
         let e = self.entry(gref, OP)?;
         if self.flags(e).load(Ordering::Acquire) & GTF_type_mask != GTF_invalid {
             return Err(Error::InvalidArgument {
@@ -221,8 +234,9 @@ impl GrantTable {
         // every access to the table.
         unsafe {
             AtomicU16::from_ptr(core::ptr::addr_of_mut!((*e).domid))
-                .store(domid, Ordering::Relaxed);
-            AtomicU32::from_ptr(core::ptr::addr_of_mut!((*e).frame)).store(gfn, Ordering::Relaxed);
+                .store(domid.0, Ordering::Relaxed);
+            AtomicU32::from_ptr(core::ptr::addr_of_mut!((*e).frame))
+                .store(frame, Ordering::Relaxed);
         }
         let ro = match access {
             super::Access::ReadOnly => GTF_readonly,
@@ -285,7 +299,7 @@ mod tests {
         assert!(
             matches!(
                 // SAFETY: a frame number of no memory, never mapped here.
-                unsafe { t.grant(1, 0, 5, Access::ReadWrite) },
+                unsafe { t.grant(GrantRef(1), DomId(0), Gfn(5), Access::ReadWrite) },
                 Err(Error::InvalidArgument { .. })
             ),
             "reserved"
@@ -293,19 +307,19 @@ mod tests {
         assert!(
             matches!(
                 // SAFETY: a frame number of no memory, never mapped here.
-                unsafe { t.grant(512, 0, 5, Access::ReadWrite) },
+                unsafe { t.grant(GrantRef(512), DomId(0), Gfn(5), Access::ReadWrite) },
                 Err(Error::InvalidArgument { .. })
             ),
             "outside"
         );
         // SAFETY: a frame number of no memory, never mapped here.
-        unsafe { t.grant(8, 3, 0x1234, Access::ReadOnly) }.unwrap();
+        unsafe { t.grant(GrantRef(8), DomId(3), Gfn(0x1234), Access::ReadOnly) }.unwrap();
         assert_eq!(u16_at(64), GTF_permit_access | GTF_readonly);
         assert_eq!(u16_at(66), 3);
         assert_eq!(u32::from(u16_at(68)) | u32::from(u16_at(70)) << 16, 0x1234);
         assert!(matches!(
             // SAFETY: a frame number of no memory, never mapped here.
-            unsafe { t.grant(8, 3, 1, Access::ReadWrite) },
+            unsafe { t.grant(GrantRef(8), DomId(3), Gfn(1), Access::ReadWrite) },
             Err(Error::InvalidArgument {
                 what: "the entry is in use",
                 ..
@@ -313,19 +327,26 @@ mod tests {
         ));
         // The other side maps it: Xen sets GTF_reading.
         set(64, byte(64) | GTF_reading as u8);
-        assert!(t.in_use(8).unwrap());
+        assert!(t.in_use(GrantRef(8)).unwrap());
         assert_eq!(
-            t.end(8),
+            t.end(GrantRef(8)),
             Err(Error::Os {
                 op: "end grant access",
                 errno: EBUSY
             })
         );
         set(64, byte(64) & !(GTF_reading as u8));
-        assert!(!t.in_use(8).unwrap());
-        t.end(8).unwrap();
+        assert!(!t.in_use(GrantRef(8)).unwrap());
+        t.end(GrantRef(8)).unwrap();
         assert_eq!(u16_at(64), GTF_invalid);
         // SAFETY: a frame number of no memory, never mapped here.
-        unsafe { t.grant(8, 3, 1, Access::ReadWrite) }.unwrap();
+        unsafe { t.grant(GrantRef(8), DomId(3), Gfn(1), Access::ReadWrite) }.unwrap();
+        // A frame the entry's 32-bit field cannot hold is refused, the entry left alone.
+        assert!(matches!(
+            // SAFETY: a frame number of no memory, never mapped here.
+            unsafe { t.grant(GrantRef(9), DomId(3), Gfn(1 << 32), Access::ReadWrite) },
+            Err(Error::InvalidArgument { .. })
+        ));
+        assert_eq!(u16_at(72), GTF_invalid);
     }
 }

@@ -10,7 +10,7 @@ use super::request::{decode, fallback_size, single, Access, Data, Dir, Invalid, 
 use super::slot::Slot;
 use crate::dm::{RangeKind, RangeOp, Xen};
 use crate::platform::{EventChannels, Pages, Platform};
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort};
 
 /// Whether Xen may send a server buffered ioreqs: x86 writes that need no answer (such as a
 /// VGA frame buffer's), queued on a ring Xen fills without waiting for the server.
@@ -263,7 +263,7 @@ pub struct IoreqServer<'x, P: Platform> {
     xen: &'x Xen<P>,
     /// The handle's one server slot (see [`Xen`]).
     _slot: crate::dm::ServerSlot<'x>,
-    domid: Domid,
+    domid: DomId,
     id: Ioservid,
     stage: Stage,
     pages: Option<P::Pages>,
@@ -307,7 +307,7 @@ impl<P: Platform> core::fmt::Debug for IoreqServer<'_, P> {
 impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
     /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.
-    pub fn create(xen: &'x Xen<P>, domid: Domid, opts: ServerOptions) -> Result<Self, Error> {
+    pub fn create(xen: &'x Xen<P>, domid: DomId, opts: ServerOptions) -> Result<Self, Error> {
         let slot = xen.claim_server().ok_or(Error::InvalidArgument {
             op: "IoreqServer::create",
             what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
@@ -325,7 +325,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     fn created(
         xen: &'x Xen<P>,
         slot: crate::dm::ServerSlot<'x>,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         nr: u32,
         opts: ServerOptions,
@@ -347,7 +347,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             hot: Hot::NONE,
             buffered: opts.buffered != Buffered::Off,
             live: true,
-            pending: [0; 64],
+            pending: [EvtchnPort(0); 64],
             batch_next: 0,
             batch_len: 0,
             stats: Stats::default(),
@@ -368,7 +368,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// server is destroyed like a failed [`create`](Self::create).
     pub fn adopt(
         xen: &'x Xen<P>,
-        domid: Domid,
+        domid: DomId,
         id: Ioservid,
         opts: ServerOptions,
         claimed: &[(RangeKind, u64, u64)],
@@ -466,7 +466,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// The target domain.
-    pub fn domid(&self) -> Domid {
+    pub fn domid(&self) -> DomId {
         self.domid
     }
 
@@ -492,7 +492,25 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         self.first_slot.map(|s| unsafe { s.nth(vcpu as usize) })
     }
 
-    /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time.
+    /// Claim an inclusive range (ports, MMIO addresses or SBDFs). Allowed at any time. A range
+    /// that is not one of its kind (start after end, I/O ports past 0xffff, SBDFs past
+    /// 0xffffffff) is refused with [`Error::Range`] (errno 0) before Xen sees it:
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use xen::dm::RangeKind;
+    /// use xen::ioreq::{IoreqServer, ServerOptions};
+    /// let sim = xen::sim::Sim::new();
+    /// let guest = sim.create_guest(1);
+    /// let xen = xen::Xen::new(sim.clone()).unwrap();
+    /// let mut server = IoreqServer::create(&xen, guest, ServerOptions::default()).unwrap();
+    /// let e = server.map_range(RangeKind::Port, 0x10000, 0x10007).unwrap_err();
+    /// assert_eq!(
+    ///     e.to_string(),
+    ///     "claiming the Port range 0x10000-0x10007: not a range of its kind: I/O ports end at 0xffff"
+    /// );
+    /// # }
+    /// ```
     pub fn map_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
         self.xen
             .io_range(self.domid, self.id, kind, start, end, RangeOp::Claim)?;
@@ -1043,7 +1061,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
 }
 
 /// `XEN_DMOP_nr_vcpus` of `domid`, refused outside 1..=4096.
-fn vcpus<P: Platform>(xen: &Xen<P>, domid: Domid) -> Result<u32, Error> {
+fn vcpus<P: Platform>(xen: &Xen<P>, domid: DomId) -> Result<u32, Error> {
     let nr = xen.nr_vcpus(domid)?;
     if nr == 0 || nr > 4096 {
         return Err(Error::Protocol {

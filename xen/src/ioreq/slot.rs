@@ -319,9 +319,9 @@ impl Slot {
     }
 
     /// The event channel Xen wrote for this vCPU, read once (valid after the server is enabled).
-    pub fn vp_eport(&self) -> u32 {
+    pub fn vp_eport(&self) -> crate::EvtchnPort {
         #[cfg(xen_fetch_audit)]
         audit::count(8);
-        self.word(STATE_WORD).load(Ordering::Acquire) as u32
+        crate::EvtchnPort(self.word(STATE_WORD).load(Ordering::Acquire) as u32)
     }
 }

@@ -8,7 +8,7 @@ use rustix::io::Errno;
 use xen_sys::backend::privcmd::{open_dev, sys};
 use xen_sys::*;
 
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort};
 
 /// An event-channel device handle. Every port bound through it is closed when it is dropped.
 ///
@@ -67,41 +67,44 @@ impl Evtchn {
     /// port (marked pending by Xen, so an event sent before binding is not lost).
     pub fn bind_interdomain(
         &self,
-        remote_domain: Domid,
+        remote_domain: DomId,
         remote_port: EvtchnPort,
     ) -> Result<EvtchnPort, Error> {
         let mut a = IoctlEvtchnBindInterdomain {
-            remote_domain: u32::from(remote_domain),
-            remote_port,
+            remote_domain: u32::from(remote_domain.0),
+            remote_port: remote_port.0,
         };
         self.call(
             "IOCTL_EVTCHN_BIND_INTERDOMAIN",
             IOCTL_EVTCHN_BIND_INTERDOMAIN,
             &mut a,
         )
+        .map(EvtchnPort)
     }
 
     /// `IOCTL_EVTCHN_BIND_UNBOUND_PORT`: allocate a port that `remote_domain` may bind.
-    pub fn bind_unbound_port(&self, remote_domain: Domid) -> Result<EvtchnPort, Error> {
+    pub fn bind_unbound_port(&self, remote_domain: DomId) -> Result<EvtchnPort, Error> {
         let mut a = IoctlEvtchnBindUnboundPort {
-            remote_domain: u32::from(remote_domain),
+            remote_domain: u32::from(remote_domain.0),
         };
         self.call(
             "IOCTL_EVTCHN_BIND_UNBOUND_PORT",
             IOCTL_EVTCHN_BIND_UNBOUND_PORT,
             &mut a,
         )
+        .map(EvtchnPort)
     }
 
     /// `IOCTL_EVTCHN_BIND_VIRQ`: bind a virtual IRQ (on vCPU 0).
     pub fn bind_virq(&self, virq: Virq) -> Result<EvtchnPort, Error> {
         let mut a = IoctlEvtchnBindVirq { virq };
         self.call("IOCTL_EVTCHN_BIND_VIRQ", IOCTL_EVTCHN_BIND_VIRQ, &mut a)
+            .map(EvtchnPort)
     }
 
     /// `IOCTL_EVTCHN_UNBIND`: close a port bound through this handle (ENOTCONN otherwise).
     pub fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {
-        let mut a = IoctlEvtchnUnbind { port };
+        let mut a = IoctlEvtchnUnbind { port: port.0 };
         self.call("IOCTL_EVTCHN_UNBIND", IOCTL_EVTCHN_UNBIND, &mut a)
             .map(drop)
     }
@@ -109,7 +112,7 @@ impl Evtchn {
     /// `IOCTL_EVTCHN_NOTIFY`: send an event on a port bound through this handle.
     #[inline]
     pub fn notify(&self, port: EvtchnPort) -> Result<(), Error> {
-        let mut a = IoctlEvtchnNotify { port };
+        let mut a = IoctlEvtchnNotify { port: port.0 };
         self.call("IOCTL_EVTCHN_NOTIFY", IOCTL_EVTCHN_NOTIFY, &mut a)
             .map(drop)
     }
@@ -123,8 +126,8 @@ impl Evtchn {
     }
 
     /// `IOCTL_EVTCHN_RESTRICT_DOMID`: from now on only interdomain binds to `domid`. Irreversible.
-    pub fn restrict(&self, domid: Domid) -> Result<(), Error> {
-        let mut a = IoctlEvtchnRestrictDomid { domid };
+    pub fn restrict(&self, domid: DomId) -> Result<(), Error> {
+        let mut a = IoctlEvtchnRestrictDomid { domid: domid.0 };
         self.call(
             "IOCTL_EVTCHN_RESTRICT_DOMID",
             IOCTL_EVTCHN_RESTRICT_DOMID,
@@ -138,7 +141,7 @@ impl Evtchn {
     /// closing the handle leaves it open. [`Error::NotSupportedByKernel`] before Linux 6.2
     /// (the evtchn driver answers an ioctl it does not know with ENOSYS, not ENOTTY).
     pub fn bind_static(&self, port: EvtchnPort) -> Result<(), Error> {
-        let mut a = IoctlEvtchnBind { port };
+        let mut a = IoctlEvtchnBind { port: port.0 };
         // SAFETY: IOCTL_EVTCHN_BIND_STATIC takes an ioctl_evtchn_bind.
         unsafe { sys::ioctl(&self.fd, IOCTL_EVTCHN_BIND_STATIC, &mut a) }
             .map(drop)
@@ -170,7 +173,7 @@ impl Evtchn {
 
     /// One pending port, or `None` on a non-blocking handle with nothing pending.
     pub fn pending(&self) -> Result<Option<EvtchnPort>, Error> {
-        let mut p = [0u32; 1];
+        let mut p = [EvtchnPort(0); 1];
         Ok((self.pending_into(&mut p)? == 1).then_some(p[0]))
     }
 
@@ -216,21 +219,21 @@ mod tests {
     #[test]
     fn ioctls_name_the_operation_and_errno() {
         let e = fake("/dev/null");
-        let err = e.bind_interdomain(1, 5).unwrap_err();
+        let err = e.bind_interdomain(DomId(1), EvtchnPort(5)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "IOCTL_EVTCHN_BIND_INTERDOMAIN: ENOTTY (errno 25)"
         );
         // Not what the evtchn driver answers for an unknown ioctl (ENOSYS): a plain failure.
         assert!(matches!(
-            e.bind_static(7),
+            e.bind_static(EvtchnPort(7)),
             Err(Error::Os {
                 op: "IOCTL_EVTCHN_BIND_STATIC",
                 errno: 25
             })
         ));
         assert!(matches!(
-            e.notify(3),
+            e.notify(EvtchnPort(3)),
             Err(Error::Os {
                 op: "IOCTL_EVTCHN_NOTIFY",
                 ..
@@ -244,7 +247,7 @@ mod tests {
             })
         ));
         assert!(matches!(
-            e.restrict(1),
+            e.restrict(DomId(1)),
             Err(Error::Os {
                 op: "IOCTL_EVTCHN_RESTRICT_DOMID",
                 ..
@@ -258,14 +261,14 @@ mod tests {
             })
         ));
         assert!(matches!(
-            e.unbind(3),
+            e.unbind(EvtchnPort(3)),
             Err(Error::Os {
                 op: "IOCTL_EVTCHN_UNBIND",
                 ..
             })
         ));
         assert!(matches!(
-            e.bind_unbound_port(0),
+            e.bind_unbound_port(DomId(0)),
             Err(Error::Os {
                 op: "IOCTL_EVTCHN_BIND_UNBOUND_PORT",
                 ..
@@ -279,12 +282,12 @@ mod tests {
         let (r, w) = rustix::pipe::pipe().unwrap();
         // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
         let writer = unsafe { Evtchn::from_fd(w) };
-        writer.unmask_all(&[7, 9]).unwrap();
+        writer.unmask_all(&[EvtchnPort(7), EvtchnPort(9)]).unwrap();
         // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
         let reader = unsafe { Evtchn::from_fd(r) };
-        let mut out = [0u32; 4];
+        let mut out = [EvtchnPort(0); 4];
         assert_eq!(reader.pending_into(&mut out).unwrap(), 2);
-        assert_eq!(&out[..2], &[7, 9]);
+        assert_eq!(&out[..2], &[EvtchnPort(7), EvtchnPort(9)]);
     }
 
     #[test]
@@ -293,17 +296,17 @@ mod tests {
         // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
         let reader = unsafe { Evtchn::from_fd(r) };
         // Nothing pending on a non-blocking handle: EAGAIN is "no port", not an error.
-        assert_eq!(reader.pending_into(&mut [0u32; 4]).unwrap(), 0);
+        assert_eq!(reader.pending_into(&mut [EvtchnPort(0); 4]).unwrap(), 0);
         assert_eq!(reader.pending().unwrap(), None);
         // The read end cannot be written, the write end cannot be read: EBADF, named.
-        let err = reader.unmask(3).unwrap_err();
+        let err = reader.unmask(EvtchnPort(3)).unwrap_err();
         assert_eq!(
             err.to_string(),
             "write /dev/xen/evtchn (unmask): EBADF (errno 9)"
         );
         // SAFETY: a pipe stands in for the device: no ioctl is issued on it.
         let writer = unsafe { Evtchn::from_fd(w) };
-        let err = writer.pending_into(&mut [0u32; 1]).unwrap_err();
+        let err = writer.pending_into(&mut [EvtchnPort(0); 1]).unwrap_err();
         assert_eq!(err.to_string(), "read /dev/xen/evtchn: EBADF (errno 9)");
     }
 }

@@ -8,10 +8,10 @@ use xen_sys::backend::privcmd::{Error as SysError, Mapping, Privcmd};
 
 mod evtchn;
 pub use evtchn::Evtchn;
-use xen_sys::{Domid, EvtchnPort, XenMemResourceType, XenVersion};
+use xen_sys::{XenMemResourceType, XenVersion};
 
 use crate::platform::{DeviceModel, EventChannels, ForeignMemory, MapGuest, Pages, Version};
-use crate::Error;
+use crate::{DomId, Error, EvtchnPort, Gfn};
 
 /// The privcmd backend's errors convert with `?`, named by the operation they carry, errno and
 /// kernel release kept.
@@ -109,8 +109,8 @@ impl Linux {
     fn with_evtchn(evtchn: Result<Evtchn, Error>) -> Result<Self, Error> {
         let privcmd = Privcmd::open().map_err(|e| os("open /dev/xen/privcmd", e))?;
         let evtchn = evtchn?;
-        let rx = evtchn.bind_unbound_port(xen_sys::DOMID_SELF)?;
-        let tx = evtchn.bind_interdomain(xen_sys::DOMID_SELF, rx)?;
+        let rx = evtchn.bind_unbound_port(DomId::SELF)?;
+        let tx = evtchn.bind_interdomain(DomId::SELF, rx)?;
         Ok(Linux {
             privcmd,
             evtchn,
@@ -121,9 +121,9 @@ impl Linux {
 
     /// Restrict both handles to `domid` (drop privilege before touching guest data): afterwards
     /// only dm_op, mappings and interdomain binds for that domain work.
-    pub fn restrict(&self, domid: Domid) -> Result<(), Error> {
+    pub fn restrict(&self, domid: DomId) -> Result<(), Error> {
         self.privcmd
-            .restrict(domid)
+            .restrict(domid.0)
             .map_err(|e| os("IOCTL_PRIVCMD_RESTRICT", e))?;
         self.evtchn.restrict(domid)
     }
@@ -173,9 +173,9 @@ impl Version for Linux {
 }
 
 impl DeviceModel for Linux {
-    fn dm_op(&self, domid: Domid, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
+    fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error> {
         self.privcmd
-            .dm_op(domid, bufs)
+            .dm_op(domid.0, bufs)
             .map_err(|e| os("IOCTL_PRIVCMD_DM_OP", e))
     }
 }
@@ -185,19 +185,19 @@ impl ForeignMemory for Linux {
 
     fn map_resource(
         &self,
-        domid: Domid,
+        domid: DomId,
         ty: XenMemResourceType,
         id: u32,
         frame: u32,
         nr: u32,
     ) -> Result<LinuxPages, Error> {
         self.privcmd
-            .map_resource(domid, ty, id, frame, nr)
+            .map_resource(domid.0, ty, id, frame, nr)
             .map(LinuxPages)
             .map_err(|e| os("IOCTL_PRIVCMD_MMAP_RESOURCE", e))
     }
 
-    fn read_guest(&self, domid: Domid, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
+    fn read_guest(&self, domid: DomId, gpa: u64, buf: &mut [u8]) -> Result<(), Error> {
         self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
             // SAFETY: `off + n` <= 4096, inside the one-page foreign mapping, which lives for
             // the call; guest memory is read with atomic loads and never referenced.
@@ -205,7 +205,7 @@ impl ForeignMemory for Linux {
         })
     }
 
-    fn write_guest(&self, domid: Domid, gpa: u64, buf: &[u8]) -> Result<(), Error> {
+    fn write_guest(&self, domid: DomId, gpa: u64, buf: &[u8]) -> Result<(), Error> {
         self.guest_copy(domid, gpa, buf.len(), |map, off, i, n| {
             // SAFETY: as above, atomic stores into the writable mapping.
             unsafe { crate::shared::copy_to(map.as_ptr().add(off), &buf[i..i + n]) }
@@ -218,11 +218,11 @@ impl MapGuest for Linux {
 
     fn map_guest(
         &self,
-        domid: Domid,
-        gfn: u64,
+        domid: DomId,
+        gfn: Gfn,
         n: usize,
     ) -> Result<(LinuxPages, std::vec::Vec<i32>), Error> {
-        let gfns = (gfn..)
+        let gfns = (gfn.0..)
             .take(n)
             .map(|g| {
                 xen_sys::XenPfn::try_from(g).map_err(|_| Error::InvalidArgument {
@@ -232,7 +232,7 @@ impl MapGuest for Linux {
             })
             .collect::<Result<std::vec::Vec<_>, _>>()?;
         self.privcmd
-            .map_foreign(domid, &gfns)
+            .map_foreign(domid.0, &gfns)
             .map(|(m, errs)| (LinuxPages(m), errs))
             .map_err(|e| os("IOCTL_PRIVCMD_MMAPBATCH_V2", e))
     }
@@ -242,7 +242,7 @@ impl Linux {
     /// Map the guest frames covering [gpa, gpa+len) and run `f(map, offset, done, n)` per chunk.
     fn guest_copy(
         &self,
-        domid: Domid,
+        domid: DomId,
         gpa: u64,
         len: usize,
         mut f: impl FnMut(&Mapping, usize, usize, usize),
@@ -254,7 +254,7 @@ impl Linux {
             let n = (4096 - off).min(len - done);
             let (map, errs) = self
                 .privcmd
-                .map_foreign(domid, &[(a >> 12) as xen_sys::XenPfn])
+                .map_foreign(domid.0, &[(a >> 12) as xen_sys::XenPfn])
                 .map_err(|e| os("IOCTL_PRIVCMD_MMAPBATCH_V2", e))?;
             if errs[0] != 0 {
                 return Err(Error::Os {
@@ -301,7 +301,7 @@ impl Linux {
 }
 
 impl EventChannels for Linux {
-    fn bind_interdomain(&self, remote: Domid, port: EvtchnPort) -> Result<EvtchnPort, Error> {
+    fn bind_interdomain(&self, remote: DomId, port: EvtchnPort) -> Result<EvtchnPort, Error> {
         self.evtchn.bind_interdomain(remote, port)
     }
     fn unbind(&self, port: EvtchnPort) -> Result<(), Error> {

@@ -6,14 +6,13 @@ use alloc::vec;
 use alloc::vec::Vec;
 
 use vm_memory::{GuestAddress, GuestMemory, Permissions};
-use xen_sys::Domid;
 
 use super::common::{Common, Fault};
 use super::device::VirtioDevice;
 use crate::dm::{RangeKind, Xen};
 use crate::ioreq::{Handler, RangeChange, Size, Space};
 use crate::platform::Platform;
-use crate::Error;
+use crate::{DomId, Error};
 
 /// Size of the memory BAR (BAR 0/1, 64-bit).
 pub const BAR_SIZE: u64 = 0x8000;
@@ -66,7 +65,7 @@ struct MsixEntry {
 /// answered.
 pub struct VirtioPci<'x, P: Platform, D, M> {
     xen: &'x Xen<P>,
-    domid: Domid,
+    domid: DomId,
     sbdf: u32,
     common: Common<D, M>,
     command: u16,
@@ -104,7 +103,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
     /// `device` as PCI function `sbdf` (segment 0, bus 0) of `domid`, on its RAM `mem`. Claim
     /// the SBDF on the server (`map_range(RangeKind::Pci, sbdf, sbdf)`) to receive its
     /// configuration space accesses.
-    pub fn new(xen: &'x Xen<P>, domid: Domid, sbdf: u32, device: D, mem: M) -> Result<Self, Error> {
+    pub fn new(xen: &'x Xen<P>, domid: DomId, sbdf: u32, device: D, mem: M) -> Result<Self, Error> {
         if sbdf >> 8 != 0 {
             return Err(Error::InvalidArgument {
                 op: "virtio-pci device",

@@ -317,7 +317,7 @@ impl<C: Conn> Client<C> {
     }
 
     /// The home path of `domid` (`/local/domain/N`).
-    pub fn get_domain_path(&mut self, domid: u16) -> Result<String, Error> {
+    pub fn get_domain_path(&mut self, domid: crate::DomId) -> Result<String, Error> {
         let d = domid.to_string();
         let p = self.call(Ty::GET_DOMAIN_PATH, Tx::NONE, &d, &[d.as_bytes(), b"\0"])?;
         wire::string(&p)

@@ -215,7 +215,7 @@ pub fn watch_event(p: &[u8]) -> Result<(String, String), Malformed> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Perm {
     /// The domain.
-    pub domid: u16,
+    pub domid: crate::DomId,
     /// What it may do.
     pub access: Access,
 }
@@ -249,7 +249,10 @@ impl Perm {
             return Err(Malformed::BadPermission);
         }
         let domid = d.parse::<u16>().map_err(|_| Malformed::BadPermission)?;
-        Ok(Perm { domid, access })
+        Ok(Perm {
+            domid: crate::DomId(domid),
+            access,
+        })
     }
 
     /// The letter of its access.

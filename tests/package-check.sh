@@ -136,6 +136,7 @@ need "real Xen x86_64" /boot/xen-4.17-amd64.gz
 need_cmd "Linux dom0" busybox cpio ldd
 need_cmd "IOREQ" objdump strace xenstore-read chroot
 need_cmd "real Xen arm64" qemu-system-aarch64 fdtput
+need_cmd "arm64 Xen with IOREQ servers (from source)" dpkg-source make flex bison aarch64-linux-gnu-ld
 need_cmd "race check" curl
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \

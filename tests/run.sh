@@ -102,7 +102,7 @@ tests/real-xen/ioreq-stubdom.sh
 step "real Xen 4.17 and 4.20 (x86_64, QEMU): xenstore client and grant tables with a PVH guest front end"
 tests/real-xen/xenstore-grant.sh
 
-step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend"
+step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend, on Debian's Xen and on Xen built with IOREQ servers from Debian's source"
 tests/real-xen/arm64-dom0.sh
 
 step "stabilising a new hypercall: prototype, spec, generate, C probe, diff"

@@ -29,11 +29,14 @@ PKGS_VIRTIO_HVM="$PKGS_IOREQ qemu-system-xen"
 PKGS_RACE="curl"
 # Real Xen on arm64: QEMU, fdtput for the device tree, the aarch64 linker for the dom0.
 PKGS_ARM64="qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
+# An arm64 Xen with IOREQ servers from Debian's source package (tests/lib/xen-arm64-ioreq.sh):
+# dpkg-source unpacks and patches it, Xen's build needs make, flex and bison.
+PKGS_ARM64_XEN_BUILD="$PKGS_ARM64 dpkg-dev make flex bison"
 
 # The union, which tests/run.sh installs before the first stage (README.md lists it).
 # shellcheck disable=SC2086
 TEST_PACKAGES=$(printf '%s\n' $PKGS_BASE $PKGS_C_PROBE $PKGS_XEN_X86 $PKGS_LINUX_DOM0 \
-  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_RACE | sort -u | tr '\n' ' ')
+  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_RACE | sort -u | tr '\n' ' ')
 
 # Installs the packages that are not installed yet (as root; otherwise names them and exits).
 ensure_packages() {

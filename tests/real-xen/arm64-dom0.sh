@@ -2,14 +2,19 @@
 # Real Xen, arm64: Debian's arm64 Xen 4.17 boots (under qemu-system-aarch64, virtualization=on)
 # a no_std Rust dom0 built with Debian's rustc-web for aarch64; it runs the xen-sys checks through
 # the HVC backend and ends QEMU through semihosting with its result. A build with a broken
-# backend must fail.
+# backend must fail. The same dom0 then boots on Xen built from Debian's 4.17 source with IOREQ
+# servers (tests/lib/xen-arm64-ioreq.sh), which has the dm_op that Debian's build lacks: the
+# dom0 reports dm_op's answer for a domain that does not exist, ENOSYS from Debian's build and
+# ESRCH from ours.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 . tests/lib/debian-rust.sh
 . tests/lib/real-xen.sh
+# shellcheck source=tests/lib/xen-arm64-ioreq.sh
+. tests/lib/xen-arm64-ioreq.sh
 # shellcheck disable=SC2086
-ensure_packages $PKGS_ARM64
+ensure_packages $PKGS_ARM64_XEN_BUILD
 ensure_debian_rust >/dev/null
 
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
@@ -75,7 +80,29 @@ ms=$(( ($(date +%s%N) - start) / 1000000 ))
 checks_verdict "$rc" 12
 [ "$rc" = 0 ] || fail "QEMU exit status $rc, want 0 (semihosting exit)"
 extraversion_of hvc
-echo "ok   arm64 dom0: $n checks passed through hvc #0xEA1 on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU"
+# dm_op_answer WANT: the dom0's "DMOP hvc ..." line must carry the error WANT.
+dm_op_answer() {
+  local got
+  got=$(tr -d '\r' <"$log" | sed -n 's/^DMOP hvc create_ioreq_server(domain 1): //p' | head -n1)
+  [ "$got" = "Err(XEN_$1)" ] || fail "dm_op on $2 answered '${got:-nothing}', want Err(XEN_$1)"
+}
+dm_op_answer ENOSYS "Debian's arm64 Xen (built without CONFIG_IOREQ_SERVER)"
+echo "ok   arm64 dom0: $n checks passed through hvc #0xEA1 on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU; dm_op: ENOSYS (no IOREQ servers in Debian's build)"
+
+# The same dom0 on Xen with IOREQ servers, built from Debian's source.
+ensure_xen_arm64_ioreq
+debian_xen=$xen
+xen=$XEN_ARM64_IOREQ
+log="$out/arm64-dom0-ioreq.log"
+start=$(date +%s%N)
+rc=0; boot "$img" "$log" || rc=$?
+ms=$(( ($(date +%s%N) - start) / 1000000 ))
+checks_verdict "$rc" 12
+[ "$rc" = 0 ] || fail "QEMU exit status $rc, want 0 (semihosting exit)"
+extraversion_of hvc
+dm_op_answer ESRCH "Xen built from Debian's source with CONFIG_IOREQ_SERVER"
+echo "ok   arm64 dom0 on Xen with IOREQ servers (Debian's xen $XEN_ARM64_SOURCE_VERSION source): $n checks passed on $(grep -m1 -o 'Xen version [^ ]*' "$log" | tr -d '\r') in $ms ms of QEMU; dm_op: ESRCH for a missing domain (dm_op is there)"
+xen=$debian_xen
 
 img=$(build broken-backend "$out/arm64-dom0-broken")
 log="$out/arm64-dom0-broken.log"

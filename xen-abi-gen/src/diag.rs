@@ -71,6 +71,9 @@ pub struct SourceMap {
     file: PathBuf,
     text: String,
     line_starts: Vec<usize>,
+    /// Per line, whether it is ASCII: then a column is a byte count, not a character count
+    /// (counting made locations quadratic in the length of a long line).
+    ascii_lines: Vec<bool>,
 }
 
 impl SourceMap {
@@ -78,10 +81,16 @@ impl SourceMap {
     pub fn new(file: &Path, text: &str) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        let ascii_lines = line_starts
+            .iter()
+            .zip(line_starts.iter().skip(1).chain([&text.len()]))
+            .map(|(&a, &b)| text.get(a..b).is_some_and(|l| l.is_ascii()))
+            .collect();
         SourceMap {
             file: file.to_path_buf(),
             text: text.to_owned(),
             line_starts,
+            ascii_lines,
         }
     }
 
@@ -98,12 +107,14 @@ impl SourceMap {
             Err(i) => i - 1,
         };
         let start = self.line_starts[line];
-        let col = self
-            .text
-            .get(start..at)
-            .map(|s| s.chars().count())
-            .unwrap_or(at - start)
-            + 1;
+        let col = if self.ascii_lines.get(line).copied().unwrap_or(false) {
+            at - start
+        } else {
+            self.text
+                .get(start..at)
+                .map(|s| s.chars().count())
+                .unwrap_or(at - start)
+        } + 1;
         Loc {
             file: self.file.clone(),
             line: line + 1,

@@ -1,6 +1,6 @@
 //! The one layout engine: C size, alignment and field offsets of every spec type, per architecture.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashSet};
 
 use serde::Serialize;
@@ -76,14 +76,26 @@ pub enum LayoutError {
     /// A layout too large to be real.
     #[error("type `{0}` is larger than 2^32 bytes")]
     TooLarge(String),
+    /// Types nested deeper than [`Engine::MAX_DEPTH`] (typedef of typedef of ..., or struct
+    /// in struct in ...): laying them out would exhaust the stack.
+    #[error("type `{0}` nests more than {max} named types deep", max = Engine::MAX_DEPTH)]
+    TooDeep(String),
 }
+
+/// A named type on an architecture, in the tools view or not.
+type Key = (String, Arch, bool);
 
 /// Computes layouts over a validated spec, caching per (item, arch, view).
 #[derive(Debug)]
 pub struct Engine<'a> {
     items: BTreeMap<&'a str, &'a Item>,
-    cache: RefCell<BTreeMap<(String, Arch, bool), Layout>>,
-    visiting: RefCell<HashSet<(String, Arch, bool)>>,
+    /// Layouts, with how deep named types nest in each (0 for a primitive).
+    cache: RefCell<BTreeMap<Key, (Layout, usize)>>,
+    visiting: RefCell<HashSet<Key>>,
+    /// Named types being laid out, one inside the other: the recursion stops at
+    /// [`Engine::MAX_DEPTH`] before the stack runs out, and the depth kept in the cache
+    /// makes the answer the same whatever was laid out before.
+    depth: Cell<usize>,
 }
 
 fn align_up(v: u64, a: u64) -> u64 {
@@ -101,8 +113,13 @@ impl<'a> Engine<'a> {
             items,
             cache: RefCell::default(),
             visiting: RefCell::default(),
+            depth: Cell::new(0),
         }
     }
+
+    /// How deep named types may nest: far beyond any real header, far below what exhausts a
+    /// thread's stack.
+    pub const MAX_DEPTH: usize = 100;
 
     /// Layout of a primitive integer on `arch`.
     pub fn int(i: Int, arch: Arch) -> Layout {
@@ -113,44 +130,55 @@ impl<'a> Engine<'a> {
 
     /// Layout of any type.
     pub fn ty(&self, ty: &Ty, arch: Arch, view: View) -> Result<Layout, LayoutError> {
-        Ok(match ty {
-            Ty::Int(i) => Self::int(*i, arch),
-            Ty::U64Aligned => Layout {
-                size: 8,
-                align: if arch == Arch::X86_32 && view == View::Guest {
-                    4
-                } else {
-                    8
+        self.ty_depth(ty, arch, view).map(|(l, _)| l)
+    }
+
+    /// Layout of any type and how deep named types nest in it.
+    fn ty_depth(&self, ty: &Ty, arch: Arch, view: View) -> Result<(Layout, usize), LayoutError> {
+        Ok((
+            match ty {
+                Ty::Int(i) => Self::int(*i, arch),
+                Ty::U64Aligned => Layout {
+                    size: 8,
+                    align: if arch == Arch::X86_32 && view == View::Guest {
+                        4
+                    } else {
+                        8
+                    },
                 },
-            },
-            Ty::Ulong | Ty::Ptr => Layout {
-                size: arch.word(),
-                align: arch.word(),
-            },
-            Ty::Handle(_) => {
-                if arch.is_arm() {
-                    Layout { size: 8, align: 8 }
-                } else {
-                    Layout {
-                        size: arch.word(),
-                        align: arch.word(),
+                Ty::Ulong | Ty::Ptr => Layout {
+                    size: arch.word(),
+                    align: arch.word(),
+                },
+                Ty::Handle(_) => {
+                    if arch.is_arm() {
+                        Layout { size: 8, align: 8 }
+                    } else {
+                        Layout {
+                            size: arch.word(),
+                            align: arch.word(),
+                        }
                     }
                 }
-            }
-            Ty::Array(elem, n) => {
-                let l = self.ty(elem, arch, view)?;
-                let size = l
-                    .size
-                    .checked_mul(*n)
-                    .filter(|s| *s <= u64::from(u32::MAX))
-                    .ok_or_else(|| LayoutError::TooLarge(ty.to_string()))?;
-                Layout {
-                    size,
-                    align: l.align,
+                Ty::Array(elem, n) => {
+                    let (l, d) = self.ty_depth(elem, arch, view)?;
+                    let size = l
+                        .size
+                        .checked_mul(*n)
+                        .filter(|s| *s <= u64::from(u32::MAX))
+                        .ok_or_else(|| LayoutError::TooLarge(ty.to_string()))?;
+                    return Ok((
+                        Layout {
+                            size,
+                            align: l.align,
+                        },
+                        d,
+                    ));
                 }
-            }
-            Ty::Named(name) => self.named(name, arch, view)?,
-        })
+                Ty::Named(name) => return self.named(name, arch, view),
+            },
+            0,
+        ))
     }
 
     fn lookup(&self, name: &str) -> Result<&'a Item, LayoutError> {
@@ -165,31 +193,45 @@ impl<'a> Engine<'a> {
         Ok(item)
     }
 
-    fn named(&self, name: &str, arch: Arch, view: View) -> Result<Layout, LayoutError> {
+    fn named(&self, name: &str, arch: Arch, view: View) -> Result<(Layout, usize), LayoutError> {
         let key = (name.to_owned(), arch, view == View::Tools);
         if let Some(l) = self.cache.borrow().get(&key) {
             return Ok(*l);
         }
         let item = self.lookup(name)?;
+        if self.depth.get() >= Self::MAX_DEPTH {
+            return Err(LayoutError::TooDeep(name.to_owned()));
+        }
         if !self.visiting.borrow_mut().insert(key.clone()) {
             return Err(LayoutError::Recursive(name.to_owned()));
         }
+        self.depth.set(self.depth.get() + 1);
         let result = match &item.kind {
-            ItemKind::Typedef(t) => self.ty(t.on(arch), arch, view),
-            ItemKind::Values(v) | ItemKind::Flags(v) => Ok(Self::int(v.repr, arch)),
-            ItemKind::Bitfield(b) => Ok(Self::int(b.repr, arch)),
+            ItemKind::Typedef(t) => self.ty_depth(t.on(arch), arch, view),
+            ItemKind::Values(v) | ItemKind::Flags(v) => Ok((Self::int(v.repr, arch), 0)),
+            ItemKind::Bitfield(b) => Ok((Self::int(b.repr, arch), 0)),
             ItemKind::Struct(c) | ItemKind::Union(c) => {
-                self.compound(item, c, arch, view).map(|l| Layout {
-                    size: l.size,
-                    align: l.align,
+                self.compound(item, c, arch, view).map(|(l, d)| {
+                    (
+                        Layout {
+                            size: l.size,
+                            align: l.align,
+                        },
+                        d,
+                    )
                 })
             }
             _ => unreachable!("is_type() checked above"),
         };
+        self.depth.set(self.depth.get() - 1);
         self.visiting.borrow_mut().remove(&key);
-        let l = result?;
-        self.cache.borrow_mut().insert(key, l);
-        Ok(l)
+        let (l, d) = result?;
+        let d = d + 1;
+        if d > Self::MAX_DEPTH {
+            return Err(LayoutError::TooDeep(name.to_owned()));
+        }
+        self.cache.borrow_mut().insert(key, (l, d));
+        Ok((l, d))
     }
 
     fn compound(
@@ -198,18 +240,20 @@ impl<'a> Engine<'a> {
         c: &Compound,
         arch: Arch,
         view: View,
-    ) -> Result<ItemLayout, LayoutError> {
+    ) -> Result<(ItemLayout, usize), LayoutError> {
         let is_union = matches!(item.kind, ItemKind::Union(_));
         let mut fields = Vec::new();
         let mut padding = Vec::new();
         let mut cur = 0u64;
         let mut align = 1u64;
         let mut size = 0u64;
+        let mut depth = 0;
         for (idx, f) in c.fields.iter().enumerate() {
             if !f.present_on(arch) {
                 continue;
             }
-            let l = self.ty(&f.ty, arch, view)?;
+            let (l, d) = self.ty_depth(&f.ty, arch, view)?;
+            depth = depth.max(d);
             align = align.max(l.align);
             let offset = if is_union { 0 } else { align_up(cur, l.align) };
             if offset > cur {
@@ -239,14 +283,17 @@ impl<'a> Engine<'a> {
                 bytes: total - size,
             });
         }
-        Ok(ItemLayout {
-            item: item.name.clone(),
-            arch: arch.name().to_owned(),
-            size: total,
-            align,
-            fields,
-            padding,
-        })
+        Ok((
+            ItemLayout {
+                item: item.name.clone(),
+                arch: arch.name().to_owned(),
+                size: total,
+                align,
+                fields,
+                padding,
+            },
+            depth,
+        ))
     }
 
     /// Full layout of a struct or union (C name) on `arch`.
@@ -258,12 +305,20 @@ impl<'a> Engine<'a> {
                 if !self.visiting.borrow_mut().insert(key.clone()) {
                     return Err(LayoutError::Recursive(name.to_owned()));
                 }
+                // Counted like `named` does, so a struct is too deep here exactly when it is
+                // as a field's type.
+                self.depth.set(self.depth.get() + 1);
                 let r = self.compound(item, c, arch, view);
+                self.depth.set(self.depth.get() - 1);
                 self.visiting.borrow_mut().remove(&key);
-                r
+                let (l, d) = r?;
+                if d + 1 > Self::MAX_DEPTH {
+                    return Err(LayoutError::TooDeep(name.to_owned()));
+                }
+                Ok(l)
             }
             _ => {
-                let l = self.named(name, arch, view)?;
+                let (l, _) = self.named(name, arch, view)?;
                 Ok(ItemLayout {
                     item: name.to_owned(),
                     arch: arch.name().to_owned(),

@@ -18,11 +18,16 @@ pub struct Version {
 }
 
 impl Version {
-    /// Parse `"4.17"`.
+    /// Parse `"4.17"`: two plain decimal numbers, without leading zeros (`"4.020"` would be a
+    /// second spelling of 4.20, or of 4.2).
     pub fn parse(s: &str) -> Option<Version> {
         let (a, b) = s.split_once('.')?;
-        let digits =
-            |t: &str| !t.is_empty() && t.len() <= 3 && t.bytes().all(|c| c.is_ascii_digit());
+        let digits = |t: &str| {
+            !t.is_empty()
+                && t.len() <= 3
+                && t.bytes().all(|c| c.is_ascii_digit())
+                && (t.len() == 1 || !t.starts_with('0'))
+        };
         if !digits(a) || !digits(b) {
             return None;
         }
@@ -30,6 +35,28 @@ impl Version {
             major: a.parse().ok()?,
             minor: b.parse().ok()?,
         })
+    }
+
+    /// For a message about a release string `Version::parse` refused: `; did you mean "4.20"?`
+    /// when it only has leading zeros too many, else nothing.
+    pub fn leading_zero_hint(s: &str) -> String {
+        let canonical = s.split_once('.').and_then(|(a, b)| {
+            let strip = |t: &str| {
+                let t2 = t.trim_start_matches('0');
+                let t2 = if t2.is_empty() && !t.is_empty() {
+                    "0"
+                } else {
+                    t2
+                };
+                (!t.is_empty() && t.len() <= 8 && t.bytes().all(|c| c.is_ascii_digit()))
+                    .then(|| t2.to_owned())
+            };
+            Some(format!("{}.{}", strip(a)?, strip(b)?))
+        });
+        match canonical {
+            Some(c) if c != s && Version::parse(&c).is_some() => format!("; did you mean \"{c}\"?"),
+            _ => String::new(),
+        }
     }
 }
 

@@ -143,8 +143,16 @@ fn is_ident(s: &str) -> bool {
 }
 
 impl Ty {
+    /// How deep arrays may nest (`[[u8; 2]; 3]` is 2): parsing is recursive, and a string of a
+    /// million `[` must be an error, not a stack overflow.
+    pub const MAX_ARRAY_DEPTH: usize = 16;
+
     /// Parse a type string of the spec.
     pub fn parse(s: &str) -> Result<Ty, TyError> {
+        Self::parse_at(s, 0)
+    }
+
+    fn parse_at(s: &str, depth: usize) -> Result<Ty, TyError> {
         let s = s.trim();
         if let Some(inner) = s.strip_prefix('[') {
             let inner = inner
@@ -165,7 +173,13 @@ impl Ty {
                     "array `{s}` has length 0 (flexible array members are not part of a fixed layout)"
                 )));
             }
-            return Ok(Ty::Array(Box::new(Ty::parse(elem)?), n));
+            if depth >= Self::MAX_ARRAY_DEPTH {
+                return Err(TyError(format!(
+                    "arrays nest more than {} deep",
+                    Self::MAX_ARRAY_DEPTH
+                )));
+            }
+            return Ok(Ty::Array(Box::new(Ty::parse_at(elem, depth + 1)?), n));
         }
         if let Some(inner) = s.strip_prefix("handle<") {
             let inner = inner

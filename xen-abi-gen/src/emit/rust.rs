@@ -1,6 +1,6 @@
 //! Emits one Rust module per spec file for `xen-sys/src/generated/`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt::Write as _;
 
 use crate::arch::{Arch, View};
@@ -63,17 +63,33 @@ fn cfg(arches: &[Arch]) -> String {
 }
 
 struct Emitter<'a> {
-    spec: &'a Spec,
+    /// Items by C name (what types refer to), so a lookup does not scan the spec.
+    items: HashMap<&'a str, &'a Item>,
     engine: Engine<'a>,
 }
 
-impl Emitter<'_> {
-    fn item(&self, name: &str) -> &Item {
-        self.spec
-            .find(name)
-            .unwrap_or_else(|| panic!("validated spec lacks `{name}`"))
+impl<'a> Emitter<'a> {
+    fn new(spec: &'a Spec) -> Self {
+        let mut items = HashMap::new();
+        for (_, i) in spec.items() {
+            // The first of a name wins, as in `Spec::find` (a validated spec has no duplicates).
+            items.entry(i.name.as_str()).or_insert(i);
+        }
+        Emitter {
+            items,
+            engine: Engine::new(spec),
+        }
     }
 
+    fn item(&self, name: &str) -> &'a Item {
+        self.items
+            .get(name)
+            .copied()
+            .unwrap_or_else(|| panic!("validated spec lacks `{name}`"))
+    }
+}
+
+impl Emitter<'_> {
     fn rust_ty(&self, ty: &Ty) -> String {
         match ty {
             Ty::Int(i) => i.rust().to_owned(),
@@ -260,14 +276,24 @@ impl Emitter<'_> {
         let _ = writeln!(
             out,
             "{DERIVES}\npub struct {n} {{ bytes: [u8; {}] }}",
-            size_const(n)
+            names::size_const(n)
         );
         let size_set: BTreeSet<u64> = sizes.iter().map(|s| s.1).collect();
         if size_set.len() == 1 {
-            let _ = writeln!(out, "const {}: usize = {};", size_const(n), sizes[0].1);
+            let _ = writeln!(
+                out,
+                "const {}: usize = {};",
+                names::size_const(n),
+                sizes[0].1
+            );
         } else {
             for (a, s, _) in &sizes {
-                let _ = writeln!(out, "{} const {}: usize = {s};", cfg(&[*a]), size_const(n));
+                let _ = writeln!(
+                    out,
+                    "{} const {}: usize = {s};",
+                    cfg(&[*a]),
+                    names::size_const(n)
+                );
             }
         }
         let _ = writeln!(out, "impl Default for {n} {{ fn default() -> Self {{ zerocopy::FromZeros::new_zeroed() }} }}");
@@ -279,8 +305,7 @@ impl Emitter<'_> {
         );
         for f in &c.fields {
             let ty = self.rust_ty(&f.ty);
-            let id = names::ident(&f.name);
-            let plain = f.name.trim_start_matches('_');
+            let [id, set, from] = names::union_accessors(&f.name);
             let doc = if f.doc.is_empty() {
                 format!("member `{}`", f.name)
             } else {
@@ -298,12 +323,12 @@ impl Emitter<'_> {
                 out,
                 &format!("Writes member `{}`, zeroing the rest of the union.", f.name),
             );
-            let _ = writeln!(out, "pub fn set_{plain}(&mut self, value: {ty}) {{ self.bytes = [0; {}]; write_prefix(&mut self.bytes, &value); }}", size_const(n));
+            let _ = writeln!(out, "pub fn {set}(&mut self, value: {ty}) {{ self.bytes = [0; {}]; write_prefix(&mut self.bytes, &value); }}", names::size_const(n));
             docs(
                 out,
                 &format!("A union holding member `{}` (rest zeroed).", f.name),
             );
-            let _ = writeln!(out, "pub fn from_{plain}(value: {ty}) -> Self {{ let mut u = Self::default(); u.set_{plain}(value); u }}");
+            let _ = writeln!(out, "pub fn {from}(value: {ty}) -> Self {{ let mut u = Self::default(); u.{set}(value); u }}");
         }
         let _ = writeln!(out, "}}");
         for f in &c.fields {
@@ -311,7 +336,7 @@ impl Emitter<'_> {
                 out,
                 "const _: () = assert!(core::mem::size_of::<{}>() <= {});",
                 self.rust_ty(&f.ty),
-                size_const(n)
+                names::size_const(n)
             );
         }
         self.abi_impl(out, item);
@@ -424,18 +449,16 @@ impl Emitter<'_> {
         );
         let _ = writeln!(out, "impl {n} {{");
         for m in &b.members {
-            let id = names::ident(&m.name);
-            let plain = m.name.trim_start_matches('_');
+            let [id, with, shift, mask_const] = names::bitfield_accessors(&m.name);
             let mask = (1u128 << m.width) - 1;
-            let upper = plain.to_ascii_uppercase();
             let _ = writeln!(
                 out,
-                "/// Bit position of `{}`.\npub const {upper}_SHIFT: u32 = {};",
+                "/// Bit position of `{}`.\npub const {shift}: u32 = {};",
                 m.name, m.lsb
             );
             let _ = writeln!(
                 out,
-                "/// Mask of `{}`, in place.\npub const {upper}_MASK: {r} = {:#x};",
+                "/// Mask of `{}`, in place.\npub const {mask_const}: {r} = {:#x};",
                 m.name,
                 mask << m.lsb
             );
@@ -452,7 +475,7 @@ impl Emitter<'_> {
                     m.name, m.width
                 ),
             );
-            let _ = writeln!(out, "#[must_use]\npub const fn with_{plain}(self, value: {r}) -> Self {{ Self((self.0 & !Self::{upper}_MASK) | ((value & {:#x}) << {})) }}", mask, m.lsb);
+            let _ = writeln!(out, "#[must_use]\npub const fn {with}(self, value: {r}) -> Self {{ Self((self.0 & !Self::{mask_const}) | ((value & {:#x}) << {})) }}", mask, m.lsb);
         }
         let _ = writeln!(out, "}}");
         self.abi_impl(out, item);
@@ -613,8 +636,9 @@ impl Emitter<'_> {
             // What a backend names when the running kernel lacks the ioctl (ENOTTY).
             let _ = writeln!(
                 out,
-                "/// The Linux release that introduced [`{0}`].\npub const {0}_LINUX: &str = {1};",
+                "/// The Linux release that introduced [`{0}`].\npub const {1}: &str = {2};",
                 item.rust_name,
+                names::linux_const(&item.rust_name),
                 lit(l)
             );
         }
@@ -670,10 +694,7 @@ impl Emitter<'_> {
 /// The code of the spec file `rel_path` for a crate other than `xen-sys` (what
 /// `include_spec!` expands to): items refer to `::xen_sys` for everything else.
 pub fn downstream_module(spec: &Spec, rel_path: &str) -> Result<syn::File, EmitError> {
-    let em = Emitter {
-        spec,
-        engine: Engine::new(spec),
-    };
+    let em = Emitter::new(spec);
     let f = spec
         .files
         .iter()
@@ -701,17 +722,6 @@ fn add_safety_comments(text: &str) -> String {
     out
 }
 
-fn size_const(n: &str) -> String {
-    let mut s = String::new();
-    for (i, c) in n.chars().enumerate() {
-        if c.is_ascii_uppercase() && i > 0 {
-            s.push('_');
-        }
-        s.push(c.to_ascii_uppercase());
-    }
-    format!("{s}_SIZE")
-}
-
 fn int_lit(v: i128, ty: Int) -> String {
     if v < 0 {
         format!("{v}")
@@ -728,10 +738,7 @@ pub fn generate(
     spec: &Spec,
     banner: &dyn Fn(Option<&str>) -> String,
 ) -> Result<Vec<OutFile>, EmitError> {
-    let em = Emitter {
-        spec,
-        engine: Engine::new(spec),
-    };
+    let em = Emitter::new(spec);
     let mut files = Vec::new();
     let mut mod_rs = String::new();
     for f in &spec.files {

@@ -19,7 +19,115 @@ struct Cx<'a> {
     xen: Option<Version>,
     /// Whether the file is a Linux device ABI (`linux/*`), the only place `linux` may date.
     linux_file: bool,
+    /// The Rust module generated from the file.
+    module: String,
     sink: &'a mut Sink,
+    /// What the generated code will define at the top level of its modules, checked across
+    /// all files once every file is read.
+    defs: &'a mut Vec<Def>,
+    /// Named types of hypercall register arguments, checked once every name is known.
+    named_args: &'a mut Vec<NamedArg>,
+}
+
+/// A name the generated code defines at the top level of a module.
+struct Def {
+    /// The identifier, without `r#`.
+    name: String,
+    /// The module that defines it.
+    module: String,
+    /// Exported (then every generated module sees it through the glob re-exports) or private
+    /// to its module.
+    public: bool,
+    /// The namespaces it takes: [`TYPES`], [`VALUES`] or both.
+    ns: u8,
+    /// Whether the emitter writes it as `r#name` when it is a keyword.
+    raw_ok: bool,
+    /// The spec key it comes from.
+    loc: Loc,
+    /// What defines it, for messages: struct `foo`.
+    what: String,
+    /// The spec name behind it and how it is derived (`size of foo`): two definitions with
+    /// the same come from a duplicate C name, which is reported as such.
+    c_name: String,
+    /// How to rename it, for the help of a message.
+    fix: &'static str,
+}
+
+/// The help for a name a `rust_name` key can change.
+const RUST_NAME: &str = "give it a `rust_name`";
+/// The help for a name only the spec name changes.
+const RENAME: &str = "rename it";
+
+/// Rust's type namespace (types, modules).
+const TYPES: u8 = 1;
+/// Rust's value namespace (constants, functions, tuple-struct constructors).
+const VALUES: u8 = 2;
+
+/// A hypercall argument whose type is an item name: it goes into a register through
+/// `u64::from`, so it must be an unsigned integer on every architecture.
+struct NamedArg {
+    ty: String,
+    loc: Loc,
+    what: String,
+}
+
+/// The names of one generated `impl` block (or of one function's parameters): two spec keys
+/// that produce the same name are an error at the second.
+#[derive(Default)]
+struct Scope {
+    /// Name (without `r#`) → where and what first produced it (no place: the generated code
+    /// itself).
+    seen: HashMap<String, (Option<Loc>, String)>,
+}
+
+impl Scope {
+    /// Record `name`, produced by `what` at `loc`; report it when taken. `name` may be a
+    /// reserved name of the scope, given with `reserve`.
+    fn add(&mut self, cx: &mut Cx<'_>, name: &str, loc: &Loc, what: &str, help: &str) {
+        let key = names::unraw(name);
+        match self.seen.get(key) {
+            Some((None, prev)) => cx.err(
+                loc.clone(),
+                format!("{what} is `{name}`, which is taken by {prev}"),
+                help,
+            ),
+            Some((Some(prev_loc), prev)) => cx.err(
+                loc.clone(),
+                format!("{what} is `{name}`, the same as {prev} at {prev_loc}"),
+                help,
+            ),
+            None => {
+                self.seen
+                    .insert(key.to_owned(), (Some(loc.clone()), what.to_owned()));
+            }
+        }
+    }
+
+    /// A name the generated code itself uses in this scope.
+    fn reserve(&mut self, name: &str, what: &str) {
+        self.seen.insert(name.to_owned(), (None, what.to_owned()));
+    }
+}
+
+/// Characters a doc string may not hold: the generated code carries docs as `///` comments,
+/// where rustc refuses a carriage return that does not end a line and (deny-by-default lint
+/// `text_direction_codepoint_in_comment`) the Unicode controls that reorder text.
+fn bad_doc_char(text: &str) -> Option<&'static str> {
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            return Some("a carriage return (CR) that does not end a line");
+        }
+        if is_bidi_control(c) {
+            return Some("a Unicode control character that changes the direction of text");
+        }
+    }
+    None
+}
+
+/// The characters of rustc's `text_direction_codepoint_in_comment` lint.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 impl Cx<'_> {
@@ -38,15 +146,19 @@ impl Cx<'_> {
         let loc = self.at(l);
         let text = l.get_ref();
         let parts: Vec<&str> = text.split('.').collect();
+        // Plain decimal numbers: `6.07` would be a second spelling of `6.7`.
         let well_formed = (2..=3).contains(&parts.len())
-            && parts
-                .iter()
-                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+            && parts.iter().all(|p| {
+                !p.is_empty()
+                    && p.len() <= 3
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p.len() == 1 || !p.starts_with('0'))
+            });
         if !well_formed {
             self.err(
                 loc,
                 format!("{what} has `linux = \"{text}\"`, which is not a Linux release"),
-                "write the release that introduced it, as \"6.7\" or \"2.6.38\"",
+                "write the release that introduced it, as \"6.7\" or \"2.6.38\" (plain decimal numbers, no leading zeros)",
             );
             return None;
         }
@@ -61,7 +173,22 @@ impl Cx<'_> {
         Some(text.clone())
     }
 
+    /// Refuse what a doc string cannot carry into a `///` comment.
+    fn doc_chars(&mut self, d: &S, what: &str) {
+        if let Some(why) = bad_doc_char(d.get_ref()) {
+            let loc = self.at(d);
+            self.err(
+                loc,
+                format!("the doc of {what} contains {why}"),
+                "the doc becomes `///` comments of the generated Rust, which cannot hold it: remove it (end lines with \\n)",
+            );
+        }
+    }
+
     fn doc(&mut self, item_loc: Loc, what: &str, doc: &Option<S>) -> String {
+        if let Some(d) = doc {
+            self.doc_chars(d, what);
+        }
         match doc {
             Some(d) if !d.get_ref().trim().is_empty() => d.get_ref().trim().to_owned(),
             Some(d) => {
@@ -120,7 +247,10 @@ impl Cx<'_> {
                     self.err(
                         loc,
                         format!("bad `since` \"{}\" in {what}", s.get_ref()),
-                        "write the Xen release as \"MAJOR.MINOR\", e.g. \"4.11\"",
+                        format!(
+                            "write the Xen release as \"MAJOR.MINOR\" in plain decimal, e.g. \"4.11\"{}",
+                            Version::leading_zero_hint(s.get_ref())
+                        ),
                     );
                     fallback
                 }
@@ -293,15 +423,35 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
     let mut out_files = Vec::new();
     let mut xen: Option<(Version, Loc)> = None;
     let mut iv: Option<(u32, Loc)> = None;
+    let mut defs = Vec::new();
+    let mut named_args = Vec::new();
 
     for (src, map, f) in files {
         let h = f.spec.get_ref();
+        let module = names::module_name(&src.rel_path);
         let mut cx = Cx {
             map,
             xen: None,
             linux_file: src.rel_path.starts_with("linux/"),
+            module: module.clone(),
             sink: &mut sink,
+            defs: &mut defs,
+            named_args: &mut named_args,
         };
+        // `generated/mod.rs` declares `pub mod <module>;`: the file's path must make an
+        // identifier, distinct from every other file's and from every item's.
+        let spec_loc = cx.at(&f.spec);
+        cx.defs.push(Def {
+            name: module.clone(),
+            module: String::new(),
+            public: true,
+            ns: TYPES,
+            raw_ok: false,
+            loc: spec_loc,
+            what: format!("file `{}` (its module)", src.rel_path),
+            c_name: format!("file {}", src.rel_path),
+            fix: "rename the file",
+        });
         if *h.format.get_ref() != 1 {
             let loc = cx.at(&h.format);
             cx.err(
@@ -317,7 +467,10 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
                 cx.err(
                     loc,
                     format!("bad Xen release \"{}\"", h.xen.get_ref()),
-                    "write it as \"4.17\"",
+                    format!(
+                        "write it as \"4.17\"{}",
+                        Version::leading_zero_hint(h.xen.get_ref())
+                    ),
                 );
             }
             // Each file states the newest release it describes (its `since` values may not
@@ -351,6 +504,20 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
                 cx.err(loc, format!("[spec] {what} is empty"), "");
             }
         }
+        cx.doc_chars(&h.doc, "the file ([spec] doc)");
+        // The header's path goes into a `//!` line of the generated module.
+        if h.header
+            .get_ref()
+            .chars()
+            .any(|c| c.is_control() || is_bidi_control(c))
+        {
+            let loc = cx.at(&h.header);
+            cx.err(
+                loc,
+                "[spec] header contains a control character",
+                "write the header's path below /usr/include, e.g. \"xen/hvm/ioreq.h\"",
+            );
+        }
         let guest_since = match &h.guest_since {
             Some(g) => {
                 let loc = cx.at(g);
@@ -359,10 +526,6 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
             None => None,
         };
         let items = file_items(&mut cx, f);
-        let module = src
-            .rel_path
-            .trim_end_matches(".toml")
-            .replace(['/', '-', '.'], "_");
         out_files.push(SpecFile {
             rel_path: src.rel_path.clone(),
             path: src.path.clone(),
@@ -381,6 +544,8 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
         files: out_files,
     };
     check_names(&spec, &mut sink);
+    check_defs(defs, &mut sink);
+    check_named_args(&spec, &named_args, &mut sink);
     // Layout only makes sense once names resolve.
     if sink.is_empty() {
         check_layouts(&spec, &mut sink);
@@ -404,6 +569,28 @@ fn mk_item(cx: &mut Cx<'_>, c: Common<'_>, table_loc: Loc, what: &str, kind: Ite
             _ => names::type_name(&name),
         },
     };
+    // The item's own name in the generated code (a hypercall with sub-ops only reserves it:
+    // its sub-ops define the functions).
+    cx.defs.push(Def {
+        name: names::unraw(&rust_name).to_owned(),
+        module: cx.module.clone(),
+        public: true,
+        // A type's name is kept free in both namespaces (tuple structs take both anyway), so
+        // that an item's Rust name names one item.
+        ns: if kind.is_type() {
+            TYPES | VALUES
+        } else {
+            VALUES
+        },
+        raw_ok: c.rust_name.is_none() && matches!(kind, ItemKind::Hypercall(_)),
+        loc: c
+            .rust_name
+            .as_ref()
+            .map_or_else(|| loc.clone(), |r| cx.at(r)),
+        what: label.clone(),
+        c_name: name.clone(),
+        fix: RUST_NAME,
+    });
     let anonymous = matches!(&kind, ItemKind::Struct(_) | ItemKind::Union(_))
         && c.c_name.as_ref().is_some_and(|s| s.get_ref().is_empty());
     let c_name = match (c.c_name, &kind) {
@@ -513,6 +700,12 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             let what = if is_union { "union" } else { "struct" };
             let mut fields = Vec::new();
             let mut seen: HashMap<String, Loc> = HashMap::new();
+            // A union's members become methods beside the ones every union has.
+            let mut methods = Scope::default();
+            for m in names::UNION_METHODS {
+                methods.reserve(m, &format!("the method `{m}()` every generated union has"));
+            }
+            let accessor_help = "rename one of the members: member `m` gets the methods `m()`, `set_m()` and `from_m()` (leading `_` dropped), and `bytes()` and `default()` are taken";
             if r.fields.get_ref().is_empty() {
                 let loc = cx.at(&r.fields);
                 cx.err(
@@ -535,6 +728,29 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                         ),
                         "rename one of them",
                     );
+                } else if names::is_not_raw(&fname) {
+                    cx.err(
+                        floc.clone(),
+                        format!(
+                            "field `{fname}` of {what} `{}` cannot be a Rust name, not even as a raw identifier (`r#{fname}`)",
+                            r.name.get_ref()
+                        ),
+                        "rename it (other Rust keywords are fine: they are written `r#name`)",
+                    );
+                } else if is_union {
+                    let roles = ["the getter", "the setter", "the constructor"];
+                    for (role, m) in roles.iter().zip(names::union_accessors(&fname)) {
+                        methods.add(
+                            cx,
+                            &m,
+                            &floc,
+                            &format!("{role} of member `{fname}` of union `{}`", r.name.get_ref()),
+                            accessor_help,
+                        );
+                    }
+                }
+                if let Some(d) = &fl.doc {
+                    cx.doc_chars(d, &format!("field `{fname}`"));
                 }
                 let only = fl.only.as_ref().map(|o| {
                     let mut v = Vec::new();
@@ -603,6 +819,19 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             };
             let mut item = mk_item(cx, common!(r), tl, what, kind);
             item.linux = cx.linux(&format!("{what} `{}`", item.name), &r.linux, false);
+            if is_union {
+                cx.defs.push(Def {
+                    name: names::size_const(&item.rust_name),
+                    module: cx.module.clone(),
+                    public: false,
+                    ns: VALUES,
+                    raw_ok: false,
+                    loc: item.loc.clone(),
+                    what: format!("the size constant of union `{}`", item.name),
+                    c_name: format!("size of {}", item.name),
+                    fix: RUST_NAME,
+                });
+            }
             if let Some(x) = &r.xen_sys_c_name {
                 let loc = cx.at(x);
                 if !cx.linux_file {
@@ -687,6 +916,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             .as_ref()
             .map(|p| p.get_ref().clone())
             .unwrap_or_default();
+        set_member_names(cx, "value set", r.name.get_ref(), &prefix, &members);
         let kind = ItemKind::Values(ValueSet {
             repr: repr.unwrap_or(Int::U32),
             prefix,
@@ -704,8 +934,20 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             &r.repr,
             &format!("the repr of flag set `{}`", r.name.get_ref()),
         );
+        if repr.is_some_and(|t| t.signed()) {
+            // `1 << (bits - 1)` does not fit a signed repr, and flags are bits, not numbers.
+            let loc = cx.at(&r.repr);
+            cx.err(
+                loc,
+                format!("flag set `{}` must have an unsigned repr", r.name.get_ref()),
+                "use u8, u16, u32 or u64",
+            );
+        }
         let since_item = r.since.as_ref().and_then(|s| Version::parse(s.get_ref()));
         let mut members = Vec::new();
+        // Bit → the flag that has it: two flags on one bit would be one flag with two names,
+        // which the spec format has no way to declare.
+        let mut bit_owner: HashMap<i64, (String, Loc)> = HashMap::new();
         for m in &r.members {
             let ml = cx.at(m);
             let m = m.get_ref();
@@ -719,6 +961,16 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                     format!("bit {bit} of flag `{name}` is outside its {bits}-bit repr"),
                     format!("bits are numbered 0..{bits}"),
                 );
+            } else if let Some((prev, prev_loc)) = bit_owner.get(&bit) {
+                let loc = cx.at(&m.bit);
+                cx.err(
+                    loc,
+                    format!("flag `{name}` has bit {bit}, which flag `{prev}` at {prev_loc} already has"),
+                    "give each flag its own bit; the spec format has no aliases, so drop one of them",
+                );
+            } else {
+                let loc = cx.at(&m.bit);
+                bit_owner.insert(bit, (name.clone(), loc));
             }
             let bit = bit.clamp(0, 63) as u32;
             let mloc = cx.at(&m.name);
@@ -740,6 +992,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             .as_ref()
             .map(|p| p.get_ref().clone())
             .unwrap_or_default();
+        set_member_names(cx, "flag set", r.name.get_ref(), &prefix, &members);
         let kind = ItemKind::Flags(ValueSet {
             repr: repr.unwrap_or(Int::U32),
             prefix,
@@ -768,10 +1021,50 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         let bits = repr.map(|t| t.bits()).unwrap_or(64);
         let mut used = 0u128;
         let mut members = Vec::new();
+        let mut seen: HashMap<String, Loc> = HashMap::new();
+        // Each member's getter, builder and constants share the one impl block.
+        let mut accessors = Scope::default();
+        let accessor_help = "rename one of the members: member `m` gets `m()`, `with_m()`, `M_SHIFT` and `M_MASK` (leading `_` dropped)";
         for m in &r.members {
             let ml = cx.at(m);
             let m = m.get_ref();
             let name = cx.name(&m.name, "bitfield member");
+            let nloc = cx.at(&m.name);
+            let bf = r.name.get_ref();
+            if let Some(prev) = seen.insert(name.clone(), nloc.clone()) {
+                cx.err(
+                    nloc.clone(),
+                    format!("duplicate member `{name}` in bitfield `{bf}` (first at {prev})"),
+                    "rename one of them",
+                );
+            } else if names::is_not_raw(&name) {
+                cx.err(
+                    nloc.clone(),
+                    format!("the getter of member `{name}` of bitfield `{bf}` cannot be a Rust name, not even as a raw identifier (`r#{name}`)"),
+                    "rename it (other Rust keywords are fine: they are written `r#name`)",
+                );
+            } else {
+                let roles = [
+                    "the getter",
+                    "the builder",
+                    "the shift constant",
+                    "the mask constant",
+                ];
+                for (role, a) in roles.iter().zip(names::bitfield_accessors(&name)) {
+                    let what = format!("{role} of member `{name}` of bitfield `{bf}`");
+                    if !names::is_ident_shaped(names::unraw(&a)) {
+                        cx.err(
+                            nloc.clone(),
+                            format!("{what} would be `{a}`, which is not a Rust identifier"),
+                            "start the member's name (after any leading `_`) with a letter",
+                        );
+                        // Its other constant has the same problem: one error per member.
+                        break;
+                    } else {
+                        accessors.add(cx, &a, &nloc, &what, accessor_help);
+                    }
+                }
+            }
             let (lsb, width) = (*m.lsb.get_ref(), *m.width.get_ref());
             let end = i128::from(lsb) + i128::from(width);
             if width < 1 || lsb < 0 || end > i128::from(bits) {
@@ -832,16 +1125,51 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             );
         }
         let mut args = Vec::new();
+        // The arguments are the parameters of the wrapper functions, beside the backend.
+        let mut params = Scope::default();
+        for l in names::WRAPPER_LOCALS {
+            params.reserve(l, &format!("`{l}` in the body of every hypercall wrapper"));
+        }
         for a in &r.args {
             let a = a.get_ref();
             let aname = cx.name(&a.name, "argument");
+            let aloc = cx.at(&a.name);
+            let what = format!("argument `{aname}` of hypercall `{hname}`");
+            if names::is_not_raw(&aname) {
+                cx.err(
+                    aloc,
+                    format!(
+                        "{what} cannot be a Rust name, not even as a raw identifier (`r#{aname}`)"
+                    ),
+                    "rename it (other Rust keywords are fine: they are written `r#name`)",
+                );
+            } else {
+                params.add(
+                    cx,
+                    &aname,
+                    &aloc,
+                    &format!("the parameter of {what}"),
+                    "rename the argument: it is a parameter of the hypercall's wrapper functions",
+                );
+            }
+            if let Some(d) = &a.doc {
+                cx.doc_chars(d, &what);
+            }
             let ty = match a.ty.get_ref().as_str() {
                 "ptr" => ArgTy::Ptr(a.points_to.as_ref().map(|p| p.get_ref().clone())),
                 "ulong" => ArgTy::Ulong,
                 s => match Int::parse(s) {
                     Some(i) => ArgTy::Int(i),
                     None => match Ty::parse(s) {
-                        Ok(Ty::Named(n)) => ArgTy::Named(n),
+                        Ok(Ty::Named(n)) => {
+                            let loc = cx.at(&a.ty);
+                            cx.named_args.push(NamedArg {
+                                ty: n.clone(),
+                                loc,
+                                what: what.clone(),
+                            });
+                            ArgTy::Named(n)
+                        }
                         _ => {
                             let loc = cx.at(&a.ty);
                             cx.err(loc, format!("argument `{aname}` of `{hname}` has type `{s}`, which is not a register type"), "use i32, u32, ulong, ptr or an integer typedef");
@@ -905,10 +1233,11 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 "",
             );
         }
-        let sel_ty = subop_arg.and_then(|i| match &args[i].ty {
-            ArgTy::Int(t) => Some(*t),
-            ArgTy::Ulong => Some(Int::U32),
-            _ => None,
+        // The sub-op constants have the selector's integer type, or u32 (as the emitter writes
+        // them), and the selector register gets the value as `<value>u64`.
+        let sel_ty = subop_arg.map(|i| match &args[i].ty {
+            ArgTy::Int(t) => *t,
+            _ => Int::U32,
         });
         let since_item = r.since.as_ref().and_then(|s| Version::parse(s.get_ref()));
         let mut subops = Vec::new();
@@ -952,6 +1281,36 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             let label = format!("sub-op `{name}`");
             let doc = cx.doc(sl.clone(), &label, &s.doc);
             let since = cx.since(sl, &label, &s.since, since_item);
+            let nloc = cx.at(&s.name);
+            if subop_arg.is_some() {
+                cx.defs.push(Def {
+                    name: name.clone(),
+                    module: cx.module.clone(),
+                    public: true,
+                    ns: VALUES,
+                    raw_ok: false,
+                    loc: nloc.clone(),
+                    what: format!("sub-op `{name}` (a constant)"),
+                    c_name: name.clone(),
+                    fix: RENAME,
+                });
+                let hrust = match &r.rust_name {
+                    Some(x) => x.get_ref().clone(),
+                    None => names::ident(&hname),
+                };
+                let f = names::subop_fn(&hrust, &name);
+                cx.defs.push(Def {
+                    name: names::unraw(&f).to_owned(),
+                    module: cx.module.clone(),
+                    public: true,
+                    ns: VALUES,
+                    raw_ok: true,
+                    loc: nloc,
+                    what: format!("the wrapper function of sub-op `{name}`"),
+                    c_name: format!("wrapper of {name}"),
+                    fix: RENAME,
+                });
+            }
             subops.push(Subop {
                 name,
                 value,
@@ -1013,6 +1372,20 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
         let kind = ItemKind::Ioctl(Ioctl { dir, ty, nr, arg });
         let mut item = mk_item(cx, common!(r), tl, "ioctl", kind);
         item.linux = cx.linux(&format!("ioctl `{}`", item.name), &r.linux, true);
+        if item.linux.is_some() {
+            let loc = cx.at(&r.name);
+            cx.defs.push(Def {
+                name: names::linux_const(&item.rust_name),
+                module: cx.module.clone(),
+                public: true,
+                ns: VALUES,
+                raw_ok: false,
+                loc,
+                what: format!("the Linux release constant of ioctl `{}`", item.name),
+                c_name: format!("linux of {}", item.name),
+                fix: RUST_NAME,
+            });
+        }
         if r.arg.get_ref() != "none" {
             // Errors about the argument type point at it.
             item.loc = cx.at(&r.arg);
@@ -1026,9 +1399,56 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
     items
 }
 
+/// The names a value or flag set's members get: an associated constant each (prefix removed,
+/// upper-cased), which must differ, and a free constant with the C name.
+fn set_member_names(cx: &mut Cx<'_>, kind: &str, set: &str, prefix: &str, members: &[Member]) {
+    let mut consts = Scope::default();
+    let help = if prefix.is_empty() {
+        "rename one of them: the associated constant is the member's name upper-cased".to_owned()
+    } else {
+        format!("rename one of them, or change the set's `prefix`: the associated constant is the member's name without \"{prefix}\", upper-cased")
+    };
+    let mut c_names = std::collections::HashSet::new();
+    for m in members {
+        let what = format!(
+            "the associated constant of member `{}` of {kind} `{set}`",
+            m.name
+        );
+        let c = names::member_const(&m.name, prefix);
+        if !c_names.insert(m.name.as_str()) {
+            // A duplicate C name, reported as such.
+        } else if c == "_" {
+            // `const _` is no name: an impl block refuses it.
+            cx.err(
+                m.loc.clone(),
+                format!("{what} would be `_`: nothing is left of `{}` once the prefix \"{prefix}\" is removed", m.name),
+                help.clone(),
+            );
+        } else {
+            consts.add(cx, &c, &m.loc, &what, &help);
+        }
+        cx.defs.push(Def {
+            name: m.name.clone(),
+            module: cx.module.clone(),
+            public: true,
+            ns: VALUES,
+            raw_ok: false,
+            loc: m.loc.clone(),
+            what: format!("member `{}` of {kind} `{set}` (a free constant)", m.name),
+            c_name: m.name.clone(),
+            fix: RENAME,
+        });
+    }
+}
+
 /// An ioctl is no older than the argument struct it passes: a struct dated to a later kernel
 /// would make the ioctl unusable on the releases in between.
 fn check_linux_args(cx: &mut Cx<'_>, items: &[Item]) {
+    // The first item of each name, as a scan would find it.
+    let mut by_name: HashMap<&str, &Item> = HashMap::new();
+    for i in items {
+        by_name.entry(i.name.as_str()).or_insert(i);
+    }
     for item in items {
         let ItemKind::Ioctl(i) = &item.kind else {
             continue;
@@ -1036,11 +1456,7 @@ fn check_linux_args(cx: &mut Cx<'_>, items: &[Item]) {
         let Some(Ty::Named(arg)) = &i.arg else {
             continue;
         };
-        let Some(struct_linux) = items
-            .iter()
-            .find(|s| &s.name == arg)
-            .and_then(|s| s.linux.as_ref())
-        else {
+        let Some(struct_linux) = by_name.get(arg.as_str()).and_then(|s| s.linux.as_ref()) else {
             continue;
         };
         let older = match &item.linux {
@@ -1066,14 +1482,17 @@ fn check_linux_args(cx: &mut Cx<'_>, items: &[Item]) {
 
 /// A `mask_of` constant names a flag set of the same file and equals the mask of its members.
 fn check_masks(cx: &mut Cx<'_>, f: &raw::File, items: &[Item]) {
+    let mut flag_sets: HashMap<&str, &ValueSet> = HashMap::new();
+    for i in items {
+        if let ItemKind::Flags(v) = &i.kind {
+            flag_sets.entry(i.name.as_str()).or_insert(v);
+        }
+    }
     for r in &f.consts {
         let r = r.get_ref();
         let Some(m) = &r.mask_of else { continue };
         let loc = cx.at(m);
-        let flags = items.iter().find_map(|i| match &i.kind {
-            ItemKind::Flags(v) if i.name == *m.get_ref() => Some(v),
-            _ => None,
-        });
+        let flags = flag_sets.get(m.get_ref().as_str()).copied();
         let Some(flags) = flags else {
             cx.err(
                 loc,
@@ -1102,28 +1521,89 @@ fn check_masks(cx: &mut Cx<'_>, f: &raw::File, items: &[Item]) {
     }
 }
 
-fn closest<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> Option<&'a str> {
-    fn dist(a: &str, b: &str) -> usize {
-        let b: Vec<char> = b.chars().collect();
-        let mut prev: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut cur = vec![i + 1];
-            for (j, cb) in b.iter().enumerate() {
-                cur.push(
-                    (prev[j] + usize::from(ca != *cb))
-                        .min(prev[j + 1] + 1)
-                        .min(cur[j] + 1),
-                );
-            }
-            prev = cur;
+/// "Did you mean" for unknown type names: the known name nearest by edit distance, within
+/// `max(2, len / 4)` edits. A hint must not cost more than the check it decorates (a spec
+/// with a megabyte-long name, or thousands of unknown names, took minutes), so the search is
+/// bounded: names longer than [`Suggester::MAX_LEN`] get no hint, candidates whose length
+/// alone puts them too far are not compared, each distinct name is searched once, and after a
+/// fixed budget of work the remaining names get no hint.
+struct Suggester<'a> {
+    /// Candidates by length in bytes (names are ASCII identifiers).
+    by_len: BTreeMap<usize, Vec<&'a str>>,
+    memo: HashMap<String, Option<&'a str>>,
+    /// Edit-distance table cells left to compute.
+    budget: usize,
+}
+
+impl<'a> Suggester<'a> {
+    /// No C identifier of the spec is anywhere near this long.
+    const MAX_LEN: usize = 128;
+    /// About a tenth of a second of a debug build.
+    const BUDGET: usize = 4_000_000;
+
+    fn new(candidates: impl Iterator<Item = &'a str>) -> Self {
+        let mut by_len: BTreeMap<usize, Vec<&'a str>> = BTreeMap::new();
+        for c in candidates.filter(|c| c.len() <= Self::MAX_LEN) {
+            by_len.entry(c.len()).or_default().push(c);
         }
-        prev[b.len()]
+        Suggester {
+            by_len,
+            memo: HashMap::new(),
+            budget: Self::BUDGET,
+        }
     }
-    candidates
-        .map(|c| (dist(name, c), c))
-        .filter(|(d, _)| *d <= 2.max(name.len() / 4))
-        .min()
-        .map(|(_, c)| c)
+
+    fn closest(&mut self, name: &str) -> Option<&'a str> {
+        if name.len() > Self::MAX_LEN {
+            return None;
+        }
+        if let Some(m) = self.memo.get(name) {
+            return *m;
+        }
+        let max = 2.max(name.len() / 4);
+        let mut best: Option<(usize, &'a str)> = None;
+        let lens = name.len().saturating_sub(max)..=name.len() + max;
+        'search: for cands in self.by_len.range(lens).map(|(_, v)| v) {
+            for &c in cands {
+                let cost = (name.len() + 1) * (c.len() + 1);
+                if cost > self.budget {
+                    break 'search;
+                }
+                self.budget -= cost;
+                if let Some(d) = bounded_distance(name.as_bytes(), c.as_bytes(), max) {
+                    if best.is_none_or(|b| (d, c) < b) {
+                        best = Some((d, c));
+                    }
+                }
+            }
+        }
+        let found = best.map(|(_, c)| c);
+        self.memo.insert(name.to_owned(), found);
+        found
+    }
+}
+
+/// Levenshtein distance of `a` and `b` if it is at most `max`.
+fn bounded_distance(a: &[u8], b: &[u8], max: usize) -> Option<usize> {
+    if a.len().abs_diff(b.len()) > max {
+        return None;
+    }
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    let mut cur = vec![0; b.len() + 1];
+    for (i, ca) in a.iter().enumerate() {
+        cur[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        // Distances along a row never shrink further down: stop once all are too large.
+        if cur.iter().all(|&d| d > max) {
+            return None;
+        }
+        std::mem::swap(&mut prev, &mut cur);
+    }
+    Some(prev[b.len()]).filter(|&d| d <= max)
 }
 
 fn check_names(spec: &Spec, sink: &mut Sink) {
@@ -1172,34 +1652,20 @@ fn check_names(spec: &Spec, sink: &mut Sink) {
             });
         }
     }
-    // Rust names must be unique too (two C names may map to one Rust name).
-    let mut rust: BTreeMap<&str, &Item> = BTreeMap::new();
-    for (_, item) in spec.items() {
-        if let Some(prev) = rust.insert(&item.rust_name, item) {
-            if prev.name != item.name {
-                sink.error(
-                    item.loc.clone(),
-                    format!(
-                        "`{}` and `{}` both become the Rust name `{}`",
-                        prev.name, item.name, item.rust_name
-                    ),
-                    "give one of them a `rust_name`",
-                );
-            }
-        }
-    }
+    // Rust names (two C names may map to one) are checked by `check_defs`.
     let types: BTreeMap<&str, &Item> = spec.items().map(|(_, i)| (i.name.as_str(), i)).collect();
-    let check_ref = |n: &str, loc: &Loc, ctx: &str, sink: &mut Sink| match types.get(n) {
+    let mut suggest = Suggester::new(
+        types
+            .values()
+            .filter(|i| i.kind.is_type())
+            .map(|i| i.name.as_str()),
+    );
+    let mut check_ref = |n: &str, loc: &Loc, ctx: &str, sink: &mut Sink| match types.get(n) {
         None => {
-            let hint = closest(
-                n,
-                types
-                    .values()
-                    .filter(|i| i.kind.is_type())
-                    .map(|i| i.name.as_str()),
-            )
-            .map(|c| format!("did you mean `{c}`? "))
-            .unwrap_or_default();
+            let hint = suggest
+                .closest(n)
+                .map(|c| format!("did you mean `{c}`? "))
+                .unwrap_or_default();
             sink.error(
                 loc.clone(),
                 format!("unknown type `{n}` in {ctx}"),
@@ -1279,6 +1745,132 @@ fn check_names(spec: &Spec, sink: &mut Sink) {
     }
 }
 
+/// Every name the generated code defines at the top level of a module is an identifier that
+/// is not a keyword (unless the emitter escapes it), does not shadow a name the generated code
+/// relies on, and is defined once: `generated/mod.rs` re-exports every module's items with a
+/// glob and every module glob-imports them all, so the public names of all modules share one
+/// namespace (and a private one that of its module).
+fn check_defs(mut defs: Vec<Def>, sink: &mut Sink) {
+    defs.sort_by(|a, b| a.loc.cmp(&b.loc));
+    // (name, namespace) → the first definition.
+    let mut public: HashMap<(&str, u8), &Def> = HashMap::new();
+    let mut private: HashMap<(&str, &str, u8), &Def> = HashMap::new();
+    for d in &defs {
+        let n = d.name.as_str();
+        if n == "_" || !names::is_ident_shaped(n) {
+            sink.error(
+                d.loc.clone(),
+                format!(
+                    "{} becomes `{n}` in Rust, which is not an identifier",
+                    d.what
+                ),
+                format!("{}: names start with a letter and are not `_`", d.fix),
+            );
+            continue;
+        }
+        if names::is_keyword(n) && (!d.raw_ok || names::is_not_raw(n)) {
+            sink.error(
+                d.loc.clone(),
+                format!("{} becomes `{n}` in Rust, which is a Rust keyword", d.what),
+                format!(
+                    "{}: the generated code uses it as it is, and a keyword cannot name an item",
+                    d.fix
+                ),
+            );
+            continue;
+        }
+        if let Some(why) = names::shadows(n) {
+            sink.error(
+                d.loc.clone(),
+                format!("{} becomes `{n}` in Rust, {why}", d.what),
+                format!("{}: every generated module glob-imports the others, so `{n}` would clash with what the generated code means by it", d.fix),
+            );
+            continue;
+        }
+        // A private name only meets the names of its own module (its own and, shadowed by
+        // it, the glob-imported ones the module does not use); a public one meets all.
+        let m = d.module.as_str();
+        let prev = [TYPES, VALUES]
+            .into_iter()
+            .filter(|ns| d.ns & ns != 0)
+            .find_map(|ns| {
+                if d.public {
+                    public.get(&(n, ns)).or_else(|| private.get(&(m, n, ns)))
+                } else {
+                    private
+                        .get(&(m, n, ns))
+                        .or_else(|| public.get(&(n, ns)).filter(|p| p.module == d.module))
+                }
+                .copied()
+            });
+        match prev {
+            Some(p) if p.c_name == d.c_name => {} // a duplicate C name, reported as such
+            Some(p) => sink.error(
+                d.loc.clone(),
+                format!(
+                    "{} becomes `{n}` in Rust, the same as {} at {}",
+                    d.what, p.what, p.loc
+                ),
+                format!(
+                    "{} (or change the other): the public names of all generated modules share one namespace",
+                    d.fix
+                ),
+            ),
+            None => {
+                for ns in [TYPES, VALUES].into_iter().filter(|ns| d.ns & ns != 0) {
+                    if d.public {
+                        public.insert((n, ns), d);
+                    } else {
+                        private.insert((m, n, ns), d);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A hypercall argument of a named type is passed as `u64::from(arg)`, which exists for the
+/// unsigned integers only.
+fn check_named_args(spec: &Spec, args: &[NamedArg], sink: &mut Sink) {
+    let items: HashMap<&str, &Item> = spec.items().map(|(_, i)| (i.name.as_str(), i)).collect();
+    for a in args {
+        for arch in Arch::ALL {
+            // Follow typedefs (bounded: a cycle is reported elsewhere).
+            let mut ty = Ty::Named(a.ty.clone());
+            let mut steps = 0;
+            let ok = loop {
+                steps += 1;
+                match &ty {
+                    Ty::Int(i) => break !i.signed(),
+                    Ty::U64Aligned | Ty::Ulong => break true,
+                    Ty::Named(n) if steps < 64 => match items.get(n.as_str()).map(|i| &i.kind) {
+                        Some(ItemKind::Typedef(t)) => ty = t.on(arch).clone(),
+                        // Unknown names and non-types are reported by the name checks.
+                        None
+                        | Some(ItemKind::Const(_) | ItemKind::Hypercall(_) | ItemKind::Ioctl(_)) => {
+                            break true
+                        }
+                        Some(_) => break false,
+                    },
+                    Ty::Named(_) => break true,
+                    _ => break false,
+                }
+            };
+            if !ok {
+                sink.error(
+                    a.loc.clone(),
+                    format!(
+                        "{} has type `{}`, which is not an unsigned integer on {arch}",
+                        a.what, a.ty
+                    ),
+                    "a register argument of a named type must be a typedef of u8, u16, u32, u64, u64_aligned or ulong; use i32, u32, ulong or ptr otherwise",
+                );
+                break;
+            }
+        }
+    }
+}
+
 fn check_layouts(spec: &Spec, sink: &mut Sink) {
     let engine = Engine::new(spec);
     for (_, item) in spec.items() {
@@ -1286,10 +1878,17 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
             ItemKind::Typedef(_) => {
                 for arch in Arch::ALL {
                     if let Err(e) = engine.item(&item.name, arch, View::Guest) {
+                        let help = match e {
+                            LayoutError::TooDeep(_) => "nest fewer named types",
+                            LayoutError::Recursive(_) => {
+                                "a typedef must resolve to a type without going through itself"
+                            }
+                            _ => "",
+                        };
                         sink.error(
                             item.loc.clone(),
                             format!("typedef `{}`: {e}", item.name),
-                            "a typedef must resolve to a type without going through itself",
+                            help,
                         );
                         break;
                     }
@@ -1297,10 +1896,16 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
             }
             ItemKind::Struct(c) | ItemKind::Union(c) => {
                 let what = item.kind.keyword();
+                // Whether a field's size differs between architectures, for the help of a
+                // padding error: computed once, not per error (a struct with thousands of
+                // padding errors took minutes).
+                let mut arch_dep: Option<bool> = None;
                 for arch in Arch::ALL {
                     let l = match engine.item(&item.name, arch, View::Guest) {
                         Ok(l) => l,
-                        Err(e @ LayoutError::Recursive(_)) | Err(e @ LayoutError::TooLarge(_)) => {
+                        Err(e @ LayoutError::Recursive(_))
+                        | Err(e @ LayoutError::TooLarge(_))
+                        | Err(e @ LayoutError::TooDeep(_)) => {
                             sink.error(item.loc.clone(), e.to_string(), "");
                             break;
                         }
@@ -1321,10 +1926,11 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
                             Some(i) => {
                                 let f = &c.fields[i];
                                 let prev = c.fields[..i].iter().rev().find(|f| f.present_on(arch)).map(|f| format!("after `{}`", f.name)).unwrap_or_else(|| "at the start".into());
+                                let dep = *arch_dep.get_or_insert_with(|| arch_dependent(c, &engine));
                                 sink.error(
                                     f.loc.clone(),
                                     format!("implicit padding in {what} `{}` on {arch}: {} byte{} {prev}, before `{}` (offset {})", item.name, p.bytes, if p.bytes == 1 { "" } else { "s" }, f.name, p.offset),
-                                    format!("declare it: {{ name = \"_padN\", type = \"[u8; {}]\" }}{}", p.bytes, if arch_dependent(c, &engine, arch) { " with `only = [...]` for the architectures that have it" } else { "" }),
+                                    format!("declare it: {{ name = \"_padN\", type = \"[u8; {}]\" }}{}", p.bytes, if dep { " with `only = [...]` for the architectures that have it" } else { "" }),
                                 );
                             }
                             None => sink.error(
@@ -1362,8 +1968,7 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
     }
 }
 
-fn arch_dependent(c: &Compound, engine: &Engine<'_>, arch: Arch) -> bool {
-    let _ = arch;
+fn arch_dependent(c: &Compound, engine: &Engine<'_>) -> bool {
     c.fields.iter().any(|f| {
         let sizes: Vec<_> = Arch::ALL
             .iter()

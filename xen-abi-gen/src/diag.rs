@@ -21,6 +21,27 @@ impl fmt::Display for Loc {
     }
 }
 
+/// An integer for a message: decimal, and hexadecimal too from 0x100 on (`4096 = 0x1000`), so a
+/// mask or flag value can be read either way.
+pub fn show_int(v: i128) -> String {
+    if v.unsigned_abs() < 0x100 {
+        v.to_string()
+    } else if v < 0 {
+        format!("{v} = -{:#x}", v.unsigned_abs())
+    } else {
+        format!("{v} = {v:#x}")
+    }
+}
+
+/// A mask for a message: hexadecimal (`0x7`).
+pub fn show_mask(v: i128) -> String {
+    if v < 0 {
+        format!("-{:#x}", v.unsigned_abs())
+    } else {
+        format!("{v:#x}")
+    }
+}
+
 /// One error found in the spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Diagnostic {
@@ -163,5 +184,19 @@ impl Sink {
         self.diags.sort_by(|a, b| a.loc.cmp(&b.loc));
         self.diags.dedup();
         Err(Diagnostics(self.diags))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_show_hex_from_0x100() {
+        assert_eq!(show_int(255), "255");
+        assert_eq!(show_int(-3), "-3");
+        assert_eq!(show_int(256), "256 = 0x100");
+        assert_eq!(show_int(-4096), "-4096 = -0x1000");
+        assert_eq!(show_mask(7), "0x7");
     }
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use crate::arch::{Arch, View};
+use crate::diag::{show_int, show_mask};
 use crate::layout::Engine;
 use crate::model::{Item, ItemKind, Spec};
 use crate::ty::Ty;
@@ -251,11 +252,16 @@ fn compare_kind(r: &mut Report, what: &str, o: &Item, n: &Item, eo: &Engine<'_>,
     match (&o.kind, &n.kind) {
         (ItemKind::Const(a), ItemKind::Const(b)) => {
             if a.value != b.value || a.ty != b.ty {
+                let show = if a.mask_of.is_some() || b.mask_of.is_some() {
+                    show_mask
+                } else {
+                    show_int
+                };
                 r.broken.push(format!(
                     "{what}: value changed from {} ({}) to {} ({})",
-                    a.value,
+                    show(a.value),
                     a.ty.rust(),
-                    b.value,
+                    show(b.value),
                     b.ty.rust()
                 ));
             }
@@ -268,6 +274,12 @@ fn compare_kind(r: &mut Report, what: &str, o: &Item, n: &Item, eo: &Engine<'_>,
                     b.repr.rust()
                 ));
             }
+            // Flags are masks: in hex.
+            let show = if matches!(o.kind, ItemKind::Flags(_)) {
+                show_mask
+            } else {
+                show_int
+            };
             for m in &a.members {
                 match b.members.iter().find(|x| x.name == m.name) {
                     None => r
@@ -275,7 +287,9 @@ fn compare_kind(r: &mut Report, what: &str, o: &Item, n: &Item, eo: &Engine<'_>,
                         .push(format!("{what}: member `{}` was removed", m.name)),
                     Some(x) if x.value != m.value => r.broken.push(format!(
                         "{what}: member `{}` changed from {} to {}",
-                        m.name, m.value, x.value
+                        m.name,
+                        show(m.value),
+                        show(x.value)
                     )),
                     Some(x) if x.since != m.since => r.broken.push(format!(
                         "{what}: member `{}`: since changed from {} to {}",
@@ -288,7 +302,9 @@ fn compare_kind(r: &mut Report, what: &str, o: &Item, n: &Item, eo: &Engine<'_>,
                 if !a.members.iter().any(|m| m.name == x.name) {
                     r.added.push(format!(
                         "{what}: member `{}` = {} (since {})",
-                        x.name, x.value, x.since
+                        x.name,
+                        show(x.value),
+                        x.since
                     ));
                 }
             }

@@ -225,6 +225,63 @@ impl Ty {
     }
 }
 
+/// The spec's spelling of a C integer type name (`uint64_t` → `u64`, `unsigned long` → `ulong`),
+/// for the hint of an unknown type. Spaces inside the name do not matter.
+pub fn spec_name_of_c(c: &str) -> Option<&'static str> {
+    let words: Vec<&str> = c.split_whitespace().collect();
+    let name = match words.as_slice() {
+        ["unsigned", rest @ ..] | [rest @ .., "unsigned"] if !rest.is_empty() => {
+            let rest = rest
+                .iter()
+                .filter(|w| **w != "int")
+                .copied()
+                .collect::<Vec<_>>();
+            match rest.as_slice() {
+                [] => "u32",
+                ["char"] => "u8",
+                ["short"] => "u16",
+                ["long"] => "ulong",
+                ["long", "long"] => "u64",
+                _ => return None,
+            }
+        }
+        ["unsigned"] => "u32",
+        ["signed", rest @ ..] => {
+            let rest = rest
+                .iter()
+                .filter(|w| **w != "int")
+                .copied()
+                .collect::<Vec<_>>();
+            match rest.as_slice() {
+                [] => "i32",
+                ["char"] => "i8",
+                ["short"] => "i16",
+                ["long", "long"] => "i64",
+                _ => return None,
+            }
+        }
+        [one] => match *one {
+            "uint8_t" | "__u8" | "u_int8_t" | "char" => "u8",
+            "uint16_t" | "__u16" | "u_int16_t" => "u16",
+            "uint32_t" | "__u32" | "u_int32_t" => "u32",
+            "uint64_t" | "__u64" | "u_int64_t" => "u64",
+            "int8_t" | "__s8" => "i8",
+            "int16_t" | "__s16" | "short" => "i16",
+            "int32_t" | "__s32" | "int" => "i32",
+            "int64_t" | "__s64" => "i64",
+            "uint64_aligned_t" | "__aligned_u64" => "u64_aligned",
+            "size_t" | "uintptr_t" => "ulong",
+            "void*" => "ptr",
+            _ => return None,
+        },
+        ["short", "int"] => "i16",
+        ["long", "long"] | ["long", "long", "int"] => "i64",
+        ["void", "*"] => "ptr",
+        _ => return None,
+    };
+    Some(name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,5 +309,41 @@ mod tests {
         assert!(Ty::parse("[u8 16]").is_err());
         assert!(Ty::parse("handle<a b>").is_err());
         assert!(Ty::parse("u 8").is_err());
+    }
+
+    #[test]
+    fn c_integer_names_map_to_the_spec_grammar() {
+        for (c, spec) in [
+            ("uint8_t", "u8"),
+            ("uint16_t", "u16"),
+            ("uint32_t", "u32"),
+            ("uint64_t", "u64"),
+            ("int8_t", "i8"),
+            ("int16_t", "i16"),
+            ("int32_t", "i32"),
+            ("int64_t", "i64"),
+            ("uint64_aligned_t", "u64_aligned"),
+            ("char", "u8"),
+            ("unsigned char", "u8"),
+            ("signed char", "i8"),
+            ("unsigned short", "u16"),
+            ("short", "i16"),
+            ("int", "i32"),
+            ("unsigned", "u32"),
+            ("unsigned int", "u32"),
+            ("unsigned  long", "ulong"),
+            ("long long", "i64"),
+            ("unsigned long long", "u64"),
+            ("void *", "ptr"),
+        ] {
+            assert_eq!(spec_name_of_c(c), Some(spec), "{c}");
+            // Every suggestion is itself a type of the grammar.
+            assert!(
+                !matches!(Ty::parse(spec), Ok(Ty::Named(_)) | Err(_)),
+                "{spec}"
+            );
+        }
+        assert_eq!(spec_name_of_c("long"), None);
+        assert_eq!(spec_name_of_c("domid_t"), None);
     }
 }

@@ -118,7 +118,7 @@ fn a_wrong_constant_is_named_with_both_numbers() {
     let msgs: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
     assert_eq!(
         msgs,
-        ["IOREQ_BUFFER_SLOT_NUM: value expected 512 (spec), actual 511 (C: IOREQ_BUFFER_SLOT_NUM)"]
+        ["IOREQ_BUFFER_SLOT_NUM: value expected 512 = 0x200 (spec), actual 511 = 0x1ff (C: IOREQ_BUFFER_SLOT_NUM)"]
     );
 }
 

@@ -101,14 +101,15 @@ fn changes_to_stable_items_fail_with_a_readable_report() {
     edit(
         new.path(),
         "event_channel.toml",
+        // 35 is no other hypercall's number (33 is physdev_op's: the new spec would be refused).
         "number = 32",
-        "number = 33",
+        "number = 35",
     );
     edit(
         new.path(),
         "xen_h.toml",
         "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 32",
-        "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 33",
+        "name = \"__HYPERVISOR_event_channel_op\"\ntype = \"u32\"\nvalue = 35",
     );
     edit(
         new.path(),
@@ -121,17 +122,17 @@ fn changes_to_stable_items_fail_with_a_readable_report() {
     assert!(out.contains("struct `xen_dm_op_buf`: layout on x86_32 changed from size 8 align 4 [h@0:4 size@4:4] to size 12 align 4 [h@0:4 size@4:8]"), "{out}");
     assert!(!out.contains("`xen_dm_op_buf`: layout on x86_64"), "{out}");
     assert!(
-        out.contains("value changed from 32752 (u16) to 32761 (u16)"),
+        out.contains("value changed from 32752 = 0x7ff0 (u16) to 32761 = 0x7ff9 (u16)"),
         "{out}"
     );
     assert!(
-        out.contains("hypercall `event_channel_op`: number changed from 32 to 33"),
+        out.contains("hypercall `event_channel_op`: number changed from 32 to 35"),
         "{out}"
     );
     assert!(out.contains("since changed from 3.2 to 3.3"), "{out}");
     assert!(
         out.contains(
-            "const `__HYPERVISOR_event_channel_op`: value changed from 32 (u32) to 33 (u32)"
+            "const `__HYPERVISOR_event_channel_op`: value changed from 32 (u32) to 35 (u32)"
         ),
         "{out}"
     );

@@ -242,3 +242,112 @@ linux = "6.6"
     let ok = text.replace("linux = \"6.6\"", "linux = \"6.7\"");
     xen_abi_gen::spec::load_sources(&[source(&ok)]).unwrap_or_else(|e| panic!("{e}"));
 }
+
+/// Load one corpus file alone, after `edit`, from a fresh directory.
+fn load_corpus_file(
+    name: &str,
+    edit: impl FnOnce(String) -> String,
+) -> Result<xen_abi_gen::model::Spec, Diagnostics> {
+    let text = std::fs::read_to_string(corpus_dir().join(name)).expect("read corpus file");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join(name), edit(text)).expect("write spec");
+    xen_abi_gen::spec::load(dir.path())
+}
+
+/// The help of the first diagnostic, after `prefix`.
+fn help_after(e: &Diagnostics, prefix: &str) -> String {
+    let help = e.0[0].help.clone().expect("a help");
+    help.strip_prefix(prefix)
+        .unwrap_or_else(|| panic!("help {help:?} does not start with {prefix:?}"))
+        .to_owned()
+}
+
+/// Following the help of a too-large TOML integer literally gives a spec that loads, with the
+/// value intended: `value = "0x..."` strings are accepted.
+#[test]
+fn a_too_large_constant_written_as_the_help_says_is_accepted() {
+    let name = "75-const-too-large-for-toml.toml";
+    let Err(e) = load_corpus_file(name, |t| t) else {
+        panic!("{name} was accepted as written")
+    };
+    let fix = help_after(&e, "write it as a string: ");
+    assert_eq!(fix, "value = \"0x8000000000000000\"");
+    let spec = load_corpus_file(name, |t| t.replace("value = 0x8000000000000000", &fix))
+        .unwrap_or_else(|e| panic!("{e}"));
+    match &spec.find("XEN_TOP_BIT").expect("the constant").kind {
+        xen_abi_gen::model::ItemKind::Const(c) => assert_eq!(c.value, 1i128 << 63),
+        k => panic!("not a constant: {k:?}"),
+    }
+}
+
+/// Following the help of arch-specific trailing padding literally gives a spec that loads, and
+/// the struct keeps C's size on every architecture (12 on x86_32, 16 elsewhere).
+#[test]
+fn arch_specific_padding_declared_as_the_help_says_keeps_c_sizes() {
+    use xen_abi_gen::{Arch, View};
+    let name = "71-trailing-padding-not-on-x86_32.toml";
+    let Err(e) = load_corpus_file(name, |t| t) else {
+        panic!("{name} was accepted as written")
+    };
+    let field = help_after(&e, "declare it as a last field: ");
+    let spec = load_corpus_file(name, |t| {
+        t.replace(
+            "  { name = \"count\", type = \"u32\" },\n",
+            &format!(
+                "  {{ name = \"count\", type = \"u32\" }},\n  {},\n",
+                field.replace("_padN", "_pad0")
+            ),
+        )
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = xen_abi_gen::layout::Engine::new(&spec);
+    for (arch, size) in [
+        (Arch::X86_32, 12),
+        (Arch::X86_64, 16),
+        (Arch::Arm32, 16),
+        (Arch::Arm64, 16),
+    ] {
+        let l = engine
+            .item("demo_range", arch, View::Guest)
+            .expect("layout");
+        assert_eq!(l.size, size, "{arch:?}");
+    }
+}
+
+/// A hypercall number already taken in another file: the error is at the newly added (newer)
+/// hypercall and names the other one with its file and position.
+#[test]
+fn a_duplicate_hypercall_number_names_both_files() {
+    let file = |rel: &str, name: &str, since: &str| xen_abi_gen::spec::Source {
+        rel_path: rel.into(),
+        path: rel.into(),
+        text: format!(
+            r#"[spec]
+format = 1
+xen = "4.17"
+interface_version = 0x00040e00
+header = "xen/demo.h"
+doc = "Demo."
+
+[[hypercall]]
+name = "{name}"
+number = 32
+doc = "A hypercall."
+since = "{since}"
+args = [ {{ name = "cmd", type = "i32" }} ]
+"#
+        ),
+    };
+    // The new file sorts first, the old one second: the position still picks the new one.
+    let Err(e) = xen_abi_gen::spec::load_sources(&[
+        file("a_new.toml", "demo_op", "4.17"),
+        file("event_channel.toml", "event_channel_op", "3.0"),
+    ]) else {
+        panic!("a second hypercall number 32 was accepted")
+    };
+    assert_eq!(e.0.len(), 1, "{e}");
+    assert_eq!(
+        e.0[0].to_string(),
+        "a_new.toml:9:8: error: hypercall `demo_op` has number 32, the same as hypercall `event_channel_op` at event_channel.toml:9:8\n  help: hypercall numbers are unique: take this one from __HYPERVISOR_demo_op in C"
+    );
+}

@@ -129,16 +129,22 @@ pub struct Mismatch {
 impl std::fmt::Display for Mismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let c = &self.check;
+        // A value (often a mask or flag) also in hex; sizes and offsets in decimal.
+        let show = |v: u64| match c.what {
+            "value" => crate::diag::show_int(i128::from(v)),
+            _ => v.to_string(),
+        };
+        let (expected, actual) = (show(c.expected), show(self.actual));
         match &c.field {
             Some(fl) => write!(
                 f,
-                "{}.{}: {} expected {} (spec), actual {} (C: {})",
-                c.item, fl, c.what, c.expected, self.actual, c.expr
+                "{}.{}: {} expected {expected} (spec), actual {actual} (C: {})",
+                c.item, fl, c.what, c.expr
             ),
             None => write!(
                 f,
-                "{}: {} expected {} (spec), actual {} (C: {})",
-                c.item, c.what, c.expected, self.actual, c.expr
+                "{}: {} expected {expected} (spec), actual {actual} (C: {})",
+                c.item, c.what, c.expr
             ),
         }
     }

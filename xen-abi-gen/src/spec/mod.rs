@@ -100,10 +100,10 @@ pub fn load_sources(sources: &[Source]) -> Result<Spec, Diagnostics> {
                         "" => "the file is not valid TOML for the spec format".to_owned(),
                         m => m.to_owned(),
                     },
-                    help: Some(
-                        "see abi-spec/README.md for the spec format and the keys each item takes"
+                    help: Some(e.span().and_then(|sp| too_large_value(&s.text, sp.start)).unwrap_or_else(
+                        || "see abi-spec/README.md for the spec format and the keys each item takes"
                             .into(),
-                    ),
+                    )),
                 });
             }
         }
@@ -113,6 +113,53 @@ pub fn load_sources(sources: &[Source]) -> Result<Spec, Diagnostics> {
         return Err(Diagnostics(diags));
     }
     validate(&parsed)
+}
+
+/// The help for an integer literal at byte `at` of `text` that TOML cannot hold (beyond i64) but
+/// a `value = "..."` string can: `write it as a string: value = "0x8000000000000000"`.
+fn too_large_value(text: &str, at: usize) -> Option<String> {
+    let line_start = text.get(..at)?.rfind('\n').map_or(0, |i| i + 1);
+    let key = text
+        .get(line_start..at)?
+        .trim_end()
+        .strip_suffix('=')?
+        .trim_end();
+    // The key is the last word before `=` (`value`, also inside an inline table).
+    let key = &key[key
+        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |i| i + 1)..];
+    if key != "value" {
+        return None;
+    }
+    let rest = text.get(at..)?;
+    let end = rest
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '+' || c == '-'))
+        .unwrap_or(rest.len());
+    let lit = &rest[..end];
+    let (neg, digits) = match lit.as_bytes().first()? {
+        b'-' => (true, &lit[1..]),
+        b'+' => (false, &lit[1..]),
+        _ => (false, lit),
+    };
+    let clean = digits.replace('_', "");
+    let (radix, body) = match clean.get(..2) {
+        Some("0x") => (16, &clean[2..]),
+        Some("0o") => (8, &clean[2..]),
+        Some("0b") => (2, &clean[2..]),
+        _ => (10, clean.as_str()),
+    };
+    let v = u64::from_str_radix(body, radix).ok()?;
+    let fits_i64 = if neg { v <= 1 << 63 } else { v < 1 << 63 };
+    if fits_i64 {
+        return None;
+    }
+    // Strings take decimal or `0x` hexadecimal: keep what was written when it is one of those.
+    let shown = match radix {
+        10 | 16 => digits.to_owned(),
+        _ => format!("{v:#x}"),
+    };
+    let sign = if neg { "-" } else { "" };
+    Some(format!("write it as a string: value = \"{sign}{shown}\""))
 }
 
 /// The in-tree spec, embedded at build time, so `include_spec!` in another crate can resolve

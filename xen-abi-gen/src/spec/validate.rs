@@ -8,10 +8,10 @@ use super::raw::{self, IntLit, PerArch, S};
 use super::Source;
 use crate::arch::{Arch, View};
 use crate::diag::{Diagnostics, Loc, Sink, SourceMap};
-use crate::layout::{Engine, LayoutError};
+use crate::layout::{Engine, ItemLayout, LayoutError};
 use crate::model::*;
 use crate::names;
-use crate::ty::{Int, Ty};
+use crate::ty::{spec_name_of_c, Int, Ty};
 
 /// Context of one file.
 struct Cx<'a> {
@@ -308,7 +308,15 @@ impl Cx<'_> {
             Ok(t) => Some(t),
             Err(e) => {
                 let loc = self.at(s);
-                self.err(loc, e.0, "types are u8..u64, i8..i64, u64_aligned, ulong, ptr, handle<T>, [T; N] or an item name");
+                // `unsigned long`, or `[unsigned char; 4]`: the part that is not a type.
+                let bad =
+                    e.0.strip_prefix('`')
+                        .and_then(|r| r.strip_suffix("` is not a type"));
+                let help = match bad.and_then(|b| spec_name_of_c(b).map(|n| (b, n))) {
+                    Some((b, n)) => c_name_help(b, n),
+                    None => "types are u8..u64, i8..i64, u64_aligned, ulong, ptr, handle<T>, [T; N] or an item name".to_owned(),
+                };
+                self.err(loc, e.0, help);
                 None
             }
         }
@@ -318,10 +326,14 @@ impl Cx<'_> {
         let r = Int::parse(s.get_ref());
         if r.is_none() {
             let loc = self.at(s);
+            let help = match spec_name_of_c(s.get_ref()).filter(|n| Int::parse(n).is_some()) {
+                Some(n) => c_name_help(s.get_ref(), n),
+                None => "use one of u8, u16, u32, u64, i8, i16, i32, i64".to_owned(),
+            };
             self.err(
                 loc,
                 format!("{what} must be an integer type, not `{}`", s.get_ref()),
-                "use one of u8, u16, u32, u64, i8, i16, i32, i64",
+                help,
             );
         }
         r
@@ -544,6 +556,7 @@ pub fn validate(files: &[(Source, SourceMap, raw::File)]) -> Result<Spec, Diagno
         files: out_files,
     };
     check_names(&spec, &mut sink);
+    check_hypercall_numbers(&spec, &mut sink);
     check_defs(defs, &mut sink);
     check_named_args(&spec, &named_args, &mut sink);
     // Layout only makes sense once names resolve.
@@ -1606,6 +1619,38 @@ fn bounded_distance(a: &[u8], b: &[u8], max: usize) -> Option<usize> {
     Some(prev[b.len()]).filter(|&d| d <= max)
 }
 
+/// No two hypercalls share a number. The error is at the newer of the two (the later `since`,
+/// else the later in the spec), which is most likely the one just added, and names the other
+/// with its position, whichever file it is in.
+fn check_hypercall_numbers(spec: &Spec, sink: &mut Sink) {
+    let mut first: BTreeMap<u32, &Item> = BTreeMap::new();
+    for (_, item) in spec.items() {
+        let ItemKind::Hypercall(h) = &item.kind else {
+            continue;
+        };
+        let Some(prev) = first.get(&h.number).copied() else {
+            first.insert(h.number, item);
+            continue;
+        };
+        let (old, new) = if item.since < prev.since {
+            (item, prev)
+        } else {
+            (prev, item)
+        };
+        sink.error(
+            new.loc.clone(),
+            format!(
+                "hypercall `{}` has number {}, the same as hypercall `{}` at {}",
+                new.name, h.number, old.name, old.loc
+            ),
+            format!(
+                "hypercall numbers are unique: take this one from __HYPERVISOR_{} in C",
+                new.name
+            ),
+        );
+    }
+}
+
 fn check_names(spec: &Spec, sink: &mut Sink) {
     let mut names: BTreeMap<&str, NameEntry> = BTreeMap::new();
     let declare = |name: &str,
@@ -1662,15 +1707,17 @@ fn check_names(spec: &Spec, sink: &mut Sink) {
     );
     let mut check_ref = |n: &str, loc: &Loc, ctx: &str, sink: &mut Sink| match types.get(n) {
         None => {
-            let hint = suggest
-                .closest(n)
-                .map(|c| format!("did you mean `{c}`? "))
-                .unwrap_or_default();
-            sink.error(
-                loc.clone(),
-                format!("unknown type `{n}` in {ctx}"),
-                format!("{hint}declare it in a spec file or fix the spelling"),
-            );
+            let help = match spec_name_of_c(n) {
+                Some(s) => c_name_help(n, s),
+                None => {
+                    let hint = suggest
+                        .closest(n)
+                        .map(|c| format!("did you mean `{c}`? "))
+                        .unwrap_or_default();
+                    format!("{hint}declare it in a spec file or fix the spelling")
+                }
+            };
+            sink.error(loc.clone(), format!("unknown type `{n}` in {ctx}"), help);
         }
         Some(i) if !i.kind.is_type() => {
             sink.error(
@@ -1896,10 +1943,10 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
             }
             ItemKind::Struct(c) | ItemKind::Union(c) => {
                 let what = item.kind.keyword();
-                // Whether a field's size differs between architectures, for the help of a
-                // padding error: computed once, not per error (a struct with thousands of
-                // padding errors took minutes).
-                let mut arch_dep: Option<bool> = None;
+                // The architectures with each padding (position and size), for the `only` of
+                // the help: computed once, not per error (a struct with thousands of padding
+                // errors took minutes), and only for a struct that has padding.
+                let mut pad_archs: Option<PadArchs> = None;
                 for arch in Arch::ALL {
                     let l = match engine.item(&item.name, arch, View::Guest) {
                         Ok(l) => l,
@@ -1922,21 +1969,28 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
                         sink.error(item.loc.clone(), format!("{what} `{}` has no fields on {arch}", item.name), "every field has `only`, and none names this architecture; C does not allow empty structs");
                     }
                     for p in &l.padding {
+                        // C has no member there: the field is `in_c = false`, and `only` names
+                        // exactly the architectures with this padding when some lack it.
+                        let archs = pad_archs
+                            .get_or_insert_with(|| padding_archs(&item.name, &engine))
+                            .get(&(p.before, p.bytes))
+                            .map(Vec::as_slice)
+                            .unwrap_or(&[]);
+                        let decl = pad_field(p.bytes, archs);
                         match p.before {
                             Some(i) => {
                                 let f = &c.fields[i];
                                 let prev = c.fields[..i].iter().rev().find(|f| f.present_on(arch)).map(|f| format!("after `{}`", f.name)).unwrap_or_else(|| "at the start".into());
-                                let dep = *arch_dep.get_or_insert_with(|| arch_dependent(c, &engine));
                                 sink.error(
                                     f.loc.clone(),
                                     format!("implicit padding in {what} `{}` on {arch}: {} byte{} {prev}, before `{}` (offset {})", item.name, p.bytes, if p.bytes == 1 { "" } else { "s" }, f.name, p.offset),
-                                    format!("declare it: {{ name = \"_padN\", type = \"[u8; {}]\" }}{}", p.bytes, if dep { " with `only = [...]` for the architectures that have it" } else { "" }),
+                                    format!("declare it before `{}`: {decl}", f.name),
                                 );
                             }
                             None => sink.error(
                                 item.loc.clone(),
                                 format!("implicit trailing padding in {what} `{}` on {arch}: {} byte{} after the last field (size {} rounds up to {})", item.name, p.bytes, if p.bytes == 1 { "" } else { "s" }, p.offset, l.size),
-                                format!("declare it as a last field: {{ name = \"_padN\", type = \"[u8; {}]\" }}", p.bytes),
+                                format!("declare it as a last field: {decl}"),
                             ),
                         }
                     }
@@ -1947,7 +2001,7 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
                     }
                     if let Some(&want) = c.expect_align.get(&arch) {
                         if want != l.align {
-                            sink.error(item.loc.clone(), format!("{what} `{}` is declared {want}-aligned on {arch} but lays out {}-aligned", item.name, l.align), "fix the field types or the declared `align`");
+                            sink.error(item.loc.clone(), format!("{what} `{}` is declared {want}-aligned on {arch} but lays out {}-aligned", item.name, l.align), align_help(c, &l, arch, want));
                         }
                     }
                 }
@@ -1968,12 +2022,75 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
     }
 }
 
-fn arch_dependent(c: &Compound, engine: &Engine<'_>) -> bool {
-    c.fields.iter().any(|f| {
-        let sizes: Vec<_> = Arch::ALL
-            .iter()
-            .filter_map(|a| engine.ty(&f.ty, *a, View::Guest).ok())
-            .collect();
-        sizes.windows(2).any(|w| w[0] != w[1])
-    })
+/// Implicit paddings, by the field they precede (`None` at the end) and their size, with the
+/// architectures that have each.
+type PadArchs = BTreeMap<(Option<usize>, u64), Vec<Arch>>;
+
+/// For each implicit padding of struct `name` (the field it precedes, or `None` at the end, and
+/// its size), the architectures that have it.
+fn padding_archs(name: &str, engine: &Engine<'_>) -> PadArchs {
+    let mut out = PadArchs::new();
+    for arch in Arch::ALL {
+        if let Ok(l) = engine.item(name, arch, View::Guest) {
+            for p in &l.padding {
+                out.entry((p.before, p.bytes)).or_default().push(arch);
+            }
+        }
+    }
+    out
+}
+
+/// The spec field that names `bytes` of padding C leaves implicit on `archs`.
+fn pad_field(bytes: u64, archs: &[Arch]) -> String {
+    let only = if archs.is_empty() || archs.len() == Arch::ALL.len() {
+        String::new()
+    } else {
+        let names: Vec<String> = archs.iter().map(|a| format!("\"{}\"", a.name())).collect();
+        format!(", only = [{}]", names.join(", "))
+    };
+    format!("{{ name = \"_padN\", type = \"[u8; {bytes}]\"{only}, in_c = false }}")
+}
+
+/// The help of a declared alignment `want` that the layout `l` on `arch` does not have: the
+/// fields decide the alignment, so a field is suggested first, and `align` only when the
+/// declared size (if any) already holds.
+fn align_help(c: &Compound, l: &ItemLayout, arch: Arch, want: u64) -> String {
+    if let Some(&size) = c.expect_size.get(&arch) {
+        if size != l.size {
+            return format!(
+                "the size differs too (declared {size}, lays out {}): fix the missing, extra or mistyped field or padding first; the fields decide the alignment",
+                l.size
+            );
+        }
+    }
+    let or_align = format!(
+        "or, if C's alignment is {}, declare `align` {}",
+        l.align, l.align
+    );
+    if want < l.align {
+        let f = l.fields.iter().find(|f| f.align > want);
+        return match f {
+            Some(f) => format!(
+                "field `{}` is {}-aligned on {arch}: check its type, {or_align}",
+                f.name, f.align
+            ),
+            None => or_align,
+        };
+    }
+    let plain64 = c
+        .fields
+        .iter()
+        .find(|f| f.present_on(arch) && matches!(f.ty, Ty::Int(Int::U64) | Ty::Int(Int::I64)));
+    match plain64 {
+        Some(f) if arch == Arch::X86_32 && want == 8 => format!(
+            "`{}` is a plain 64-bit integer, 4-aligned on x86_32: a C `uint64_aligned_t` is `u64_aligned`",
+            f.name
+        ),
+        _ => format!("no field is {want}-aligned on {arch}: a field is missing or mistyped, {or_align}"),
+    }
+}
+
+/// The help for a C type name `c` where the spec spells it `spec`.
+fn c_name_help(c: &str, spec: &str) -> String {
+    format!("did you mean `{spec}`? the spec spells C's `{c}` as `{spec}`")
 }

@@ -40,7 +40,7 @@ virtio_guest_root() {
 
 # virtio_build: the static virtio_attach, the back ends from their published crates
 # (tests/lib/vhost-devices.sh) and the guest's benchmark program; sets server, rng_backend,
-# console_backend, scsi_backend and bench.
+# console_backend, scsi_backend and bench_prog.
 virtio_build() {
   . tests/lib/vhost-devices.sh
   RUSTFLAGS="-C target-feature=+crt-static" cargo build --locked -q --profile server -p xen \
@@ -49,8 +49,8 @@ virtio_build() {
   rng_backend=$(ensure_vhost_device rng 0.1.0)
   console_backend=$(ensure_vhost_device console 0.1.0)
   scsi_backend=$(ensure_vhost_device scsi 0.1.0)
-  bench="$out/virtio-bench"
-  gcc -O2 -Wall -Wextra -Werror -static -o "$bench" tests/real-xen/virtio-bench.c
+  bench_prog="$out/virtio-bench"
+  gcc -O2 -Wall -Wextra -Werror -static -o "$bench_prog" tests/real-xen/virtio-bench.c
 }
 
 # virtio_initramfs MODE NAME CFG RAM: completes the dom0 initramfs in $ir (dom0_initramfs ran)
@@ -66,7 +66,7 @@ virtio_initramfs() {
   for a in nc mkfifo ifconfig dd md5sum head cut printf; do ln -sf busybox "$ir/bin/$a"; done
   groot=$(mktemp -d)
   virtio_guest_root "$groot"
-  cp "$bench" "$groot/bin/virtio-bench"
+  cp "$bench_prog" "$groot/bin/virtio-bench"
   cp tests/real-xen/virtio-guest-init.sh "$groot/init"
   printf 'MODE=%s\n' "$mode" >"$groot/etc/virtio.env"
   (cd "$groot" && find . | cpio -o -H newc --quiet) >"$ir/$name.cpio"

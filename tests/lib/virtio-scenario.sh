@@ -1,7 +1,22 @@
-# Sourced by the virtio scenarios (tests/real-xen/virtio-pvh.sh, virtio-hvm.sh): what they build,
-# the dom0 initramfs with the guest in it, and the verdict on a boot. The guest's /init is
-# tests/real-xen/virtio-guest-init.sh, dom0's tests/real-xen/virtio-dom0-init.sh.
-# Needs tests/lib/real-xen.sh, tests/lib/dom0-initramfs.sh, out and KMODS (ensure_debian_kernel).
+# Sourced by the virtio scenarios (tests/real-xen/virtio-pvh.sh, virtio-hvm.sh), after their
+# packages are installed: what they build, the dom0 initramfs with the guest in it, and the
+# verdict on a boot. The guest's /init is tests/real-xen/virtio-guest-init.sh, dom0's
+# tests/real-xen/virtio-dom0-init.sh.
+. tests/lib/real-xen.sh
+# shellcheck source=tests/lib/xen-releases.sh
+. tests/lib/xen-releases.sh
+# shellcheck source=tests/lib/dom0-initramfs.sh
+. tests/lib/dom0-initramfs.sh
+
+# virtio_prepare: what both scenarios start from: out (made), Xen and Debian's kernel
+# (ensure_xen_x86, ensure_debian_kernel), and what virtio_build builds.
+virtio_prepare() {
+  out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
+  mkdir -p "$out"
+  ensure_xen_x86 "$out"
+  ensure_debian_kernel
+  virtio_build
+}
 
 # virtio_guest_root ROOT: busybox and the modules in ROOT (made anew), with ROOT/lib/modules/order
 # the order to load them in (from each module's own depends=: busybox insmod resolves nothing).

@@ -27,18 +27,9 @@ cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 # shellcheck disable=SC2086
 ensure_packages $PKGS_VIRTIO_HVM
-. tests/lib/real-xen.sh
-# shellcheck source=tests/lib/xen-releases.sh
-. tests/lib/xen-releases.sh
-# shellcheck source=tests/lib/dom0-initramfs.sh
-. tests/lib/dom0-initramfs.sh
 # shellcheck source=tests/lib/virtio-scenario.sh
 . tests/lib/virtio-scenario.sh
-out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
-mkdir -p "$out"
-ensure_xen_x86 "$out"
-ensure_debian_kernel
-virtio_build
+virtio_prepare
 
 rel=4.17
 release_dom0 "$rel"

@@ -24,18 +24,9 @@ cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
 # shellcheck disable=SC2086
 ensure_packages $PKGS_IOREQ
-. tests/lib/real-xen.sh
-# shellcheck source=tests/lib/xen-releases.sh
-. tests/lib/xen-releases.sh
-# shellcheck source=tests/lib/dom0-initramfs.sh
-. tests/lib/dom0-initramfs.sh
 # shellcheck source=tests/lib/virtio-scenario.sh
 . tests/lib/virtio-scenario.sh
-out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
-mkdir -p "$out"
-ensure_xen_x86 "$out"
-ensure_debian_kernel
-virtio_build
+virtio_prepare
 
 cfg='name = "vlinux"
 type = "pvh"

@@ -30,6 +30,30 @@ fn edit(dir: &Path, file: &str, from: &str, to: &str) {
     std::fs::write(&p, text.replacen(from, to, 1)).unwrap();
 }
 
+/// A hypercall number no spec file under `dir` takes (hypercall numbers are unique, and the
+/// in-tree spec may hold a trial hypercall of its own, as tests/stabilise-workflow.sh adds).
+fn free_hypercall_number(dir: &Path) -> u32 {
+    let mut used = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "toml") {
+                for line in std::fs::read_to_string(&p).unwrap().lines() {
+                    if let Some(n) = line.trim().strip_prefix("number = ") {
+                        used.extend(n.trim().parse::<u32>().ok());
+                    }
+                }
+            }
+        }
+    }
+    (56..64)
+        .find(|n| !used.contains(n))
+        .expect("a free hypercall number below 64")
+}
+
 fn run_diff(old: &Path, new: &Path) -> (bool, String) {
     let o = Command::new(env!("CARGO_BIN_EXE_xen-abi-gen"))
         .arg("diff")
@@ -168,10 +192,11 @@ fields = [ { name = "port", type = "evtchn_port_t", doc = "A port." } ]
 fn a_new_hypercall_with_its_argument_struct_is_one_addition() {
     let old = copy_spec();
     let new = copy_spec();
+    let number = free_hypercall_number(new.path());
     std::fs::write(
         new.path().join("demo.toml"),
         format!(
-            "[spec]\nformat = 1\nxen = \"4.20\"\ninterface_version = 0x00040e00\nheader = \"xen/demo.h\"\ndoc = \"Demo.\"\n{DEMO_STRUCT}\n[[hypercall]]\nname = \"demo_op\"\nnumber = 56\ndoc = \"New.\"\nsince = \"4.17\"\nargs = [ {{ name = \"cmd\", type = \"i32\" }}, {{ name = \"arg\", type = \"ptr\" }} ]\nsubop_arg = \"cmd\"\n\n[[hypercall.subop]]\nname = \"DEMOOP_query\"\nvalue = 1\narg = \"xen_demo_query\"\ndir = \"inout\"\ndoc = \"Ask.\"\n"
+            "[spec]\nformat = 1\nxen = \"4.20\"\ninterface_version = 0x00040e00\nheader = \"xen/demo.h\"\ndoc = \"Demo.\"\n{DEMO_STRUCT}\n[[hypercall]]\nname = \"demo_op\"\nnumber = {number}\ndoc = \"New.\"\nsince = \"4.17\"\nargs = [ {{ name = \"cmd\", type = \"i32\" }}, {{ name = \"arg\", type = \"ptr\" }} ]\nsubop_arg = \"cmd\"\n\n[[hypercall.subop]]\nname = \"DEMOOP_query\"\nvalue = 1\narg = \"xen_demo_query\"\ndir = \"inout\"\ndoc = \"Ask.\"\n"
         ),
     )
     .unwrap();

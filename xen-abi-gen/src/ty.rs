@@ -229,14 +229,13 @@ impl Ty {
 /// for the hint of an unknown type. Spaces inside the name do not matter.
 pub fn spec_name_of_c(c: &str) -> Option<&'static str> {
     let words: Vec<&str> = c.split_whitespace().collect();
+    // `unsigned long int` is `unsigned long`: an `int` next to a size changes nothing.
+    fn without_int<'a>(ws: &[&'a str]) -> Vec<&'a str> {
+        ws.iter().copied().filter(|w| *w != "int").collect()
+    }
     let name = match words.as_slice() {
         ["unsigned", rest @ ..] | [rest @ .., "unsigned"] if !rest.is_empty() => {
-            let rest = rest
-                .iter()
-                .filter(|w| **w != "int")
-                .copied()
-                .collect::<Vec<_>>();
-            match rest.as_slice() {
+            match without_int(rest).as_slice() {
                 [] => "u32",
                 ["char"] => "u8",
                 ["short"] => "u16",
@@ -246,20 +245,13 @@ pub fn spec_name_of_c(c: &str) -> Option<&'static str> {
             }
         }
         ["unsigned"] => "u32",
-        ["signed", rest @ ..] => {
-            let rest = rest
-                .iter()
-                .filter(|w| **w != "int")
-                .copied()
-                .collect::<Vec<_>>();
-            match rest.as_slice() {
-                [] => "i32",
-                ["char"] => "i8",
-                ["short"] => "i16",
-                ["long", "long"] => "i64",
-                _ => return None,
-            }
-        }
+        ["signed", rest @ ..] => match without_int(rest).as_slice() {
+            [] => "i32",
+            ["char"] => "i8",
+            ["short"] => "i16",
+            ["long", "long"] => "i64",
+            _ => return None,
+        },
         [one] => match *one {
             "uint8_t" | "__u8" | "u_int8_t" | "char" => "u8",
             "uint16_t" | "__u16" | "u_int16_t" => "u16",

@@ -105,7 +105,7 @@ virtio_verdict() {
   grep -q '^VIRTIO CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in the guest"
   grep -q '^VIRTIO HOST CHECK .*: FAIL' <<<"$L" && fail "failing virtio checks in dom0"
   h=$(grep -c '^VIRTIO HOST CHECK .*: ok' <<<"$L")
-  [ "$h" = 4 ] || fail "$h dom0 virtio checks passed, want 4"
+  [ "$h" = 5 ] || fail "$h dom0 virtio checks passed, want 5"
   # The file in dom0 holds what the guest wrote to the SCSI disk.
   g=$(sed -n 's/^VIRTIO DATA scsi-md5 \([0-9a-f]*\).*/\1/p' <<<"$L" | head -n1)
   d=$(sed -n 's/^VIRTIO HOST DATA scsi-md5 \([0-9a-f]*\).*/\1/p' <<<"$L" | head -n1)

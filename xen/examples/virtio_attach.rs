@@ -3,7 +3,7 @@
 //! one process, each a virtio-pci function of its own.
 //!
 //! ```text
-//! virtio_attach [--pvh] [--state FILE] DOMID RAM_START-RAM_END... DEVICE...
+//! virtio_attach [--pvh] [--state FILE] [--relay-interrupts] DOMID RAM_START-RAM_END... DEVICE...
 //!   --rng SLOT                          in-process virtio-rng at 00:SLOT.0
 //!   --vhost SLOT:TYPE:SOCKET[:SIZE]     a vhost-user back end listening on SOCKET, as device
 //!                                       TYPE (rng, console, blk, scsi, vsock or a number),
@@ -20,6 +20,11 @@
 //! working. Its socket is tried again every 500 ms; when a back end answers, the device resumes
 //! where the guest's driver left it (or, if the driver reset it meanwhile, is set up afresh).
 //!
+//! A back end's "used buffers" signal becomes the queue's MSI-X interrupt in the dom0 kernel
+//! where it can (privcmd irqfd: Linux 6.6 or later built with `CONFIG_XEN_PRIVCMD_EVENTFD`;
+//! Debian's kernels are not), with no return to this process; otherwise, or with
+//! `--relay-interrupts`, this process reads the signal and injects the interrupt.
+//!
 //! `--pvh`: the guest has no device model (the host bridge and the 0xCF8 read-back; the guest
 //! boots with `pci=noacpi`). One thread serves everything (`PciBus::serve`: a poll(2) loop on
 //! the event channel and every back end's call eventfd and socket). SIGTERM or SIGINT stops
@@ -30,7 +35,7 @@ use std::os::fd::AsFd;
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::pci::{PciBus, SavedBus};
 use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
-use xen::virtio::{device_id, VirtioPci};
+use xen::virtio::{device_id, InterruptPath, VirtioPci};
 
 #[path = "common/rng.rs"]
 mod rng;
@@ -38,7 +43,8 @@ mod rng;
 mod setup;
 use setup::{Res, STOP};
 
-const USAGE: &str = "usage: virtio_attach [--pvh] [--state FILE] DOMID RAM_START-RAM_END... \
+const USAGE: &str = "usage: virtio_attach [--pvh] [--state FILE] [--relay-interrupts] DOMID \
+                     RAM_START-RAM_END... \
                      [--rng SLOT] [--vhost SLOT:TYPE:SOCKET[:SIZE]]...";
 
 /// A device as the command line describes it.
@@ -63,10 +69,12 @@ fn device_type(name: &str) -> Res<u32> {
     })
 }
 
-/// The command line: `--pvh`, `--state`, the domain, its RAM ranges and the devices.
+/// The command line: `--pvh`, `--state`, `--relay-interrupts`, the domain, its RAM ranges and
+/// the devices.
 struct Args {
     pvh: bool,
     state: Option<std::path::PathBuf>,
+    interrupts: InterruptPath,
     domid: xen::DomId,
     ram: Vec<(u64, u64)>,
     devices: Vec<Device>,
@@ -75,11 +83,15 @@ struct Args {
 fn parse() -> Res<Args> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter().peekable();
-    let pvh = it.next_if(|a| *a == "--pvh").is_some();
-    let state = match it.next_if(|a| *a == "--state") {
-        Some(_) => Some(std::path::PathBuf::from(it.next().ok_or(USAGE)?)),
-        None => None,
-    };
+    let (mut pvh, mut state, mut interrupts) = (false, None, InterruptPath::default());
+    while let Some(flag) = it.next_if(|a| a.starts_with("--")) {
+        match flag.as_str() {
+            "--pvh" => pvh = true,
+            "--state" => state = Some(std::path::PathBuf::from(it.next().ok_or(USAGE)?)),
+            "--relay-interrupts" => interrupts = InterruptPath::Relayed,
+            _ => return Err(USAGE.into()),
+        }
+    }
     let domid = xen::DomId(it.next().ok_or(USAGE)?.parse()?);
     let mut ram = Vec::new();
     while let Some(r) = it.next_if(|a| !a.starts_with("--")) {
@@ -112,6 +124,7 @@ fn parse() -> Res<Args> {
     Ok(Args {
         pvh,
         state,
+        interrupts,
         domid,
         ram,
         devices,
@@ -141,6 +154,7 @@ fn main() -> Res<()> {
     let Args {
         pvh,
         state,
+        interrupts,
         domid,
         ram,
         devices,
@@ -190,6 +204,7 @@ fn main() -> Res<()> {
                 let queues = dev.num_queues();
                 let mut f =
                     VirtioPci::new(&xen, domid, xen::sys::pci_sbdf(0, 0, slot, 0), dev, mem)?;
+                f.set_interrupt_path(interrupts);
                 restore(&mut f, saved.as_ref())?;
                 bus.add(f)?;
                 println!(

@@ -139,18 +139,7 @@ impl<P: Platform> Xen<P> {
     where
         T: XenAbi + IntoBytes + FromBytes + Immutable,
     {
-        const BUF: usize = core::mem::size_of::<XenDmOp>();
-        const {
-            assert!(
-                8 + core::mem::size_of::<T>() <= BUF,
-                "the payload does not fit struct xen_dm_op"
-            )
-        };
-        self.require(name, T::SINCE)?;
-        let mut buf = [0u8; BUF];
-        buf[..4].copy_from_slice(&op.0.to_ne_bytes());
-        let p = payload.as_bytes();
-        buf[8..8 + p.len()].copy_from_slice(p);
+        let mut buf = self.dm_op_buffer(op, name, &payload)?;
         self.platform
             .dm_op(domid, &mut [&mut buf])
             .map_err(|e| match e {
@@ -163,6 +152,32 @@ impl<P: Platform> Xen<P> {
                 op: name,
                 what: "payload does not fit the dm_op buffer",
             })
+    }
+
+    /// A whole `struct xen_dm_op` for `op` with `payload`, checked against the running
+    /// hypervisor's version.
+    fn dm_op_buffer<T>(
+        &self,
+        op: XenDmop,
+        name: &'static str,
+        payload: &T,
+    ) -> Result<[u8; core::mem::size_of::<XenDmOp>()], Error>
+    where
+        T: XenAbi + IntoBytes + Immutable,
+    {
+        const BUF: usize = core::mem::size_of::<XenDmOp>();
+        const {
+            assert!(
+                8 + core::mem::size_of::<T>() <= BUF,
+                "the payload does not fit struct xen_dm_op"
+            )
+        };
+        self.require(name, T::SINCE)?;
+        let mut buf = [0u8; BUF];
+        buf[..4].copy_from_slice(&op.0.to_ne_bytes());
+        let p = payload.as_bytes();
+        buf[8..8 + p.len()].copy_from_slice(p);
+        Ok(buf)
     }
 
     /// `XEN_DMOP_nr_vcpus`: how many vCPUs (ioreq slots) the domain has.
@@ -330,6 +345,42 @@ impl<P: Platform> Xen<P> {
             },
         )
         .map(drop)
+    }
+
+    /// Let the kernel deliver the MSI `addr`/`data` ([`inject_msi`](Self::inject_msi)) each time
+    /// `eventfd` is signalled, with no return to user space (privcmd irqfd: Linux 6.6 or later
+    /// built with `CONFIG_XEN_PRIVCMD_EVENTFD`). Undo with
+    /// [`irqfd_remove`](Self::irqfd_remove) before `eventfd` is closed.
+    ///
+    /// An error where the platform or kernel has no irqfd
+    /// ([`Error::NotSupportedByKernel`], [`Error::KernelOptionMissing`], [`Error::Platform`]):
+    /// the caller then relays the eventfd itself.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn irqfd_msi(
+        &self,
+        domid: DomId,
+        eventfd: std::os::fd::BorrowedFd<'_>,
+        addr: u64,
+        data: u32,
+    ) -> Result<(), Error> {
+        let msi = XenDmOpInjectMsi {
+            data,
+            addr,
+            ..Default::default()
+        };
+        let buf = self.dm_op_buffer(XenDmop::INJECT_MSI, "XEN_DMOP_inject_msi", &msi)?;
+        self.platform.irqfd(domid, eventfd, Some(&buf))
+    }
+
+    /// Remove the binding of `eventfd` that [`irqfd_msi`](Self::irqfd_msi) made: its signals
+    /// are the caller's to read again.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub fn irqfd_remove(
+        &self,
+        domid: DomId,
+        eventfd: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), Error> {
+        self.platform.irqfd(domid, eventfd, None)
     }
 
     /// `XEN_DMOP_set_pci_intx_level` (x86): assert or deassert INTx pin `pin` (0..=3 for

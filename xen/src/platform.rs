@@ -54,6 +54,26 @@ pub trait Version {
 pub trait DeviceModel {
     /// Issue a dm_op: buffer 0 holds the `xen_dm_op`; Xen writes results back into the buffers.
     fn dm_op(&self, domid: DomId, bufs: &mut [&mut [u8]]) -> Result<(), Error>;
+
+    /// Let the kernel issue `dm_op` (a whole `xen_dm_op`, copied now) on `domid` each time
+    /// `eventfd` is signalled, without a return to user space (Linux privcmd irqfd, from 6.6
+    /// with `CONFIG_XEN_PRIVCMD_EVENTFD`); with `None`, remove that binding of `eventfd`.
+    ///
+    /// A platform without it answers an error (the default, and a kernel without the ioctl):
+    /// callers then relay the eventfd themselves.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    fn irqfd(
+        &self,
+        domid: DomId,
+        eventfd: std::os::fd::BorrowedFd<'_>,
+        dm_op: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        let _ = (domid, eventfd, dm_op);
+        Err(Error::Platform {
+            op: "irqfd",
+            what: "this platform has no irqfd",
+        })
+    }
 }
 
 /// Mapping resources and guest memory.

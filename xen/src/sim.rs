@@ -230,6 +230,20 @@ struct State {
     irqs: Vec<(DomId, u32, bool)>,
     msis: Vec<Msi>,
     intx: Vec<(DomId, u8, u8, bool)>,
+    /// Whether the modelled kernel has privcmd irqfd ([`Sim::enable_irqfd`]).
+    irqfd: bool,
+    irqfds: Vec<Irqfd>,
+    /// The thread playing the kernel's irqfd wake-ups runs.
+    irqfd_worker: bool,
+}
+
+/// An irqfd binding: the kernel's own reference to the eventfd, and the dm_op it issues.
+struct Irqfd {
+    domid: DomId,
+    /// The descriptor number it was bound by (what deassign names).
+    fd: i32,
+    eventfd: std::os::fd::OwnedFd,
+    dm_op: Vec<u8>,
 }
 
 /// An MSI a device model injected (`XEN_DMOP_inject_msi`).
@@ -406,6 +420,21 @@ impl Sim {
     /// MSIs injected with dm_op, in order.
     pub fn msi_log(&self) -> Vec<Msi> {
         self.lock().msis.clone()
+    }
+
+    /// Model a dom0 kernel with privcmd irqfd (Linux 6.6 or later built with
+    /// `CONFIG_XEN_PRIVCMD_EVENTFD`): from now on [`DeviceModel::irqfd`] binds eventfds, and
+    /// a thread consumes their signals and issues their dm_ops (an MSI shows in
+    /// [`msi_log`](Self::msi_log)). Without it the ioctl is refused as an older kernel does.
+    #[cfg(target_os = "linux")]
+    pub fn enable_irqfd(&self) {
+        self.lock().irqfd = true;
+    }
+
+    /// How many irqfd bindings the modelled kernel holds.
+    #[cfg(target_os = "linux")]
+    pub fn irqfd_count(&self) -> usize {
+        self.lock().irqfds.len()
     }
 
     /// PCI INTx level changes requested with dm_op (domid, device, pin, level).
@@ -1387,6 +1416,123 @@ impl DeviceModel for Sim {
         };
         self.enter(&mut st, &format!("dm_op {name}"))?;
         self.dm(&mut st, domid, bufs)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn irqfd(
+        &self,
+        domid: DomId,
+        eventfd: std::os::fd::BorrowedFd<'_>,
+        dm_op: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        use std::os::fd::AsRawFd;
+        const OP: &str = "IOCTL_PRIVCMD_IRQFD";
+        const EBUSY: i32 = 16;
+        let mut st = self.lock();
+        self.enter(&mut st, OP)?;
+        if !st.irqfd {
+            // What a kernel without the ioctl answers.
+            return Err(Error::NotSupportedByKernel {
+                op: OP,
+                linux: "6.6",
+                errno: 25,
+            });
+        }
+        let fd = eventfd.as_raw_fd();
+        let Some(op) = dm_op else {
+            let before = st.irqfds.len();
+            st.irqfds.retain(|b| !(b.fd == fd && b.domid == domid));
+            return if st.irqfds.len() < before {
+                Ok(())
+            } else {
+                Err(os(OP, ENOENT))
+            };
+        };
+        if op.is_empty() {
+            return Err(os(OP, EINVAL));
+        }
+        if st.irqfds.iter().any(|b| b.fd == fd) {
+            return Err(os(OP, EBUSY));
+        }
+        let eventfd = eventfd
+            .try_clone_to_owned()
+            .map_err(|e| os(OP, e.raw_os_error().unwrap_or(EINVAL)))?;
+        st.irqfds.push(Irqfd {
+            domid,
+            fd,
+            eventfd,
+            dm_op: op.to_vec(),
+        });
+        if !core::mem::replace(&mut st.irqfd_worker, true) {
+            let shared = Arc::downgrade(&self.inner);
+            std::thread::Builder::new()
+                .name(String::from("sim-irqfd"))
+                .spawn(move || irqfd_worker(shared))
+                .map_err(|e| os(OP, e.raw_os_error().unwrap_or(EINVAL)))?;
+        }
+        Ok(())
+    }
+}
+
+/// The modelled kernel's irqfd wake-ups: each signal of a bound eventfd is consumed and its
+/// dm_op issued, until the simulator is dropped.
+#[cfg(target_os = "linux")]
+fn irqfd_worker(shared: std::sync::Weak<Shared>) {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let tick = Timespec {
+        tv_sec: 0,
+        tv_nsec: 2_000_000,
+    };
+    loop {
+        let Some(inner) = shared.upgrade() else {
+            return;
+        };
+        let sim = Sim { inner, channel: 0 };
+        let bound: Vec<(DomId, i32, std::os::fd::OwnedFd, Vec<u8>)> = {
+            let st = sim.lock();
+            st.irqfds
+                .iter()
+                .filter_map(|b| {
+                    let fd = b.eventfd.try_clone().ok()?;
+                    Some((b.domid, b.fd, fd, b.dm_op.clone()))
+                })
+                .collect()
+        };
+        if bound.is_empty() {
+            drop(sim);
+            std::thread::sleep(Duration::from_millis(2));
+            continue;
+        }
+        let mut fds: Vec<PollFd<'_>> = bound
+            .iter()
+            .map(|(_, _, fd, _)| PollFd::new(fd, PollFlags::IN))
+            .collect();
+        if poll(&mut fds, Some(&tick)).unwrap_or(0) == 0 {
+            continue;
+        }
+        let ready: Vec<bool> = fds
+            .iter()
+            .map(|f| f.revents().contains(PollFlags::IN))
+            .collect();
+        drop(fds);
+        for ((domid, number, fd, op), ready) in bound.iter().zip(ready) {
+            if !ready {
+                continue;
+            }
+            // Under the lock that deassign takes: a signal after the binding is gone is the
+            // signaller's to read, as with the kernel.
+            let mut st = sim.lock();
+            let still = st
+                .irqfds
+                .iter()
+                .any(|b| b.domid == *domid && b.fd == *number);
+            let mut count = [0u8; 8];
+            if still && rustix::io::read(fd, &mut count).is_ok() {
+                let mut buf = op.clone();
+                // An error is the kernel's log line, not the signaller's.
+                let _ = sim.dm(&mut st, *domid, &mut [&mut buf]);
+            }
+        }
     }
 }
 

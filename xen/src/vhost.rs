@@ -352,6 +352,8 @@ pub struct VhostUserDevice {
     reconnects: u64,
     kicks_relayed: u64,
     calls_relayed: u64,
+    /// Queues whose call eventfd the kernel turns into interrupts itself (privcmd irqfd).
+    kernel_calls: u64,
     /// The last `take_interrupts` found calls: the wake-up had its reason, and a hung-up
     /// socket (readable for good) wakes the next one anyway.
     signalled: bool,
@@ -471,6 +473,7 @@ impl VhostUserDevice {
             reconnects: 0,
             kicks_relayed: 0,
             calls_relayed: 0,
+            kernel_calls: 0,
             signalled: false,
         })
     }
@@ -829,6 +832,9 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
     fn take_interrupts(&mut self) -> u64 {
         let mut mask = 0;
         for (i, c) in self.calls.iter().enumerate() {
+            if self.kernel_calls & (1 << i) != 0 {
+                continue; // the kernel reads it
+            }
             // Non-blocking: Ok when the back end signalled since the last read.
             if c.read().is_ok() {
                 log::debug!("vhost-user queue {i}: the back end signalled");
@@ -844,11 +850,25 @@ impl<M: GuestMemory> VirtioDevice<M> for VhostUserDevice {
         let calls = self
             .calls
             .iter()
+            .enumerate()
+            .filter(|(i, _)| self.kernel_calls & (1 << i) == 0)
             // SAFETY: the eventfds live as long as `self`, which the borrow is tied to.
-            .map(|c| unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) });
+            .map(|(_, c)| unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) });
         // The socket becomes readable when the back end hangs up.
         let watch = self.link.as_ref().map(|l| l.watch.as_fd());
         calls.chain(watch).collect()
+    }
+
+    fn queue_call_fd(&self, index: u16) -> Option<BorrowedFd<'_>> {
+        self.calls
+            .get(usize::from(index))
+            // SAFETY: the eventfds live as long as `self`, which the borrow is tied to (and
+            // are never replaced: the back end gets the same one after every reconnect).
+            .map(|c| unsafe { BorrowedFd::borrow_raw(c.as_raw_fd()) })
+    }
+
+    fn set_kernel_interrupts(&mut self, queues: u64) {
+        self.kernel_calls = queues;
     }
 
     fn poll_backend(&mut self) -> Option<BackendEvent> {

@@ -6,7 +6,7 @@
 //! tests/lib/vhost-devices.sh); without it the test fails under `CI=true` and is skipped
 //! elsewhere, saying so.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::FileExt;
 use std::time::{Duration, Instant};
 
@@ -139,10 +139,24 @@ fn vhost_device_rng_fills_a_buffer_through_the_front_end() {
     .unwrap();
     drop(p);
     assert_eq!(n, 1, "the back end signalled within 10 s");
-    assert_eq!(
-        <VhostUserDevice as VirtioDevice<Mem>>::take_interrupts(&mut dev),
-        1
-    );
+    // While the kernel reads queue 0's call eventfd (irqfd), the device leaves it alone.
+    type Dev = VhostUserDevice;
+    let call = <Dev as VirtioDevice<Mem>>::queue_call_fd(&dev, 0)
+        .expect("queue 0's eventfd")
+        .as_raw_fd();
+    assert_eq!(call, fds[0].as_raw_fd(), "the eventfd polled so far");
+    drop(fds);
+    <Dev as VirtioDevice<Mem>>::set_kernel_interrupts(&mut dev, 1);
+    let left: Vec<i32> = <Dev as VirtioDevice<Mem>>::interrupt_fds(&dev)
+        .iter()
+        .map(|f| f.as_raw_fd())
+        .collect();
+    assert!(!left.contains(&call), "not polled while the kernel's");
+    assert_eq!(<Dev as VirtioDevice<Mem>>::take_interrupts(&mut dev), 0);
+    assert!(<Dev as VirtioDevice<Mem>>::queue_call_fd(&dev, 1).is_none());
+    // Taken back: the signal the kernel did not consume is still there.
+    <Dev as VirtioDevice<Mem>>::set_kernel_interrupts(&mut dev, 0);
+    assert_eq!(<Dev as VirtioDevice<Mem>>::take_interrupts(&mut dev), 1);
     assert_eq!((dev.kicks_relayed(), dev.calls_relayed()), (1, 1));
     let mut used = [0u8; 12];
     ram.read_exact_at(&mut used, USED).unwrap();

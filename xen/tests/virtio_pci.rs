@@ -5,10 +5,9 @@
 //! interrupt), nothing panics, and a reset brings it back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
 
-use virtio_queue::{Queue, QueueT};
-use vm_memory::{Bytes, GuestMemory};
+use virtio_queue::Queue;
+use vm_memory::GuestMemory;
 use xen::dm::RangeKind;
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::memory::GuestRam;
@@ -26,71 +25,9 @@ const USED: u64 = 0x3000;
 const BUF: u64 = 0x10000;
 const MSI_ADDR: u64 = 0xfee0_0000;
 
-/// virtio-rng filling buffers with a counter (a real one reads the host's entropy).
-#[derive(Debug, Default)]
-struct Rng {
-    next: u8,
-    resets: u32,
-}
-
-impl<M: GuestMemory> VirtioDevice<M> for Rng {
-    fn device_type(&self) -> u32 {
-        xen::virtio::device_id::RNG
-    }
-    fn queue_max_sizes(&self) -> &[u16] {
-        &[8]
-    }
-    fn process_queue(&mut self, index: u16, q: &mut Queue, mem: &M) -> Result<bool, DeviceError> {
-        let mut used = false;
-        while let Some(chain) = q.pop_descriptor_chain(mem) {
-            let head = chain.head_index();
-            let mut len = 0;
-            for d in chain.writable() {
-                let bytes: Vec<u8> = (0..d.len())
-                    .map(|_| {
-                        self.next = self.next.wrapping_add(1);
-                        self.next
-                    })
-                    .collect();
-                mem.write_slice(&bytes, d.addr())
-                    .map_err(|_| DeviceError::Device("buffer outside guest RAM"))?;
-                len += d.len();
-            }
-            q.add_used(mem, head, len)
-                .map_err(|e| DeviceError::queue(index, e))?;
-            used = true;
-        }
-        Ok(used)
-    }
-    fn reset(&mut self) {
-        self.resets += 1;
-    }
-}
-
-/// Warnings logged (the "one clear log line" per fault).
-static WARNINGS: Mutex<Vec<String>> = Mutex::new(Vec::new());
-struct Capture;
-impl log::Log for Capture {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::Level::Warn
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) {
-            WARNINGS.lock().unwrap().push(r.args().to_string());
-        }
-    }
-    fn flush(&self) {}
-}
-static LOGGER: Capture = Capture;
-/// The tests run in parallel: each looks only at the lines that name its own fault.
-fn warnings_with(s: &str) -> usize {
-    WARNINGS
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|w| w.contains(s))
-        .count()
-}
+#[path = "common/virtio.rs"]
+mod virtio;
+use virtio::{serving, warnings_with, Rng, LOGGER};
 
 /// The guest side: Linux's virtio_pci_modern, step by step.
 struct Driver {
@@ -240,28 +177,13 @@ fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId) {
     srv.map_range(RangeKind::Pci, u64::from(sbdf), u64::from(sbdf))
         .unwrap();
     let mut dev = VirtioPci::new(&xen, dom, sbdf, Rng::default(), mem).unwrap();
-    let stop = AtomicBool::new(false);
     let driver = Driver {
         v: sim.vcpu(dom, 0),
         sim: sim.clone(),
         dom,
         sbdf,
     };
-    let r = std::thread::scope(|s| {
-        let t = s.spawn(|| srv.run(&mut dev, &stop));
-        struct Stop<'a>(&'a AtomicBool, &'a Sim);
-        impl Drop for Stop<'_> {
-            fn drop(&mut self) {
-                self.0.store(true, Ordering::Release);
-                self.1.wake();
-            }
-        }
-        let guard = Stop(&stop, &sim);
-        let r = body(&driver);
-        drop(guard);
-        t.join().expect("server thread").expect("run");
-        r
-    });
+    let r = serving(&sim, &mut srv, &mut dev, || body(&driver));
     (r, sim, dom)
 }
 
@@ -660,4 +582,186 @@ fn a_successor_takes_over_a_live_device_from_the_saved_state() {
     .unwrap();
     assert!(other.restore_state(saved.function(sbdf).unwrap()).is_err());
     srv2.shutdown().unwrap();
+}
+
+/// A device served "in another process": it uses the buffers, then signals its call eventfd
+/// (as a vhost-user back end does) instead of reporting them from `process_queue`.
+#[derive(Debug)]
+struct Signalling {
+    rng: Rng,
+    call: std::os::fd::OwnedFd,
+    /// What the transport last said the kernel reads.
+    kernel: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Signalling {
+    fn new() -> Signalling {
+        use rustix::event::{eventfd, EventfdFlags};
+        Signalling {
+            rng: Rng::default(),
+            call: eventfd(0, EventfdFlags::NONBLOCK | EventfdFlags::CLOEXEC).unwrap(),
+            kernel: Default::default(),
+        }
+    }
+}
+
+impl<M: GuestMemory> VirtioDevice<M> for Signalling {
+    fn device_type(&self) -> u32 {
+        xen::virtio::device_id::RNG
+    }
+    fn queue_max_sizes(&self) -> &[u16] {
+        &[8]
+    }
+    fn process_queue(&mut self, index: u16, q: &mut Queue, mem: &M) -> Result<bool, DeviceError> {
+        if self.rng.process_queue(index, q, mem)? {
+            rustix::io::write(&self.call, &1u64.to_ne_bytes()).unwrap();
+        }
+        Ok(false)
+    }
+    fn take_interrupts(&mut self) -> u64 {
+        if self.kernel.load(Ordering::SeqCst) & 1 != 0 {
+            return 0;
+        }
+        let mut count = [0u8; 8];
+        u64::from(rustix::io::read(&self.call, &mut count).is_ok())
+    }
+    fn queue_call_fd(&self, index: u16) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        (index == 0).then(|| self.call.as_fd())
+    }
+    fn set_kernel_interrupts(&mut self, queues: u64) {
+        self.kernel.store(queues, Ordering::SeqCst);
+    }
+}
+
+/// Wait (at most 5 s) until the guest has received `n` MSIs.
+fn wait_msis(sim: &Sim, n: usize) -> Vec<u32> {
+    let start = std::time::Instant::now();
+    while sim.msi_log().len() < n && start.elapsed() < std::time::Duration::from_secs(5) {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    msis(sim)
+}
+
+/// The guest of the irqfd tests: 1 MiB of RAM, an IOREQ server claiming 00:03.0.
+struct IrqfdGuest {
+    sim: Sim,
+    dom: DomId,
+    xen: Xen<Sim>,
+    ram: GuestRam<xen::sim::SimPages>,
+}
+
+impl IrqfdGuest {
+    fn new(kernel_has_irqfd: bool) -> IrqfdGuest {
+        let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+        let sim = Sim::new();
+        if kernel_has_irqfd {
+            sim.enable_irqfd();
+        }
+        let dom = sim.create_guest(1);
+        let xen = Xen::new(sim.clone()).unwrap();
+        let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+        IrqfdGuest { sim, dom, xen, ram }
+    }
+
+    /// Serve `dev` while `body` plays the guest.
+    fn serve<D: VirtioDevice<M> + Send, M: GuestMemory + Send, R>(
+        &self,
+        srv: &mut IoreqServer<'_, Sim>,
+        dev: &mut VirtioPci<'_, Sim, D, M>,
+        body: impl FnOnce(&Driver) -> R,
+    ) -> R {
+        let driver = Driver {
+            v: self.sim.vcpu(self.dom, 0),
+            sim: self.sim.clone(),
+            dom: self.dom,
+            sbdf: pci_sbdf(0, 0, 3, 0),
+        };
+        serving(&self.sim, srv, dev, || body(&driver))
+    }
+}
+
+/// A guest's rng set up with MSI-X: vector 1 for queue 0, one buffer used.
+fn set_up_and_use(d: &Driver) {
+    d.place(BAR);
+    d.msix(2);
+    d.negotiate();
+    d.queue(8, 1);
+    d.driver_ok();
+    d.offer(0, BUF, 16);
+    d.kick(0);
+    assert_eq!(d.used_idx(), 1);
+}
+
+/// With a dom0 kernel that has privcmd irqfd, the back end's signal becomes the queue's MSI in
+/// the kernel: no return to the device model. A masked vector is taken back (its signal
+/// becomes the pending bit, delivered on unmask), and dropping the device unbinds.
+#[test]
+fn with_irqfd_the_kernel_delivers_the_queue_interrupt() {
+    let g = IrqfdGuest::new(true);
+    let mut srv = IoreqServer::create(&g.xen, g.dom, ServerOptions::default()).unwrap();
+    let sbdf = pci_sbdf(0, 0, 3, 0);
+    srv.map_range(RangeKind::Pci, u64::from(sbdf), u64::from(sbdf))
+        .unwrap();
+    let device = Signalling::new();
+    let kernel = device.kernel.clone();
+    let mem = g.ram.vm_memory().unwrap();
+    let mut dev = VirtioPci::new(&g.xen, g.dom, sbdf, device, mem).unwrap();
+    g.serve(&mut srv, &mut dev, |d| {
+        set_up_and_use(d);
+        // `run` serves requests only: only the kernel can have delivered this.
+        assert_eq!(wait_msis(&g.sim, 1), [0x41], "the kernel injected vector 1");
+        // The guest masks vector 1 and uses another buffer.
+        d.wr(0x4000 + 16 + 12, 4, 1);
+        d.offer(1, BUF + 16, 16);
+        d.kick(0);
+        assert_eq!(d.used_idx(), 2);
+    });
+    assert_eq!(
+        g.sim.irqfd_count(),
+        0,
+        "a masked vector is not the kernel's"
+    );
+    assert_eq!(kernel.load(Ordering::SeqCst), 0);
+    assert_eq!(dev.kernel_interrupts(), 0);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(msis(&g.sim), [0x41], "nothing delivered while masked");
+    // The event loop reads the signal: vector 1's pending bit.
+    dev.poll_interrupts();
+    g.serve(&mut srv, &mut dev, |d| {
+        assert_eq!(d.rd(0x5000, 8), 0b10, "vector 1 pending");
+        d.wr(0x4000 + 16 + 12, 4, 0);
+        assert_eq!(msis(&g.sim), [0x41, 0x41], "delivered on unmask");
+        assert_eq!(d.rd(0x5000, 8), 0);
+    });
+    assert_eq!(g.sim.irqfd_count(), 1, "unmasked: the kernel's again");
+    assert_eq!(dev.kernel_interrupts(), 1);
+    drop(dev);
+    assert_eq!(g.sim.irqfd_count(), 0, "dropping the device unbinds");
+}
+
+/// A kernel without irqfd (Debian's), or a device model that chooses the relay: the device
+/// model reads the signal and injects the MSI itself.
+#[test]
+fn without_irqfd_the_device_model_relays_the_queue_interrupt() {
+    for (kernel_has_irqfd, path) in [
+        (false, xen::virtio::InterruptPath::KernelWhereAvailable),
+        (true, xen::virtio::InterruptPath::Relayed),
+    ] {
+        let g = IrqfdGuest::new(kernel_has_irqfd);
+        let mut srv = IoreqServer::create(&g.xen, g.dom, ServerOptions::default()).unwrap();
+        let sbdf = pci_sbdf(0, 0, 3, 0);
+        srv.map_range(RangeKind::Pci, u64::from(sbdf), u64::from(sbdf))
+            .unwrap();
+        let mem = g.ram.vm_memory().unwrap();
+        let mut dev = VirtioPci::new(&g.xen, g.dom, sbdf, Signalling::new(), mem).unwrap();
+        dev.set_interrupt_path(path);
+        g.serve(&mut srv, &mut dev, set_up_and_use);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert!(g.sim.msi_log().is_empty(), "{path:?}: not the kernel's");
+        assert_eq!(g.sim.irqfd_count(), 0);
+        assert_eq!(dev.kernel_interrupts(), 0);
+        dev.poll_interrupts();
+        assert_eq!(msis(&g.sim), [0x41], "{path:?}: relayed");
+    }
 }

@@ -178,6 +178,19 @@ impl DeviceModel for Linux {
             .dm_op(domid.0, bufs)
             .map_err(|e| os("IOCTL_PRIVCMD_DM_OP", e))
     }
+
+    fn irqfd(
+        &self,
+        domid: DomId,
+        eventfd: BorrowedFd<'_>,
+        dm_op: Option<&[u8]>,
+    ) -> Result<(), Error> {
+        match dm_op {
+            Some(op) => self.privcmd.irqfd_assign(domid.0, op, eventfd),
+            None => self.privcmd.irqfd_deassign(domid.0, eventfd),
+        }
+        .map_err(|e| os("IOCTL_PRIVCMD_IRQFD", e))
+    }
 }
 
 impl ForeignMemory for Linux {

@@ -140,6 +140,27 @@ pub trait VirtioDevice<M: GuestMemory> {
         Vec::new()
     }
 
+    /// The eventfd this device's back end signals when it used buffers of queue `index`, for
+    /// a transport whose kernel can turn each signal into the queue's interrupt itself (Linux
+    /// privcmd irqfd), with no return to user space. None by default: used buffers are
+    /// reported through [`take_interrupts`](Self::take_interrupts) only.
+    #[cfg(target_os = "linux")]
+    fn queue_call_fd(&self, index: u16) -> Option<BorrowedFd<'_>> {
+        let _ = index;
+        None
+    }
+
+    /// The queues whose [`queue_call_fd`](Self::queue_call_fd) the kernel consumes from now
+    /// on (bit `i`: queue `i`; replaces the previous mask): [`take_interrupts`] and
+    /// [`interrupt_fds`](Self::interrupt_fds) must leave those eventfds alone, or the two
+    /// readers would race for their signals.
+    ///
+    /// [`take_interrupts`]: Self::take_interrupts
+    #[cfg(target_os = "linux")]
+    fn set_kernel_interrupts(&mut self, queues: u64) {
+        let _ = queues;
+    }
+
     /// The driver notified queue `index`: consume what it made available. Returns whether
     /// used buffers were added (the transport then interrupts the driver, as the queue's
     /// notification suppression allows). An error sets `NEEDS_RESET`.

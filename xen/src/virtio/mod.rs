@@ -26,7 +26,7 @@ mod state;
 
 pub use common::{Common, Fault, Polled};
 pub use device::{BackendEvent, DeviceError, VirtioDevice};
-pub use pci::{VirtioPci, BAR_SIZE};
+pub use pci::{InterruptPath, VirtioPci, BAR_SIZE};
 
 /// Device status bits (virtio 1.x §2.1).
 pub mod status {

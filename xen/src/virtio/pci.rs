@@ -50,6 +50,30 @@ const NO_VECTOR: u16 = 0xffff;
 const ISR_QUEUE: u8 = 1;
 const ISR_CONFIG: u8 = 2;
 
+/// Who turns a back end's "used buffers" signal into the queue's MSI-X interrupt
+/// ([`VirtioPci::set_interrupt_path`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InterruptPath {
+    /// The dom0 kernel, where it can (Linux privcmd irqfd: 6.6 or later built with
+    /// `CONFIG_XEN_PRIVCMD_EVENTFD`), for every queue whose device has an eventfd for it
+    /// ([`VirtioDevice::queue_call_fd`]) and whose vector is enabled and unmasked; this process
+    /// otherwise (a kernel without irqfd is found out once, and logged). The default.
+    #[default]
+    KernelWhereAvailable,
+    /// Always this process: it reads the eventfds and injects the interrupts.
+    Relayed,
+}
+
+/// The queues whose interrupts the kernel delivers (privcmd irqfd).
+#[derive(Debug)]
+struct KernelInterrupts {
+    /// Still worth trying (the path allows it and the kernel has not refused).
+    enabled: bool,
+    /// Per queue: the MSI-X message the kernel delivers for it.
+    bound: Vec<Option<(u64, u32)>>,
+}
+
 /// One MSI-X table entry.
 #[derive(Clone, Copy, Debug, Default)]
 struct MsixEntry {
@@ -63,7 +87,7 @@ struct MsixEntry {
 /// [`crate::ioreq::Handler`] for the server that claimed the SBDF. It asks the server to claim
 /// its BAR where the guest places it ([`Handler::range_change`]), before the guest's write is
 /// answered.
-pub struct VirtioPci<'x, P: Platform, D, M> {
+pub struct VirtioPci<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> {
     xen: &'x Xen<P>,
     domid: DomId,
     sbdf: u32,
@@ -86,15 +110,19 @@ pub struct VirtioPci<'x, P: Platform, D, M> {
     changes: Vec<RangeChange>,
     /// Bumped by every guest write that changes the saved state (not by notifies).
     generation: u64,
+    kernel: KernelInterrupts,
 }
 
-impl<P: Platform, D: core::fmt::Debug, M> core::fmt::Debug for VirtioPci<'_, P, D, M> {
+impl<P: Platform, D: VirtioDevice<M> + core::fmt::Debug, M: GuestMemory> core::fmt::Debug
+    for VirtioPci<'_, P, D, M>
+{
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("VirtioPci")
             .field("domid", &self.domid)
             .field("sbdf", &self.sbdf)
             .field("common", &self.common)
             .field("bar", &self.claimed)
+            .field("kernel_interrupts", &self.kernel)
             .finish_non_exhaustive()
     }
 }
@@ -130,6 +158,10 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             target: None,
             changes: Vec::new(),
             generation: 0,
+            kernel: KernelInterrupts {
+                enabled: true,
+                bound: vec![None; nq],
+            },
         })
     }
 
@@ -225,8 +257,93 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
                 }
             }
         }
-        self.common.restore(lines)
+        self.common.restore(lines)?;
+        self.sync_kernel_interrupts();
+        Ok(())
     }
+
+    /// Choose who delivers the queues' MSI-X interrupts (by default the kernel where it can).
+    pub fn set_interrupt_path(&mut self, path: InterruptPath) {
+        self.kernel.enabled = path == InterruptPath::KernelWhereAvailable;
+        self.sync_kernel_interrupts();
+    }
+
+    /// The queues whose interrupts the kernel delivers now, with no return to this process
+    /// (bit `i`: queue `i`; see [`InterruptPath`]).
+    pub fn kernel_interrupts(&self) -> u64 {
+        self.kernel
+            .bound
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| b.is_some())
+            .fold(0, |m, (i, _)| m | 1 << i)
+    }
+
+    /// Hand each queue's interrupt to the kernel (privcmd irqfd) or take it back, as the
+    /// guest's MSI-X table, mask bits and queue vectors now say (and the path allows).
+    #[cfg(target_os = "linux")]
+    fn sync_kernel_interrupts(&mut self) {
+        let on =
+            self.kernel.enabled && self.msix_control & (MSIX_ENABLE | MSIX_MASK_ALL) == MSIX_ENABLE;
+        if !on && self.kernel.bound.iter().all(Option::is_none) {
+            return;
+        }
+        let xen = self.xen;
+        let mut changed = false;
+        for (q, &vector) in self.queue_vectors.iter().enumerate() {
+            let want = self
+                .msix
+                .get(usize::from(vector))
+                .filter(|e| on && !e.masked)
+                .map(|e| (e.addr, e.data));
+            let have = self.kernel.bound[q];
+            if want == have {
+                continue;
+            }
+            let Some(fd) = self.common.device().queue_call_fd(q as u16) else {
+                continue;
+            };
+            if have.is_some() {
+                // Taken back: signals from now on are read here (a masked vector's become
+                // its pending bit).
+                if let Err(e) = xen.irqfd_remove(self.domid, fd) {
+                    log::warn!("virtio-pci {:#x} of domain {}: {e}", self.sbdf, self.domid);
+                }
+                self.kernel.bound[q] = None;
+                changed = true;
+            }
+            let Some((addr, data)) = want else {
+                continue;
+            };
+            // A signal already counted is delivered by the kernel as it binds.
+            match xen.irqfd_msi(self.domid, fd, addr, data) {
+                Ok(()) => {
+                    log::debug!(
+                        "virtio-pci {:#x} of domain {}: queue {q}'s interrupts by the kernel (irqfd)",
+                        self.sbdf,
+                        self.domid
+                    );
+                    self.kernel.bound[q] = want;
+                    changed = true;
+                }
+                Err(e) => {
+                    log::info!(
+                        "virtio-pci {:#x} of domain {}: interrupts relayed by this process ({e})",
+                        self.sbdf,
+                        self.domid
+                    );
+                    self.kernel.enabled = false;
+                }
+            }
+        }
+        if changed {
+            let mask = self.kernel_interrupts();
+            self.common.device_mut().set_kernel_interrupts(mask);
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn sync_kernel_interrupts(&mut self) {}
 
     /// Changes whenever the guest changes what [`save_state`](Self::save_state) records.
     pub fn state_generation(&self) -> u64 {
@@ -484,6 +601,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             self.set_intx(false);
         }
         self.deliver_pending();
+        self.sync_kernel_interrupts();
     }
 
     // --- the BAR --------------------------------------------------------------------------
@@ -597,6 +715,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
                 if let Some(q) = self.queue_vectors.get_mut(sel) {
                     *q = vector;
                 }
+                self.sync_kernel_interrupts();
                 false
             }
             0x1c => c.set_queue_ready(v as u16),
@@ -674,6 +793,7 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioPci<'x, P, D, M>
             put(word + 1, (v >> 32) as u32);
         }
         self.deliver_pending();
+        self.sync_kernel_interrupts();
     }
 
     fn bar_read(&mut self, off: u64, size: Size) -> u64 {
@@ -773,6 +893,14 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
     #[cfg(target_os = "linux")]
     fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
         self.common.device().interrupt_fds()
+    }
+}
+
+impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> Drop for VirtioPci<'_, P, D, M> {
+    /// The kernel forgets the eventfds before the device closes them.
+    fn drop(&mut self) {
+        self.kernel.enabled = false;
+        self.sync_kernel_interrupts();
     }
 }
 

@@ -11,7 +11,10 @@
 //! - [`VirtioPci`] (`pci`): virtio-pci (modern, virtio 1.x) as an [`crate::ioreq::Handler`]: the
 //!   PCI function's configuration space (claimed by SBDF), its memory BAR (claimed where the
 //!   guest places it), MSI-X through `XEN_DMOP_inject_msi` and INTx through
-//!   `XEN_DMOP_set_pci_intx_level`.
+//!   `XEN_DMOP_set_pci_intx_level`;
+//! - [`VirtioMmio`] (`mmio`): virtio-mmio (virtio 1.x, version 2 registers) as an
+//!   [`crate::ioreq::Handler`] at a base address, its interrupt a level-triggered SPI through
+//!   `XEN_DMOP_set_irq_level`: the transport of Arm guests.
 //!
 //! A guest that breaks the rules (a queue size that is not a power of two, ring addresses
 //! outside its RAM, a notify of a queue it never enabled, a write to a read-only register, a BAR
@@ -21,11 +24,13 @@
 
 mod common;
 mod device;
+mod mmio;
 mod pci;
 mod state;
 
 pub use common::{Common, Fault, Polled};
 pub use device::{BackendEvent, DeviceError, VirtioDevice};
+pub use mmio::{VirtioMmio, MMIO_SIZE};
 pub use pci::{InterruptPath, VirtioPci, BAR_SIZE};
 
 /// Device status bits (virtio 1.x §2.1).

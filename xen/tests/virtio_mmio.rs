@@ -1,0 +1,277 @@
+//! virtio-mmio on the simulator, driven as Linux's virtio_mmio drives a device found in the
+//! device tree: check the magic and version, negotiate, set up a queue, get buffers filled and
+//! the SPI raised (and lowered by the acknowledgement). Then a guest that breaks the rules:
+//! the device needs a reset (one log line, a configuration interrupt), nothing panics, and a
+//! reset brings it back.
+
+use xen::ioreq::{IoreqServer, ServerOptions};
+use xen::memory::GuestRam;
+use xen::sim::{Sim, Vcpu};
+use xen::virtio::{status, VirtioMmio, MMIO_SIZE};
+use xen::{DomId, Xen};
+
+#[path = "common/virtio.rs"]
+mod virtio;
+use virtio::{serving, warnings_with, Rng, LOGGER};
+
+const RAM: u64 = 0x10_0000;
+/// libxl's first virtio-mmio slot on Arm (GUEST_VIRTIO_MMIO_BASE) and its first SPI.
+const BASE: u64 = 0x0200_0000;
+const SPI: u32 = 33;
+const DESC: u64 = 0x1000;
+const AVAIL: u64 = 0x2000;
+const USED: u64 = 0x3000;
+const BUF: u64 = 0x10000;
+
+/// The guest side: Linux's virtio_mmio, step by step.
+struct Driver {
+    v: Vcpu,
+    sim: Sim,
+    dom: DomId,
+}
+
+impl Driver {
+    fn rd(&self, off: u64) -> u32 {
+        self.v.mmio_read(BASE + off, 4).unwrap() as u32
+    }
+    fn wr(&self, off: u64, v: u32) {
+        self.v.mmio_write(BASE + off, 4, u64::from(v)).unwrap()
+    }
+    fn status(&self) -> u8 {
+        self.rd(0x70) as u8
+    }
+
+    /// Probe: magic, version 2, the device ID.
+    fn probe(&self) {
+        assert_eq!(self.rd(0), 0x7472_6976, "magic 'virt'");
+        assert_eq!(self.rd(4), 2, "version 2 (virtio 1.x registers)");
+        assert_eq!(self.rd(8), 4, "device ID: rng");
+    }
+
+    /// Reset, then negotiate VERSION_1 only.
+    fn negotiate(&self) {
+        self.wr(0x70, 0);
+        self.wr(0x70, u32::from(status::ACKNOWLEDGE | status::DRIVER));
+        self.wr(0x14, 1);
+        assert_eq!(self.rd(0x10) & 1, 1, "VERSION_1 offered");
+        self.wr(0x24, 0);
+        self.wr(0x20, 0);
+        self.wr(0x24, 1);
+        self.wr(0x20, 1);
+        self.wr(
+            0x70,
+            u32::from(status::ACKNOWLEDGE | status::DRIVER | status::FEATURES_OK),
+        );
+        assert_ne!(self.status() & status::FEATURES_OK, 0, "features accepted");
+    }
+
+    /// Queue 0: `size` entries, rings at DESC/AVAIL/USED, ready.
+    fn queue(&self, size: u32) {
+        self.wr(0x30, 0);
+        assert_eq!(self.rd(0x44), 0, "not ready yet");
+        assert_eq!(self.rd(0x34), 8, "queue 0's maximum size");
+        self.wr(0x38, size);
+        self.wr(0x80, DESC as u32);
+        self.wr(0x84, 0);
+        self.wr(0x90, AVAIL as u32);
+        self.wr(0x94, 0);
+        self.wr(0xa0, USED as u32);
+        self.wr(0xa4, 0);
+        self.wr(0x44, 1);
+        assert_eq!(self.rd(0x44), 1, "ready");
+    }
+
+    fn driver_ok(&self) {
+        let s = self.status() | status::DRIVER_OK;
+        self.wr(0x70, u32::from(s));
+    }
+
+    /// Offer one writable buffer of `len` bytes at `addr` as avail entry `n` (0-based).
+    fn offer(&self, n: u16, addr: u64, len: u32) {
+        let mut d = Vec::new();
+        d.extend_from_slice(&addr.to_le_bytes());
+        d.extend_from_slice(&len.to_le_bytes());
+        d.extend_from_slice(&2u16.to_le_bytes()); // VIRTQ_DESC_F_WRITE
+        d.extend_from_slice(&0u16.to_le_bytes());
+        let slot = u64::from(n % 8);
+        self.sim.guest_ram_write(self.dom, DESC + 16 * slot, &d);
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &(n % 8).to_le_bytes());
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
+    }
+
+    fn used_idx(&self) -> u16 {
+        let b = self.sim.guest_ram_read(self.dom, USED + 2, 2);
+        u16::from_le_bytes([b[0], b[1]])
+    }
+
+    /// Set up queue 0 and get one buffer used.
+    fn live(&self) {
+        self.probe();
+        self.negotiate();
+        self.queue(8);
+        self.driver_ok();
+        self.offer(0, BUF, 16);
+        self.wr(0x50, 0);
+        assert_eq!(self.used_idx(), 1);
+    }
+}
+
+/// A guest with 1 MiB of RAM, an IOREQ server claiming the device's 0x200 bytes, and the rng
+/// behind it; `body` plays the guest while a thread serves.
+fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId) {
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let mut dev = VirtioMmio::new(
+        &xen,
+        dom,
+        BASE,
+        SPI,
+        Rng::default(),
+        ram.vm_memory().unwrap(),
+    )
+    .unwrap();
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    let (kind, start, end) = dev.range();
+    assert_eq!((start, end), (BASE, BASE + MMIO_SIZE - 1));
+    srv.map_range(kind, start, end).unwrap();
+    let driver = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+    };
+    let r = serving(&sim, &mut srv, &mut dev, || body(&driver));
+    (r, sim, dom)
+}
+
+#[test]
+fn a_driver_gets_random_bytes_and_the_spi_per_used_buffer() {
+    let ((bytes, isr, after_ack), sim, dom) = with_device(|d| {
+        d.live();
+        let isr = d.rd(0x60);
+        d.wr(0x64, isr);
+        let after_ack = d.rd(0x60);
+        d.offer(1, BUF + 16, 8);
+        d.wr(0x50, 0);
+        assert_eq!(d.used_idx(), 2);
+        d.wr(0x64, d.rd(0x60));
+        assert_eq!(d.status() & status::NEEDS_RESET, 0);
+        (d.sim.guest_ram_read(d.dom, BUF, 24), isr, after_ack)
+    });
+    let want: Vec<u8> = (1..=24).collect();
+    assert_eq!(bytes, want, "the device's bytes, in the guest's buffers");
+    assert_eq!(isr, 1, "InterruptStatus: used buffers");
+    assert_eq!(after_ack, 0, "acknowledged");
+    assert_eq!(
+        sim.irq_log(),
+        [
+            (dom, SPI, true),
+            (dom, SPI, false),
+            (dom, SPI, true),
+            (dom, SPI, false)
+        ],
+        "the SPI raised per used buffer, lowered by each acknowledgement"
+    );
+    assert!(sim.msi_log().is_empty());
+}
+
+#[test]
+fn registers_read_as_the_specification_says() {
+    let (r, _, _) = with_device(|d| {
+        d.probe();
+        let vendor = d.rd(0xc);
+        // No shared memory regions: length and base read as -1.
+        d.wr(0xac, 0);
+        let shm = [d.rd(0xb0), d.rd(0xb4), d.rd(0xb8), d.rd(0xbc)];
+        // A queue that does not exist has no room.
+        d.wr(0x30, 5);
+        let absent = d.rd(0x34);
+        // Past the registers: the device configuration (an rng has none) and nothing beyond.
+        let config = d.v.mmio_read(BASE + 0x100, 1).unwrap();
+        (vendor, shm, absent, config, d.status())
+    });
+    assert_ne!(r.0, 0, "a vendor ID");
+    assert_eq!(r.1, [u32::MAX; 4]);
+    assert_eq!(r.2, 0, "queue 5 does not exist");
+    assert_eq!(r.3, 0);
+    assert_eq!(r.4, 0, "nothing went wrong");
+}
+
+#[test]
+fn a_reset_clears_the_interrupt_status_and_lowers_the_line() {
+    let ((isr, status), sim, dom) = with_device(|d| {
+        d.live();
+        d.wr(0x70, 0);
+        (d.rd(0x60), d.status())
+    });
+    assert_eq!((isr, status), (0, 0));
+    assert_eq!(sim.irq_log(), [(dom, SPI, true), (dom, SPI, false)]);
+}
+
+/// A guest that breaks one rule: the device needs a reset (status, one log line naming the
+/// fault, a configuration interrupt), then a reset and a clean set-up work again.
+fn broken(log_says: &str, act: impl FnOnce(&Driver)) {
+    let ((isr, after), sim, dom) = with_device(|d| {
+        d.probe();
+        d.negotiate();
+        act(d);
+        assert_ne!(
+            d.status() & status::NEEDS_RESET,
+            0,
+            "NEEDS_RESET after: {log_says}"
+        );
+        let isr = d.rd(0x60);
+        d.wr(0x64, isr);
+        // The driver resets the device and sets it up properly.
+        d.live();
+        (isr, d.status())
+    });
+    assert_ne!(isr & 2, 0, "a configuration-change interrupt");
+    assert_eq!(after & status::NEEDS_RESET, 0, "a reset recovers");
+    assert!(sim.irq_log().contains(&(dom, SPI, true)));
+    assert_eq!(warnings_with(log_says), 1, "one log line: {log_says}");
+}
+
+#[test]
+fn a_register_written_16_bits_wide() {
+    broken(
+        "2-byte write at offset 0x38 of the virtio-mmio registers",
+        |d| {
+            d.wr(0x30, 0);
+            d.v.mmio_write(BASE + 0x38, 2, 8).unwrap();
+        },
+    );
+}
+
+#[test]
+fn a_write_to_a_read_only_register_of_virtio_mmio() {
+    broken("read-only register QueueNumMax", |d| d.wr(0x34, 64));
+}
+
+#[test]
+fn a_queue_size_that_is_not_a_power_of_two_on_virtio_mmio() {
+    broken("size 6 is not a power of two", |d| {
+        d.wr(0x30, 0);
+        d.wr(0x38, 6);
+    });
+}
+
+#[test]
+fn a_notify_of_a_queue_the_mmio_driver_never_enabled() {
+    broken("notify of queue 3, which is not enabled", |d| d.wr(0x50, 3));
+}
+
+#[test]
+fn a_base_that_is_not_page_aligned_or_a_line_below_the_spis_is_refused() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let mem = || ram.vm_memory().unwrap();
+    assert!(VirtioMmio::new(&xen, dom, BASE + 0x200, SPI, Rng::default(), mem()).is_err());
+    assert!(VirtioMmio::new(&xen, dom, BASE, 31, Rng::default(), mem()).is_err());
+}

@@ -7,7 +7,7 @@
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::memory::GuestRam;
 use xen::sim::{Sim, Vcpu};
-use xen::virtio::{status, VirtioMmio, MMIO_SIZE};
+use xen::virtio::{status, Access, Block, VirtioDevice, VirtioMmio, MMIO_SIZE};
 use xen::{DomId, Xen};
 
 #[path = "common/virtio.rs"]
@@ -28,6 +28,8 @@ struct Driver {
     v: Vcpu,
     sim: Sim,
     dom: DomId,
+    /// The device ID and queue 0's maximum size it must report.
+    device: (u32, u32),
 }
 
 impl Driver {
@@ -45,7 +47,7 @@ impl Driver {
     fn probe(&self) {
         assert_eq!(self.rd(0), 0x7472_6976, "magic 'virt'");
         assert_eq!(self.rd(4), 2, "version 2 (virtio 1.x registers)");
-        assert_eq!(self.rd(8), 4, "device ID: rng");
+        assert_eq!(self.rd(8), self.device.0, "device ID");
     }
 
     /// Reset, then negotiate VERSION_1 only.
@@ -69,7 +71,7 @@ impl Driver {
     fn queue(&self, size: u32) {
         self.wr(0x30, 0);
         assert_eq!(self.rd(0x44), 0, "not ready yet");
-        assert_eq!(self.rd(0x34), 8, "queue 0's maximum size");
+        assert_eq!(self.rd(0x34), self.device.1, "queue 0's maximum size");
         self.wr(0x38, size);
         self.wr(0x80, DESC as u32);
         self.wr(0x84, 0);
@@ -101,6 +103,26 @@ impl Driver {
             .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
     }
 
+    /// Offer the chain `descs` (address, length, device-writable) as avail entry `n`, at
+    /// descriptors 0.. (the previous request is complete).
+    fn offer_chain(&self, n: u16, descs: &[(u64, u32, bool)]) {
+        for (i, &(addr, len, write)) in descs.iter().enumerate() {
+            let last = i + 1 == descs.len();
+            let flags = u16::from(!last) | if write { 2 } else { 0 };
+            let mut d = Vec::new();
+            d.extend_from_slice(&addr.to_le_bytes());
+            d.extend_from_slice(&len.to_le_bytes());
+            d.extend_from_slice(&flags.to_le_bytes());
+            d.extend_from_slice(&(if last { 0 } else { i as u16 + 1 }).to_le_bytes());
+            self.sim.guest_ram_write(self.dom, DESC + 16 * i as u64, &d);
+        }
+        let slot = u64::from(n % 8);
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &0u16.to_le_bytes());
+        self.sim
+            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
+    }
+
     fn used_idx(&self) -> u16 {
         let b = self.sim.guest_ram_read(self.dom, USED + 2, 2);
         u16::from_le_bytes([b[0], b[1]])
@@ -121,20 +143,23 @@ impl Driver {
 /// A guest with 1 MiB of RAM, an IOREQ server claiming the device's 0x200 bytes, and the rng
 /// behind it; `body` plays the guest while a thread serves.
 fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId) {
+    with(Rng::default(), (4, 8), body)
+}
+
+/// Guest RAM as the devices see it.
+type Mem = vm_memory::GuestRegionCollection<xen::memory::RamRegion<xen::sim::SimPages>>;
+
+/// `device` (reporting this device ID and queue 0's maximum size) as in [`with_device`].
+fn with<D, R>(device: D, id: (u32, u32), body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId)
+where
+    D: VirtioDevice<Mem> + Send,
+{
     let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
     let sim = Sim::new();
     let dom = sim.create_guest(1);
     let xen = Xen::new(sim.clone()).unwrap();
     let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
-    let mut dev = VirtioMmio::new(
-        &xen,
-        dom,
-        BASE,
-        SPI,
-        Rng::default(),
-        ram.vm_memory().unwrap(),
-    )
-    .unwrap();
+    let mut dev = VirtioMmio::new(&xen, dom, BASE, SPI, device, ram.vm_memory().unwrap()).unwrap();
     let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
     let (kind, start, end) = dev.range();
     assert_eq!((start, end), (BASE, BASE + MMIO_SIZE - 1));
@@ -143,6 +168,7 @@ fn with_device<R>(body: impl FnOnce(&Driver) -> R) -> (R, Sim, DomId) {
         v: sim.vcpu(dom, 0),
         sim: sim.clone(),
         dom,
+        device: id,
     };
     let r = serving(&sim, &mut srv, &mut dev, || body(&driver));
     (r, sim, dom)
@@ -274,4 +300,144 @@ fn a_base_that_is_not_page_aligned_or_a_line_below_the_spis_is_refused() {
     let mem = || ram.vm_memory().unwrap();
     assert!(VirtioMmio::new(&xen, dom, BASE + 0x200, SPI, Rng::default(), mem()).is_err());
     assert!(VirtioMmio::new(&xen, dom, BASE, 31, Rng::default(), mem()).is_err());
+}
+
+/// A disk of 8 sectors in a scratch file, sector `i` filled with `'a' + i`.
+fn disk(name: &str, access: Access) -> (Block, std::path::PathBuf) {
+    let path = std::env::temp_dir().join(format!("xen-blk-{name}-{}", std::process::id()));
+    let pattern: Vec<u8> = (0..8 * 512).map(|i| (i / 512) as u8 + b'a').collect();
+    std::fs::write(&path, &pattern).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+        .unwrap();
+    (Block::new(file, access, "xen-test-disk").unwrap(), path)
+}
+
+const HDR: u64 = 0x20000;
+const DATA: u64 = 0x21000;
+const STATUS: u64 = 0x22000;
+
+impl Driver {
+    /// One virtio-blk request as avail entry `n`: the header, `len` bytes of data at DATA
+    /// (the device's to write unless `ty` is a write), the status. Returns the status and the
+    /// used length.
+    fn request(&self, n: u16, ty: u32, sector: u64, len: u32) -> (u8, u32) {
+        let mut h = Vec::new();
+        h.extend_from_slice(&ty.to_le_bytes());
+        h.extend_from_slice(&0u32.to_le_bytes());
+        h.extend_from_slice(&sector.to_le_bytes());
+        self.sim.guest_ram_write(self.dom, HDR, &h);
+        self.sim.guest_ram_write(self.dom, STATUS, &[0xff]);
+        let mut chain = vec![(HDR, 16, false)];
+        if len > 0 {
+            chain.push((DATA, len, ty != 1));
+        }
+        chain.push((STATUS, 1, true));
+        self.offer_chain(n, &chain);
+        self.wr(0x50, 0);
+        assert_eq!(self.used_idx(), n + 1, "request {n} used");
+        let e = self
+            .sim
+            .guest_ram_read(self.dom, USED + 4 + 8 * u64::from(n % 8), 8);
+        let used_len = u32::from_le_bytes(e[4..8].try_into().unwrap());
+        (self.sim.guest_ram_read(self.dom, STATUS, 1)[0], used_len)
+    }
+
+    fn blk_live(&self) {
+        self.probe();
+        self.negotiate();
+        self.queue(8);
+        self.driver_ok();
+    }
+}
+
+#[test]
+fn a_virtio_blk_disk_reads_and_writes_its_file() {
+    let (dev, path) = disk("rw", Access::ReadWrite);
+    let (r, _, _) = with(dev, (2, 128), |d| {
+        // Capacity (sectors) and block size in the configuration.
+        let geometry = (d.v.mmio_read(BASE + 0x100, 8).unwrap(), d.rd(0x100 + 20));
+        d.blk_live();
+        // Read sector 2 ('c' * 512).
+        let read = d.request(0, 0, 2, 512);
+        let got = d.sim.guest_ram_read(d.dom, DATA, 512);
+        // Write sectors 5 and 6, then read them back.
+        d.sim.guest_ram_write(d.dom, DATA, &[b'Z'; 1024]);
+        let write = d.request(1, 1, 5, 1024);
+        d.sim.guest_ram_write(d.dom, DATA, &[0; 1024]);
+        let back = d.request(2, 0, 5, 1024);
+        let again = d.sim.guest_ram_read(d.dom, DATA, 1024);
+        let flush = d.request(3, 4, 0, 0);
+        let id = d.request(4, 8, 0, 20);
+        let serial = d.sim.guest_ram_read(d.dom, DATA, 13);
+        // Past the end, not whole sectors, an unknown type.
+        let refused = [
+            d.request(5, 0, 7, 1024).0,
+            d.request(6, 0, 0, 100).0,
+            d.request(7, 99, 0, 0).0,
+        ];
+        let moves = (read, got, write, back, again);
+        (geometry, moves, flush, id, serial, refused, d.status())
+    });
+    let file = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    let (geometry, (read, got, write, back, again), flush, id, serial, refused, status) = r;
+    assert_eq!(geometry, (8, 512), "capacity and block size");
+    assert_eq!(read, (0, 513), "read: OK, 512 bytes and the status");
+    assert_eq!(got, [b'c'; 512]);
+    assert_eq!(write, (0, 1), "write: OK");
+    assert_eq!(back, (0, 1025));
+    assert_eq!(again, [b'Z'; 1024]);
+    assert_eq!(
+        &file[5 * 512..7 * 512],
+        &[b'Z'; 1024][..],
+        "the file holds the write"
+    );
+    assert_eq!(&file[7 * 512..], &[b'h'; 512][..], "and nothing past it");
+    assert_eq!(flush.0, 0, "flush: OK");
+    assert_eq!(id, (0, 21), "get id: OK, 20 bytes");
+    assert_eq!(serial, b"xen-test-disk");
+    assert_eq!(
+        refused,
+        [1, 1, 2],
+        "past the end, part of a sector: IOERR; unknown: UNSUPP"
+    );
+    assert_eq!(
+        status & status::NEEDS_RESET,
+        0,
+        "none of that needs a reset"
+    );
+}
+
+#[test]
+fn a_read_only_virtio_blk_disk_refuses_writes() {
+    let (dev, path) = disk("ro", Access::ReadOnly);
+    let (r, _, _) = with(dev, (2, 128), |d| {
+        d.wr(0x14, 0);
+        let features = d.rd(0x10);
+        d.blk_live();
+        d.sim.guest_ram_write(d.dom, DATA, &[b'Z'; 512]);
+        (features, d.request(0, 1, 0, 512))
+    });
+    let file = std::fs::read(&path).unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert_ne!(r.0 & (1 << 5), 0, "VIRTIO_BLK_F_RO offered");
+    assert_eq!(r.1 .0, 1, "IOERR");
+    assert_eq!(&file[..512], &[b'a'; 512][..], "the file is untouched");
+}
+
+#[test]
+fn a_virtio_blk_request_without_a_status_byte_needs_a_reset() {
+    let (dev, path) = disk("nostatus", Access::ReadWrite);
+    let (s, _, _) = with(dev, (2, 128), |d| {
+        d.blk_live();
+        d.offer_chain(0, &[(HDR, 16, false), (DATA, 512, false)]);
+        d.wr(0x50, 0);
+        d.status()
+    });
+    let _ = std::fs::remove_file(&path);
+    assert_ne!(s & status::NEEDS_RESET, 0);
+    assert_eq!(warnings_with("without its header or its status byte"), 1);
 }

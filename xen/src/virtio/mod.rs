@@ -16,18 +16,24 @@
 //!   [`crate::ioreq::Handler`] at a base address, its interrupt a level-triggered SPI through
 //!   `XEN_DMOP_set_irq_level`: the transport of Arm guests.
 //!
+//! [`Block`] (`blk`) is a device of this crate: virtio-blk on a file, in this process.
+//!
 //! A guest that breaks the rules (a queue size that is not a power of two, ring addresses
 //! outside its RAM, a notify of a queue it never enabled, a write to a read-only register, a BAR
 //! over its RAM, an MSI-X table entry out of range) gets its device set to `NEEDS_RESET` with
 //! one log line (the `log` crate, level warn) and a configuration-change interrupt; nothing
 //! panics, and other devices are untouched. The guest recovers by resetting the device.
 
+#[cfg(unix)]
+mod blk;
 mod common;
 mod device;
 mod mmio;
 mod pci;
 mod state;
 
+#[cfg(unix)]
+pub use blk::{Access, Block};
 pub use common::{Common, Fault, Polled};
 pub use device::{BackendEvent, DeviceError, VirtioDevice};
 pub use mmio::{VirtioMmio, MMIO_SIZE};

@@ -27,8 +27,11 @@ pub mod ioreq;
 #[cfg(all(feature = "std", target_os = "linux"))]
 pub mod linux;
 pub mod memory;
+pub mod mmio;
 pub mod pci;
 pub mod platform;
+#[cfg(all(feature = "std", target_os = "linux"))]
+mod serve;
 mod shared;
 #[cfg(feature = "sim")]
 pub mod sim;

@@ -291,82 +291,9 @@ impl<'h> PciBus<'h> {
         &mut self,
         server: &mut IoreqServer<'_, P>,
         stop: &core::sync::atomic::AtomicBool,
-        mut changed: impl FnMut(&Self),
+        changed: impl FnMut(&Self),
     ) -> Result<(), Error> {
-        let mut generation = self.state_generation();
-        use core::sync::atomic::Ordering;
-        use rustix::event::{poll, PollFd, PollFlags, Timespec};
-        let xen = server.xen();
-        // Which functions to poll after this wake-up (bit per function; all past 64).
-        let mut due: u64;
-        let mut events: bool;
-        while !stop.load(Ordering::Acquire) {
-            {
-                let mut fds = Vec::with_capacity(8);
-                fds.push(PollFd::new(xen.platform(), PollFlags::IN));
-                // The function each descriptor belongs to.
-                let mut owner = Vec::with_capacity(8);
-                let irqs: Vec<_> = self
-                    .functions
-                    .iter()
-                    .enumerate()
-                    .flat_map(|(i, f)| f.interrupt_fds().into_iter().map(move |fd| (i, fd)))
-                    .collect();
-                for (i, fd) in &irqs {
-                    fds.push(PollFd::new(fd, PollFlags::IN));
-                    owner.push(*i);
-                }
-                let timeout = self.poll_timeout().map(|t| Timespec {
-                    tv_sec: t.as_secs().try_into().unwrap_or(i64::MAX),
-                    tv_nsec: t.subsec_nanos().into(),
-                });
-                let polled = poll(&mut fds, timeout.as_ref());
-                // The event channel woke us (requests, or a stop): serve it; an interrupt or a
-                // timeout alone does not need its (empty) read.
-                events = !(polled.is_ok() && fds[0].revents().is_empty());
-                due = match polled {
-                    // Timed out: every function (one is waiting to reconnect).
-                    Ok(0) => u64::MAX,
-                    Ok(_) => {
-                        let mut d = 0u64;
-                        for (fd, &i) in fds[1..].iter().zip(&owner) {
-                            if !fd.revents().is_empty() {
-                                d |= 1u64.checked_shl(i as u32).unwrap_or(u64::MAX);
-                            }
-                        }
-                        d
-                    }
-                    Err(rustix::io::Errno::INTR) => u64::MAX,
-                    Err(e) => {
-                        return Err(Error::Os {
-                            op: "poll",
-                            errno: e.raw_os_error(),
-                        })
-                    }
-                };
-            }
-            if events {
-                match server.serve_once(self) {
-                    Ok(_) => {}
-                    Err(Error::Stopped) => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-                let now = self.state_generation();
-                if now != generation {
-                    generation = now;
-                    changed(self);
-                }
-            }
-            // Only the functions whose descriptors woke us (an idle device costs no system
-            // call), and those waiting for a back end to come back.
-            for (i, f) in self.functions.iter_mut().enumerate() {
-                let woke = due & 1u64.checked_shl(i as u32).unwrap_or(u64::MAX) != 0;
-                if woke || f.poll_timeout().is_some() {
-                    f.poll_interrupts();
-                }
-            }
-        }
-        Ok(())
+        crate::serve::serve(self, server, stop, changed)
     }
 
     /// Every function's [`PciFunction::interrupt_fds`].
@@ -396,6 +323,25 @@ impl<'h> PciBus<'h> {
             v |= u64::from(b) << (8 * i);
         }
         v
+    }
+}
+
+#[cfg(all(feature = "std", target_os = "linux"))]
+impl crate::serve::Sources for PciBus<'_> {
+    fn count(&self) -> usize {
+        self.functions.len()
+    }
+    fn fds(&self, i: usize) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.functions[i].interrupt_fds()
+    }
+    fn timeout(&self, i: usize) -> Option<core::time::Duration> {
+        self.functions[i].poll_timeout()
+    }
+    fn poll(&mut self, i: usize) {
+        self.functions[i].poll_interrupts();
+    }
+    fn generation(&self) -> u64 {
+        self.state_generation()
     }
 }
 

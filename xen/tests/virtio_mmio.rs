@@ -292,13 +292,13 @@ fn a_notify_of_a_queue_the_mmio_driver_never_enabled() {
 }
 
 #[test]
-fn a_base_that_is_not_page_aligned_or_a_line_below_the_spis_is_refused() {
+fn a_base_that_is_not_word_aligned_or_a_line_below_the_spis_is_refused() {
     let sim = Sim::new();
     let dom = sim.create_guest(1);
     let xen = Xen::new(sim.clone()).unwrap();
     let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
     let mem = || ram.vm_memory().unwrap();
-    assert!(VirtioMmio::new(&xen, dom, BASE + 0x200, SPI, Rng::default(), mem()).is_err());
+    assert!(VirtioMmio::new(&xen, dom, BASE + 2, SPI, Rng::default(), mem()).is_err());
     assert!(VirtioMmio::new(&xen, dom, BASE, 31, Rng::default(), mem()).is_err());
 }
 
@@ -440,4 +440,46 @@ fn a_virtio_blk_request_without_a_status_byte_needs_a_reset() {
     let _ = std::fs::remove_file(&path);
     assert_ne!(s & status::NEEDS_RESET, 0);
     assert_eq!(warnings_with("without its header or its status byte"), 1);
+}
+
+/// libxl's layout: devices 0x200 apart in the virtio window, consecutive SPIs; one server,
+/// one bus, each device answering at its own base and raising its own line.
+#[test]
+fn two_devices_on_one_mmio_bus() {
+    let _ = log::set_logger(&LOGGER).map(|()| log::set_max_level(log::LevelFilter::Warn));
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Xen::new(sim.clone()).unwrap();
+    let ram = GuestRam::map(&sim, dom, &[(0, RAM)]).unwrap();
+    let (blk, path) = disk("bus", Access::ReadWrite);
+    let mut bus = xen::mmio::MmioBus::new();
+    let mem = || ram.vm_memory().unwrap();
+    bus.add(VirtioMmio::new(&xen, dom, BASE, SPI, Rng::default(), mem()).unwrap())
+        .unwrap();
+    // 0x200 apart, as libxl places them.
+    let second = BASE + MMIO_SIZE;
+    bus.add(VirtioMmio::new(&xen, dom, second, SPI + 1, blk, mem()).unwrap())
+        .unwrap();
+    let overlap = VirtioMmio::new(&xen, dom, BASE, 40, Rng::default(), mem()).unwrap();
+    assert!(bus.add(overlap).is_err(), "one device per address");
+    let mut srv = IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+    bus.claim(&mut srv).unwrap();
+    let d = Driver {
+        v: sim.vcpu(dom, 0),
+        sim: sim.clone(),
+        dom,
+        device: (4, 8),
+    };
+    let ids = serving(&sim, &mut srv, &mut bus, || {
+        d.live();
+        let at2 = |off| d.v.mmio_read(second + off, 4).unwrap();
+        (at2(8), at2(0x70), d.rd(0x60))
+    });
+    let _ = std::fs::remove_file(&path);
+    assert_eq!(
+        ids,
+        (2, 0, 1),
+        "the disk answers at its base, untouched; the rng's ISR"
+    );
+    assert_eq!(sim.irq_log(), [(dom, SPI, true)], "the rng's line only");
 }

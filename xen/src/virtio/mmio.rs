@@ -118,8 +118,8 @@ impl<P: Platform, D: VirtioDevice<M> + core::fmt::Debug, M: GuestMemory> core::f
 }
 
 impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioMmio<'x, P, D, M> {
-    /// `device` at guest-physical `base` (aligned to 4 KiB, as Linux maps it) of `domid`, on
-    /// its RAM `mem`, interrupting on SPI `irq`.
+    /// `device` at guest-physical `base` (4-byte aligned; libxl places devices 0x200 apart)
+    /// of `domid`, on its RAM `mem`, interrupting on SPI `irq`.
     pub fn new(
         xen: &'x Xen<P>,
         domid: DomId,
@@ -128,10 +128,10 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioMmio<'x, P, D, M
         device: D,
         mem: M,
     ) -> Result<Self, Error> {
-        if base % 0x1000 != 0 || base.checked_add(MMIO_SIZE).is_none() {
+        if base % 4 != 0 || base.checked_add(MMIO_SIZE).is_none() {
             return Err(Error::InvalidArgument {
                 op: "virtio-mmio device",
-                what: "the base must be 4 KiB aligned, with its 0x200 bytes below 2^64",
+                what: "the base must be 4-byte aligned, with its 0x200 bytes below 2^64",
             });
         }
         if irq < 32 {
@@ -189,13 +189,6 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioMmio<'x, P, D, M
         if polled.queues != 0 {
             self.signal(INT_USED);
         }
-    }
-
-    /// Descriptors that become readable when [`poll_interrupts`](Self::poll_interrupts) has
-    /// work (the device's; for an event loop's poll).
-    #[cfg(target_os = "linux")]
-    pub fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
-        self.common.device().interrupt_fds()
     }
 
     /// Set `NEEDS_RESET` and tell the driver (configuration-change interrupt) the first time.
@@ -339,6 +332,28 @@ impl<'x, P: Platform, D: VirtioDevice<M>, M: GuestMemory> VirtioMmio<'x, P, D, M
     /// The registers take 32-bit accesses only (virtio 1.x §4.2.2.2).
     fn register_access(&self, off: u64, size: Size) -> bool {
         size == Size::B4 && off % 4 == 0
+    }
+}
+
+impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::mmio::MmioDevice
+    for VirtioMmio<'_, P, D, M>
+{
+    fn range(&self) -> (u64, u64) {
+        (self.base, self.base + MMIO_SIZE - 1)
+    }
+    fn poll_interrupts(&mut self) {
+        VirtioMmio::poll_interrupts(self);
+    }
+    fn poll_timeout(&self) -> Option<core::time::Duration> {
+        if self.common.has_pending_interrupts() {
+            // Interrupts owed after a resume: deliver them at once.
+            return Some(core::time::Duration::ZERO);
+        }
+        self.common.device().backend_retry()
+    }
+    #[cfg(target_os = "linux")]
+    fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {
+        self.common.device().interrupt_fds()
     }
 }
 

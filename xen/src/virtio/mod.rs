@@ -17,6 +17,7 @@
 //!   `XEN_DMOP_set_irq_level`: the transport of Arm guests.
 //!
 //! [`Block`] (`blk`) is a device of this crate: virtio-blk on a file, in this process.
+//! [`announce`] reads the virtio-mmio devices libxl announces in xenstore for an Arm guest.
 //!
 //! A guest that breaks the rules (a queue size that is not a power of two, ring addresses
 //! outside its RAM, a notify of a queue it never enabled, a write to a read-only register, a BAR
@@ -24,6 +25,8 @@
 //! one log line (the `log` crate, level warn) and a configuration-change interrupt; nothing
 //! panics, and other devices are untouched. The guest recovers by resetting the device.
 
+#[cfg(unix)]
+pub mod announce;
 #[cfg(unix)]
 mod blk;
 mod common;

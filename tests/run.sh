@@ -56,6 +56,9 @@ step "documentation: cargo doc with every feature, warnings denied"
 RUSTDOCFLAGS="-D warnings" cargo doc --locked -q --workspace --all-features --no-deps
 echo "ok   rustdoc: no warnings (broken links included) in any crate"
 
+step "packaging: cargo package --workspace, and every crate built from its .crate alone outside the repository"
+tests/package-crates.sh
+
 step "generated bindings are up to date (xen-abi-gen check)"
 cargo run --locked -q -p xen-abi-gen -- check
 

@@ -1,5 +1,10 @@
 //! Embeds every spec file of `abi-spec/` (`spec::BUILTIN`): adding a file there needs no edit
 //! anywhere else. Cargo reruns this when anything under `abi-spec/` changes.
+//!
+//! The spec is read from the crate's own `abi-spec`: in the repository a symbolic link to the
+//! workspace's `abi-spec/` (the one copy anyone edits), in the packaged crate the files
+//! themselves (`cargo package` follows the link). A checkout without symbolic links (git's
+//! `core.symlinks=false` makes the link a small text file) falls back to `../abi-spec`.
 
 use std::path::{Path, PathBuf};
 
@@ -24,7 +29,21 @@ fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
-    let root = manifest.join("..").join("abi-spec");
+    let own = manifest.join("abi-spec");
+    let root = if own.is_dir() {
+        own.clone()
+    } else {
+        manifest.join("..").join("abi-spec")
+    };
+    // The directory the link leads to: cargo watches that one's files.
+    let root = root.canonicalize().unwrap_or_else(|e| {
+        panic!(
+            "no spec: {} is no directory (in the repository a link to ../abi-spec, in the \
+             packaged crate the spec files) and {}: {e}",
+            own.display(),
+            root.display()
+        )
+    });
     println!("cargo:rerun-if-changed={}", root.display());
     let mut files = Vec::new();
     collect(&root, &root, &mut files);

@@ -9,6 +9,7 @@
 //! ([`DomId`], [`EvtchnPort`], [`GrantRef`], [`Gfn`]), so arguments of different kinds cannot
 //! be swapped; the `xen_sys` (`xen::sys`) structures keep the raw integers.
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![deny(missing_docs)]

@@ -70,9 +70,12 @@ pub struct Block {
 
 impl Block {
     /// A disk of `file`'s length (rounded down to whole sectors), serial `id` (at most 20
-    /// bytes are kept).
+    /// bytes are kept). `file` may be a block device (libxl gives a `specification=virtio`
+    /// disk only a block device, e.g. a loop device over an image).
     pub fn new(file: File, access: Access, id: &str) -> std::io::Result<Block> {
-        let sectors = file.metadata()?.len() / SECTOR;
+        use std::io::Seek;
+        // A block device's length is where its end is (its metadata says 0).
+        let sectors = (&file).seek(std::io::SeekFrom::End(0))? / SECTOR;
         let mut serial = [0u8; 20];
         let n = id.len().min(20);
         serial[..n].copy_from_slice(&id.as_bytes()[..n]);

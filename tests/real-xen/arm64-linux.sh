@@ -75,15 +75,20 @@ CFG
 cat >"$ir/init" <<'INIT'
 #!/bin/sh
 echo "== dom0 user space"
+# Dom0's own clock (seconds since its kernel started) at each step: "DOM0 UPTIME step seconds".
+up() { echo "DOM0 UPTIME $1 $(cut -d' ' -f1 /proc/uptime)"; }
 . /etc/dom0.sh
+up xenstored-xenconsoled
 xenstore-read -s / >/dev/null 2>&1 && echo "== xenstored answers"
 xl info >/tmp/xl-info 2>&1 && echo "== xl info exit 0"
 grep -E '^(xen_version|xen_caps|nr_cpus|total_memory) ' /tmp/xl-info | sed 's/^/XLINFO /'
 if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
+  up xl-create-done
   domid=$(xl domid guest)
   echo "== guest created paused: domain $domid"
   /ioreq-probe "$domid"
   xl unpause guest
+  up unpaused
   n=0
   until grep -q "ARM64 GUEST UP" /var/log/xen/guest-guest.log 2>/dev/null; do
     sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for the guest's marker"; break; }
@@ -91,6 +96,7 @@ if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
     [ $((n % 10)) = 0 ] && ! xl domid guest >/dev/null 2>&1 && { echo "== FAILED: the guest is gone without its marker"; break; }
   done
   if grep -q "ARM64 GUEST UP" /var/log/xen/guest-guest.log 2>/dev/null; then
+    up guest-marker
     grep -m1 "ARM64 GUEST UP" /var/log/xen/guest-guest.log | sed 's/^/GUEST CONSOLE IN DOM0: /'
   else
     tail -n 15 /var/log/xen/guest-guest.log 2>/dev/null | sed 's/^/GUEST LOG: /'
@@ -188,6 +194,7 @@ echo "ARM64 LINUX TIME xen-banner: $(at 'Xen version')"
 echo "ARM64 LINUX TIME dom0-userspace: $(at '== dom0 user space')"
 echo "ARM64 LINUX TIME guest-marker-in-dom0: $(at 'GUEST CONSOLE IN DOM0')"
 echo "ARM64 LINUX TIME qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
+echo "ARM64 LINUX TIME dom0-clock: $(awk '/^DOM0 UPTIME / { printf "%s%s %s s", sep, $3, $4; sep = ", " }' <<<"$L")"
 verdict "Xen with IOREQ servers"
 t_ioreq=$ms
 

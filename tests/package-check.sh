@@ -137,6 +137,18 @@ need_cmd "Linux dom0" busybox cpio ldd
 need_cmd "IOREQ" objdump strace xenstore-read chroot
 need_cmd "real Xen arm64" qemu-system-aarch64 fdtput
 need_cmd "arm64 Xen with IOREQ servers (from source)" dpkg-source make flex bison aarch64-linux-gnu-ld
+need_cmd "arm64 Linux dom0" readelf cpio gzip
+# tests/real-xen/arm64-ioreq-probe.c, static on the extracted arm64 libxen-dev: the cross C
+# library's headers and what it links.
+for h in $(aarch64-linux-gnu-gcc -M -x c - <<<'#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>' 2>/dev/null | sed 's/^[^:]*://; s/\\$//'); do
+  if [[ $h == /* ]]; then need "arm64 Linux dom0 (probe headers)" "$h"; fi
+done
+for f in libc.a crt1.o crti.o crtn.o; do
+  need "arm64 Linux dom0 (probe link)" "$(aarch64-linux-gnu-gcc -print-file-name="$f")"
+done
 need_cmd "race check" curl
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \

@@ -13,12 +13,12 @@
 #
 #   tests/soak.sh [--busy] STAGE|all N
 #
-# STAGE: pv-dom0 linux-dom0 ioreq-pvh virtio-pvh virtio-hvm ioreq-stubdom xenstore-grant arm64-dom0 (tests/real-xen/),
+# STAGE: pv-dom0 linux-dom0 ioreq-pvh virtio-pvh virtio-hvm ioreq-stubdom xenstore-grant arm64-dom0 arm64-linux (tests/real-xen/),
 # with tests/run.sh's release lists (IOREQ_RELEASES, STUBDOM_RELEASES, ... override them).
 # Exit status 0 only if every run passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-stages_all="pv-dom0 linux-dom0 ioreq-pvh virtio-pvh virtio-hvm ioreq-stubdom xenstore-grant arm64-dom0"
+stages_all="pv-dom0 linux-dom0 ioreq-pvh virtio-pvh virtio-hvm ioreq-stubdom xenstore-grant arm64-dom0 arm64-linux"
 busy=no
 if [ "${1:-}" = --busy ]; then busy=yes; shift; fi
 [ $# = 2 ] && [[ $2 =~ ^[1-9][0-9]*$ ]] || {

@@ -18,16 +18,58 @@ in_root() { # root path
   echo "$1$p"
 }
 
+# The architecture of the dom0 user space dom0_initramfs builds: amd64, or arm64 (Debian's arm64
+# packages of the release's suite, which this machine cannot run: see foreign_libs).
+DOM0_ARCH=${DOM0_ARCH:-amd64}
+dom0_triple() {
+  case $DOM0_ARCH in
+    amd64) echo x86_64-linux-gnu ;;
+    arm64) echo aarch64-linux-gnu ;;
+    *) echo "FAIL: no dom0 user space is known for $DOM0_ARCH" >&2; return 1 ;;
+  esac
+}
+
+# foreign_libs PATH: the program interpreter and the libraries a program of $root loads,
+# recursively, as paths in $root, found the way the root's own loader finds them (its multiarch
+# and plain library directories) from the ELF headers (readelf reads every architecture); for a
+# user space of another architecture, whose loader cannot run here. A library the root lacks is
+# printed as "MISSING name".
+foreign_libs() {
+  local todo=("$1") seen=" " f lib d found triple
+  triple=$(dom0_triple) || return 1
+  while [ ${#todo[@]} -gt 0 ]; do
+    f=$(in_root "$root" "${todo[0]}"); todo=("${todo[@]:1}")
+    readelf -lW "$f" | sed -n 's/.*program interpreter: \(.*\)]$/\1/p'
+    for lib in $(readelf -dW "$f" | sed -n 's/.*(NEEDED).*\[\(.*\)\]$/\1/p'); do
+      case $seen in *" $lib "*) continue ;; esac
+      seen+="$lib "
+      found=
+      for d in "/lib/$triple" "/usr/lib/$triple" /lib /usr/lib; do
+        [ -e "$(in_root "$root" "$d/$lib")" ] && { found=$d/$lib; break; }
+      done
+      if [ -n "$found" ]; then echo "$found"; todo+=("$found"); else echo "MISSING $lib"; fi
+    done
+  done | sort -u
+}
+
 # copy_bin PATH [NAME]: a program of the user space in $root into the initramfs at the same path,
 # with the libraries it loads, as that root's own dynamic loader resolves them (chroot, so the
-# machine's libraries never stand in for the release's); NAME: a link in /bin.
+# machine's libraries never stand in for the release's; foreign_libs for another architecture);
+# NAME: a link in /bin.
 copy_bin() {
   local list lib
   mkdir -p "$ir$(dirname "$1")"
   cp "$(in_root "$root" "$1")" "$ir$1"
-  list=$(chroot "${root:-/}" /lib64/ld-linux-x86-64.so.2 --list "$1" 2>&1) ||
-    { echo "FAIL: $1 of Xen $rel's user space ($root) cannot load: $list"; exit 1; }
-  for lib in $(awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' <<<"$list"); do
+  if [ "$DOM0_ARCH" = amd64 ]; then
+    list=$(chroot "${root:-/}" /lib64/ld-linux-x86-64.so.2 --list "$1" 2>&1) ||
+      { echo "FAIL: $1 of Xen $rel's user space ($root) cannot load: $list"; exit 1; }
+    list=$(awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }' <<<"$list")
+  else
+    list=$(foreign_libs "$1")
+    ! grep -q '^MISSING' <<<"$list" ||
+      { echo "FAIL: $1 of Xen $rel's $DOM0_ARCH user space ($root) needs libraries it lacks: $(sed -n 's/^MISSING //p' <<<"$list" | tr '\n' ' ')"; exit 1; }
+  fi
+  for lib in $list; do
     [ -e "$ir$lib" ] || { mkdir -p "$ir$(dirname "$lib")"; cp "$(in_root "$root" "$lib")" "$ir$lib"; }
   done
   [ -z "${2:-}" ] || ln -sf "$1" "$ir/bin/$2"
@@ -40,14 +82,17 @@ dom0_initramfs() {
   rm -rf "$ir"
   mkdir -p "$ir"/{bin,dev,proc,sys,tmp,run,etc/xen,var/log/xen,var/lib/xen,lib/modules}
   ln -s ../run "$ir/var/run"
-  cp /bin/busybox "$ir/bin/busybox"
   for a in sh mount insmod mkdir sleep cat grep kill reboot echo pidof tail awk tr timeout sed tee; do ln -s busybox "$ir/bin/$a"; done
   for m in xen-evtchn xen-gntdev xen-gntalloc xen-privcmd xenfs/xenfs; do add_module "$m" "$ir/lib/modules"; done
   root=""
-  if [ "$rel" != 4.17 ]; then
-    root=$(xen_release_userland "$rel") || { echo "FAIL: Xen $rel's dom0 user space could not be fetched"; exit 1; }
+  if [ "$rel" != 4.17 ] || [ "$DOM0_ARCH" != amd64 ]; then
+    root=$(SUITE_ARCH=$DOM0_ARCH xen_release_userland "$rel") ||
+      { echo "FAIL: Xen $rel's $DOM0_ARCH dom0 user space could not be fetched"; exit 1; }
   fi
-  local X=/usr/lib/xen-$rel/bin gcc_s
+  # The machine's busybox for amd64, the suite's busybox-static otherwise.
+  if [ "$DOM0_ARCH" = amd64 ]; then cp /bin/busybox "$ir/bin/busybox"; else cp "$(in_root "$root" /bin/busybox)" "$ir/bin/busybox"; fi
+  local X=/usr/lib/xen-$rel/bin gcc_s triple
+  triple=$(dom0_triple) || exit 1
   copy_bin $X/xl xl
   copy_bin $X/xenstored xenstored
   copy_bin $X/xenconsoled xenconsoled
@@ -57,9 +102,9 @@ dom0_initramfs() {
   ln -s xenstore-read "$ir/usr/bin/xenstore-watch"
   ln -s /usr/bin/xenstore-watch "$ir/bin/xenstore-watch"
   copy_bin /usr/bin/strace strace
-  gcc_s=$(find "$root"/lib/x86_64-linux-gnu/ "$root"/usr/lib/x86_64-linux-gnu/ -name 'libgcc_s.so.1' | head -1)
+  gcc_s=$(find "$root/lib/$triple/" "$root/usr/lib/$triple/" -name 'libgcc_s.so.1' | head -1)
   [ -n "$gcc_s" ] || { echo "FAIL: no libgcc_s.so.1 in Xen $rel's user space"; exit 1; }
-  cp "$gcc_s" "$ir/lib/x86_64-linux-gnu/"
+  cp "$gcc_s" "$ir/lib/$triple/"
   : >"$ir/etc/xen/xl.conf"
   cp tests/lib/dom0-helpers.sh "$ir/etc/dom0-helpers.sh"
   cat >"$ir/etc/dom0.sh" <<'DOM0'

@@ -32,11 +32,15 @@ PKGS_ARM64="qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu libc6-dev
 # An arm64 Xen with IOREQ servers from Debian's source package (tests/lib/xen-arm64-ioreq.sh):
 # dpkg-source unpacks and patches it, Xen's build needs make, flex and bison.
 PKGS_ARM64_XEN_BUILD="$PKGS_ARM64 dpkg-dev make flex bison"
+# A Linux arm64 dom0 and guest on that Xen (tests/real-xen/arm64-linux.sh): Debian's arm64 kernel,
+# xen-utils-4.17 and busybox-static are fetched and extracted (not installed); readelf (binutils)
+# finds the libraries of programs this machine cannot run, cpio packs the initramfs images.
+PKGS_ARM64_LINUX="$PKGS_ARM64_XEN_BUILD binutils cpio"
 
 # The union, which tests/run.sh installs before the first stage (README.md lists it).
 # shellcheck disable=SC2086
 TEST_PACKAGES=$(printf '%s\n' $PKGS_BASE $PKGS_C_PROBE $PKGS_XEN_X86 $PKGS_LINUX_DOM0 \
-  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_RACE | sort -u | tr '\n' ' ')
+  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_ARM64_LINUX $PKGS_RACE | sort -u | tr '\n' ' ')
 
 # Installs the packages that are not installed yet (as root; otherwise names them and exits).
 ensure_packages() {

@@ -135,6 +135,22 @@ ensure_xen_x86() { # out-dir
   [ -s "$XEN_X86" ] || zcat /boot/xen-4.17-amd64.gz > "$XEN_X86"
 }
 
+# Sets XEN_ARM64_DEBIAN to Debian's own arm64 hypervisor (xen-hypervisor-4.17-arm64:arm64, built
+# without IOREQ servers), fetched once into OUT-DIR through the private apt configuration
+# (tests/lib/private-apt.sh).
+ensure_xen_arm64_debian() { # out-dir
+  local v
+  XEN_ARM64_DEBIAN="$1/xen-4.17-arm64"
+  [ -s "$XEN_ARM64_DEBIAN" ] && return 0
+  v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64)
+  [ -n "$v" ] || { private_apt_update; v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64); }
+  [ -n "$v" ] || { echo "FAIL: no xen-hypervisor-4.17-arm64:arm64 in Debian's lists"; exit 1; }
+  private_apt_download "$1/debs" "xen-hypervisor-4.17-arm64:arm64=$v"
+  rm -rf "$1/xen-arm64-root"
+  dpkg-deb -x "$1"/debs/xen-hypervisor-4.17-arm64_*_arm64.deb "$1/xen-arm64-root"
+  cp "$1/xen-arm64-root/boot/xen-4.17-arm64" "$XEN_ARM64_DEBIAN"
+}
+
 # Sets KVER, VMLINUZ and KMODS from Debian's current kernel package (the one linux-image-amd64
 # depends on), downloaded once into the cache.
 ensure_debian_kernel() {

@@ -18,9 +18,13 @@ xen_release_suite() { # release -> Debian suite
   esac
 }
 
+# SUITE_ARCH (amd64 unless set): the architecture whose packages it sees; each architecture has
+# an apt configuration of its own.
 suite_apt() { # suite cmd...: apt on that Debian suite alone (tests/lib/private-apt.sh)
-  local suite=$1; shift
-  apt_root "$XEN_RELEASES_DIR/apt-$suite" amd64 "$suite" "$@"
+  local suite=$1 arch=${SUITE_ARCH:-amd64} dir; shift
+  dir="$XEN_RELEASES_DIR/apt-$suite"
+  [ "$arch" = amd64 ] || dir+="-$arch"
+  apt_root "$dir" "$arch" "$suite" "$@"
 }
 
 # suite_package_tree SUITE PACKAGE VERSION_PREFIX DIR: the package's files from that suite,
@@ -84,15 +88,17 @@ xen_release_linux() {
 
 # xen_release_dom0_kernel RELEASE: the kernel that the release's suite's linux-image-amd64
 # depends on, extracted once; prints its root directory and the kernel version, e.g.
-# "/var/cache/xen-abi/releases/kernel-4.14 5.10.0-35-amd64".
+# "/var/cache/xen-abi/releases/kernel-4.14 5.10.0-35-amd64". With SUITE_ARCH set (e.g. arm64),
+# linux-image-ARCH's kernel, in a directory of its own.
 xen_release_dom0_kernel() {
-  local suite linux kpkg dir="$XEN_RELEASES_DIR/kernel-$1"
+  local suite linux kpkg arch=${SUITE_ARCH:-amd64} dir="$XEN_RELEASES_DIR/kernel-$1"
+  [ "$arch" = amd64 ] || dir+="-$arch"
   suite=$(xen_release_suite "$1") || return 1
   linux=$(xen_release_linux "$1") || return 1
   suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
-  kpkg=$(suite_apt "$suite" apt-cache depends linux-image-amd64 2>/dev/null |
+  kpkg=$(suite_apt "$suite" apt-cache depends "linux-image-$arch" 2>/dev/null |
     awk '/Depends: linux-image-[0-9]/ { print $2; exit }')
-  [ -n "$kpkg" ] || { echo "FAIL: Debian $suite's linux-image-amd64 names no kernel" >&2; return 1; }
+  [ -n "$kpkg" ] || { echo "FAIL: Debian $suite's linux-image-$arch names no kernel" >&2; return 1; }
   # A new kernel ABI in the suite gets a fresh directory.
   [ -f "$dir/package" ] && [ "$(cat "$dir/package")" != "$kpkg" ] && rm -rf "$dir"
   suite_package_tree "$suite" "$kpkg" "$linux" "$dir" || return 1
@@ -159,13 +165,17 @@ linux_release_package_version() {
 # every library package they depend on, recursively (named lib* or in Debian's section libs;
 # other dependencies, such as python3 for pygrub, are left out: nothing the scenarios run needs
 # them, and a binary that did would fail at copy time naming the library it lacks). Prints the
-# root.
+# root. With SUITE_ARCH set (e.g. arm64), that architecture's packages, busybox-static too (the
+# machine's busybox is amd64), in a root of their own.
 xen_release_userland() {
   local rel=$1 suite dir="$XEN_RELEASES_DIR/userland-$1" todo done_ p d debs
   suite=$(xen_release_suite "$rel") || return 1
+  todo="xen-utils-$rel xenstore-utils strace libxen-dev" done_=" "
+  if [ "${SUITE_ARCH:-amd64}" != amd64 ]; then
+    dir+="-$SUITE_ARCH" todo+=" busybox-static"
+  fi
   [ -f "$dir/packages" ] && { echo "$dir"; return 0; }
   suite_apt "$suite" apt-get update -qq >/dev/null 2>&1 || true
-  todo="xen-utils-$rel xenstore-utils strace libxen-dev" done_=" "
   while [ -n "$todo" ]; do
     set -- $todo; p=$1; shift; todo="$*"
     case $done_ in *" $p "*) continue ;; esac

@@ -20,17 +20,8 @@ ensure_debian_rust >/dev/null
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
 
-# Xen for arm64 from Debian, through the private apt configuration.
-xen="$out/xen-4.17-arm64"
-if [ ! -s "$xen" ]; then
-  v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64)
-  [ -n "$v" ] || { private_apt_update; v=$(private_apt_candidate xen-hypervisor-4.17-arm64:arm64); }
-  [ -n "$v" ] || { echo "FAIL: no xen-hypervisor-4.17-arm64:arm64 in Debian's lists"; exit 1; }
-  private_apt_download "$out/debs" "xen-hypervisor-4.17-arm64:arm64=$v"
-  rm -rf "$out/xen-arm64-root"
-  dpkg-deb -x "$out"/debs/xen-hypervisor-4.17-arm64_*_arm64.deb "$out/xen-arm64-root"
-  cp "$out/xen-arm64-root/boot/xen-4.17-arm64" "$xen"
-fi
+ensure_xen_arm64_debian "$out"
+xen=$XEN_ARM64_DEBIAN
 
 M=(-machine virt,gic-version=3,virtualization=true -cpu cortex-a57 -m 1024 -smp 1 -nographic)
 

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use rustix::event::{poll, PollFd, PollFlags, Timespec};
 use xen::grant::{Gntdev, Shared};
 use xen::linux::Evtchn;
-use xen::xenstore::{Access, Client, Perm, Tx};
+use xen::xenstore::{Access, Client, Perm};
 use xen::Error;
 
 const SLOTS: u32 = 16;
@@ -49,7 +49,7 @@ fn timed_out(op: &'static str) -> Error {
 
 /// A number the front end (or the toolstack) wrote in xenstore.
 fn number<T: std::str::FromStr>(xs: &mut Client, path: &str, op: &'static str) -> Res<T> {
-    let v = xs.read(Tx::NONE, path)?;
+    let v = xs.read(path)?;
     std::str::from_utf8(&v)
         .ok()
         .and_then(|s| s.parse().ok())
@@ -74,10 +74,10 @@ fn say(s: impl std::fmt::Display) {
 fn create_device(xs: &mut Client, fe: xen::DomId) -> Res<()> {
     let be = format!("/local/domain/0/backend/echo/{fe}/0");
     let fe_dir = format!("/local/domain/{fe}/device/echo/0");
-    xs.transaction(|xs, tx| {
-        xs.write(tx, &format!("{be}/frontend"), fe_dir.as_bytes())?;
-        xs.write(tx, &format!("{be}/frontend-id"), fe.to_string().as_bytes())?;
-        xs.write(tx, &format!("{be}/state"), b"1")?;
+    xs.transaction(|t| {
+        t.write(&format!("{be}/frontend"), fe_dir.as_bytes())?;
+        t.write(&format!("{be}/frontend-id"), fe.to_string().as_bytes())?;
+        t.write(&format!("{be}/state"), b"1")?;
         // Ours; the front end may read it.
         let theirs_read = [
             Perm {
@@ -95,11 +95,11 @@ fn create_device(xs: &mut Client, fe: xen::DomId) -> Res<()> {
             } else {
                 format!("{be}/{p}")
             };
-            xs.set_perms(tx, &path, &theirs_read)?;
+            t.set_perms(&path, &theirs_read)?;
         }
-        xs.write(tx, &format!("{fe_dir}/backend"), be.as_bytes())?;
-        xs.write(tx, &format!("{fe_dir}/backend-id"), b"0")?;
-        xs.write(tx, &format!("{fe_dir}/state"), b"1")?;
+        t.write(&format!("{fe_dir}/backend"), be.as_bytes())?;
+        t.write(&format!("{fe_dir}/backend-id"), b"0")?;
+        t.write(&format!("{fe_dir}/state"), b"1")?;
         // The front end owns its directory.
         let owned = [
             Perm {
@@ -117,7 +117,7 @@ fn create_device(xs: &mut Client, fe: xen::DomId) -> Res<()> {
             } else {
                 format!("{fe_dir}/{p}")
             };
-            xs.set_perms(tx, &path, &owned)?;
+            t.set_perms(&path, &owned)?;
         }
         Ok(())
     })?;
@@ -148,7 +148,7 @@ fn next_change(xs: &mut Client, end: Instant) -> Res<()> {
 fn await_value(xs: &mut Client, path: &str, want: &[u8], secs: u64) -> Res<()> {
     let end = Instant::now() + Duration::from_secs(secs);
     loop {
-        if xs.read(Tx::NONE, path).is_ok_and(|v| v == want) {
+        if xs.read(path).is_ok_and(|v| v == want) {
             return Ok(());
         }
         next_change(xs, end)?;
@@ -212,9 +212,9 @@ fn main() -> Res<()> {
     // The first device that appears.
     let end = Instant::now() + Duration::from_secs(60);
     let (fe, be) = loop {
-        let found = xs.directory(Tx::NONE, root).ok().and_then(|fes| {
+        let found = xs.directory(root).ok().and_then(|fes| {
             fes.into_iter().find_map(|f| {
-                let ids = xs.directory(Tx::NONE, &format!("{root}/{f}")).ok()?;
+                let ids = xs.directory(&format!("{root}/{f}")).ok()?;
                 Some((
                     xen::DomId(f.parse().ok()?),
                     format!("{root}/{f}/{}", ids.first()?),
@@ -227,15 +227,13 @@ fn main() -> Res<()> {
         next_change(&mut xs, end)?;
     };
     let fe_dir =
-        String::from_utf8(xs.read(Tx::NONE, &format!("{be}/frontend"))?).map_err(|_| {
-            Error::Protocol {
-                op: "read the front end's path",
-                what: "not UTF-8",
-            }
+        String::from_utf8(xs.read(&format!("{be}/frontend"))?).map_err(|_| Error::Protocol {
+            op: "read the front end's path",
+            what: "not UTF-8",
         })?;
     say(format!("device {be} of domain {fe}, front end at {fe_dir}"));
     xs.watch(&fe_dir, "frontend")?;
-    xs.write(Tx::NONE, &format!("{be}/state"), INIT_WAIT)?;
+    xs.write(&format!("{be}/state"), INIT_WAIT)?;
     await_value(&mut xs, &format!("{fe_dir}/state"), INITIALISED, 60)?;
     let ring_ref = xen::GrantRef(number(
         &mut xs,
@@ -251,7 +249,7 @@ fn main() -> Res<()> {
     let ring = gntdev.map(fe, &[ring_ref], xen::grant::Access::ReadWrite)?;
     let evtchn = Evtchn::open()?;
     let local = evtchn.bind_interdomain(fe, port)?;
-    xs.write(Tx::NONE, &format!("{be}/state"), CONNECTED)?;
+    xs.write(&format!("{be}/state"), CONNECTED)?;
     say(format!(
         "connected: ring grant {ring_ref}, event channel {port} (local {local})"
     ));
@@ -301,9 +299,7 @@ fn main() -> Res<()> {
                 xs.dispatch()?;
                 take_events(&mut xs);
             }
-            let st = xs
-                .read(Tx::NONE, &format!("{fe_dir}/state"))
-                .unwrap_or_default();
+            let st = xs.read(&format!("{fe_dir}/state")).unwrap_or_default();
             if st == CLOSING || st == CLOSED {
                 break 'serve;
             }
@@ -311,7 +307,7 @@ fn main() -> Res<()> {
     }
     drop(ring); // unmapped and released before we say Closed
     evtchn.unbind(local)?;
-    xs.write(Tx::NONE, &format!("{be}/state"), CLOSED)?;
+    xs.write(&format!("{be}/state"), CLOSED)?;
     say(format!("closed after echoing {served} requests"));
     Ok(())
 }

@@ -32,7 +32,7 @@ use xen::mmio::MmioBus;
 use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
 use xen::virtio::announce::{announcements, Announced, Announcement};
 use xen::virtio::{device_id, Access, Block, VirtioMmio};
-use xen::xenstore::{Client, Tx};
+use xen::xenstore::Client;
 use xen::{DomId, Xen};
 
 #[path = "common/setup.rs"]
@@ -229,13 +229,8 @@ fn announced(a: &Announcement, sockets: &[(u32, String)]) -> Res<Device> {
 
 /// Write the back end's state (a failure is reported: libxl then times out on it).
 fn set_state(a: &Announcement, state: xen::sys::XenbusState) {
-    let r = Client::open().and_then(|mut xs| {
-        xs.write(
-            Tx::NONE,
-            &a.state_path(),
-            Announcement::state_value(state).as_bytes(),
-        )
-    });
+    let r = Client::open()
+        .and_then(|mut xs| xs.write(&a.state_path(), Announcement::state_value(state).as_bytes()));
     if let Err(e) = r {
         eprintln!("virtio_mmio_attach: {}: {e}", a.state_path());
     }
@@ -259,7 +254,7 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
         // Which guests have announcements now.
         let mut guests = BTreeSet::new();
         for kind in ["virtio_disk", "virtio"] {
-            if let Ok(ds) = xs.directory(Tx::NONE, &format!("{home}/{kind}")) {
+            if let Ok(ds) = xs.directory(&format!("{home}/{kind}")) {
                 guests.extend(ds.into_iter().filter_map(|d| d.parse::<u16>().ok()));
             }
         }
@@ -278,10 +273,7 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
                     continue;
                 }
                 let static_max = xs
-                    .read(
-                        Tx::NONE,
-                        &format!("/local/domain/{}/memory/static-max", domid.0),
-                    )
+                    .read(&format!("/local/domain/{}/memory/static-max", domid.0))
                     .ok()
                     .and_then(|v| String::from_utf8_lossy(&v).trim().parse::<u64>().ok());
                 let Some(mem_kib) = static_max else {

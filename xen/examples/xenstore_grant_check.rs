@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use xen::grant::{copy_from_grant, copy_to_grant, Gntalloc, Gntdev, Shared};
-use xen::xenstore::{Access, Client, Conn, Error, Perm, Tx, TxEnd, WatchEvent};
+use xen::xenstore::{Access, Client, Conn, Error, Perm, WatchEvent};
 
 struct Checks {
     passed: u32,
@@ -68,12 +68,12 @@ fn event_within<C: Conn>(xs: &mut Client<C>, secs: u64) -> Result<WatchEvent, St
 
 fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Client<C>) {
     let base = format!("/test/{t}");
-    let _ = a.rm(Tx::NONE, &base);
+    let _ = a.rm(&base);
     c.check(
         &format!("{t}: write and read back"),
         (|| {
-            a.write(Tx::NONE, &format!("{base}/a"), b"1")?;
-            a.read(Tx::NONE, &format!("{base}/a"))
+            a.write(&format!("{base}/a"), b"1")?;
+            a.read(&format!("{base}/a"))
         })()
         .map_err(s)
         .and_then(|v| eq(v.as_slice(), b"1")),
@@ -82,15 +82,15 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
         &format!("{t}: a 4000-byte value"),
         (|| {
             let v = vec![b'x'; 4000];
-            a.write(Tx::NONE, &format!("{base}/big"), &v)?;
-            Ok::<_, Error>(a.read(Tx::NONE, &format!("{base}/big"))? == v)
+            a.write(&format!("{base}/big"), &v)?;
+            Ok::<_, Error>(a.read(&format!("{base}/big"))? == v)
         })()
         .map_err(s)
         .and_then(|ok| eq(ok, true)),
     );
     c.check(
         &format!("{t}: a 5000-byte value is refused before sending"),
-        match a.write(Tx::NONE, &format!("{base}/huge"), &[b'x'; 5000]) {
+        match a.write(&format!("{base}/huge"), &[b'x'; 5000]) {
             Err(Error::Invalid { .. }) => Ok(()),
             other => Err(format!("{other:?}")),
         },
@@ -98,10 +98,10 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: mkdir and directory"),
         (|| {
-            a.mkdir(Tx::NONE, &format!("{base}/dir"))?;
-            let mut d = a.directory(Tx::NONE, &base)?;
+            a.mkdir(&format!("{base}/dir"))?;
+            let mut d = a.directory(&base)?;
             d.sort();
-            Ok::<_, Error>((d, a.directory(Tx::NONE, &format!("{base}/dir"))?))
+            Ok::<_, Error>((d, a.directory(&format!("{base}/dir"))?))
         })()
         .map_err(s)
         .and_then(|(d, e)| {
@@ -127,8 +127,8 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: set and get permissions"),
         (|| {
-            a.set_perms(Tx::NONE, &format!("{base}/a"), &perms)?;
-            a.get_perms(Tx::NONE, &format!("{base}/a"))
+            a.set_perms(&format!("{base}/a"), &perms)?;
+            a.get_perms(&format!("{base}/a"))
         })()
         .map_err(s)
         .and_then(|p| eq(p, perms.to_vec())),
@@ -142,8 +142,8 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: rm, then the read fails with ENOENT naming the path"),
         (|| {
-            a.rm(Tx::NONE, &format!("{base}/dir"))?;
-            Ok::<_, Error>(a.read(Tx::NONE, &format!("{base}/dir")))
+            a.rm(&format!("{base}/dir"))?;
+            Ok::<_, Error>(a.read(&format!("{base}/dir")))
         })()
         .map_err(s)
         .and_then(|r| match r {
@@ -157,10 +157,10 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: a committed transaction is visible"),
         (|| {
-            let tx = a.transaction_start()?;
-            a.write(tx, &format!("{base}/tx"), b"committed")?;
-            a.transaction_end(tx, TxEnd::Commit)?;
-            b.read(Tx::NONE, &format!("{base}/tx"))
+            let mut t = a.transaction_start()?;
+            t.write(&format!("{base}/tx"), b"committed")?;
+            t.commit()?;
+            b.read(&format!("{base}/tx"))
         })()
         .map_err(s)
         .and_then(|v| eq(v.as_slice(), b"committed")),
@@ -168,10 +168,10 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: an aborted transaction is not"),
         (|| {
-            let tx = a.transaction_start()?;
-            a.write(tx, &format!("{base}/tx"), b"aborted")?;
-            a.transaction_end(tx, TxEnd::Abort)?;
-            b.read(Tx::NONE, &format!("{base}/tx"))
+            let mut t = a.transaction_start()?;
+            t.write(&format!("{base}/tx"), b"aborted")?;
+            t.abort()?;
+            b.read(&format!("{base}/tx"))
         })()
         .map_err(s)
         .and_then(|v| eq(v.as_slice(), b"committed")),
@@ -179,11 +179,11 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     c.check(
         &format!("{t}: a conflicting commit gets EAGAIN"),
         (|| {
-            let tx = a.transaction_start()?;
-            let _ = a.read(tx, &format!("{base}/tx"))?;
-            a.write(tx, &format!("{base}/tx"), b"mine")?;
-            b.write(Tx::NONE, &format!("{base}/tx"), b"theirs")?;
-            Ok::<_, Error>(a.transaction_end(tx, TxEnd::Commit))
+            let mut t = a.transaction_start()?;
+            let _ = t.read(&format!("{base}/tx"))?;
+            t.write(&format!("{base}/tx"), b"mine")?;
+            b.write(&format!("{base}/tx"), b"theirs")?;
+            Ok::<_, Error>(t.commit())
         })()
         .map_err(s)
         .and_then(|r| match r {
@@ -194,19 +194,19 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
     let mut attempts = 0;
     c.check(
         &format!("{t}: transaction() retries a conflict and commits"),
-        a.transaction(|a, tx| {
+        a.transaction(|t| {
             attempts += 1;
-            let v = a.read(tx, &format!("{base}/tx"))?;
+            let v = t.read(&format!("{base}/tx"))?;
             if attempts == 1 {
-                b.write(Tx::NONE, &format!("{base}/tx"), b"interference")?;
+                b.write(&format!("{base}/tx"), b"interference")?;
             }
             let mut n = v.clone();
             n.extend_from_slice(b"+1");
-            a.write(tx, &format!("{base}/tx"), &n)
+            t.write(&format!("{base}/tx"), &n)
         })
         .map_err(s)
         .and_then(|()| eq(attempts, 2))
-        .and_then(|()| b.read(Tx::NONE, &format!("{base}/tx")).map_err(s))
+        .and_then(|()| b.read(&format!("{base}/tx")).map_err(s))
         .and_then(|v| eq(v.as_slice(), b"interference+1")),
     );
     c.check(
@@ -218,7 +218,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
                 (first.path.as_str(), first.token.as_str()),
                 (format!("{base}/w").as_str(), "tok"),
             )?;
-            b.write(Tx::NONE, &format!("{base}/w/x"), b"1").map_err(s)?;
+            b.write(&format!("{base}/w/x"), b"1").map_err(s)?;
             let ev = event_within(a, 10)?;
             eq(
                 (ev.path.as_str(), ev.token.as_str()),
@@ -227,7 +227,7 @@ fn local_checks<C: Conn>(c: &mut Checks, t: &str, a: &mut Client<C>, b: &mut Cli
             a.unwatch(&format!("{base}/w"), "tok").map_err(s)
         })(),
     );
-    let _ = a.rm(Tx::NONE, &base);
+    let _ = a.rm(&base);
 }
 
 fn local() -> ! {
@@ -268,7 +268,7 @@ fn frontend(domid: xen::DomId) -> ! {
         let path = format!("{home}/{key}");
         let end = Instant::now() + Duration::from_secs(60);
         loop {
-            if let Ok(v) = xs.read(Tx::NONE, &path) {
+            if let Ok(v) = xs.read(&path) {
                 return Ok(v);
             }
             let left = end.saturating_duration_since(Instant::now()).as_secs();
@@ -410,7 +410,6 @@ fn frontend(domid: xen::DomId) -> ! {
                 .map_err(|e| e.to_string())
                 .and_then(|()| {
                     xs.write(
-                        Tx::NONE,
                         &format!("{home}/dom0-gref"),
                         sp.refs()[0].to_string().as_bytes(),
                     )
@@ -420,8 +419,7 @@ fn frontend(domid: xen::DomId) -> ! {
     }
     c.check(
         "tell the guest (data/ack-map)",
-        xs.write(Tx::NONE, &format!("{home}/ack-map"), b"1")
-            .map_err(s),
+        xs.write(&format!("{home}/ack-map"), b"1").map_err(s),
     );
     c.check(
         "the guest copied our page (data/copied)",
@@ -431,8 +429,7 @@ fn frontend(domid: xen::DomId) -> ! {
     drop(shared);
     c.check(
         "unmapped (GrantMap dropped); tell the guest (data/ack-unmap)",
-        xs.write(Tx::NONE, &format!("{home}/ack-unmap"), b"1")
-            .map_err(s),
+        xs.write(&format!("{home}/ack-unmap"), b"1").map_err(s),
     );
     c.finish()
 }

@@ -10,7 +10,7 @@ use std::os::unix::net::UnixStream;
 use std::thread;
 
 use xen::xenstore::wire::{self, Header, Malformed};
-use xen::xenstore::{Access, Client, Error, Perm, Tx, WatchEvent};
+use xen::xenstore::{Access, Client, Error, Perm, WatchEvent};
 
 // Message types (io/xs_wire.h, from the spec).
 use xen::sys::{
@@ -238,21 +238,17 @@ fn client(q: Quirks) -> Client<UnixStream> {
 #[test]
 fn every_operation_against_the_daemon() {
     let mut xs = client(Quirks::default());
-    xs.write(Tx::NONE, "/local/domain/0/name", b"Domain-0")
-        .unwrap();
-    assert_eq!(
-        xs.read(Tx::NONE, "/local/domain/0/name").unwrap(),
-        b"Domain-0"
-    );
+    xs.write("/local/domain/0/name", b"Domain-0").unwrap();
+    assert_eq!(xs.read("/local/domain/0/name").unwrap(), b"Domain-0");
     // Values are bytes: NULs and non-UTF-8 survive.
-    xs.write(Tx::NONE, "/bin", &[0, 0xff, 1]).unwrap();
-    assert_eq!(xs.read(Tx::NONE, "/bin").unwrap(), [0, 0xff, 1]);
-    xs.mkdir(Tx::NONE, "/local/domain/0/device").unwrap();
-    let mut d = xs.directory(Tx::NONE, "/local/domain/0").unwrap();
+    xs.write("/bin", &[0, 0xff, 1]).unwrap();
+    assert_eq!(xs.read("/bin").unwrap(), [0, 0xff, 1]);
+    xs.mkdir("/local/domain/0/device").unwrap();
+    let mut d = xs.directory("/local/domain/0").unwrap();
     d.sort();
     assert_eq!(d, ["device", "name"]);
     assert_eq!(
-        xs.directory(Tx::NONE, "/local/domain/0/device").unwrap(),
+        xs.directory("/local/domain/0/device").unwrap(),
         Vec::<String>::new()
     );
     let perms = [
@@ -269,25 +265,21 @@ fn every_operation_against_the_daemon() {
             access: Access::Both,
         },
     ];
-    xs.set_perms(Tx::NONE, "/local/domain/0/name", &perms)
-        .unwrap();
-    assert_eq!(
-        xs.get_perms(Tx::NONE, "/local/domain/0/name").unwrap(),
-        perms
-    );
+    xs.set_perms("/local/domain/0/name", &perms).unwrap();
+    assert_eq!(xs.get_perms("/local/domain/0/name").unwrap(), perms);
     assert_eq!(
         xs.get_domain_path(xen::DomId(3)).unwrap(),
         "/local/domain/3"
     );
-    xs.rm(Tx::NONE, "/local/domain/0").unwrap();
-    let e = xs.read(Tx::NONE, "/local/domain/0/name").unwrap_err();
+    xs.rm("/local/domain/0").unwrap();
+    let e = xs.read("/local/domain/0/name").unwrap_err();
     assert!(e.is_not_found(), "{e}");
     assert_eq!(
         e.to_string(),
         "XS_READ \"/local/domain/0/name\": ENOENT (errno 2)"
     );
     assert_eq!(e.errno(), Some(2));
-    let e = xs.rm(Tx::NONE, "/nothing").unwrap_err();
+    let e = xs.rm("/nothing").unwrap_err();
     assert!(
         matches!(
             e,
@@ -313,8 +305,8 @@ fn watch_events_come_by_iterator_and_between_replies() {
             token: "be".into()
         }
     );
-    xs.write(Tx::NONE, "/backend/vif/3/0/state", b"1").unwrap();
-    xs.write(Tx::NONE, "/elsewhere", b"x").unwrap();
+    xs.write("/backend/vif/3/0/state", b"1").unwrap();
+    xs.write("/elsewhere", b"x").unwrap();
     // The write's event was queued while the client waited for the next write's reply.
     assert_eq!(
         xs.pending_event().map(|e| e.path).as_deref(),
@@ -322,7 +314,7 @@ fn watch_events_come_by_iterator_and_between_replies() {
     );
     assert_eq!(xs.pending_event(), None);
     // And one read by the iterator, after a change below the watch.
-    xs.rm(Tx::NONE, "/backend/vif/3").unwrap();
+    xs.rm("/backend/vif/3").unwrap();
     let ev = xs.events().next().unwrap().unwrap();
     assert_eq!(
         (ev.path.as_str(), ev.token.as_str()),
@@ -351,7 +343,7 @@ fn chatty_daemon_events_before_every_reply_are_queued_not_lost() {
     });
     xs.watch("/a", "t").unwrap();
     for i in 0..100 {
-        xs.write(Tx::NONE, "/b", format!("{i}").as_bytes()).unwrap();
+        xs.write("/b", format!("{i}").as_bytes()).unwrap();
     }
     // One initial event, then one per request after the watch (100 writes).
     let mut n = 0;
@@ -370,17 +362,17 @@ fn transactions_retry_on_eagain_and_give_up_after_the_limit() {
     });
     let mut runs = 0;
     let v = xs
-        .transaction(|xs, tx| {
+        .transaction(|t| {
             runs += 1;
-            assert_ne!(tx, Tx::NONE);
-            xs.write(tx, "/counter", b"1")?;
+            assert_ne!(t.id(), 0, "a transaction's id");
+            t.write("/counter", b"1")?;
             Ok(42)
         })
         .unwrap();
     assert_eq!((v, runs), (42, 4), "three conflicts, then the commit");
     // An error inside aborts and is returned as is.
     let e = xs
-        .transaction(|xs, tx| xs.read(tx, "/missing").map(|_| ()))
+        .transaction(|t| t.read("/missing").map(|_| ()))
         .unwrap_err();
     assert!(e.is_not_found());
 
@@ -388,7 +380,7 @@ fn transactions_retry_on_eagain_and_give_up_after_the_limit() {
         conflicts: u32::MAX,
         ..Quirks::default()
     });
-    let e = xs.transaction(|_, _| Ok(())).unwrap_err();
+    let e = xs.transaction(|_| Ok(())).unwrap_err();
     assert_eq!(
         e,
         Error::Conflict {
@@ -401,18 +393,15 @@ fn transactions_retry_on_eagain_and_give_up_after_the_limit() {
 fn bad_requests_are_refused_before_sending() {
     let mut xs = client(Quirks::default());
     for (path, what) in [("/a\0b", "a NUL inside the path"), ("", "an empty path")] {
-        let e = xs.read(Tx::NONE, path).unwrap_err();
+        let e = xs.read(path).unwrap_err();
         assert!(
             matches!(e, Error::Invalid { what: w, .. } if w == what),
             "{e}"
         );
     }
     let long = format!("/{}", "x".repeat(3072));
-    assert!(matches!(
-        xs.read(Tx::NONE, &long),
-        Err(Error::Invalid { .. })
-    ));
-    let e = xs.write(Tx::NONE, "/v", &[0; 4096]).unwrap_err();
+    assert!(matches!(xs.read(&long), Err(Error::Invalid { .. })));
+    let e = xs.write("/v", &[0; 4096]).unwrap_err();
     assert!(matches!(e, Error::Invalid { op: "XS_WRITE", .. }), "{e}");
     assert!(matches!(xs.watch("/w", "a\0b"), Err(Error::Invalid { .. })));
     // Watches whose events the client would refuse: on a relative path (its events have
@@ -443,24 +432,40 @@ fn bad_requests_are_refused_before_sending() {
         );
     }
     // The connection is still good, and special paths can be watched.
-    xs.write(Tx::NONE, "/v", b"ok").unwrap();
+    xs.write("/v", b"ok").unwrap();
     xs.watch("@releaseDomain", "rd").unwrap();
     assert_eq!(xs.next_event().unwrap().path, "@releaseDomain");
 }
 
 /// A daemon that answers the first request with `reply` (raw bytes) and then hangs up.
 fn scripted(reply: Vec<u8>) -> Client<UnixStream> {
+    scripted_for(1, reply)
+}
+
+/// A daemon that answers the first request with `reply` (all of it), takes `requests` requests
+/// in all, then hangs up.
+fn scripted_for(requests: usize, reply: Vec<u8>) -> Client<UnixStream> {
     let (a, mut b) = UnixStream::pair().unwrap();
     thread::spawn(move || {
-        let mut h = [0u8; 16];
-        if b.read_exact(&mut h).is_ok() {
+        for i in 0..requests {
+            let mut h = [0u8; 16];
+            if b.read_exact(&mut h).is_err() {
+                return;
+            }
             let h = Header::decode(&h).unwrap();
             let mut p = vec![0; h.len as usize];
             let _ = b.read_exact(&mut p);
-            let _ = b.write_all(&reply);
+            if i == 0 {
+                let _ = b.write_all(&reply);
+            }
         }
     });
     Client::new(a)
+}
+
+/// The daemon's answer to the first request, `XS_TRANSACTION_START`: transaction `id`.
+fn start(id: u32) -> Vec<u8> {
+    frame_tx(TRANSACTION_START, 1, 0, format!("{id}\0").as_bytes())
 }
 
 fn frame(ty: u32, id: u32, payload: &[u8]) -> Vec<u8> {
@@ -498,7 +503,7 @@ fn refused<T: std::fmt::Debug>(
         }) => assert_eq!((o, p.as_str(), what), (op, path, want)),
         other => panic!("{want:?}: got {other:?}"),
     }
-    assert!(matches!(xs.read(Tx::NONE, "/x"), Err(Error::Broken { .. })));
+    assert!(matches!(xs.read("/x"), Err(Error::Broken { .. })));
 }
 
 #[test]
@@ -506,25 +511,25 @@ fn a_reply_in_another_transaction_is_malformed() {
     let wrong = |got, want| Malformed::WrongTransaction { got, want };
     // Outside a transaction, a reply in one.
     let mut xs = scripted(frame_tx(WRITE, 1, 7, b"OK\0"));
-    let r = xs.write(Tx::NONE, "/x", b"1");
+    let r = xs.write("/x", b"1");
     refused(&mut xs, r, "XS_WRITE", "/x", wrong(7, 0));
     // Inside a transaction, a reply outside it or in another one; errors too.
-    let mut xs = scripted(frame_tx(READ, 1, 0, b"v"));
-    let r = xs.read(Tx(5), "/x");
+    let mut xs = scripted_for(2, [start(5), frame_tx(READ, 2, 0, b"v")].concat());
+    let r = xs.transaction_start().unwrap().read("/x");
     refused(&mut xs, r, "XS_READ", "/x", wrong(0, 5));
-    let mut xs = scripted(frame_tx(ERROR, 1, 6, b"ENOENT\0"));
-    let r = xs.read(Tx(5), "/x");
+    let mut xs = scripted_for(2, [start(5), frame_tx(ERROR, 2, 6, b"ENOENT\0")].concat());
+    let r = xs.transaction_start().unwrap().read("/x");
     refused(&mut xs, r, "XS_READ", "/x", wrong(6, 5));
     // XS_TRANSACTION_START is sent outside any transaction and xenstored answers in kind: the
     // new id is the payload, not the header's tx_id.
     let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 12, b"12\0"));
-    let r = xs.transaction_start();
+    let r = xs.transaction_start().map(|t| t.id());
     refused(&mut xs, r, "XS_TRANSACTION_START", "", wrong(12, 0));
     let mut xs = scripted(frame_tx(TRANSACTION_START, 1, 0, b"12\0"));
-    assert_eq!(xs.transaction_start().unwrap(), Tx(12));
+    assert_eq!(xs.transaction_start().unwrap().id(), 12);
     // The reply that echoes the request's transaction is taken.
-    let mut xs = scripted(frame_tx(READ, 1, 5, b"v"));
-    assert_eq!(xs.read(Tx(5), "/x").unwrap(), b"v");
+    let mut xs = scripted_for(2, [start(5), frame_tx(READ, 2, 5, b"v")].concat());
+    assert_eq!(xs.transaction_start().unwrap().read("/x").unwrap(), b"v");
 }
 
 #[test]
@@ -563,7 +568,7 @@ fn a_misbehaving_daemon_gives_errors_and_a_broken_connection() {
     ];
     for (reply, want) in cases {
         let mut xs = scripted(reply);
-        match xs.write(Tx::NONE, "/x", b"1") {
+        match xs.write("/x", b"1") {
             Err(Error::Malformed {
                 op: "XS_WRITE",
                 path,
@@ -573,19 +578,16 @@ fn a_misbehaving_daemon_gives_errors_and_a_broken_connection() {
             }
             other => panic!("{want:?}: got {other:?}"),
         }
-        assert!(matches!(xs.read(Tx::NONE, "/x"), Err(Error::Broken { .. })));
+        assert!(matches!(xs.read("/x"), Err(Error::Broken { .. })));
     }
     // An unknown error name is EIO, keeping the name.
     let mut xs = scripted(frame(ERROR, 1, b"EWEIRD\0"));
-    let e = xs.write(Tx::NONE, "/x", b"1").unwrap_err();
+    let e = xs.write("/x", b"1").unwrap_err();
     assert_eq!(e.errno(), Some(5));
     assert!(e.to_string().contains("EWEIRD"), "{e}");
     // A daemon that hangs up.
     let mut xs = scripted(Vec::new());
-    assert!(matches!(
-        xs.write(Tx::NONE, "/x", b"1"),
-        Err(Error::Closed { .. })
-    ));
+    assert!(matches!(xs.write("/x", b"1"), Err(Error::Closed { .. })));
 }
 
 #[test]
@@ -606,13 +608,13 @@ fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
         let mut m = event.clone();
         m.extend(frame(WRITE, 1, b"OK\0"));
         let mut xs = scripted(m);
-        let r = xs.write(Tx::NONE, "/x", b"1");
+        let r = xs.write("/x", b"1");
         refused(&mut xs, r, "XS_WRITE", "/x", want);
         // After it: not queued with the reply, but reported by the next read.
         let mut m = frame(WRITE, 1, b"OK\0");
         m.extend(event);
         let mut xs = scripted(m);
-        xs.write(Tx::NONE, "/x", b"1").unwrap();
+        xs.write("/x", b"1").unwrap();
         assert_eq!(xs.pending_event(), None);
         let r = xs.next_event();
         refused(&mut xs, r, "XS_WATCH_EVENT", "", want);
@@ -627,7 +629,7 @@ fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
         m.extend(frame(WATCH_EVENT, 0, p));
     }
     let mut xs = scripted(m);
-    xs.write(Tx::NONE, "/x", b"1").unwrap();
+    xs.write("/x", b"1").unwrap();
     let paths: Vec<String> = std::iter::from_fn(|| xs.pending_event().map(|e| e.path)).collect();
     assert_eq!(paths, ["/", "@releaseDomain", "@introduceDomain"]);
 }
@@ -635,12 +637,12 @@ fn a_watch_event_with_a_bad_path_token_or_ids_is_malformed() {
 #[test]
 fn an_empty_permission_list_is_malformed() {
     let mut xs = scripted(frame(GET_PERMS, 1, b""));
-    let r = xs.get_perms(Tx::NONE, "/x");
+    let r = xs.get_perms("/x");
     refused(&mut xs, r, "XS_GET_PERMS", "/x", Malformed::NoPermissions);
     // The owner's entry alone is a list.
     let mut xs = scripted(frame(GET_PERMS, 1, b"b3\0"));
     assert_eq!(
-        xs.get_perms(Tx::NONE, "/x").unwrap(),
+        xs.get_perms("/x").unwrap(),
         [Perm {
             domid: xen::DomId(3),
             access: Access::Both
@@ -652,14 +654,14 @@ fn an_empty_permission_list_is_malformed() {
 fn a_directory_listing_with_an_empty_name_is_malformed() {
     for listing in [&b"a\0\0b\0"[..], b"\0", b"\0a\0", b"a\0\0"] {
         let mut xs = scripted(frame(DIRECTORY, 1, listing));
-        let r = xs.directory(Tx::NONE, "/x");
+        let r = xs.directory("/x");
         refused(&mut xs, r, "XS_DIRECTORY", "/x", Malformed::EmptyName);
     }
     // A node without children: xenstored sends an empty payload.
     let mut xs = scripted(frame(DIRECTORY, 1, b""));
-    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), Vec::<String>::new());
+    assert_eq!(xs.directory("/x").unwrap(), Vec::<String>::new());
     let mut xs = scripted(frame(DIRECTORY, 1, b"a\0b\0"));
-    assert_eq!(xs.directory(Tx::NONE, "/x").unwrap(), ["a", "b"]);
+    assert_eq!(xs.directory("/x").unwrap(), ["a", "b"]);
 }
 
 #[test]
@@ -668,7 +670,7 @@ fn an_event_in_the_same_read_as_a_reply_is_pending_at_once() {
     let mut both = frame(WRITE, 1, b"OK\0");
     both.extend(frame(WATCH_EVENT, 0, b"/w/x\0tok\0"));
     let mut xs = scripted(both);
-    xs.write(Tx::NONE, "/w/x", b"1").unwrap();
+    xs.write("/w/x", b"1").unwrap();
     assert_eq!(
         xs.pending_event(),
         Some(WatchEvent {
@@ -683,7 +685,7 @@ fn wait_event_takes_a_queued_event_without_polling_and_times_out() {
     let mut both = frame(WRITE, 1, b"OK\0");
     both.extend(frame(WATCH_EVENT, 0, b"/w/x\0tok\0"));
     let mut xs = scripted(both);
-    xs.write(Tx::NONE, "/w/x", b"1").unwrap();
+    xs.write("/w/x", b"1").unwrap();
     // The event came with the reply; the daemon has hung up, so had wait_event read the
     // descriptor first it would have got Closed instead of the event.
     let ev = xs
@@ -758,5 +760,42 @@ fn parsers_on_edge_payloads() {
     );
     for bad in ["", "x1", "r", "r65536", "r-1", "r+1", "rr1"] {
         assert_eq!(Perm::parse(bad), Err(Malformed::BadPermission), "{bad}");
+    }
+}
+
+/// A transaction dropped unfinished is aborted ("F" in its own id); committed, it sends "T".
+#[test]
+fn a_transaction_dropped_unfinished_is_aborted() {
+    for commit in [false, true] {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let (seen, got) = std::sync::mpsc::channel();
+        thread::spawn(move || {
+            let mut h = [0u8; 16];
+            while b.read_exact(&mut h).is_ok() {
+                let h = Header::decode(&h).unwrap();
+                let mut p = vec![0; h.len as usize];
+                let _ = b.read_exact(&mut p);
+                let reply = match h.ty.0 {
+                    TRANSACTION_START => frame_tx(TRANSACTION_START, h.req_id, 0, b"7\0"),
+                    t => frame_tx(t, h.req_id, h.tx_id, b"OK\0"),
+                };
+                let _ = b.write_all(&reply);
+                let _ = seen.send((h.ty.0, h.tx_id, p));
+            }
+        });
+        let mut xs = Client::new(a);
+        {
+            let mut t = xs.transaction_start().unwrap();
+            t.write("/x", b"1").unwrap();
+            if commit {
+                t.commit().unwrap();
+            }
+        }
+        let _ = got.recv().unwrap(); // start
+        let (ty, tx, p) = got.recv().unwrap();
+        assert_eq!((ty, tx, p.as_slice()), (WRITE, 7, &b"/x\x001"[..]));
+        let (ty, tx, p) = got.recv().unwrap();
+        let end: &[u8] = if commit { b"T\0" } else { b"F\0" };
+        assert_eq!((ty, tx, p.as_slice()), (TRANSACTION_END, 7, end));
     }
 }

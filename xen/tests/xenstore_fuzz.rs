@@ -10,7 +10,7 @@ use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd};
 
 use xen::xenstore::wire::{self, Header, XsdSockmsgType};
-use xen::xenstore::{Client, Error, Tx};
+use xen::xenstore::{Client, Error};
 
 /// xorshift64*: deterministic, so a failure reproduces.
 struct Rng(u64);
@@ -178,16 +178,16 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
             fd: File::open("/dev/null").unwrap(),
         });
         let res: Result<(), Error> = match op {
-            0 => xs.read(Tx::NONE, "/a").map(|_| ()),
-            1 => xs.write(Tx::NONE, "/a", b"v"),
-            2 => xs.directory(Tx::NONE, "/a").map(|d| {
+            0 => xs.read("/a").map(|_| ()),
+            1 => xs.write("/a", b"v"),
+            2 => xs.directory("/a").map(|d| {
                 assert!(
                     d.iter().all(|n| !n.is_empty() && !n.contains('\0')),
                     "{d:?}"
                 );
             }),
-            3 => xs.get_perms(Tx::NONE, "/a").map(|p| assert!(!p.is_empty())),
-            4 => xs.transaction_start().map(|t| assert_ne!(t, Tx::NONE)),
+            3 => xs.get_perms("/a").map(|p| assert!(!p.is_empty())),
+            4 => xs.transaction_start().map(|t| assert_ne!(t.id(), 0)),
             5 => xs
                 .get_domain_path(xen::DomId(1))
                 .map(|p| assert!(!p.contains('\0'))),
@@ -205,7 +205,7 @@ fn random_daemon_output_never_panics_and_accepted_replies_obey_the_protocol() {
         *outcomes.entry(key).or_default() += 1;
         // After a malformed message the client refuses to go on.
         if matches!(res, Err(Error::Malformed { .. })) {
-            assert!(matches!(xs.read(Tx::NONE, "/a"), Err(Error::Broken { .. })));
+            assert!(matches!(xs.read("/a"), Err(Error::Broken { .. })));
         }
     }
     println!("{CASES} random daemon streams:");

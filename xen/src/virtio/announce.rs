@@ -249,18 +249,17 @@ pub fn announcements<C: crate::xenstore::Conn>(
     backend_home: &str,
     domid: DomId,
 ) -> alloc::vec::Vec<Result<Announcement, AnnouncementError>> {
-    use crate::xenstore::Tx;
     let mut out = alloc::vec::Vec::new();
     for kind in ["virtio_disk", "virtio"] {
         let dir = format!("{backend_home}/{kind}/{}", domid.0);
         // No such directory: nothing of that kind.
-        let Ok(devids) = xs.directory(Tx::NONE, &dir) else {
+        let Ok(devids) = xs.directory(&dir) else {
             continue;
         };
         for devid in devids {
             let backend = format!("{dir}/{devid}");
             out.push(Announcement::parse(&backend, |key| {
-                xs.read(Tx::NONE, key)
+                xs.read(key)
                     .ok()
                     .map(|v| String::from_utf8_lossy(&v).into_owned())
             }));

@@ -19,18 +19,18 @@ use xen_sys::XsdSockmsgType as Ty;
 pub trait Conn: Read + Write + AsFd {}
 impl<T: Read + Write + AsFd> Conn for T {}
 
-/// A transaction, or [`Tx::NONE`].
+/// A transaction's id on the wire, or [`Tx::NONE`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct Tx(pub u32);
+pub(crate) struct Tx(pub(crate) u32);
 
 impl Tx {
     /// Outside any transaction.
-    pub const NONE: Tx = Tx(0);
+    pub(crate) const NONE: Tx = Tx(0);
 }
 
-/// How [`Client::transaction_end`] ends a transaction.
+/// How a transaction ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TxEnd {
+enum TxEnd {
     /// Apply its changes (fails with `EAGAIN` on a conflict).
     Commit,
     /// Drop its changes.
@@ -147,14 +147,14 @@ impl Client<Connection> {
 /// A xenstore client.
 ///
 /// ```no_run
-/// use xen::xenstore::{Client, Tx};
+/// use xen::xenstore::Client;
 /// let mut xs = Client::open()?;
-/// let name = xs.read(Tx::NONE, "/local/domain/0/name")?;
+/// let name = xs.read("/local/domain/0/name")?;
 /// xs.watch("/local/domain/1/device", "dev")?;
-/// let n = xs.transaction(|xs, tx| {
-///     let v = xs.read(tx, "/tool/counter").unwrap_or_default();
+/// let n = xs.transaction(|t| {
+///     let v = t.read("/tool/counter").unwrap_or_default();
 ///     let n: u64 = std::str::from_utf8(&v).ok().and_then(|s| s.parse().ok()).unwrap_or(0) + 1;
-///     xs.write(tx, "/tool/counter", n.to_string().as_bytes())?;
+///     t.write("/tool/counter", n.to_string().as_bytes())?;
 ///     Ok(n)
 /// })?;
 /// for ev in xs.events() {
@@ -257,30 +257,64 @@ impl<C: Conn> Client<C> {
     }
 
     /// The value of `path` (bytes: xenstore values need not be text).
-    pub fn read(&mut self, tx: Tx, path: &str) -> Result<Vec<u8>, Error> {
+    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        self.read_in(Tx::NONE, path)
+    }
+
+    /// Set `path` to `value`, creating it (and missing parents) if needed.
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
+        self.write_in(Tx::NONE, path, value)
+    }
+
+    /// Create `path` (and missing parents) with an empty value; an existing node is kept.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.mkdir_in(Tx::NONE, path)
+    }
+
+    /// Remove `path` and everything below it.
+    pub fn rm(&mut self, path: &str) -> Result<(), Error> {
+        self.rm_in(Tx::NONE, path)
+    }
+
+    /// The names of the children of `path`.
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, Error> {
+        self.directory_in(Tx::NONE, path)
+    }
+
+    /// The permissions of `path`: owner (and everyone's default) first.
+    pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, Error> {
+        self.get_perms_in(Tx::NONE, path)
+    }
+
+    /// Set the permissions of `path`: the owner and default access first.
+    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), Error> {
+        self.set_perms_in(Tx::NONE, path, perms)
+    }
+
+    fn read_in(&mut self, tx: Tx, path: &str) -> Result<Vec<u8>, Error> {
         self.path_call(Ty::READ, tx, path, &[])
     }
 
     /// Set `path` to `value`, creating it (and missing parents) if needed.
-    pub fn write(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), Error> {
+    fn write_in(&mut self, tx: Tx, path: &str, value: &[u8]) -> Result<(), Error> {
         let p = self.path_call(Ty::WRITE, tx, path, value)?;
         self.ack(Ty::WRITE, path, &p)
     }
 
     /// Create `path` (and missing parents) with an empty value; an existing node is kept.
-    pub fn mkdir(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
+    fn mkdir_in(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
         let p = self.path_call(Ty::MKDIR, tx, path, &[])?;
         self.ack(Ty::MKDIR, path, &p)
     }
 
     /// Remove `path` and everything below it.
-    pub fn rm(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
+    fn rm_in(&mut self, tx: Tx, path: &str) -> Result<(), Error> {
         let p = self.path_call(Ty::RM, tx, path, &[])?;
         self.ack(Ty::RM, path, &p)
     }
 
     /// The names of the children of `path`.
-    pub fn directory(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
+    fn directory_in(&mut self, tx: Tx, path: &str) -> Result<Vec<String>, Error> {
         let p = self.path_call(Ty::DIRECTORY, tx, path, &[])?;
         wire::directory(&p)
             .map(|v| v.into_iter().map(String::from).collect())
@@ -288,13 +322,13 @@ impl<C: Conn> Client<C> {
     }
 
     /// The permissions of `path`: owner (and everyone's default) first.
-    pub fn get_perms(&mut self, tx: Tx, path: &str) -> Result<Vec<Perm>, Error> {
+    fn get_perms_in(&mut self, tx: Tx, path: &str) -> Result<Vec<Perm>, Error> {
         let p = self.path_call(Ty::GET_PERMS, tx, path, &[])?;
         wire::perms(&p).map_err(|what| self.malformed(Ty::GET_PERMS, path, what))
     }
 
     /// Set the permissions of `path`: the owner and default access first.
-    pub fn set_perms(&mut self, tx: Tx, path: &str, perms: &[Perm]) -> Result<(), Error> {
+    fn set_perms_in(&mut self, tx: Tx, path: &str, perms: &[Perm]) -> Result<(), Error> {
         let mut list = Vec::new();
         for p in perms {
             list.extend_from_slice(p.to_string().as_bytes());
@@ -325,17 +359,24 @@ impl<C: Conn> Client<C> {
             .map_err(|what| self.malformed(Ty::GET_DOMAIN_PATH, &d, what))
     }
 
-    /// Start a transaction.
-    pub fn transaction_start(&mut self) -> Result<Tx, Error> {
+    /// Start a transaction: its operations see and change a snapshot of the store until
+    /// [`Transaction::commit`] (an unfinished one is aborted when dropped).
+    /// [`transaction`](Self::transaction) also retries a commit that conflicted.
+    pub fn transaction_start(&mut self) -> Result<Transaction<'_, C>, Error> {
         let p = self.call(Ty::TRANSACTION_START, Tx::NONE, "", &[b"\0"])?;
-        wire::transaction_id(&p)
+        let tx = wire::transaction_id(&p)
             .map(Tx)
-            .map_err(|what| self.malformed(Ty::TRANSACTION_START, "", what))
+            .map_err(|what| self.malformed(Ty::TRANSACTION_START, "", what))?;
+        Ok(Transaction {
+            xs: self,
+            tx,
+            open: true,
+        })
     }
 
     /// End `tx` as `end` says. A commit that conflicted with another change fails with the
     /// daemon's `EAGAIN`: start over.
-    pub fn transaction_end(&mut self, tx: Tx, end: TxEnd) -> Result<(), Error> {
+    fn transaction_end(&mut self, tx: Tx, end: TxEnd) -> Result<(), Error> {
         let arg: &[u8] = match end {
             TxEnd::Commit => b"T\0",
             TxEnd::Abort => b"F\0",
@@ -349,20 +390,20 @@ impl<C: Conn> Client<C> {
     /// returned.
     pub fn transaction<T>(
         &mut self,
-        mut f: impl FnMut(&mut Self, Tx) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Transaction<'_, C>) -> Result<T, Error>,
     ) -> Result<T, Error> {
         const EAGAIN: i32 = 11;
         for _ in 0..TRANSACTION_ATTEMPTS {
-            let tx = self.transaction_start()?;
-            match f(self, tx) {
-                Ok(v) => match self.transaction_end(tx, TxEnd::Commit) {
+            let mut t = self.transaction_start()?;
+            match f(&mut t) {
+                Ok(v) => match t.commit() {
                     Ok(()) => return Ok(v),
                     Err(e) if e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. }) => {}
                     Err(e) => return Err(e),
                 },
                 Err(e) => {
                     // The abort's own failure would hide `f`'s error, which matters more.
-                    let _ = self.transaction_end(tx, TxEnd::Abort);
+                    let _ = t.abort();
                     if !(e.errno() == Some(EAGAIN) && matches!(e, Error::Daemon { .. })) {
                         return Err(e);
                     }
@@ -693,6 +734,88 @@ impl<C: Conn> Client<C> {
         }
         self.rx.extend_from_slice(&buf[..n]);
         Ok(())
+    }
+}
+
+/// A xenstore transaction ([`Client::transaction_start`], [`Client::transaction`]): the node
+/// operations of [`Client`], on the transaction's snapshot. Dropped unfinished, it is aborted.
+pub struct Transaction<'c, C: Conn = Connection> {
+    xs: &'c mut Client<C>,
+    tx: Tx,
+    /// Neither committed nor aborted yet.
+    open: bool,
+}
+
+impl<C: Conn> core::fmt::Debug for Transaction<'_, C> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Transaction")
+            .field("id", &self.tx.0)
+            .field("open", &self.open)
+            .finish()
+    }
+}
+
+impl<C: Conn> Transaction<'_, C> {
+    /// The value of `path` (bytes: xenstore values need not be text).
+    pub fn read(&mut self, path: &str) -> Result<Vec<u8>, Error> {
+        self.xs.read_in(self.tx, path)
+    }
+
+    /// Set `path` to `value`, creating it (and missing parents) if needed.
+    pub fn write(&mut self, path: &str, value: &[u8]) -> Result<(), Error> {
+        self.xs.write_in(self.tx, path, value)
+    }
+
+    /// Create `path` (and missing parents) with an empty value; an existing node is kept.
+    pub fn mkdir(&mut self, path: &str) -> Result<(), Error> {
+        self.xs.mkdir_in(self.tx, path)
+    }
+
+    /// Remove `path` and everything below it.
+    pub fn rm(&mut self, path: &str) -> Result<(), Error> {
+        self.xs.rm_in(self.tx, path)
+    }
+
+    /// The names of the children of `path`.
+    pub fn directory(&mut self, path: &str) -> Result<Vec<String>, Error> {
+        self.xs.directory_in(self.tx, path)
+    }
+
+    /// The permissions of `path`: owner (and everyone's default) first.
+    pub fn get_perms(&mut self, path: &str) -> Result<Vec<Perm>, Error> {
+        self.xs.get_perms_in(self.tx, path)
+    }
+
+    /// Set the permissions of `path`: the owner and default access first.
+    pub fn set_perms(&mut self, path: &str, perms: &[Perm]) -> Result<(), Error> {
+        self.xs.set_perms_in(self.tx, path, perms)
+    }
+
+    /// The transaction's id (the daemon's).
+    pub fn id(&self) -> u32 {
+        self.tx.0
+    }
+
+    /// Apply its changes. A commit that conflicted with another change fails with the daemon's
+    /// `EAGAIN` (and the changes are dropped): start over, or use [`Client::transaction`].
+    pub fn commit(mut self) -> Result<(), Error> {
+        self.open = false;
+        self.xs.transaction_end(self.tx, TxEnd::Commit)
+    }
+
+    /// Drop its changes.
+    pub fn abort(mut self) -> Result<(), Error> {
+        self.open = false;
+        self.xs.transaction_end(self.tx, TxEnd::Abort)
+    }
+}
+
+impl<C: Conn> Drop for Transaction<'_, C> {
+    fn drop(&mut self) {
+        if self.open {
+            // Nothing to report to: the daemon drops it with the connection anyway.
+            let _ = self.xs.transaction_end(self.tx, TxEnd::Abort);
+        }
     }
 }
 

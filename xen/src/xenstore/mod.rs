@@ -14,7 +14,7 @@ pub mod wire;
 
 #[cfg(all(feature = "std", unix))]
 pub use client::{
-    Client, Conn, Connection, Tx, TxEnd, WatchEvent, MAX_QUEUED_EVENTS, SOCKET_PATHS,
+    Client, Conn, Connection, Transaction, WatchEvent, MAX_QUEUED_EVENTS, SOCKET_PATHS,
     TRANSACTION_ATTEMPTS, XENBUS_PATH,
 };
 #[cfg(all(feature = "std", unix))]

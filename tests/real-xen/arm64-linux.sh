@@ -47,6 +47,19 @@ echo "== dom0 user space: Debian bookworm's arm64 packages in $root:$(cat "$root
 aarch64-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -I"$root/usr/include" -o "$ir/ioreq-probe" \
   tests/real-xen/arm64-ioreq-probe.c -L"$root/usr/lib/aarch64-linux-gnu" \
   -lxendevicemodel -lxencall -lxentoolcore -lxentoollog || { echo "FAIL: arm64-ioreq-probe.c does not build on Debian's arm64 libxen-dev"; exit 1; }
+# The virtio guest (a second one): its disk is a specification=virtio disk of xl, served by
+# virtio_mmio_attach built for aarch64 (static, Debian's rustc-web) on a loop device in dom0.
+. tests/lib/debian-rust.sh
+ensure_debian_rust >/dev/null
+CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc RUSTFLAGS="-C target-feature=+crt-static" \
+  debian_cargo build --locked -q --release -p xen --example virtio_mmio_attach --features vhost-user \
+  --target aarch64-unknown-linux-gnu --target-dir "$out/arm64-static" || { echo "FAIL: virtio_mmio_attach does not build for aarch64"; exit 1; }
+cp "$out/arm64-static/aarch64-unknown-linux-gnu/release/examples/virtio_mmio_attach" "$ir/virtio_mmio_attach"
+kmods="$kroot/lib/modules/$kver/kernel"
+(mods=$kmods; add_module drivers/block/loop "$ir/lib/modules")
+vgir="$out/arm64-linux-virtio-guest-initramfs"
+rm -rf "$vgir" && mkdir -p "$vgir"/{bin,dev,proc,sys,tmp,lib/modules}
+(mods=$kmods; for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk; do add_module "$m" "$vgir/lib/modules"; done)
 mkdir -p "$ir/guest"
 gir="$out/arm64-linux-guest-initramfs"
 rm -rf "$gir" && mkdir -p "$gir"/{bin,dev,proc}
@@ -59,6 +72,10 @@ poweroff -f
 INIT
 chmod +x "$gir/init"
 (cd "$gir" && find . | cpio -o -H newc --quiet) | gzip -1 >"$ir/guest/initrd.gz"
+cp "$gir/bin/busybox" "$vgir/bin/busybox"
+ln -s busybox "$vgir/bin/sh"
+cp tests/real-xen/virtio-arm64-guest-init.sh "$vgir/init"
+(cd "$vgir" && find . | cpio -o -H newc --quiet) | gzip -1 >"$ir/guest/virtio-initrd.gz"
 cp "$image" "$ir/guest/Image"
 cat >"$ir/etc/xen/guest.cfg" <<CFG
 name = "guest"
@@ -68,6 +85,19 @@ ramdisk = "/guest/initrd.gz"
 cmdline = "console=hvc0 loglevel=4 panic=-1 rdinit=/init"
 memory = 128
 vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+CFG
+cat >"$ir/etc/xen/vguest.cfg" <<CFG
+name = "vguest"
+type = "pvh"
+kernel = "/guest/Image"
+ramdisk = "/guest/virtio-initrd.gz"
+cmdline = "console=hvc0 loglevel=4 panic=-1 rdinit=/init"
+memory = 128
+vcpus = 1
+disk = [ 'backendtype=standalone,specification=virtio,vdev=xvda,target=/dev/loop0' ]
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
@@ -105,6 +135,34 @@ if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
 else
   echo "== FAILED: xl create"; cat /tmp/xl-create
 fi
+# The virtio guest: virtio_mmio_attach watches xenstore, xl announces the disk, the guest uses it.
+insmod /lib/modules/loop.ko
+/bin/busybox dd if=/dev/zero of=/disk.img bs=1048576 count=8 2>/dev/null
+printf 'HOST-WROTE-THIS.' | /bin/busybox dd of=/disk.img bs=512 seek=100 conv=notrunc 2>/dev/null
+/bin/busybox losetup /dev/loop0 /disk.img && echo "== loop0 over /disk.img"
+XEN_LOG=info /virtio_mmio_attach --xenstore >/tmp/va.log 2>&1 &
+va=$!
+n=0; until grep -q watching /tmp/va.log 2>/dev/null || [ $n -gt 100 ]; do sleep 0.1; n=$((n+1)); done
+if xl create /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
+  up vguest-created
+  echo "== virtio guest created: domain $(xl domid vguest)"
+  n=0
+  until grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log 2>/dev/null; do
+    sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for the virtio guest"; break; }
+    [ $((n % 10)) = 0 ] && ! xl domid vguest >/dev/null 2>&1 && { echo "== FAILED: the virtio guest is gone early"; break; }
+  done
+  up vguest-done
+  grep -a "VIRTIO ARM64" /var/log/xen/guest-vguest.log | tr -d '\r'
+  grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log || tail -n 40 /var/log/xen/guest-vguest.log | tr -d '\r' | sed 's/^/VGUEST LOG: /'
+  gone vguest 120
+else
+  echo "== virtio guest: xl create failed"; sed 's/^/XL: /' /tmp/xl-vcreate
+fi
+kill -TERM $va; wait $va; echo "== virtio_mmio_attach exit $?"
+sed 's/^/VA: /' /tmp/va.log
+/bin/busybox losetup -d /dev/loop0
+echo "VIRTIO ARM64 HOST DATA sector200 $(/bin/busybox dd if=/disk.img bs=512 skip=200 count=1 2>/dev/null | /bin/busybox head -c 16)"
+echo "VIRTIO ARM64 HOST DATA md5 $(/bin/busybox dd if=/disk.img bs=4096 skip=128 count=16 2>/dev/null | /bin/busybox md5sum | /bin/busybox cut -d' ' -f1)"
 echo "== dom0 done"
 reboot -f
 INIT
@@ -190,6 +248,18 @@ check ioreq-server "$(grep -q ': ok$' <<<"$probe" && echo 1 || echo 0)" "${probe
 marker=$(grep -m1 '^GUEST CONSOLE IN DOM0: ' <<<"$L" || true)
 check guest-marker "$(grep -q "$GUEST_MARKER" <<<"$marker" && echo 1 || echo 0)" "${marker:-no guest marker in dom0}"
 check guest-gone "$(has '== guest gone after')" "the guest ended and xl destroyed it"
+# The virtio guest: its checks, and dom0's file holds what it wrote.
+served=$(grep -m1 '^VA: virtio_mmio_attach: serving domain' <<<"$L" | sed 's/^VA: //' || true)
+check virtio-disk-served "$([ -n "$served" ] && echo 1 || echo 0)" "${served:-virtio_mmio_attach served nothing}; $(grep -m1 '^VA: .*announces' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || true)"
+vok=$(grep -c '^VIRTIO ARM64 CHECK .*: ok' <<<"$L" || true)
+vfail=$(grep '^VIRTIO ARM64 CHECK .*: FAIL' <<<"$L" | sed 's/^VIRTIO ARM64 CHECK //' | paste -sd';' || true)
+check virtio-guest-checks "$([ "$vok" = 5 ] && [ -z "$vfail" ] && echo 1 || echo 0)" "$vok of 5 guest checks passed${vfail:+; failed: $vfail}"
+g=$(sed -n 's/^VIRTIO ARM64 DATA md5 //p' <<<"$L" | head -n1)
+d=$(sed -n 's/^VIRTIO ARM64 HOST DATA md5 //p' <<<"$L" | head -n1)
+check virtio-disk-file "$([ -n "$g" ] && [ "$g" = "$d" ] && has '^VIRTIO ARM64 HOST DATA sector200 GUEST-WROTE-THIS' || echo 0)" "dom0's file: md5 '$d' (the guest wrote '$g') and its sector"
+check virtio-teardown "$(grep -q '== virtio_mmio_attach exit 0' <<<"$L" && grep -q '^VA: .*stopped after [0-9]* requests (0 refused), torn down' <<<"$L" && echo 1 || echo 0)" \
+  "$(grep -m1 '^VA: .*stopped after' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || echo 'no teardown line')"
+echo "ARM64 LINUX TIME virtio-guest: $(awk '/^DOM0 UPTIME vguest-created / { c = $4 } /^DOM0 UPTIME vguest-done / { d = $4 } END { if (c != "" && d != "") printf "%.1f s from xl create to its last check", d - c; else print "never" }' <<<"$L")"
 echo "ARM64 LINUX TIME xen-banner: $(at 'Xen version')"
 echo "ARM64 LINUX TIME dom0-userspace: $(at '== dom0 user space')"
 echo "ARM64 LINUX TIME guest-marker-in-dom0: $(at 'GUEST CONSOLE IN DOM0')"
@@ -209,6 +279,8 @@ probe=$(grep -m1 '^IOREQ ' <<<"$L" || true)
 check debian-xen-no-ioreq "$(grep -q 'create_ioreq_server.*FAIL (Function not implemented)' <<<"$probe" && echo 1 || echo 0)" "${probe:-no IOREQ line}"
 marker=$(grep -m1 '^GUEST CONSOLE IN DOM0: ' <<<"$L" || true)
 check debian-xen-guest-marker "$(grep -q "$GUEST_MARKER" <<<"$marker" && echo 1 || echo 0)" "${marker:-no guest marker in dom0}"
+refused=$(grep -m1 '^VA: .*XEN_DMOP_nr_vcpus: ENOSYS' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || true)
+check debian-xen-virtio-refused "$([ -n "$refused" ] && has '== virtio guest: xl create failed' || echo 0)" "${refused:-no refusal}; xl create failed cleanly"
 echo "ARM64 LINUX TIME debian-xen-qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
 verdict "Debian's Xen"
-echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; IOREQ server created for the guest) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS)"
+echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; IOREQ server created for the guest; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS)"

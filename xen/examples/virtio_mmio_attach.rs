@@ -22,7 +22,7 @@
 
 use std::collections::BTreeSet;
 use std::os::fd::AsFd;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -92,11 +92,17 @@ fn arm_guest_ram(mem_kib: u64) -> Vec<(u64, u64)> {
     ram
 }
 
-/// Serve `devices` to `domid` (RAM `ram`) on one IOREQ server until SIGTERM/SIGINT; `ready`
-/// once the server is live (the devices' ranges claimed).
-fn serve(domid: DomId, ram: &[(u64, u64)], devices: Vec<Device>, ready: impl FnOnce()) -> Res<()> {
-    let xen: Arc<Xen<Linux>> = setup::open(true)?;
-    let guest = setup::guest_ram("virtio_mmio_attach", &xen, domid, ram)?;
+/// Serve `devices` to `domid` (RAM `ram`) on one IOREQ server of `xen` until `stop` is set
+/// and the platform woken; `ready` once the server is live (the devices' ranges claimed).
+fn serve(
+    xen: &Xen<Linux>,
+    stop: &AtomicBool,
+    domid: DomId,
+    ram: &[(u64, u64)],
+    devices: Vec<Device>,
+    ready: impl FnOnce(),
+) -> Res<()> {
+    let guest = setup::guest_ram("virtio_mmio_attach", xen, domid, ram)?;
     let populated: Vec<(u64, u64)> = guest.regions().iter().map(|r| (r.gpa(), r.len())).collect();
     let mut bus = MmioBus::new();
     for d in devices {
@@ -115,7 +121,7 @@ fn serve(domid: DomId, ram: &[(u64, u64)], devices: Vec<Device>, ready: impl FnO
                     .map_err(|e| format!("{file}: {e}"))?;
                 let disk = Block::new(f, access, "xen-virtio-disk")?;
                 let sectors = disk.sectors();
-                bus.add(VirtioMmio::new(&xen, domid, base, irq, disk, mem)?)?;
+                bus.add(VirtioMmio::new(xen, domid, base, irq, disk, mem)?)?;
                 println!(
                     "virtio_mmio_attach: {base:#x} SPI {irq}: disk {file} ({sectors} sectors, {access:?})"
                 );
@@ -138,21 +144,21 @@ fn serve(domid: DomId, ram: &[(u64, u64)], devices: Vec<Device>, ready: impl FnO
                     &populated,
                     VhostUserOptions::default(),
                 )?;
-                bus.add(VirtioMmio::new(&xen, domid, base, irq, dev, mem)?)?;
+                bus.add(VirtioMmio::new(xen, domid, base, irq, dev, mem)?)?;
                 println!(
                     "virtio_mmio_attach: {base:#x} SPI {irq}: type {kind} from the back end at {socket}"
                 );
             }
         }
     }
-    let mut server = IoreqServer::create(&xen, domid, ServerOptions::default())?;
+    let mut server = IoreqServer::create(xen, domid, ServerOptions::default())?;
     bus.claim(&mut server)?;
     ready();
     println!(
         "virtio_mmio_attach: serving domain {domid} (IOREQ server {})",
         server.id()
     );
-    let served = bus.serve(&mut server, &STOP);
+    let served = bus.serve(&mut server, stop);
     let stats = server.stats();
     server.shutdown()?;
     served?;
@@ -236,8 +242,28 @@ fn set_state(a: &Announcement, state: xen::sys::XenbusState) {
     }
 }
 
-/// `--xenstore`: serve every device libxl announces from now on, one server and thread each.
+/// A device served from xenstore's announcement: its thread, the handle that wakes it.
+struct Served {
+    announcement: Announcement,
+    xen: Arc<Xen<Linux>>,
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Served {
+    /// Stop serving: the server is torn down, the thread joined.
+    fn stop(self) -> Announcement {
+        self.stop.store(true, Ordering::Release);
+        self.xen.platform().request_stop();
+        let _ = self.thread.join();
+        self.announcement
+    }
+}
+
+/// `--xenstore`: serve every device libxl announces from now on, one server and thread each;
+/// a device libxl removes (its back end set to `Closing`) is torn down and set `Closed`.
 fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
+    use xen::sys::XenbusState;
     let mut xs = Client::open()?;
     let home = format!("{}/backend", xs.get_domain_path(DomId(0))?);
     for kind in ["virtio_disk", "virtio"] {
@@ -245,11 +271,31 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
     }
     println!("virtio_mmio_attach: watching {home}/virtio_disk and {home}/virtio");
     let mut seen = BTreeSet::new();
-    let mut threads = Vec::new();
+    let mut served: Vec<Served> = Vec::new();
     while !STOP.load(Ordering::Acquire) {
         // Woken by a change below the watched directories, or every half second to notice a stop.
         if xs.wait_event(Some(Duration::from_millis(500)))?.is_none() {
             continue;
+        }
+        // Devices libxl is removing (or that are gone): torn down, then Closed.
+        let mut i = 0;
+        while i < served.len() {
+            let path = served[i].announcement.state_path();
+            let state = xs
+                .read(&path)
+                .ok()
+                .and_then(|v| String::from_utf8_lossy(&v).trim().parse::<u32>().ok());
+            let finished = served[i].thread.is_finished();
+            if finished || state.is_none_or(|s| s >= XenbusState::CLOSING.0) {
+                let a = served.swap_remove(i).stop();
+                println!("virtio_mmio_attach: {} removed", a.backend);
+                if state.is_some() {
+                    set_state(&a, XenbusState::CLOSED);
+                }
+                seen.remove(&a.backend);
+            } else {
+                i += 1;
+            }
         }
         // Which guests have announcements now.
         let mut guests = BTreeSet::new();
@@ -269,7 +315,9 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
                         continue;
                     }
                 };
-                if !seen.insert(a.backend.clone()) {
+                // New devices only: libxl writes Initialising.
+                let state = xs.read(&a.state_path()).unwrap_or_default();
+                if state != b"1" || !seen.insert(a.backend.clone()) {
                     continue;
                 }
                 let static_max = xs
@@ -291,23 +339,32 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
                     "virtio_mmio_attach: {} announces {:?} at {:#x} SPI {} for domain {domid}",
                     a.backend, a.what, a.base, a.irq
                 );
-                threads.push(std::thread::spawn(move || {
+                let xen = Arc::new(Xen::new(Linux::open_nonblocking()?)?);
+                let stop = Arc::new(AtomicBool::new(false));
+                let (x, st, ann) = (Arc::clone(&xen), Arc::clone(&stop), a.clone());
+                let thread = std::thread::spawn(move || {
                     let ram = arm_guest_ram(mem_kib);
-                    let r = serve(domid, &ram, vec![device], || {
+                    let r = serve(&x, &st, domid, &ram, vec![device], || {
                         // libxl goes on with the guest once the back end is here.
-                        set_state(&a, xen::sys::XenbusState::INITWAIT);
-                        set_state(&a, xen::sys::XenbusState::CONNECTED);
+                        set_state(&ann, XenbusState::INITWAIT);
+                        set_state(&ann, XenbusState::CONNECTED);
                     });
                     if let Err(e) = &r {
-                        eprintln!("virtio_mmio_attach: {}: {e}", a.backend);
-                        set_state(&a, xen::sys::XenbusState::CLOSED);
+                        eprintln!("virtio_mmio_attach: {}: {e}", ann.backend);
+                        set_state(&ann, XenbusState::CLOSED);
                     }
-                }));
+                });
+                served.push(Served {
+                    announcement: a,
+                    xen,
+                    stop,
+                    thread,
+                });
             }
         }
     }
-    for t in threads {
-        let _ = t.join();
+    for s in served {
+        s.stop();
     }
     Ok(())
 }
@@ -341,5 +398,6 @@ fn main() -> Res<()> {
         return Err(USAGE.into());
     }
     let devices = parse_devices(&args[1 + ram.len()..])?;
-    serve(domid, &ram, devices, || {})
+    let xen = setup::open(true)?;
+    serve(&xen, &STOP, domid, &ram, devices, || {})
 }

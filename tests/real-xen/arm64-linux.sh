@@ -5,10 +5,12 @@
 # libraries, nothing installed: tests/lib/dom0-initramfs.sh with DOM0_ARCH=arm64). Dom0 answers
 # `xl info`, creates a guest (the same Debian kernel, paused), creates an IOREQ server for it
 # (tests/real-xen/arm64-ioreq-probe.c on Debian's arm64 libxendevicemodel: Debian's own arm64
-# Xen has no dm_op), runs the x86 Linux dom0 stage's privcmd_check built for aarch64 (the xen
-# crate's privcmd and evtchn backends, Debian's rustc-web), unpauses the guest, and the guest's
-# marker line reaches dom0 through xenconsoled. The same dom0 then boots on Debian's own arm64
-# Xen, where the IOREQ server is refused with ENOSYS and the guest still comes up.
+# Xen has no dm_op), runs the x86 Linux dom0 stages' privcmd_check built for aarch64 (the xen
+# crate's privcmd and evtchn backends, Debian's rustc-web), starts regbank (the xen crate's
+# IoreqServer, aarch64) for the guest and unpauses it; the guest's marker line reaches dom0
+# through xenconsoled, and the guest reads and writes regbank's registers with busybox devmem.
+# The same dom0 then boots on Debian's own arm64 Xen, where the IOREQ server is refused with
+# ENOSYS (regbank is not started) and the guest still comes up.
 # One "ARM64 LINUX CHECK <name>: ok|FAIL (detail)" line per check, "ARM64 LINUX TIME" lines with
 # the seconds from QEMU's start to dom0's user space and to the guest's marker in dom0.
 set -euo pipefail
@@ -52,20 +54,33 @@ echo "== dom0 user space: Debian bookworm's arm64 packages in $root:$(cat "$root
 aarch64-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -I"$root/usr/include" -o "$ir/ioreq-probe" \
   tests/real-xen/arm64-ioreq-probe.c -L"$root/usr/lib/aarch64-linux-gnu" \
   -lxendevicemodel -lxencall -lxentoolcore -lxentoollog || { echo "FAIL: arm64-ioreq-probe.c does not build on Debian's arm64 libxen-dev"; exit 1; }
-# The x86 Linux dom0 stage's privcmd_check (the xen crate's privcmd and evtchn backends), built
-# static for aarch64 with Debian's rustc-web and its arm64 standard library.
+# The x86 Linux dom0 stages' privcmd_check (the xen crate's privcmd and evtchn backends) and
+# regbank (an IoreqServer), built static for aarch64 with Debian's rustc-web and its arm64
+# standard library, in one build with the server profile.
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc RUSTFLAGS="-C target-feature=+crt-static" \
-  debian_cargo build --locked -q --release -p xen --example privcmd_check --features std \
-  --target aarch64-unknown-linux-gnu --target-dir "$out/arm64-static" || { echo "FAIL: privcmd_check does not build for aarch64"; exit 1; }
-cp "$out/arm64-static/aarch64-unknown-linux-gnu/release/examples/privcmd_check" "$ir/privcmd_check"
+  debian_cargo build --locked -q --profile server -p xen --example privcmd_check --example regbank \
+  --features std --target aarch64-unknown-linux-gnu --target-dir "$out/arm64-static" ||
+  { echo "FAIL: privcmd_check and regbank do not build for aarch64"; exit 1; }
+cp "$out"/arm64-static/aarch64-unknown-linux-gnu/server/examples/{privcmd_check,regbank} "$ir/"
 mkdir -p "$ir/guest"
 gir="$out/arm64-linux-guest-initramfs"
 rm -rf "$gir" && mkdir -p "$gir"/{bin,dev,proc}
 cp "$ir/bin/busybox" "$gir/bin/busybox"
-for a in sh poweroff; do ln -s busybox "$gir/bin/$a"; done
+for a in sh poweroff mount grep devmem; do ln -s busybox "$gir/bin/$a"; done
+# With "regbank" on its command line (dom0 adds it where regbank serves the guest), the guest
+# reads and writes regbank's registers through /dev/mem: the ID, the scratch register, the
+# counter that increments per read.
 cat >"$gir/init" <<INIT
 #!/bin/sh
 echo "$GUEST_MARKER"
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+if grep -q ' regbank' /proc/cmdline; then
+  echo "REGBANK ID \$(devmem 0xFE000000 32)"
+  devmem 0xFE000008 32 0xCAFEF00D
+  echo "REGBANK SCRATCH \$(devmem 0xFE000008 32)"
+  echo "REGBANK COUNTER \$(devmem 0xFE000010 32) \$(devmem 0xFE000010 32)"
+fi
 poweroff -f
 INIT
 chmod +x "$gir/init"
@@ -93,7 +108,12 @@ up xenstored-xenconsoled
 xenstore-read -s / >/dev/null 2>&1 && echo "== xenstored answers"
 xl info >/tmp/xl-info 2>&1 && echo "== xl info exit 0"
 grep -E '^(xen_version|xen_caps|nr_cpus|total_memory) ' /tmp/xl-info | sed 's/^/XLINFO /'
-if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
+# xenabi.regbank on dom0's command line (the harness sets it where Xen has IOREQ servers):
+# regbank serves the guest, which is told so on its command line.
+cmdline="console=hvc0 loglevel=4 panic=-1 rdinit=/init"
+regbank=
+grep -q 'xenabi.regbank' /proc/cmdline && regbank=1 cmdline="$cmdline regbank"
+if xl create -p /etc/xen/guest.cfg "cmdline=\"$cmdline\"" >/tmp/xl-create 2>&1; then
   up xl-create-done
   domid=$(xl domid guest)
   echo "== guest created paused: domain $domid"
@@ -102,6 +122,10 @@ if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
   if /ioreq-probe "$domid"; then
     /privcmd_check
     echo "== privcmd_check exit status $?"
+  fi
+  if [ -n "$regbank" ]; then
+    serve /tmp/regbank.log /regbank "$domid"
+    wait_for serving /tmp/regbank.log
   fi
   xl unpause guest
   up unpaused
@@ -118,6 +142,8 @@ if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
     tail -n 15 /var/log/xen/guest-guest.log 2>/dev/null | sed 's/^/GUEST LOG: /'
   fi
   gone guest 120
+  grep '^REGBANK ' /var/log/xen/guest-guest.log | sed 's/^/FROM GUEST: /'
+  if [ -n "$regbank" ]; then stop regbank "$p" regbank; drain /tmp/regbank.log; fi
 else
   echo "== FAILED: xl create"; cat /tmp/xl-create
 fi
@@ -141,20 +167,20 @@ XEN_ARGS="console=dtuart dtuart=/pl011@9000000 dom0_mem=512M dom0_max_vcpus=1 lo
 DOM0_ARGS="console=hvc0 earlycon=xen loglevel=4 panic=-1 rdinit=/init"
 # One CPU (ARM64_LINUX_SMP overrides): with two (multi-threaded TCG) the same boot took 10-13 s
 # of QEMU instead of 8.5-10 s here.
-qemu_args() { # xen
+qemu_args() { # xen extra-dom0-args
   QEMU=(qemu-system-aarch64 -machine virt,gic-version=3,virtualization=true -cpu cortex-a57
     -accel tcg,thread=multi -smp "${ARM64_LINUX_SMP:-1}" -m 1024 -nographic -no-reboot
     -kernel "$1" -append "$XEN_ARGS"
-    -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS"
+    -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS${2:+ $2}"
     -device "guest-loader,addr=$RADDR,initrd=$cpio_file")
 }
 
 # boot XEN LOG: QEMU with it; sets rc, ms, L (the log without carriage returns) and marks (a file:
 # when each marker first appeared in the log, in ms from QEMU's start, noted by a watcher).
-boot() {
+boot() { # xen log [extra dom0 arguments]
   local watcher
   log=$2 marks="$2.marks"
-  qemu_args "$1"
+  qemu_args "$1" "${3:-}"
   : >"$marks"
   : >"$log"
   start=$(date +%s%N)
@@ -191,7 +217,7 @@ verdict() { # what: ends the scenario when a check failed
 
 # 1. Xen with IOREQ servers: everything, and the IOREQ server.
 echo "== dom0: $DOM0_ARGS; modules at $KADDR (Image) and $RADDR (initramfs)"
-boot "$xen" "$out/arm64-linux.log"
+boot "$xen" "$out/arm64-linux.log" xenabi.regbank
 echo "== $(for a in "${QEMU[@]}"; do case $a in *' '*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
 banner=$(grep -m1 -o 'Xen version [^ ]*' <<<"$L" || true)
 check xen-ioreq-booted "$(has "Xen version ${XEN_ARM64_SOURCE_VERSION%%+*} ")" "${banner:-no Xen banner}, built with $(tr '\n' ' ' <<<"$XEN_ARM64_IOREQ_CONFIG" | sed 's/ $//')"
@@ -211,6 +237,15 @@ check privcmd-check "$(grep -q '^RESULT: PASS' <<<"$pc" && [ -z "$pcfail" ] && [
   "aarch64 privcmd_check: ${pc:-no RESULT line}${pcfail:+; failed: $pcfail}; extraversion '$pcextra' read through privcmd"
 marker=$(grep -m1 '^GUEST CONSOLE IN DOM0: ' <<<"$L" || true)
 check guest-marker "$(grep -q "$GUEST_MARKER" <<<"$marker" && echo 1 || echo 0)" "${marker:-no guest marker in dom0}"
+# regbank (the Rust IoreqServer) answered the guest's MMIO: the guest's lines, as dom0 read them
+# from its console log, and regbank's own account of its end.
+rid=$(sed -n 's/^FROM GUEST: REGBANK ID //p' <<<"$L" | head -1)
+rscratch=$(sed -n 's/^FROM GUEST: REGBANK SCRATCH //p' <<<"$L" | head -1)
+read -r ra rb < <(sed -n 's/^FROM GUEST: REGBANK COUNTER //p' <<<"$L" | head -1) || true
+rend=$(grep -m1 '^regbank: stopped after' <<<"$L" || true)
+check regbank-mmio "$([ "$rid" = 0x58454E31 ] && [ "$rscratch" = 0xCAFEF00D ] && [ -n "${ra:-}" ] && [ $((rb - ra)) = 1 ] && echo 1 || echo 0)" \
+  "guest's devmem: ID ${rid:-none} (want 0x58454E31), scratch ${rscratch:-none} (want 0xCAFEF00D), counter ${ra:-none} then ${rb:-none}"
+check regbank-teardown "$([ -n "$rend" ] && has '== regbank EXIT 0' || echo 0)" "${rend:-no end line from regbank}"
 check guest-gone "$(has '== guest gone after')" "the guest ended and xl destroyed it"
 echo "ARM64 LINUX TIME xen-banner: $(at 'Xen version')"
 echo "ARM64 LINUX TIME dom0-userspace: $(at '== dom0 user space')"
@@ -233,4 +268,4 @@ marker=$(grep -m1 '^GUEST CONSOLE IN DOM0: ' <<<"$L" || true)
 check debian-xen-guest-marker "$(grep -q "$GUEST_MARKER" <<<"$marker" && echo 1 || echo 0)" "${marker:-no guest marker in dom0}"
 echo "ARM64 LINUX TIME debian-xen-qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
 verdict "Debian's Xen"
-echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; IOREQ server created for the guest) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS)"
+echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS)"

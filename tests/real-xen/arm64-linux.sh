@@ -5,7 +5,12 @@
 # libraries, nothing installed: tests/lib/dom0-initramfs.sh with DOM0_ARCH=arm64). Dom0 answers
 # `xl info`, creates a guest (the same Debian kernel, paused), creates an IOREQ server for it
 # (tests/real-xen/arm64-ioreq-probe.c on Debian's arm64 libxendevicemodel: Debian's own arm64
-# Xen has no dm_op), unpauses it, and the guest's marker line reaches dom0 through xenconsoled.
+# Xen has no dm_op), runs the x86 Linux dom0 stages' privcmd_check built for aarch64 (the xen
+# crate's privcmd and evtchn backends, Debian's rustc-web), starts regbank (the xen crate's
+# IoreqServer, aarch64) for the guest and unpauses it; the guest's marker line reaches dom0
+# through xenconsoled, and the guest reads and writes regbank's registers with busybox devmem.
+# The same dom0 then boots on Debian's own arm64 Xen, where the IOREQ server is refused with
+# ENOSYS (regbank is not started) and the guest still comes up.
 # One "ARM64 LINUX CHECK <name>: ok|FAIL (detail)" line per check, "ARM64 LINUX TIME" lines with
 # the seconds from QEMU's start to dom0's user space and to the guest's marker in dom0.
 set -euo pipefail
@@ -20,6 +25,8 @@ ensure_packages $PKGS_ARM64_LINUX
 . tests/lib/dom0-initramfs.sh
 # shellcheck source=tests/lib/xen-arm64-ioreq.sh
 . tests/lib/xen-arm64-ioreq.sh
+. tests/lib/debian-rust.sh
+ensure_debian_rust >/dev/null
 
 out="${CARGO_TARGET_DIR:-$PWD/target}/real-xen"
 mkdir -p "$out"
@@ -47,14 +54,17 @@ echo "== dom0 user space: Debian bookworm's arm64 packages in $root:$(cat "$root
 aarch64-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -I"$root/usr/include" -o "$ir/ioreq-probe" \
   tests/real-xen/arm64-ioreq-probe.c -L"$root/usr/lib/aarch64-linux-gnu" \
   -lxendevicemodel -lxencall -lxentoolcore -lxentoollog || { echo "FAIL: arm64-ioreq-probe.c does not build on Debian's arm64 libxen-dev"; exit 1; }
-# The virtio guest (a second one): its disk is a specification=virtio disk of xl, served by
-# virtio_mmio_attach built for aarch64 (static, Debian's rustc-web) on a loop device in dom0.
-. tests/lib/debian-rust.sh
-ensure_debian_rust >/dev/null
+# The x86 Linux dom0 stages' privcmd_check (the xen crate's privcmd and evtchn backends) and
+# regbank (an IoreqServer), and virtio_mmio_attach (the virtio guest's disk: a
+# specification=virtio disk of xl on a loop device in dom0), built static for aarch64 with
+# Debian's rustc-web and its arm64 standard library, in one release build (nothing is timed here:
+# no need for the server profile).
 CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc RUSTFLAGS="-C target-feature=+crt-static" \
-  debian_cargo build --locked -q --release -p xen --example virtio_mmio_attach --features vhost-user \
-  --target aarch64-unknown-linux-gnu --target-dir "$out/arm64-static" || { echo "FAIL: virtio_mmio_attach does not build for aarch64"; exit 1; }
-cp "$out/arm64-static/aarch64-unknown-linux-gnu/release/examples/virtio_mmio_attach" "$ir/virtio_mmio_attach"
+  debian_cargo build --locked -q --release -p xen --example privcmd_check --example regbank \
+  --example virtio_mmio_attach --features vhost-user --target aarch64-unknown-linux-gnu \
+  --target-dir "$out/arm64-static" ||
+  { echo "FAIL: privcmd_check, regbank and virtio_mmio_attach do not build for aarch64"; exit 1; }
+cp "$out"/arm64-static/aarch64-unknown-linux-gnu/release/examples/{privcmd_check,regbank,virtio_mmio_attach} "$ir/"
 kmods="$kroot/lib/modules/$kver/kernel"
 (mods=$kmods; add_module drivers/block/loop "$ir/lib/modules")
 vgir="$out/arm64-linux-virtio-guest-initramfs"
@@ -64,10 +74,21 @@ mkdir -p "$ir/guest"
 gir="$out/arm64-linux-guest-initramfs"
 rm -rf "$gir" && mkdir -p "$gir"/{bin,dev,proc}
 cp "$ir/bin/busybox" "$gir/bin/busybox"
-for a in sh poweroff; do ln -s busybox "$gir/bin/$a"; done
+for a in sh poweroff mount grep devmem; do ln -s busybox "$gir/bin/$a"; done
+# With "regbank" on its command line (dom0 adds it where regbank serves the guest), the guest
+# reads and writes regbank's registers through /dev/mem: the ID, the scratch register, the
+# counter that increments per read.
 cat >"$gir/init" <<INIT
 #!/bin/sh
 echo "$GUEST_MARKER"
+mount -t proc proc /proc
+mount -t devtmpfs devtmpfs /dev
+if grep -q ' regbank' /proc/cmdline; then
+  echo "REGBANK ID \$(devmem 0xFE000000 32)"
+  devmem 0xFE000008 32 0xCAFEF00D
+  echo "REGBANK SCRATCH \$(devmem 0xFE000008 32)"
+  echo "REGBANK COUNTER \$(devmem 0xFE000010 32) \$(devmem 0xFE000010 32)"
+fi
 poweroff -f
 INIT
 chmod +x "$gir/init"
@@ -112,11 +133,25 @@ up xenstored-xenconsoled
 xenstore-read -s / >/dev/null 2>&1 && echo "== xenstored answers"
 xl info >/tmp/xl-info 2>&1 && echo "== xl info exit 0"
 grep -E '^(xen_version|xen_caps|nr_cpus|total_memory) ' /tmp/xl-info | sed 's/^/XLINFO /'
-if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
+# xenabi.regbank on dom0's command line (the harness sets it where Xen has IOREQ servers):
+# regbank serves the guest, which is told so on its command line.
+cmdline="console=hvc0 loglevel=4 panic=-1 rdinit=/init"
+regbank=
+grep -q 'xenabi.regbank' /proc/cmdline && regbank=1 cmdline="$cmdline regbank"
+if xl create -p /etc/xen/guest.cfg "cmdline=\"$cmdline\"" >/tmp/xl-create 2>&1; then
   up xl-create-done
   domid=$(xl domid guest)
   echo "== guest created paused: domain $domid"
-  /ioreq-probe "$domid"
+  # privcmd_check expects dm_op to be there (ESRCH for a missing domain): where the IOREQ
+  # server could not be created (Debian's Xen) it is not run.
+  if /ioreq-probe "$domid"; then
+    /privcmd_check
+    echo "== privcmd_check exit status $?"
+  fi
+  if [ -n "$regbank" ]; then
+    serve /tmp/regbank.log /regbank "$domid"
+    wait_for serving /tmp/regbank.log
+  fi
   xl unpause guest
   up unpaused
   n=0
@@ -132,6 +167,8 @@ if xl create -p /etc/xen/guest.cfg >/tmp/xl-create 2>&1; then
     tail -n 15 /var/log/xen/guest-guest.log 2>/dev/null | sed 's/^/GUEST LOG: /'
   fi
   gone guest 120
+  grep '^REGBANK ' /var/log/xen/guest-guest.log | sed 's/^/FROM GUEST: /'
+  if [ -n "$regbank" ]; then stop regbank "$p" regbank; drain /tmp/regbank.log; fi
 else
   echo "== FAILED: xl create"; cat /tmp/xl-create
 fi
@@ -183,20 +220,20 @@ XEN_ARGS="console=dtuart dtuart=/pl011@9000000 dom0_mem=512M dom0_max_vcpus=1 lo
 DOM0_ARGS="console=hvc0 earlycon=xen loglevel=4 panic=-1 rdinit=/init"
 # One CPU (ARM64_LINUX_SMP overrides): with two (multi-threaded TCG) the same boot took 10-13 s
 # of QEMU instead of 8.5-10 s here.
-qemu_args() { # xen
+qemu_args() { # xen extra-dom0-args
   QEMU=(qemu-system-aarch64 -machine virt,gic-version=3,virtualization=true -cpu cortex-a57
     -accel tcg,thread=multi -smp "${ARM64_LINUX_SMP:-1}" -m 1024 -nographic -no-reboot
     -kernel "$1" -append "$XEN_ARGS"
-    -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS"
+    -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS${2:+ $2}"
     -device "guest-loader,addr=$RADDR,initrd=$cpio_file")
 }
 
 # boot XEN LOG: QEMU with it; sets rc, ms, L (the log without carriage returns) and marks (a file:
 # when each marker first appeared in the log, in ms from QEMU's start, noted by a watcher).
-boot() {
+boot() { # xen log [extra dom0 arguments]
   local watcher
   log=$2 marks="$2.marks"
-  qemu_args "$1"
+  qemu_args "$1" "${3:-}"
   : >"$marks"
   : >"$log"
   start=$(date +%s%N)
@@ -233,7 +270,7 @@ verdict() { # what: ends the scenario when a check failed
 
 # 1. Xen with IOREQ servers: everything, and the IOREQ server.
 echo "== dom0: $DOM0_ARGS; modules at $KADDR (Image) and $RADDR (initramfs)"
-boot "$xen" "$out/arm64-linux.log"
+boot "$xen" "$out/arm64-linux.log" xenabi.regbank
 echo "== $(for a in "${QEMU[@]}"; do case $a in *' '*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
 banner=$(grep -m1 -o 'Xen version [^ ]*' <<<"$L" || true)
 check xen-ioreq-booted "$(has "Xen version ${XEN_ARM64_SOURCE_VERSION%%+*} ")" "${banner:-no Xen banner}, built with $(tr '\n' ' ' <<<"$XEN_ARM64_IOREQ_CONFIG" | sed 's/ $//')"
@@ -245,8 +282,23 @@ created=$(grep -m1 -o 'guest created paused: domain [0-9]*' <<<"$L" || true)
 check guest-created "$([ -n "$created" ] && echo 1 || echo 0)" "${created:-xl create failed}"
 probe=$(grep -m1 '^IOREQ ' <<<"$L" || true)
 check ioreq-server "$(grep -q ': ok$' <<<"$probe" && echo 1 || echo 0)" "${probe:-no IOREQ line}"
+pc=$(grep -m1 '^RESULT: ' <<<"$L" || true)
+pcfail=$(grep '^CHECK privcmd .*: FAIL' <<<"$L" | cut -d: -f1 | sed 's/^CHECK privcmd //' | paste -sd, || true)
+pcextra=$(grep -m1 '^EXTRAVERSION privcmd ' <<<"$L" | cut -d' ' -f3 || true)
+check privcmd-check "$(grep -q '^RESULT: PASS' <<<"$pc" && [ -z "$pcfail" ] && [ "$(grep -c '^CHECK privcmd .*: ok' <<<"$L")" -ge 18 ] &&
+  grep -qF "Xen version 4.17$pcextra " <<<"$L" && echo 1 || echo 0)" \
+  "aarch64 privcmd_check: ${pc:-no RESULT line}${pcfail:+; failed: $pcfail}; extraversion '$pcextra' read through privcmd"
 marker=$(grep -m1 '^GUEST CONSOLE IN DOM0: ' <<<"$L" || true)
 check guest-marker "$(grep -q "$GUEST_MARKER" <<<"$marker" && echo 1 || echo 0)" "${marker:-no guest marker in dom0}"
+# regbank (the Rust IoreqServer) answered the guest's MMIO: the guest's lines, as dom0 read them
+# from its console log, and regbank's own account of its end.
+rid=$(sed -n 's/^FROM GUEST: REGBANK ID //p' <<<"$L" | head -1)
+rscratch=$(sed -n 's/^FROM GUEST: REGBANK SCRATCH //p' <<<"$L" | head -1)
+read -r ra rb < <(sed -n 's/^FROM GUEST: REGBANK COUNTER //p' <<<"$L" | head -1) || true
+rend=$(grep -m1 '^regbank: stopped after' <<<"$L" || true)
+check regbank-mmio "$([ "$rid" = 0x58454E31 ] && [ "$rscratch" = 0xCAFEF00D ] && [ -n "${ra:-}" ] && [ $((rb - ra)) = 1 ] && echo 1 || echo 0)" \
+  "guest's devmem: ID ${rid:-none} (want 0x58454E31), scratch ${rscratch:-none} (want 0xCAFEF00D), counter ${ra:-none} then ${rb:-none}"
+check regbank-teardown "$([ -n "$rend" ] && has '== regbank EXIT 0' || echo 0)" "${rend:-no end line from regbank}"
 check guest-gone "$(has '== guest gone after')" "the guest ended and xl destroyed it"
 # The virtio guest: its checks, and dom0's file holds what it wrote.
 served=$(grep -m1 '^VA: virtio_mmio_attach: serving domain' <<<"$L" | sed 's/^VA: //' || true)
@@ -283,4 +335,4 @@ refused=$(grep -m1 '^VA: .*XEN_DMOP_nr_vcpus: ENOSYS' <<<"$L" | sed 's/^VA: virt
 check debian-xen-virtio-refused "$([ -n "$refused" ] && has '== virtio guest: xl create failed' || echo 0)" "${refused:-no refusal}; xl create failed cleanly"
 echo "ARM64 LINUX TIME debian-xen-qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
 verdict "Debian's Xen"
-echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; IOREQ server created for the guest; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS)"
+echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS, the virtio disk refused)"

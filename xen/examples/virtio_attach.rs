@@ -30,18 +30,18 @@
 //! the event channel and every back end's call eventfd and socket). SIGTERM or SIGINT stops
 //! it; the server is torn down and the back ends' rings stopped.
 
-use std::os::fd::AsFd;
-
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::pci::{PciBus, SavedBus};
-use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
-use xen::virtio::{device_id, InterruptPath, VirtioPci};
+use xen::virtio::{InterruptPath, VirtioPci};
 
 #[path = "common/rng.rs"]
 mod rng;
 #[path = "common/setup.rs"]
 mod setup;
+#[path = "common/vhost.rs"]
+mod vhost;
 use setup::{Res, STOP};
+use vhost::device_type;
 
 const USAGE: &str = "usage: virtio_attach [--pvh] [--state FILE] [--relay-interrupts] DOMID \
                      RAM_START-RAM_END... \
@@ -56,17 +56,6 @@ enum Device {
         socket: String,
         size: u16,
     },
-}
-
-fn device_type(name: &str) -> Res<u32> {
-    Ok(match name {
-        "rng" => device_id::RNG,
-        "console" => device_id::CONSOLE,
-        "blk" => device_id::BLOCK,
-        "scsi" => device_id::SCSI,
-        "vsock" => device_id::VSOCK,
-        n => n.parse().map_err(|_| format!("unknown device type {n}"))?,
-    })
 }
 
 /// The command line: `--pvh`, `--state`, `--relay-interrupts`, the domain, its RAM ranges and
@@ -190,17 +179,7 @@ fn main() -> Res<()> {
                 socket,
                 size,
             } => {
-                let dev = VhostUserDevice::connect_with(
-                    std::path::Path::new(&socket),
-                    kind,
-                    QueueSizes::FromBackend(size),
-                    GuestMemoryShare::XenForeign {
-                        privcmd: xen.platform().privcmd().as_fd(),
-                        domid,
-                    },
-                    &populated,
-                    VhostUserOptions::default(),
-                )?;
+                let dev = vhost::connect(&xen, domid, &socket, kind, size, &populated)?;
                 let queues = dev.num_queues();
                 let mut f =
                     VirtioPci::new(&xen, domid, xen::sys::pci_sbdf(0, 0, slot, 0), dev, mem)?;

@@ -21,7 +21,6 @@
 //! SIGTERM or SIGINT stops everything; the servers are torn down.
 
 use std::collections::BTreeSet;
-use std::os::fd::AsFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,15 +28,17 @@ use std::time::Duration;
 use xen::ioreq::{IoreqServer, ServerOptions};
 use xen::linux::Linux;
 use xen::mmio::MmioBus;
-use xen::vhost::{GuestMemoryShare, QueueSizes, VhostUserDevice, VhostUserOptions};
 use xen::virtio::announce::{announcements, Announced, Announcement};
-use xen::virtio::{device_id, Access, Block, VirtioMmio};
+use xen::virtio::{Access, Block, VirtioMmio};
 use xen::xenstore::Client;
 use xen::{DomId, Xen};
 
 #[path = "common/setup.rs"]
 mod setup;
+#[path = "common/vhost.rs"]
+mod vhost;
 use setup::{Res, STOP};
+use vhost::device_type;
 
 const USAGE: &str = "usage: virtio_mmio_attach DOMID RAM_START-RAM_END... \
                      [--blk BASE:IRQ:FILE[:ro]] [--vhost BASE:IRQ:TYPE:SOCKET[:SIZE]]...\n       \
@@ -58,17 +59,6 @@ enum Device {
         socket: String,
         size: u16,
     },
-}
-
-fn device_type(name: &str) -> Res<u32> {
-    Ok(match name {
-        "rng" => device_id::RNG,
-        "console" => device_id::CONSOLE,
-        "blk" => device_id::BLOCK,
-        "scsi" => device_id::SCSI,
-        "vsock" => device_id::VSOCK,
-        n => n.parse().map_err(|_| format!("unknown device type {n}"))?,
-    })
 }
 
 /// A number: hexadecimal with `0x`, else decimal.
@@ -133,17 +123,7 @@ fn serve(
                 socket,
                 size,
             } => {
-                let dev = VhostUserDevice::connect_with(
-                    std::path::Path::new(&socket),
-                    kind,
-                    QueueSizes::FromBackend(size),
-                    GuestMemoryShare::XenForeign {
-                        privcmd: xen.platform().privcmd().as_fd(),
-                        domid,
-                    },
-                    &populated,
-                    VhostUserOptions::default(),
-                )?;
+                let dev = vhost::connect(xen, domid, &socket, kind, size, &populated)?;
                 bus.add(VirtioMmio::new(xen, domid, base, irq, dev, mem)?)?;
                 println!(
                     "virtio_mmio_attach: {base:#x} SPI {irq}: type {kind} from the back end at {socket}"

@@ -12,16 +12,11 @@ use xen::{DomId, Xen};
 
 #[path = "common/virtio.rs"]
 mod virtio;
-use virtio::{serving, warnings_with, Rng, LOGGER};
+use virtio::{serving, warnings_with, Ring, Rng, AVAIL, BUF, DESC, LOGGER, RAM, USED};
 
-const RAM: u64 = 0x10_0000;
 /// libxl's first virtio-mmio slot on Arm (GUEST_VIRTIO_MMIO_BASE) and its first SPI.
 const BASE: u64 = 0x0200_0000;
 const SPI: u32 = 33;
-const DESC: u64 = 0x1000;
-const AVAIL: u64 = 0x2000;
-const USED: u64 = 0x3000;
-const BUF: u64 = 0x10000;
 
 /// The guest side: Linux's virtio_mmio, step by step.
 struct Driver {
@@ -33,6 +28,18 @@ struct Driver {
 }
 
 impl Driver {
+    fn ring(&self) -> Ring<'_> {
+        Ring {
+            sim: &self.sim,
+            dom: self.dom,
+        }
+    }
+    fn offer(&self, n: u16, addr: u64, len: u32) {
+        self.ring().offer(n, addr, len)
+    }
+    fn used_idx(&self) -> u16 {
+        self.ring().used_idx()
+    }
     fn rd(&self, off: u64) -> u32 {
         self.v.mmio_read(BASE + off, 4).unwrap() as u32
     }
@@ -86,46 +93,6 @@ impl Driver {
     fn driver_ok(&self) {
         let s = self.status() | status::DRIVER_OK;
         self.wr(0x70, u32::from(s));
-    }
-
-    /// Offer one writable buffer of `len` bytes at `addr` as avail entry `n` (0-based).
-    fn offer(&self, n: u16, addr: u64, len: u32) {
-        let mut d = Vec::new();
-        d.extend_from_slice(&addr.to_le_bytes());
-        d.extend_from_slice(&len.to_le_bytes());
-        d.extend_from_slice(&2u16.to_le_bytes()); // VIRTQ_DESC_F_WRITE
-        d.extend_from_slice(&0u16.to_le_bytes());
-        let slot = u64::from(n % 8);
-        self.sim.guest_ram_write(self.dom, DESC + 16 * slot, &d);
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &(n % 8).to_le_bytes());
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
-    }
-
-    /// Offer the chain `descs` (address, length, device-writable) as avail entry `n`, at
-    /// descriptors 0.. (the previous request is complete).
-    fn offer_chain(&self, n: u16, descs: &[(u64, u32, bool)]) {
-        for (i, &(addr, len, write)) in descs.iter().enumerate() {
-            let last = i + 1 == descs.len();
-            let flags = u16::from(!last) | if write { 2 } else { 0 };
-            let mut d = Vec::new();
-            d.extend_from_slice(&addr.to_le_bytes());
-            d.extend_from_slice(&len.to_le_bytes());
-            d.extend_from_slice(&flags.to_le_bytes());
-            d.extend_from_slice(&(if last { 0 } else { i as u16 + 1 }).to_le_bytes());
-            self.sim.guest_ram_write(self.dom, DESC + 16 * i as u64, &d);
-        }
-        let slot = u64::from(n % 8);
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &0u16.to_le_bytes());
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
-    }
-
-    fn used_idx(&self) -> u16 {
-        let b = self.sim.guest_ram_read(self.dom, USED + 2, 2);
-        u16::from_le_bytes([b[0], b[1]])
     }
 
     /// Set up queue 0 and get one buffer used.
@@ -335,7 +302,7 @@ impl Driver {
             chain.push((DATA, len, ty != 1));
         }
         chain.push((STATUS, 1, true));
-        self.offer_chain(n, &chain);
+        self.ring().offer_chain(n, &chain);
         self.wr(0x50, 0);
         assert_eq!(self.used_idx(), n + 1, "request {n} used");
         let e = self
@@ -433,7 +400,8 @@ fn a_virtio_blk_request_without_a_status_byte_needs_a_reset() {
     let (dev, path) = disk("nostatus", Access::ReadWrite);
     let (s, _, _) = with(dev, (2, 128), |d| {
         d.blk_live();
-        d.offer_chain(0, &[(HDR, 16, false), (DATA, 512, false)]);
+        d.ring()
+            .offer_chain(0, &[(HDR, 16, false), (DATA, 512, false)]);
         d.wr(0x50, 0);
         d.status()
     });

@@ -17,17 +17,12 @@ use xen::sys::pci_sbdf;
 use xen::virtio::{status, DeviceError, VirtioDevice, VirtioPci, BAR_SIZE};
 use xen::{DomId, Xen};
 
-const RAM: u64 = 0x10_0000;
 const BAR: u64 = 0xe000_0000;
-const DESC: u64 = 0x1000;
-const AVAIL: u64 = 0x2000;
-const USED: u64 = 0x3000;
-const BUF: u64 = 0x10000;
 const MSI_ADDR: u64 = 0xfee0_0000;
 
 #[path = "common/virtio.rs"]
 mod virtio;
-use virtio::{serving, warnings_with, Rng, LOGGER};
+use virtio::{serving, warnings_with, Ring, Rng, AVAIL, BUF, DESC, LOGGER, RAM, USED};
 
 /// The guest side: Linux's virtio_pci_modern, step by step.
 struct Driver {
@@ -38,6 +33,18 @@ struct Driver {
 }
 
 impl Driver {
+    fn ring(&self) -> Ring<'_> {
+        Ring {
+            sim: &self.sim,
+            dom: self.dom,
+        }
+    }
+    fn offer(&self, n: u16, addr: u64, len: u32) {
+        self.ring().offer(n, addr, len)
+    }
+    fn used_idx(&self) -> u16 {
+        self.ring().used_idx()
+    }
     fn cfg(&self, reg: u32, size: u32) -> u64 {
         self.v.pci_config_read(self.sbdf, reg, size).unwrap()
     }
@@ -138,28 +145,8 @@ impl Driver {
         self.wr(0x14, 1, u64::from(s));
     }
 
-    /// Offer one writable buffer of `len` bytes at `addr` as avail entry `n` (0-based).
-    fn offer(&self, n: u16, addr: u64, len: u32) {
-        let mut d = Vec::new();
-        d.extend_from_slice(&addr.to_le_bytes());
-        d.extend_from_slice(&len.to_le_bytes());
-        d.extend_from_slice(&2u16.to_le_bytes()); // VIRTQ_DESC_F_WRITE
-        d.extend_from_slice(&0u16.to_le_bytes());
-        let slot = u64::from(n % 8);
-        self.sim.guest_ram_write(self.dom, DESC + 16 * slot, &d);
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 4 + 2 * slot, &(n % 8).to_le_bytes());
-        self.sim
-            .guest_ram_write(self.dom, AVAIL + 2, &(n + 1).to_le_bytes());
-    }
-
     fn kick(&self, queue: u64) {
         self.wr(0x3000 + 4 * queue, 2, queue);
-    }
-
-    fn used_idx(&self) -> u16 {
-        let b = self.sim.guest_ram_read(self.dom, USED + 2, 2);
-        u16::from_le_bytes([b[0], b[1]])
     }
 }
 

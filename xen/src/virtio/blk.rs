@@ -172,59 +172,61 @@ impl Block {
     }
 }
 
+/// The pieces of `len` bytes at `offset` of the buffers `bufs` (taken as one): `f` gets each
+/// piece's guest address and its range in those bytes. Returns how many bytes the buffers had.
+fn pieces(
+    bufs: &[(GuestAddress, u32)],
+    mut offset: u64,
+    len: usize,
+    mut f: impl FnMut(GuestAddress, core::ops::Range<usize>) -> bool,
+) -> Result<usize, &'static str> {
+    let mut done = 0;
+    for &(addr, blen) in bufs {
+        if done == len {
+            break;
+        }
+        let blen = u64::from(blen);
+        if offset >= blen {
+            offset -= blen;
+            continue;
+        }
+        let n = ((blen - offset) as usize).min(len - done);
+        let ok = addr
+            .checked_add(offset)
+            .is_some_and(|a| f(a, done..done + n));
+        if !ok {
+            return Err("a buffer outside guest RAM");
+        }
+        done += n;
+        offset = 0;
+    }
+    Ok(done)
+}
+
 /// Copy the bytes at `offset` of the buffers `bufs` (taken as one) into `out`; how many there
 /// were.
 fn gather<M: GuestMemory>(
     mem: &M,
     bufs: &[(GuestAddress, u32)],
-    mut offset: u64,
+    offset: u64,
     out: &mut [u8],
 ) -> Result<usize, &'static str> {
-    let mut done = 0;
-    for &(addr, len) in bufs {
-        let len = u64::from(len);
-        if offset >= len {
-            offset -= len;
-            continue;
-        }
-        let n = ((len - offset) as usize).min(out.len() - done);
-        addr.checked_add(offset)
-            .and_then(|a| mem.read_slice(&mut out[done..done + n], a).ok())
-            .ok_or("a buffer outside guest RAM")?;
-        done += n;
-        offset = 0;
-        if done == out.len() {
-            break;
-        }
-    }
-    Ok(done)
+    pieces(bufs, offset, out.len(), |a, r| {
+        mem.read_slice(&mut out[r], a).is_ok()
+    })
 }
 
 /// Copy `data` to `offset` of the buffers `bufs` (taken as one).
 fn scatter<M: GuestMemory>(
     mem: &M,
     bufs: &[(GuestAddress, u32)],
-    mut offset: u64,
+    offset: u64,
     data: &[u8],
 ) -> Result<(), &'static str> {
-    let mut done = 0;
-    for &(addr, len) in bufs {
-        let len = u64::from(len);
-        if offset >= len {
-            offset -= len;
-            continue;
-        }
-        let n = ((len - offset) as usize).min(data.len() - done);
-        addr.checked_add(offset)
-            .and_then(|a| mem.write_slice(&data[done..done + n], a).ok())
-            .ok_or("a buffer outside guest RAM")?;
-        done += n;
-        offset = 0;
-        if done == data.len() {
-            break;
-        }
-    }
-    Ok(())
+    pieces(bufs, offset, data.len(), |a, r| {
+        mem.write_slice(&data[r], a).is_ok()
+    })
+    .map(drop)
 }
 
 impl<M: GuestMemory> VirtioDevice<M> for Block {

@@ -69,7 +69,39 @@ kmods="$kroot/lib/modules/$kver/kernel"
 (mods=$kmods; add_module drivers/block/loop "$ir/lib/modules")
 vgir="$out/arm64-linux-virtio-guest-initramfs"
 rm -rf "$vgir" && mkdir -p "$vgir"/{bin,dev,proc,sys,tmp,lib/modules}
-(mods=$kmods; for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk; do add_module "$m" "$vgir/lib/modules"; done)
+(mods=$kmods; for m in drivers/virtio/virtio_mmio drivers/block/virtio_blk drivers/char/hw_random/virtio-rng; do add_module "$m" "$vgir/lib/modules"; done)
+# A vhost-device back end for aarch64 (its published crate, --features xen, static), and the
+# device the guest learns of from a partial device tree (xl 4.17 has no generic virtio option):
+# a virtio-mmio node in the virtio window after the disk's. xl 4.17 gives a guest only the SPIs
+# of its virtio disks (libxl_arm.c: nr_spis covers the vuart, the disks' SPIs and passed-through
+# physical IRQs, and XEN_DMOP_set_irq_level refuses an SPI allocated to a physical IRQ), so the
+# rng shares the disk's SPI 33: Linux's virtio_mmio takes its interrupt IRQF_SHARED, and each
+# device's handler reads its own InterruptStatus.
+. tests/lib/vhost-devices.sh
+cp "$(ensure_vhost_device rng 0.1.0 aarch64)" "$ir/vhost-device-rng"
+cat >"$out/vguest.dts" <<'DTS'
+/dts-v1/;
+/ {
+	#address-cells = <2>;
+	#size-cells = <2>;
+	passthrough {
+		compatible = "simple-bus";
+		ranges;
+		#address-cells = <2>;
+		#size-cells = <2>;
+		virtio@2000200 {
+			compatible = "virtio,mmio";
+			reg = <0x0 0x2000200 0x0 0x200>;
+			/* SPI 33 (GIC_SPI 1), edge rising as libxl's own virtio nodes; the GIC's phandle
+			   is GUEST_PHANDLE_GIC. */
+			interrupts = <0 1 1>;
+			interrupt-parent = <65000>;
+			dma-coherent;
+		};
+	};
+};
+DTS
+dtc -q -I dts -O dtb -o "$ir/etc/xen/vguest.dtb" "$out/vguest.dts" || { echo "FAIL: dtc could not compile the virtio guest's partial device tree"; exit 1; }
 mkdir -p "$ir/guest"
 gir="$out/arm64-linux-guest-initramfs"
 rm -rf "$gir" && mkdir -p "$gir"/{bin,dev,proc}
@@ -119,6 +151,7 @@ cmdline = "console=hvc0 loglevel=4 panic=-1 rdinit=/init"
 memory = 128
 vcpus = 1
 disk = [ 'backendtype=standalone,specification=virtio,vdev=xvda,target=/dev/loop0' ]
+device_tree = "/etc/xen/vguest.dtb"
 on_poweroff = "destroy"
 on_reboot = "destroy"
 on_crash = "destroy"
@@ -180,15 +213,31 @@ printf 'HOST-WROTE-THIS.' | /bin/busybox dd of=/disk.img bs=512 seek=100 conv=no
 XEN_LOG=info /virtio_mmio_attach --xenstore >/tmp/va.log 2>&1 &
 va=$!
 n=0; until grep -q watching /tmp/va.log 2>/dev/null || [ $n -gt 100 ]; do sleep 0.1; n=$((n+1)); done
-if xl create /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
+/vhost-device-rng --socket-path /tmp/rng.sock >/tmp/rng.log 2>&1 &
+rb=$!
+vr=
+if xl create -p /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
   up vguest-created
-  echo "== virtio guest created: domain $(xl domid vguest)"
+  vdom=$(xl domid vguest)
+  echo "== virtio guest created: domain $vdom"
+  # The partial device tree's rng, by hand: domid, RAM (128 MiB at GUEST_RAM0), base, SPI.
+  n=0; until [ -S /tmp/rng.sock0 ] || [ $n -gt 100 ]; do sleep 0.1; n=$((n+1)); done
+  XEN_LOG=info /virtio_mmio_attach "$vdom" 40000000-47ffffff --vhost 0x2000200:33:rng:/tmp/rng.sock0 >/tmp/vr.log 2>&1 &
+  vr=$!
+  n=0; until grep -q serving /tmp/vr.log 2>/dev/null || [ $n -gt 300 ]; do sleep 0.1; n=$((n+1)); done
+  xl unpause vguest
   n=0
   until grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log 2>/dev/null; do
     sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for the virtio guest"; break; }
     [ $((n % 10)) = 0 ] && ! xl domid vguest >/dev/null 2>&1 && { echo "== FAILED: the virtio guest is gone early"; break; }
   done
   up vguest-done
+  # What maps the guest's RAM by hand goes first (see the guest's /init), then the guest may
+  # power off; the disk's front end follows libxl's removal of the device.
+  kill -TERM $vr; wait $vr; echo "== virtio_mmio_attach (rng) exit $?"
+  vr=
+  kill -TERM $rb 2>/dev/null; wait $rb 2>/dev/null
+  printf 'RELEASED' | /bin/busybox dd of=/dev/loop0 bs=512 seek=300 conv=notrunc,fsync 2>/dev/null
   grep -a "VIRTIO ARM64" /var/log/xen/guest-vguest.log | tr -d '\r'
   grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log || tail -n 40 /var/log/xen/guest-vguest.log | tr -d '\r' | sed 's/^/VGUEST LOG: /'
   gone vguest 120
@@ -197,6 +246,9 @@ else
 fi
 kill -TERM $va; wait $va; echo "== virtio_mmio_attach exit $?"
 sed 's/^/VA: /' /tmp/va.log
+if [ -n "$vr" ]; then kill -TERM $vr; wait $vr; echo "== virtio_mmio_attach (rng) exit $?"; fi
+sed 's/^/VR: /' /tmp/vr.log 2>/dev/null
+kill -TERM $rb 2>/dev/null; wait $rb 2>/dev/null
 /bin/busybox losetup -d /dev/loop0
 echo "VIRTIO ARM64 HOST DATA sector200 $(/bin/busybox dd if=/disk.img bs=512 skip=200 count=1 2>/dev/null | /bin/busybox head -c 16)"
 echo "VIRTIO ARM64 HOST DATA md5 $(/bin/busybox dd if=/disk.img bs=4096 skip=128 count=16 2>/dev/null | /bin/busybox md5sum | /bin/busybox cut -d' ' -f1)"
@@ -215,14 +267,14 @@ echo "== dom0 initramfs: $(( $(stat -c %s "$cpio_file") / 1024 / 1024 )) MiB"
 # it discarded the modules).
 KADDR=0x49000000
 RADDR=$(printf '0x%x' $(( (KADDR + $(stat -c %s "$image") + 0x1fffff) & ~0x1fffff )))
-XEN_ARGS="console=dtuart dtuart=/pl011@9000000 dom0_mem=512M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
+XEN_ARGS="console=dtuart dtuart=/pl011@9000000 dom0_mem=1024M dom0_max_vcpus=1 loglvl=all guest_loglvl=all"
 # panic=-1: a dom0 kernel that panics reboots at once, and Xen's reboot ends QEMU (-no-reboot).
 DOM0_ARGS="console=hvc0 earlycon=xen loglevel=4 panic=-1 rdinit=/init"
 # One CPU (ARM64_LINUX_SMP overrides): with two (multi-threaded TCG) the same boot took 10-13 s
 # of QEMU instead of 8.5-10 s here.
 qemu_args() { # xen extra-dom0-args
   QEMU=(qemu-system-aarch64 -machine virt,gic-version=3,virtualization=true -cpu cortex-a57
-    -accel tcg,thread=multi -smp "${ARM64_LINUX_SMP:-1}" -m 1024 -nographic -no-reboot
+    -accel tcg,thread=multi -smp "${ARM64_LINUX_SMP:-1}" -m 2048 -nographic -no-reboot
     -kernel "$1" -append "$XEN_ARGS"
     -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS${2:+ $2}"
     -device "guest-loader,addr=$RADDR,initrd=$cpio_file")
@@ -305,12 +357,15 @@ served=$(grep -m1 '^VA: virtio_mmio_attach: serving domain' <<<"$L" | sed 's/^VA
 check virtio-disk-served "$([ -n "$served" ] && echo 1 || echo 0)" "${served:-virtio_mmio_attach served nothing}; $(grep -m1 '^VA: .*announces' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || true)"
 vok=$(grep -c '^VIRTIO ARM64 CHECK .*: ok' <<<"$L" || true)
 vfail=$(grep '^VIRTIO ARM64 CHECK .*: FAIL' <<<"$L" | sed 's/^VIRTIO ARM64 CHECK //' | paste -sd';' || true)
-check virtio-guest-checks "$([ "$vok" = 5 ] && [ -z "$vfail" ] && echo 1 || echo 0)" "$vok of 5 guest checks passed${vfail:+; failed: $vfail}"
+check virtio-guest-checks "$([ "$vok" = 7 ] && [ -z "$vfail" ] && echo 1 || echo 0)" "$vok of 7 guest checks passed${vfail:+; failed: $vfail}"
 g=$(sed -n 's/^VIRTIO ARM64 DATA md5 //p' <<<"$L" | head -n1)
 d=$(sed -n 's/^VIRTIO ARM64 HOST DATA md5 //p' <<<"$L" | head -n1)
 check virtio-disk-file "$([ -n "$g" ] && [ "$g" = "$d" ] && has '^VIRTIO ARM64 HOST DATA sector200 GUEST-WROTE-THIS' || echo 0)" "dom0's file: md5 '$d' (the guest wrote '$g') and its sector"
 check virtio-teardown "$(grep -q '== virtio_mmio_attach exit 0' <<<"$L" && grep -q '^VA: .*stopped after [0-9]* requests (0 refused), torn down' <<<"$L" && echo 1 || echo 0)" \
   "$(grep -m1 '^VA: .*stopped after' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || echo 'no teardown line')"
+rng=$(grep -m1 '^VR: .*type 4 from the back end' <<<"$L" | sed 's/^VR: virtio_mmio_attach: //' || true)
+check virtio-rng-vhost "$([ -n "$rng" ] && grep -q '== virtio_mmio_attach (rng) exit 0' <<<"$L" && grep -q '^VR: .*stopped after [0-9]* requests (0 refused), torn down' <<<"$L" && echo 1 || echo 0)" \
+  "${rng:-no rng device}; $(grep -m1 '^VR: .*stopped after' <<<"$L" | sed 's/^VR: virtio_mmio_attach: //' || echo 'no teardown line')"
 echo "ARM64 LINUX TIME virtio-guest: $(awk '/^DOM0 UPTIME vguest-created / { c = $4 } /^DOM0 UPTIME vguest-done / { d = $4 } END { if (c != "" && d != "") printf "%.1f s from xl create to its last check", d - c; else print "never" }' <<<"$L")"
 echo "ARM64 LINUX TIME xen-banner: $(at 'Xen version')"
 echo "ARM64 LINUX TIME dom0-userspace: $(at '== dom0 user space')"
@@ -335,4 +390,4 @@ refused=$(grep -m1 '^VA: .*XEN_DMOP_nr_vcpus: ENOSYS' <<<"$L" | sed 's/^VA: virt
 check debian-xen-virtio-refused "$([ -n "$refused" ] && has '== virtio guest: xl create failed' || echo 0)" "${refused:-no refusal}; xl create failed cleanly"
 echo "ARM64 LINUX TIME debian-xen-qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
 verdict "Debian's Xen"
-echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS, the virtio disk refused)"
+echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file, and an rng from a partial device tree served by vhost-device-rng (aarch64) on the disk's SPI) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS, the virtio disk refused)"

@@ -18,7 +18,9 @@
 //! waits for that), then `Connected`. The guest's RAM is Arm's guest layout for its
 //! `memory/static-max`. A malformed entry is reported with its key and left alone.
 //!
-//! SIGTERM or SIGINT stops everything; the servers are torn down.
+//! SIGTERM or SIGINT stops everything; the servers are torn down. A guest whose RAM a device
+//! model (or a vhost-user back end) still maps cannot be destroyed: stop the devices served by
+//! hand before the guest goes (those from xenstore stop when libxl removes them).
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -295,9 +297,7 @@ fn from_xenstore(sockets: Vec<(u32, String)>) -> Res<()> {
                         continue;
                     }
                 };
-                // New devices only: libxl writes Initialising.
-                let state = xs.read(&a.state_path()).unwrap_or_default();
-                if state != b"1" || !seen.insert(a.backend.clone()) {
+                if !seen.insert(a.backend.clone()) {
                     continue;
                 }
                 let static_max = xs

@@ -241,8 +241,10 @@ impl Announcement {
 }
 
 /// With a xenstore client: the announcements under `backend_home` (this domain's
-/// `/local/domain/<id>/backend`) for guest `domid`, each checked (a refused one is reported,
-/// the others still served).
+/// `/local/domain/<id>/backend`) for guest `domid` that wait for a back end (their `state` is
+/// still `XenbusStateInitialising`), each checked (a refused one is reported, the others still
+/// served). Devices already served, or being removed (their keys going away one by one), are
+/// left out.
 #[cfg(all(feature = "std", unix))]
 pub fn announcements<C: crate::xenstore::Conn>(
     xs: &mut crate::xenstore::Client<C>,
@@ -258,6 +260,10 @@ pub fn announcements<C: crate::xenstore::Conn>(
         };
         for devid in devids {
             let backend = format!("{dir}/{devid}");
+            let state = xs.read(&format!("{backend}/state")).unwrap_or_default();
+            if state != XenbusState::INITIALISING.0.to_string().as_bytes() {
+                continue;
+            }
             out.push(Announcement::parse(&backend, |key| {
                 xs.read(key)
                     .ok()

@@ -242,6 +242,16 @@ impl<D: VirtioDevice<M>, M: GuestMemory> Common<D, M> {
         self.pending != 0
     }
 
+    /// How soon a transport must call [`poll`](Self::poll) even if none of the device's
+    /// interrupt descriptors becomes readable: at once for interrupts owed after a resume,
+    /// else when the device wants to retry its back end ([`VirtioDevice::backend_retry`]).
+    pub fn poll_timeout(&self) -> Option<core::time::Duration> {
+        if self.has_pending_interrupts() {
+            return Some(core::time::Duration::ZERO);
+        }
+        self.device.backend_retry()
+    }
+
     /// Times the device was resumed after its back end came back (without a reset).
     pub fn resumes(&self) -> u64 {
         self.resumes

@@ -345,11 +345,7 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::mmio::MmioDevice
         VirtioMmio::poll_interrupts(self);
     }
     fn poll_timeout(&self) -> Option<core::time::Duration> {
-        if self.common.has_pending_interrupts() {
-            // Interrupts owed after a resume: deliver them at once.
-            return Some(core::time::Duration::ZERO);
-        }
-        self.common.device().backend_retry()
+        self.common.poll_timeout()
     }
     #[cfg(target_os = "linux")]
     fn interrupt_fds(&self) -> Vec<std::os::fd::BorrowedFd<'_>> {

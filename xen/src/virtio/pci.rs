@@ -873,11 +873,7 @@ impl<P: Platform, D: VirtioDevice<M>, M: GuestMemory> crate::pci::PciFunction
         VirtioPci::poll_interrupts(self);
     }
     fn poll_timeout(&self) -> Option<core::time::Duration> {
-        if self.common.has_pending_interrupts() {
-            // Interrupts owed after a resume: deliver them at once.
-            return Some(core::time::Duration::ZERO);
-        }
-        self.common.device().backend_retry()
+        self.common.poll_timeout()
     }
     fn state_generation(&self) -> Option<u64> {
         Some(self.generation)

@@ -307,7 +307,10 @@ fn c_probe_cmd(
                     failed = true;
                     println!(
                         "FAIL {a:<7} {vn:<30} {cc}: {} of {} checks differ",
-                        r.mismatches.len() + r.bit_mismatches.len() + r.present_types.len(),
+                        r.mismatches.len()
+                            + r.bit_mismatches.len()
+                            + r.present_types.len()
+                            + r.pad_failures.len(),
                         r.count()
                     );
                     for m in &r.mismatches {
@@ -315,6 +318,9 @@ fn c_probe_cmd(
                     }
                     for m in &r.bit_mismatches {
                         println!("  {a}: {m}");
+                    }
+                    for p in &r.pad_failures {
+                        println!("  {a}: {p}");
                     }
                     for t in &r.present_types {
                         let name = match &t.field {

@@ -136,6 +136,37 @@ pub struct ProbeReport {
     pub headers: Vec<PathBuf>,
     /// Types the spec dates after the probed release that its headers declare all the same.
     pub present_types: Vec<AbsentType>,
+    /// Structs whose `in_c = false` fields C does not leave as padding.
+    pub pad_failures: Vec<PadFailure>,
+}
+
+/// A struct whose declared padding is not (only) padding in C: C has more members than the
+/// spec names, or fewer.
+#[derive(Clone, Debug)]
+pub struct PadFailure {
+    /// The proof that failed.
+    pub proof: c_probe::PadProof,
+    /// What the compiler said about its initialiser.
+    pub compiler: Vec<String>,
+}
+
+impl std::fmt::Display for PadFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let p = &self.proof;
+        write!(
+            f,
+            "{}: {}: the spec calls {} padding (in_c = false), but C's members are not exactly {}: {}",
+            p.loc,
+            p.item,
+            p.pad_fields
+                .iter()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            p.members.join(", "),
+            self.compiler.join("; ")
+        )
+    }
 }
 
 impl ProbeReport {
@@ -144,11 +175,15 @@ impl ProbeReport {
         self.mismatches.is_empty()
             && self.bit_mismatches.is_empty()
             && self.present_types.is_empty()
+            && self.pad_failures.is_empty()
     }
 
     /// Number of checks made.
     pub fn count(&self) -> usize {
-        self.probe.checks.len() + self.probe.bit_checks.len() + self.probe.absent_types.len()
+        self.probe.checks.len()
+            + self.probe.bit_checks.len()
+            + self.probe.absent_types.len()
+            + self.probe.pad_proofs.len()
     }
 }
 
@@ -382,17 +417,76 @@ fn run_probe(
         let mismatches = c_probe::compare(&probe, &values).map_err(|e| ProbeError::Asm(e, arch))?;
         let bits = c_probe::compare_bits(&probe, &asm).map_err(|e| ProbeError::Asm(e, arch))?;
         let present = present_among(&probe.absent_types, &dir, &command, &spawn_error)?;
-        Ok((mismatches, bits, read, present))
+        let pads = pad_failures(&probe, &dir, &command, &spawn_error)?;
+        Ok((mismatches, bits, read, present, pads))
     })();
     let _ = std::fs::remove_dir_all(&dir);
-    let (mismatches, bit_mismatches, headers, present_types) = result?;
+    let (mismatches, bit_mismatches, headers, present_types, pad_failures) = result?;
     Ok(ProbeReport {
         mismatches,
         bit_mismatches,
         probe,
         headers,
         present_types,
+        pad_failures,
     })
+}
+
+/// The padding proofs that do not compile cleanly: one compiler run; every diagnostic on a
+/// proof's line (an initialiser that leaves a member out, or has one too many) fails it.
+fn pad_failures(
+    probe: &Probe,
+    dir: &Path,
+    command: &dyn Fn(&Path) -> Command,
+    spawn_error: &dyn Fn(std::io::Error) -> ProbeError,
+) -> Result<Vec<PadFailure>, ProbeError> {
+    if probe.pad_proofs.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (text, first) = c_probe::PadProof::source(&probe.prelude, &probe.pad_proofs);
+    let src = dir.join("padding.c");
+    write(&src, &text)?;
+    let out = command(&src)
+        .arg("-fsyntax-only")
+        .output()
+        .map_err(spawn_error)?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let mut said: Vec<Vec<String>> = vec![Vec::new(); probe.pad_proofs.len()];
+    for l in stderr.lines() {
+        // "/tmp/.../padding.c:12:21: error: missing initializer for field 'x' of ..."
+        let Some((_, rest)) = l.split_once("padding.c:") else {
+            continue;
+        };
+        let mut parts = rest.splitn(3, ':');
+        let line: Option<usize> = parts.next().and_then(|n| n.parse().ok());
+        let (_col, msg) = (parts.next(), parts.next().unwrap_or("").trim());
+        let Some(i) = line.and_then(|n| n.checked_sub(first)) else {
+            continue;
+        };
+        if let Some(s) = said.get_mut(i) {
+            if !msg.starts_with("note:") {
+                s.push(msg.to_owned());
+            }
+        }
+    }
+    if !out.status.success() && said.iter().all(Vec::is_empty) {
+        return Err(ProbeError::Compile {
+            arch: probe.arch,
+            view: view_name(probe.view),
+            stderr: stderr.into_owned(),
+            hint: String::new(),
+        });
+    }
+    Ok(probe
+        .pad_proofs
+        .iter()
+        .zip(said)
+        .filter(|(_, s)| !s.is_empty())
+        .map(|(p, compiler)| PadFailure {
+            proof: p.clone(),
+            compiler,
+        })
+        .collect())
 }
 
 /// Which of the things that must be absent compile all the same. One compiler run checks them

@@ -355,3 +355,41 @@ fn a_type_named_differently_in_xens_copy_is_probed_by_each_name() {
     let r = probe_run::run_linux_for(&spec, Arch::X86_64, View::Guest, &kernel).unwrap();
     assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
 }
+
+#[test]
+fn a_real_member_renamed_to_padding_is_caught() {
+    // `remote_dom` is a C member: calling its bytes padding passes every offset and size check,
+    // but not the padding proof, which initialises C's members positionally.
+    let r = probe(&spec_with(Some((
+        "event_channel.toml",
+        r#"{ name = "remote_dom", type = "domid_t", doc = "IN: the only domain allowed to bind to the new port (DOMID_SELF permits loopback)." },"#,
+        r#"{ name = "_pad0", type = "u16", in_c = false, doc = "Not padding at all." },"#,
+    ))));
+    assert!(r.mismatches.is_empty(), "{:?}", r.mismatches);
+    let msgs: Vec<String> = r.pad_failures.iter().map(|m| m.to_string()).collect();
+    assert_eq!(msgs.len(), 1, "{msgs:?}");
+    let m = &msgs[0];
+    assert!(m.contains("event_channel.toml:"), "{m}");
+    assert!(
+        m.contains("evtchn_alloc_unbound: the spec calls `_pad0` padding (in_c = false), but C's members are not exactly dom, port"),
+        "{m}"
+    );
+    assert!(m.contains("missing initializer for field"), "{m}");
+    assert!(!r.ok());
+}
+
+#[test]
+fn declared_padding_is_proven_to_be_padding() {
+    let r = probe(&spec_with(None));
+    // Every struct of the spec with `in_c = false` fields on x86_64 (the 64-bit-only ones too).
+    assert!(r.probe.pad_proofs.len() >= 20, "{}", r.probe.pad_proofs.len());
+    assert!(r.pad_failures.is_empty(), "{:?}", r.pad_failures);
+    let p = r
+        .probe
+        .pad_proofs
+        .iter()
+        .find(|p| p.item == "evtchn_bind_interdomain")
+        .expect("evtchn_bind_interdomain has padding");
+    assert_eq!(p.members, ["remote_dom", "remote_port", "local_port"]);
+    assert_eq!(p.pad_fields, ["_pad0"]);
+}

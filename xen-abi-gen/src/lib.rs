@@ -21,6 +21,7 @@ pub mod emit;
 pub mod layout;
 pub mod model;
 pub mod names;
+pub mod probe_errors;
 pub mod probe_run;
 pub mod spec;
 pub mod ty;

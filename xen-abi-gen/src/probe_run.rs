@@ -23,9 +23,11 @@ pub enum ProbeError {
         source: std::io::Error,
     },
     /// The probe did not compile: a name the spec uses is missing from the headers, or differs,
-    /// or a header is missing altogether (then `hint` names the package that ships it).
+    /// or a header is missing altogether (then `hint` names the package that ships it). The
+    /// message lists the errors by spec item and file:line (`explained`); the compiler's own
+    /// output is in `stderr`.
     #[error(
-        "{arch} ({view}): the probe does not compile against the real headers:\n{stderr}{hint}"
+        "{arch} ({view}): the probe does not compile against these headers; the errors by spec item:\n{explained}{hint}"
     )]
     Compile {
         /// Architecture.
@@ -34,6 +36,8 @@ pub enum ProbeError {
         view: &'static str,
         /// Compiler output.
         stderr: String,
+        /// The errors traced back to the spec.
+        explained: crate::probe_errors::Explained,
         /// Empty, or a line naming the Debian packages whose headers the compiler looked for.
         hint: String,
     },
@@ -397,11 +401,13 @@ fn run_probe(
             .output()
             .map_err(spawn_error)?;
         if !out.status.success() {
+            let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
             return Err(ProbeError::Compile {
                 arch,
                 view: view_name(view),
-                stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-                hint: missing_header_hint(arch, headers, &String::from_utf8_lossy(&out.stderr)),
+                explained: crate::probe_errors::explain(spec, &probe, "probe.c", &stderr),
+                hint: missing_header_hint(arch, headers, &stderr),
+                stderr,
             });
         }
         let deps = std::fs::read_to_string(&deps).map_err(|source| ProbeError::Io {
@@ -470,10 +476,15 @@ fn pad_failures(
         }
     }
     if !out.status.success() && said.iter().all(Vec::is_empty) {
+        let stderr = stderr.into_owned();
         return Err(ProbeError::Compile {
             arch: probe.arch,
             view: view_name(probe.view),
-            stderr: stderr.into_owned(),
+            explained: crate::probe_errors::Explained {
+                untraced: stderr.lines().map(str::to_owned).collect(),
+                ..Default::default()
+            },
+            stderr,
             hint: String::new(),
         });
     }

@@ -382,7 +382,11 @@ fn a_real_member_renamed_to_padding_is_caught() {
 fn declared_padding_is_proven_to_be_padding() {
     let r = probe(&spec_with(None));
     // Every struct of the spec with `in_c = false` fields on x86_64 (the 64-bit-only ones too).
-    assert!(r.probe.pad_proofs.len() >= 20, "{}", r.probe.pad_proofs.len());
+    assert!(
+        r.probe.pad_proofs.len() >= 20,
+        "{}",
+        r.probe.pad_proofs.len()
+    );
     assert!(r.pad_failures.is_empty(), "{:?}", r.pad_failures);
     let p = r
         .probe
@@ -392,4 +396,54 @@ fn declared_padding_is_proven_to_be_padding() {
         .expect("evtchn_bind_interdomain has padding");
     assert_eq!(p.members, ["remote_dom", "remote_port", "local_port"]);
     assert_eq!(p.pad_fields, ["_pad0"]);
+}
+
+/// The x86_64 guest-view probe of the machine's headers taken as the spec's newest release (no
+/// `--release`), which they are not: the compile error, as the user sees it.
+fn probe_as_newest(spec: &xen_abi_gen::model::Spec) -> String {
+    probe_run::run(spec, Arch::X86_64, View::Guest, Headers::Xen)
+        .expect_err("Debian 12's 4.17 headers lack the spec's 4.18-4.20 items")
+        .to_string()
+}
+
+#[test]
+fn a_probe_that_does_not_compile_names_spec_items_not_gcc_lines() {
+    let msg = probe_as_newest(&spec_with(None));
+    // Each failing item once, at its spec file:line, with what failed and its date.
+    let line = msg
+        .lines()
+        .find(|l| l.contains("`XENFEAT_runstate_phys_area`"))
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(
+        line.starts_with("  ") && line.contains("abi-spec/version.toml:"),
+        "{line}"
+    );
+    assert!(line.contains("(since Xen 4.18) [value]"), "{line}");
+    assert!(line.contains("undeclared"), "{line}");
+    // No raw compiler output: no caret lines, notes or macro expansions.
+    assert!(!msg.contains("XEN_ABI_PROBE("), "{msg}");
+    assert!(!msg.contains("note:"), "{msg}");
+    assert!(!msg.contains("(not traced to the spec)"), "{msg}");
+    assert!(msg.lines().count() < 20, "{msg}");
+    // And the way out.
+    assert!(msg.contains("`xen-abi-gen c-probe --release R`"), "{msg}");
+    assert!(msg.contains("before 4.18"), "{msg}");
+    assert!(msg.contains("`--release 4.17`"), "{msg}");
+}
+
+#[test]
+fn a_missing_anonymous_key_says_to_add_it() {
+    let spec = spec_with(Some(("event_channel.toml", "anonymous = true\n", "")));
+    let msg = probe_run::run_for(
+        &spec,
+        Arch::X86_64,
+        View::Guest,
+        Headers::Xen,
+        Some(&machine_release()),
+    )
+    .expect_err("C has no named struct for an anonymous member")
+    .to_string();
+    assert!(msg.contains("abi-spec/event_channel.toml:"), "{msg}");
+    assert!(msg.contains("add `anonymous = true` to `"), "{msg}");
+    assert!(!msg.contains("note:"), "{msg}");
 }

@@ -668,7 +668,7 @@ fn probe_inner(
     for (i, (b, t)) in bit_checks.iter().zip(&bit_types).enumerate() {
         let _ = writeln!(
             src,
-            "/* {}.{} member {} */\nstatic const union {{ {t} s; unsigned char b[sizeof({t})]; }} {} __attribute__((used)) = {{ .s = {{ .{} = -1 }} }};",
+            "/* {}.{} member {} */ static const union {{ {t} s; unsigned char b[sizeof({t})]; }} {} __attribute__((used)) = {{ .s = {{ .{} = -1 }} }};",
             b.item,
             b.field,
             b.member,

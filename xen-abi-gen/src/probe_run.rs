@@ -37,7 +37,7 @@ pub enum ProbeError {
         /// Compiler output.
         stderr: String,
         /// The errors traced back to the spec.
-        explained: crate::probe_errors::Explained,
+        explained: Box<crate::probe_errors::Explained>,
         /// Empty, or a line naming the Debian packages whose headers the compiler looked for.
         hint: String,
     },
@@ -405,7 +405,9 @@ fn run_probe(
             return Err(ProbeError::Compile {
                 arch,
                 view: view_name(view),
-                explained: crate::probe_errors::explain(spec, &probe, "probe.c", &stderr),
+                explained: Box::new(crate::probe_errors::explain(
+                    spec, &probe, "probe.c", &stderr,
+                )),
                 hint: missing_header_hint(arch, headers, &stderr),
                 stderr,
             });
@@ -480,10 +482,10 @@ fn pad_failures(
         return Err(ProbeError::Compile {
             arch: probe.arch,
             view: view_name(probe.view),
-            explained: crate::probe_errors::Explained {
+            explained: Box::new(crate::probe_errors::Explained {
                 untraced: stderr.lines().map(str::to_owned).collect(),
                 ..Default::default()
-            },
+            }),
             stderr,
             hint: String::new(),
         });

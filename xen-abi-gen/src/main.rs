@@ -82,6 +82,13 @@ enum Cmd {
         /// `/usr/include/xen`).
         #[arg(long, requires = "release")]
         xen_include: Option<PathBuf>,
+        /// New or patched headers on top of the release's, laid out like `xen/` (e.g. the
+        /// `trial.h` a Xen tree adds, or that tree's whole `xen/include/public`): the spec
+        /// files of the headers found there are measured against them whatever their `since`
+        /// (items being stabilised for a release newer than any packaged one). The items so
+        /// checked are listed.
+        #[arg(long, requires = "release")]
+        new_headers: Option<PathBuf>,
         /// With `--uapi`: the Linux release the uapi headers are (e.g. `6.12`): what the spec
         /// dates to a later kernel must be absent. Without it, they must have everything.
         #[arg(long, requires = "uapi")]
@@ -170,6 +177,7 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
             headers_used,
             release,
             xen_include,
+            new_headers,
             linux_release,
             linux_include,
         } => {
@@ -177,6 +185,7 @@ fn run(cli: Cli) -> Result<ExitCode, workflow::Error> {
                 version,
                 xen_include: xen_include
                     .unwrap_or_else(xen_abi_gen::probe_run::machine_xen_include),
+                new_headers,
             });
             let kernel = linux_release.map(|version| xen_abi_gen::probe_run::LinuxRelease {
                 version,
@@ -260,9 +269,12 @@ fn c_probe_cmd(
     if emit {
         for a in &arches {
             for v in &views {
-                let p = match kernel {
-                    Some(k) => c_probe::c_probe_linux_for(&spec, *a, *v, &k.version),
-                    None => {
+                let p = match (kernel, release) {
+                    (Some(k), _) => c_probe::c_probe_linux_for(&spec, *a, *v, &k.version),
+                    (None, Some(r)) if !uapi => {
+                        c_probe::c_probe_release(&spec, *a, *v, r.version, &r.headers(&spec))
+                    }
+                    (None, _) => {
                         c_probe::c_probe_for(&spec, *a, *v, headers, release.map(|r| r.version))
                     }
                 };
@@ -276,6 +288,7 @@ fn c_probe_cmd(
     }
     let mut failed = false;
     let mut read = std::collections::BTreeSet::new();
+    let mut new_items = std::collections::BTreeSet::new();
     for a in &arches {
         for v in &views {
             let (cc, _) = probe_run::compiler(*a);
@@ -290,6 +303,7 @@ fn c_probe_cmd(
             };
             if let Ok(r) = &report {
                 read.extend(r.headers.iter().cloned());
+                new_items.extend(r.probe.new_items.iter().cloned());
             }
             match report {
                 Ok(r) if r.ok() => {
@@ -338,6 +352,27 @@ fn c_probe_cmd(
                     println!("FAIL {e}");
                 }
             }
+        }
+    }
+    if let Some((r, dir)) = release.and_then(|r| Some((r, r.new_headers.as_ref()?))) {
+        let overlaid: Vec<String> = r.headers(&spec).new.into_iter().collect();
+        println!(
+            "new headers from {}: {}",
+            dir.display(),
+            overlaid.join(", ")
+        );
+        if new_items.is_empty() {
+            println!(
+                "new items (dated after Xen {}) checked against them: none",
+                r.version
+            );
+        } else {
+            println!(
+                "new items (dated after Xen {}) checked against them: {} ({})",
+                r.version,
+                new_items.iter().cloned().collect::<Vec<_>>().join(", "),
+                new_items.len()
+            );
         }
     }
     if headers_used {

@@ -88,7 +88,8 @@ fn owner(line: &str) -> Option<Owner<'_>> {
     let t = line.trim_start();
     if let Some(h) = t
         .strip_prefix("#include <")
-        .and_then(|r| r.strip_suffix('>'))
+        .or_else(|| t.strip_prefix("#error \"missing header <"))
+        .and_then(|r| r.strip_suffix('>').or_else(|| r.strip_suffix(">\"")))
     {
         return Some(Owner::Include(h));
     }
@@ -244,7 +245,17 @@ fn trace(
             } else {
                 "does not compile"
             };
-            Some((format!("#include <{h}>"), Some(what.to_owned()), None, loc))
+            // A header is as old as the oldest item the spec places in it.
+            let since = f.and_then(|f| match probe.headers {
+                Headers::Xen => f.items.iter().map(|i| i.since).min(),
+                Headers::LinuxUapi => f
+                    .items
+                    .iter()
+                    .map(|i| i.linux.as_deref().and_then(Version::parse))
+                    .min()
+                    .flatten(),
+            });
+            Some((format!("#include <{h}>"), Some(what.to_owned()), since, loc))
         }
     }
 }
@@ -337,6 +348,10 @@ mod tests {
         assert!(matches!(
             owner("#include <xen/hvm/dm_op.h>"),
             Some(Owner::Include("xen/hvm/dm_op.h"))
+        ));
+        assert!(matches!(
+            owner("#error \"missing header <xen/trial.h>\""),
+            Some(Owner::Include("xen/trial.h"))
         ));
         assert!(matches!(
             owner("/* ioreq.flags member state */"),

@@ -56,6 +56,12 @@ pub enum ProbeError {
         /// The header read from elsewhere.
         header: PathBuf,
     },
+    /// `--new-headers` holds none of the headers the spec describes.
+    #[error("{} holds none of the headers the spec's files describe (lay it out like xen/: e.g. `trial.h` for a spec file with header = \"xen/trial.h\")", dir.display())]
+    NoNewHeaders {
+        /// The directory.
+        dir: PathBuf,
+    },
     /// The assembly could not be read.
     #[error("{arch}: cannot read the probe's assembly: {0}", arch = .1)]
     Asm(String, Arch),
@@ -98,14 +104,21 @@ pub fn libc_package(arch: Arch) -> &'static str {
 /// A hint for a compile error caused by a missing header: the Debian package that ships it.
 fn missing_header_hint(arch: Arch, headers: Headers, stderr: &str) -> String {
     // gcc: "probe.c:5:10: fatal error: xen/xen.h: No such file or directory"
+    // or the probe's own `#error "missing header <xen/x.h>"` (an `#error` does not stop gcc).
     let Some(name) = stderr.lines().find_map(|l| {
+        if let Some((_, rest)) = l.split_once("#error \"missing header <") {
+            return rest.split_once('>').map(|(h, _)| h);
+        }
         let rest = l.split_once("fatal error: ")?.1;
         rest.strip_suffix(": No such file or directory")
     }) else {
         return String::new();
     };
     let package = match headers {
-        Headers::Xen if name.starts_with("xen/") => "libxen-dev (Xen's public headers)",
+        Headers::Xen if name.starts_with("xen/") => {
+            "libxen-dev (Xen's public headers); a header newer than a release's (a hypercall \
+             being stabilised) is given with `--release R --new-headers DIR`"
+        }
         Headers::LinuxUapi if name.starts_with("xen/") => match arch {
             Arch::X86_64 => "linux-libc-dev (the Linux uapi headers)",
             Arch::X86_32 => "linux-libc-dev-i386-cross (the Linux uapi headers)",
@@ -205,6 +218,39 @@ pub struct Release {
     /// The directory holding its `xen/` headers' contents (e.g. an extracted libxen-dev's
     /// `usr/include/xen`).
     pub xen_include: PathBuf,
+    /// New or patched headers on top of the release's (laid out like `xen/`: `trial.h`,
+    /// `hvm/dm_op.h`), e.g. from the Xen tree that adds a hypercall: the spec files of those
+    /// headers are measured against them whatever their `since`
+    /// ([`c_probe::c_probe_with_new`]).
+    pub new_headers: Option<PathBuf>,
+}
+
+impl Release {
+    /// Which spec headers the new headers provide and which neither they nor the release have.
+    pub fn headers(&self, spec: &Spec) -> c_probe::ReleaseHeaders {
+        let has = |dir: &Path, header: &str| {
+            header
+                .strip_prefix("xen/")
+                .is_some_and(|rel| dir.join(rel).is_file())
+        };
+        let mut out = c_probe::ReleaseHeaders::default();
+        for f in spec
+            .files
+            .iter()
+            .filter(|f| !f.rel_path.starts_with("linux/"))
+        {
+            if self
+                .new_headers
+                .as_deref()
+                .is_some_and(|d| has(d, &f.header))
+            {
+                out.new.insert(f.header.clone());
+            } else if !has(&self.xen_include, &f.header) {
+                out.missing.insert(f.header.clone());
+            }
+        }
+        out
+    }
 }
 
 fn scratch(tag: &str) -> Result<PathBuf, ProbeError> {
@@ -263,6 +309,14 @@ impl<'a> Against<'a> {
         }
     }
 
+    /// New headers searched before the release's own.
+    fn overlay(self) -> Option<&'a Path> {
+        match self {
+            Against::Xen(r) => r.new_headers.as_deref(),
+            Against::Linux(_) => None,
+        }
+    }
+
     fn label(&self) -> String {
         match self {
             Against::Xen(r) => format!("Xen {}", r.version),
@@ -299,7 +353,16 @@ pub fn run_for(
     headers: Headers,
     release: Option<&Release>,
 ) -> Result<ProbeReport, ProbeError> {
-    let probe = c_probe::c_probe_for(spec, arch, view, headers, release.map(|r| r.version));
+    let probe = match release {
+        Some(r) if headers == Headers::Xen => {
+            let have = r.headers(spec);
+            if let (Some(dir), true) = (&r.new_headers, have.new.is_empty()) {
+                return Err(ProbeError::NoNewHeaders { dir: dir.clone() });
+            }
+            c_probe::c_probe_release(spec, arch, view, r.version, &have)
+        }
+        _ => c_probe::c_probe_for(spec, arch, view, headers, release.map(|r| r.version)),
+    };
     run_probe(spec, probe, release.map(Against::Xen))
 }
 
@@ -335,13 +398,23 @@ fn run_probe(
                     path: shim.clone(),
                     source,
                 })?;
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(&xen, shim.join("xen")).map_err(|source| {
-                    ProbeError::Io {
-                        path: shim.join("xen"),
-                        source,
+                match against.and_then(|r| r.overlay()) {
+                    // One `xen/` of links: the overlay's files over the release's, so that a
+                    // new header's `#include "xen.h"` finds the release's.
+                    Some(new) => {
+                        link_tree(&xen, &shim.join("xen"))?;
+                        link_tree(new, &shim.join("xen"))?;
                     }
-                })?;
+                    None => {
+                        #[cfg(unix)]
+                        std::os::unix::fs::symlink(&xen, shim.join("xen")).map_err(|source| {
+                            ProbeError::Io {
+                                path: shim.join("xen"),
+                                source,
+                            }
+                        })?;
+                    }
+                }
             }
             Headers::LinuxUapi => write(&shim.join(c_probe::UAPI_SHIM.0), c_probe::UAPI_SHIM.1)?,
         }
@@ -502,6 +575,30 @@ fn pad_failures(
         .collect())
 }
 
+/// Mirror the files below `from` into `to` as symbolic links (replacing links already there),
+/// creating directories.
+fn link_tree(from: &Path, to: &Path) -> Result<(), ProbeError> {
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| ProbeError::Io { path, source }
+    };
+    std::fs::create_dir_all(to).map_err(io(to))?;
+    for e in std::fs::read_dir(from).map_err(io(from))? {
+        let e = e.map_err(io(from))?;
+        let (src, dst) = (e.path(), to.join(e.file_name()));
+        if src.is_dir() {
+            link_tree(&src, &dst)?;
+        } else {
+            if dst.symlink_metadata().is_ok() {
+                std::fs::remove_file(&dst).map_err(io(&dst))?;
+            }
+            #[cfg(unix)]
+            std::os::unix::fs::symlink(&src, &dst).map_err(io(&dst))?;
+        }
+    }
+    Ok(())
+}
+
 /// Which of the things that must be absent compile all the same. One compiler run checks them
 /// all: it reports each failing file by name, and whatever file it does not name compiled.
 fn present_among(
@@ -546,8 +643,10 @@ fn check_release_headers(
         path: include.to_path_buf(),
         source,
     })?;
+    let overlay = release.overlay().and_then(|o| o.canonicalize().ok());
     let foreign = read.iter().find(|h| {
         !h.starts_with(&dir)
+            && !overlay.as_ref().is_some_and(|o| h.starts_with(o))
             && h.parent()
                 .is_some_and(|p| p.ancestors().any(|a| a.ends_with("include/xen")))
     });

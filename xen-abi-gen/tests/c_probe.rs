@@ -33,6 +33,7 @@ fn machine_release() -> probe_run::Release {
     probe_run::Release {
         version,
         xen_include: probe_run::machine_xen_include(),
+        new_headers: None,
     }
 }
 
@@ -177,6 +178,7 @@ fn probe_as_release(
     let release = probe_run::Release {
         version: xen_abi_gen::model::Version::parse(version).unwrap(),
         xen_include: dir.to_path_buf(),
+        new_headers: None,
     };
     probe_run::run_for(
         spec,
@@ -263,6 +265,7 @@ fn a_release_probe_refuses_headers_from_the_machine() {
     let release = probe_run::Release {
         version: xen_abi_gen::model::Version::parse("4.17").unwrap(),
         xen_include: dir.clone(),
+        new_headers: None,
     };
     let e = probe_run::run_for(
         &spec_with(None),
@@ -446,4 +449,105 @@ fn a_missing_anonymous_key_says_to_add_it() {
     assert!(msg.contains("abi-spec/event_channel.toml:"), "{msg}");
     assert!(msg.contains("add `anonymous = true` to `"), "{msg}");
     assert!(!msg.contains("note:"), "{msg}");
+}
+
+/// The in-tree spec plus `tests/fixtures/new-header/newop.toml`: a hypercall dated 4.21, after
+/// every packaged release, in a header of its own.
+fn spec_with_newop() -> xen_abi_gen::model::Spec {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../abi-spec");
+    let mut sources = xen_abi_gen::spec::read_dir(&dir).unwrap();
+    let newop = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/new-header/newop.toml");
+    sources.push(xen_abi_gen::spec::Source {
+        rel_path: "newop.toml".into(),
+        text: std::fs::read_to_string(&newop).unwrap(),
+        path: newop,
+    });
+    xen_abi_gen::spec::load_sources(&sources).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A directory holding `newop.h` as given (the new header a Xen tree adds).
+fn new_headers(name: &str, header: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("xen-abi-new-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("newop.h"), header).unwrap();
+    dir
+}
+
+fn probe_new(spec: &xen_abi_gen::model::Spec, dir: Option<&Path>) -> probe_run::ProbeReport {
+    let mut release = machine_release();
+    release.new_headers = dir.map(Path::to_path_buf);
+    probe_run::run_for(
+        spec,
+        Arch::X86_32,
+        View::Guest,
+        Headers::Xen,
+        Some(&release),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn new_items_are_probed_against_their_new_header_on_top_of_a_release() {
+    let spec = spec_with_newop();
+    let header = include_str!("fixtures/new-header/newop.h");
+    let dir = new_headers("good", header);
+    let r = probe_new(&spec, Some(&dir));
+    assert!(r.ok(), "{:?} {:?}", r.mismatches, r.present_types);
+    assert_eq!(r.probe.new_items, ["xen_newop_query", "newop_op"]);
+    // Measured, not taken for absent: the struct's size and the hypercall's numbers.
+    for (item, what) in [
+        ("xen_newop_query", "size"),
+        ("xen_newop_query", "offset"),
+        ("newop_op", "value"),
+    ] {
+        assert!(
+            r.probe
+                .checks
+                .iter()
+                .any(|c| c.item == item && c.what == what),
+            "{item} {what}"
+        );
+    }
+    // A header that disagrees with the spec fails with the numbers.
+    let bad = new_headers("bad", &header.replace("uint16_t pad;", "uint32_t pad;"));
+    let r = probe_new(&spec, Some(&bad));
+    let msgs: Vec<String> = r.mismatches.iter().map(|m| m.to_string()).collect();
+    assert!(
+        msgs.contains(&"xen_newop_query.port: offset expected 4 (spec), actual 8 (C: offsetof(struct xen_newop_query, port))".to_owned()),
+        "{msgs:?}"
+    );
+    // Without the new header, the release rightly lacks all of it.
+    let r = probe_new(&spec, None);
+    assert!(r.ok(), "{:?}", r.present_types);
+    assert!(r.probe.new_items.is_empty());
+    assert!(r
+        .probe
+        .absent_types
+        .iter()
+        .any(|t| t.item == "xen_newop_query"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_dir_all(&bad);
+}
+
+#[test]
+fn a_new_headers_directory_without_any_spec_header_is_refused() {
+    let dir = std::env::temp_dir().join(format!("xen-abi-new-empty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("unrelated.h"), "").unwrap();
+    let mut release = machine_release();
+    release.new_headers = Some(dir.clone());
+    let e = probe_run::run_for(
+        &spec_with_newop(),
+        Arch::X86_64,
+        View::Guest,
+        Headers::Xen,
+        Some(&release),
+    )
+    .unwrap_err()
+    .to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        e.contains("holds none of the headers the spec's files describe"),
+        "{e}"
+    );
 }

@@ -66,6 +66,9 @@ pub struct Probe {
     pub pad_proofs: Vec<PadProof>,
     /// The includes every translation unit of the probe starts with.
     pub prelude: String,
+    /// With new headers on top of a release's: the items they declare that the spec dates after
+    /// the release (measured against the new headers).
+    pub new_items: Vec<String>,
 }
 
 /// Proof that a struct's `in_c = false` fields are padding in C: an object of the C type
@@ -282,7 +285,42 @@ pub fn c_probe_for(
     headers: Headers,
     release: Option<Version>,
 ) -> Probe {
-    probe_inner(spec, arch, view, headers, release, None)
+    probe_inner(spec, arch, view, headers, release, None, None)
+}
+
+/// Which of the spec's headers (`xen/trial.h`) a release's header directory lacks, and which
+/// newer headers are laid over it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseHeaders {
+    /// Headers given on top of the release's (`--new-headers`): what a file of one of them
+    /// declares is measured whatever its `since`, since they come from the newer tree that has
+    /// it. The items measured only because of them are listed in [`Probe::new_items`].
+    pub new: std::collections::BTreeSet<String>,
+    /// Headers neither the release nor `new` has. A file of one of them whose items the spec
+    /// all dates after the release is not included (the release rightly lacks all of it; its
+    /// items are checked absent from the other headers); if it dates any of them earlier, the
+    /// include stays and the probe fails on it.
+    pub missing: std::collections::BTreeSet<String>,
+}
+
+/// Build the probe for a release's headers, knowing which headers it lacks and which newer
+/// ones are laid over it (see [`ReleaseHeaders`]); otherwise as [`c_probe_for`].
+pub fn c_probe_release(
+    spec: &Spec,
+    arch: Arch,
+    view: View,
+    release: Version,
+    have: &ReleaseHeaders,
+) -> Probe {
+    probe_inner(
+        spec,
+        arch,
+        view,
+        Headers::Xen,
+        Some(release),
+        None,
+        Some(have),
+    )
 }
 
 /// Build the uapi probe for one Linux release (`"6.12"`): ioctls whose `linux` is later must be
@@ -295,6 +333,7 @@ pub fn c_probe_linux_for(spec: &Spec, arch: Arch, view: View, kernel: &str) -> P
         Headers::LinuxUapi,
         None,
         Some(kernel_version(kernel)),
+        None,
     )
 }
 
@@ -305,13 +344,14 @@ fn probe_inner(
     headers: Headers,
     release: Option<Version>,
     kernel: Option<Vec<u32>>,
+    have: Option<&ReleaseHeaders>,
 ) -> Probe {
     let engine = Engine::new(spec);
     let kernel_later = |linux: &Option<String>| match (&kernel, linux) {
         (Some(k), Some(l)) => kernel_version(l) > *k,
         _ => false,
     };
-    let later_than_release = |since: Version| release.is_some_and(|r| since > r);
+    let mut new_items: Vec<String> = Vec::new();
     let mut absent_types: Vec<AbsentType> = Vec::new();
     let mut checks: Vec<Check> = Vec::new();
     let mut bit_checks: Vec<BitCheck> = Vec::new();
@@ -331,17 +371,31 @@ fn probe_inner(
         } else {
             f.header.clone()
         };
-        if !includes.contains(&h) {
-            includes.push(h);
-        }
         // Before `guest_since` the header showed the file's items to tools builds only.
         let floor = match (view, headers, f.guest_since) {
             (View::Guest, Headers::Xen, Some(g)) => g,
             _ => Version { major: 0, minor: 0 },
         };
+        // A file whose header the overlay provides has everything it declares.
+        let overlaid = have.is_some_and(|n| n.new.contains(&f.header));
+        let later_than_release = |since: Version| !overlaid && release.is_some_and(|r| since > r);
+        let missing = have.is_some_and(|n| n.missing.contains(&f.header));
+        // A header the release lacks, of which the spec dates nothing before it: not
+        // included, its items are all checked absent from the release's other headers.
+        let lacked = missing
+            && f.items
+                .iter()
+                .filter(|i| i.in_c)
+                .all(|i| later_than_release(i.since));
+        if !lacked && !includes.contains(&h) {
+            includes.push(h);
+        }
         for item in &f.items {
             if !item.in_c || guarded_out(item.c_guard) {
                 continue;
+            }
+            if overlaid && release.is_some_and(|r| item.since.max(floor) > r) {
+                new_items.push(item.name.clone());
             }
             let floor = match (view, headers, item.guest_since) {
                 (View::Guest, Headers::Xen, Some(g)) => g,
@@ -642,8 +696,13 @@ fn probe_inner(
             let _ = writeln!(src, "#include <xen/interface/xen.h>");
         }
     }
+    // A missing header is an error of its own that does not stop the compiler (as a failed
+    // `#include` would), so every item it takes down is reported too.
     for h in &includes {
-        let _ = writeln!(src, "#include <{h}>");
+        let _ = writeln!(
+            src,
+            "#if __has_include(<{h}>)\n#include <{h}>\n#else\n#error \"missing header <{h}>\"\n#endif"
+        );
     }
     // Each absent type gets the probe's includes and one use of the type.
     let prelude = src[prelude_start..].to_owned();
@@ -690,6 +749,7 @@ fn probe_inner(
         absent_types,
         pad_proofs,
         prelude,
+        new_items,
     }
 }
 

@@ -160,10 +160,10 @@ fn argument_types(
             format!("{kind} `{t}`")
         })
         .collect();
-    if tys.is_empty() {
-        String::new()
-    } else {
-        format!(", with its new argument {}", tys.join(", "))
+    match tys.len() {
+        0 => String::new(),
+        1 => format!(", with its new argument {}", tys[0]),
+        _ => format!(", with its new argument types {}", tys.join(", ")),
     }
 }
 

@@ -252,6 +252,10 @@ pub struct Compound {
     pub expect_size: BTreeMap<Arch, u64>,
     /// Declared alignments, checked against the layout.
     pub expect_align: BTreeMap<Arch, u64>,
+    /// Where `size` is written (a wrong size is reported there).
+    pub size_loc: Option<Loc>,
+    /// Where `align` is written.
+    pub align_loc: Option<Loc>,
 }
 
 /// A field of a struct or union.

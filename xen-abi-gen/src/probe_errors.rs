@@ -125,7 +125,7 @@ fn diagnostic(l: &str) -> Option<(&str, usize, &str)> {
 /// `probe_file` (the file name the compiler was given, e.g. `probe.c`).
 pub fn explain(spec: &Spec, probe: &Probe, probe_file: &str, stderr: &str) -> Explained {
     let source: Vec<&str> = probe.source.lines().collect();
-    let mut by_item: BTreeMap<(usize, usize), FailedItem> = BTreeMap::new();
+    let mut by_item: BTreeMap<((usize, usize), Option<String>), FailedItem> = BTreeMap::new();
     let mut untraced = Vec::new();
     // Errors inside a header name the header; "In file included from probe.c:N" before them
     // names the include line of the probe that pulled it in.
@@ -168,15 +168,20 @@ pub fn explain(spec: &Spec, probe: &Probe, probe_file: &str, stderr: &str) -> Ex
             .and_then(|s| owner(s))
             .and_then(|o| trace(spec, probe, &o, in_probe));
         match traced {
-            Some((item, what, since, loc)) => {
-                let key = order.get(item.as_str()).copied().unwrap_or((usize::MAX, 0));
-                let e = by_item.entry(key).or_insert_with(|| FailedItem {
+            Some((item, part, what, since, loc)) => {
+                let at = order.get(item.as_str()).copied().unwrap_or((usize::MAX, 0));
+                let name = match &part {
+                    Some(p) => format!("{item}.{p}"),
+                    None => item.clone(),
+                };
+                let e = by_item.entry((at, part)).or_insert_with(|| FailedItem {
                     loc,
-                    item: item.clone(),
+                    item: name,
                     since: None,
                     what: Vec::new(),
                     message: msg.to_owned(),
-                    help: help(spec, &item, msg),
+                    help: help(spec, &item, msg)
+                        .or_else(|| dated_too_early(probe, &item, since, msg)),
                 });
                 if let Some(w) = what {
                     if !e.what.contains(&w) {
@@ -203,13 +208,29 @@ pub fn explain(spec: &Spec, probe: &Probe, probe_file: &str, stderr: &str) -> Ex
     }
 }
 
-/// The item a probe line belongs to: (name, what, since, location).
-fn trace(
-    spec: &Spec,
-    probe: &Probe,
-    o: &Owner<'_>,
-    in_probe: bool,
-) -> Option<(String, Option<String>, Option<Version>, String)> {
+/// What a compiler error is traced to: (item, member or sub-op, what was measured, since,
+/// location).
+type Traced = (
+    String,
+    Option<String>,
+    Option<String>,
+    Option<Version>,
+    String,
+);
+
+/// Where a set member or sub-op is declared.
+fn part_loc<'a>(item: &'a crate::model::Item, part: &str) -> Option<&'a crate::diag::Loc> {
+    match &item.kind {
+        ItemKind::Values(v) | ItemKind::Flags(v) => {
+            v.members.iter().find(|m| m.name == part).map(|m| &m.loc)
+        }
+        ItemKind::Hypercall(h) => h.subops.iter().find(|s| s.name == part).map(|s| &s.loc),
+        _ => None,
+    }
+}
+
+/// The item a probe line belongs to.
+fn trace(spec: &Spec, probe: &Probe, o: &Owner<'_>, in_probe: bool) -> Option<Traced> {
     match *o {
         Owner::Check(i) => {
             let c = probe.checks.get(i)?;
@@ -222,7 +243,25 @@ fn trace(
                 Headers::Xen => Some(since_of(spec, &c.item, c.field.as_deref())),
                 Headers::LinuxUapi => item.linux.as_deref().and_then(Version::parse),
             };
-            Some((c.item.clone(), Some(what), since, item.loc.to_string()))
+            // A set member's or sub-op's value is reported where that member is declared.
+            if let (Some(part), "value") = (&c.field, c.what) {
+                if let Some(loc) = part_loc(item, part) {
+                    return Some((
+                        c.item.clone(),
+                        Some(part.clone()),
+                        Some(c.what.to_owned()),
+                        since,
+                        loc.to_string(),
+                    ));
+                }
+            }
+            Some((
+                c.item.clone(),
+                None,
+                Some(what),
+                since,
+                item.loc.to_string(),
+            ))
         }
         Owner::Bits(item, member) => {
             let it = spec.find(item)?;
@@ -232,6 +271,7 @@ fn trace(
             };
             Some((
                 item.to_owned(),
+                None,
                 Some(format!("bitfield {member}")),
                 since,
                 it.loc.to_string(),
@@ -255,7 +295,13 @@ fn trace(
                     .min()
                     .flatten(),
             });
-            Some((format!("#include <{h}>"), Some(what.to_owned()), since, loc))
+            Some((
+                format!("#include <{h}>"),
+                None,
+                Some(what.to_owned()),
+                since,
+                loc,
+            ))
         }
     }
 }
@@ -281,6 +327,25 @@ fn help(spec: &Spec, item: &str, msg: &str) -> Option<String> {
     })?;
     Some(format!(
         "these headers have no `{c_name}`; if C declares the type of {parent} inline (an anonymous struct or union), add `anonymous = true` to `{item}`; if the type is newer than these headers, its `since` says so"
+    ))
+}
+
+/// Against a release's headers, an item they lack that the spec dates at or before the release:
+/// most likely its `since` is too early.
+fn dated_too_early(probe: &Probe, item: &str, since: Option<Version>, msg: &str) -> Option<String> {
+    let r = probe.release?;
+    let since = since?;
+    let lacks = [
+        "undeclared",
+        "incomplete type",
+        "undefined type",
+        "has no member",
+    ];
+    if item.starts_with('#') || !lacks.iter().any(|l| msg.contains(l)) {
+        return None;
+    }
+    Some(format!(
+        "the Xen {r} headers lack it, but the spec dates it {since}: if it appeared in a later release, its `since` should say so (the release that added it)"
     ))
 }
 

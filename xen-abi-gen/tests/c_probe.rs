@@ -422,16 +422,57 @@ fn a_probe_that_does_not_compile_names_spec_items_not_gcc_lines() {
         "{line}"
     );
     assert!(line.contains("(since Xen 4.18) [value]"), "{line}");
+    // A sub-op is reported at its own line.
+    let subop = msg
+        .lines()
+        .find(|l| l.contains("`vcpu_op.VCPUOP_register_runstate_phys_area`"))
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(subop.contains("abi-spec/vcpu.toml:"), "{subop}");
+    assert!(subop.contains("(since Xen 4.18) [value]:"), "{subop}");
     assert!(line.contains("undeclared"), "{line}");
     // No raw compiler output: no caret lines, notes or macro expansions.
     assert!(!msg.contains("XEN_ABI_PROBE("), "{msg}");
     assert!(!msg.contains("note:"), "{msg}");
     assert!(!msg.contains("(not traced to the spec)"), "{msg}");
-    assert!(msg.lines().count() < 20, "{msg}");
+    assert!(msg.lines().count() < 30, "{msg}");
     // And the way out.
     assert!(msg.contains("`xen-abi-gen c-probe --release R`"), "{msg}");
     assert!(msg.contains("before 4.18"), "{msg}");
     assert!(msg.contains("`--release 4.17`"), "{msg}");
+}
+
+#[test]
+fn an_item_dated_before_the_release_that_added_it_is_located_with_a_hint() {
+    let spec = spec_with(Some((
+        "version.toml",
+        "since = \"4.19\"",
+        "since = \"4.17\"",
+    )));
+    let msg = probe_run::run_for(
+        &spec,
+        Arch::X86_64,
+        View::Guest,
+        Headers::Xen,
+        Some(&machine_release()),
+    )
+    .expect_err("4.17's headers lack XENFEAT_dm_msix_all_writes")
+    .to_string();
+    let line = msg
+        .lines()
+        .position(|l| l.contains("`XENFEAT_dm_msix_all_writes` (since Xen 4.17) [value]"))
+        .unwrap_or_else(|| panic!("{msg}"));
+    assert!(
+        msg.lines()
+            .nth(line)
+            .unwrap()
+            .contains("abi-spec/version.toml:"),
+        "{msg}"
+    );
+    let help = msg.lines().nth(line + 1).unwrap_or_default();
+    assert!(
+        help.contains("help: the Xen 4.17 headers lack it, but the spec dates it 4.17"),
+        "{msg}"
+    );
 }
 
 #[test]

@@ -824,6 +824,8 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                 fields,
                 expect_size: cx.per_arch(&r.size, "size"),
                 expect_align: cx.per_arch(&r.align, "align"),
+                size_loc: r.size.as_ref().map(|s| cx.at(s)),
+                align_loc: r.align.as_ref().map(|s| cx.at(s)),
             };
             let kind = if is_union {
                 ItemKind::Union(c)
@@ -1996,12 +1998,12 @@ fn check_layouts(spec: &Spec, sink: &mut Sink) {
                     }
                     if let Some(&want) = c.expect_size.get(&arch) {
                         if want != l.size {
-                            sink.error(item.loc.clone(), format!("{what} `{}` is declared {want} bytes on {arch} but lays out as {} bytes", item.name, l.size), "fix the field types or the declared `size`");
+                            sink.error(c.size_loc.clone().unwrap_or_else(|| item.loc.clone()), format!("{what} `{}` is declared {want} bytes on {arch} but lays out as {} bytes", item.name, l.size), "fix the field types or the declared `size`");
                         }
                     }
                     if let Some(&want) = c.expect_align.get(&arch) {
                         if want != l.align {
-                            sink.error(item.loc.clone(), format!("{what} `{}` is declared {want}-aligned on {arch} but lays out {}-aligned", item.name, l.align), align_help(c, &l, arch, want));
+                            sink.error(c.align_loc.clone().unwrap_or_else(|| item.loc.clone()), format!("{what} `{}` is declared {want}-aligned on {arch} but lays out {}-aligned", item.name, l.align), align_help(c, &l, arch, want));
                         }
                     }
                 }

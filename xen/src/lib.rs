@@ -20,6 +20,7 @@ extern crate alloc;
 extern crate std;
 
 pub mod bare;
+pub mod bus;
 pub mod dm;
 mod error;
 pub mod grant;

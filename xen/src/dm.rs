@@ -42,13 +42,60 @@ impl RangeKind {
     }
 }
 
-/// A [`Xen`] handle's server slot, free again when dropped.
-#[derive(Debug)]
-pub(crate) struct ServerSlot<'x>(&'x core::sync::atomic::AtomicBool);
+/// How an IOREQ server holds its [`Xen`] handle: borrowed (the server lives within the
+/// handle's scope) or shared (the server owns a reference and can live anywhere).
+pub(crate) enum XenRef<'x, P: Platform> {
+    Borrowed(&'x Xen<P>),
+    Shared(alloc::sync::Arc<Xen<P>>),
+}
 
-impl Drop for ServerSlot<'_> {
+impl<P: Platform> Clone for XenRef<'_, P> {
+    fn clone(&self) -> Self {
+        match self {
+            XenRef::Borrowed(x) => XenRef::Borrowed(x),
+            XenRef::Shared(x) => XenRef::Shared(x.clone()),
+        }
+    }
+}
+
+impl<P: Platform> core::ops::Deref for XenRef<'_, P> {
+    type Target = Xen<P>;
+    fn deref(&self) -> &Xen<P> {
+        match self {
+            XenRef::Borrowed(x) => x,
+            XenRef::Shared(x) => x,
+        }
+    }
+}
+
+impl<'x, P: Platform> XenRef<'x, P> {
+    /// Take the handle's one server slot; `None` while another server holds it.
+    pub(crate) fn claim_server(self) -> Option<ServerSlot<'x, P>> {
+        use core::sync::atomic::Ordering;
+        // Not `then_some`: a slot built and dropped on refusal would free the holder's slot.
+        if self.serving.swap(true, Ordering::AcqRel) {
+            None
+        } else {
+            Some(ServerSlot(self))
+        }
+    }
+}
+
+/// A [`Xen`] handle's server slot, free again when dropped.
+pub(crate) struct ServerSlot<'x, P: Platform>(XenRef<'x, P>);
+
+impl<'x, P: Platform> ServerSlot<'x, P> {
+    /// The handle.
+    pub(crate) fn xen(&self) -> &XenRef<'x, P> {
+        &self.0
+    }
+}
+
+impl<P: Platform> Drop for ServerSlot<'_, P> {
     fn drop(&mut self) {
-        self.0.store(false, core::sync::atomic::Ordering::Release);
+        self.0
+            .serving
+            .store(false, core::sync::atomic::Ordering::Release);
     }
 }
 
@@ -82,12 +129,6 @@ impl<P: Platform> Xen<P> {
     /// The running hypervisor's version.
     pub fn running(&self) -> XenVersion {
         self.running
-    }
-
-    /// Take the handle's one server slot; `None` while another server holds it.
-    pub(crate) fn claim_server(&self) -> Option<ServerSlot<'_>> {
-        use core::sync::atomic::Ordering;
-        (!self.serving.swap(true, Ordering::AcqRel)).then_some(ServerSlot(&self.serving))
     }
 
     /// The platform.

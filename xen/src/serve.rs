@@ -37,7 +37,7 @@ pub(crate) fn serve<B: Sources, P: Platform + AsFd>(
     mut changed: impl FnMut(&B),
 ) -> Result<(), Error> {
     let mut generation = bus.generation();
-    let xen = server.xen();
+    let xen = server.xen_ref();
     // Which devices to poll after this wake-up (bit per device; all past 64).
     let mut due: u64;
     let mut events: bool;

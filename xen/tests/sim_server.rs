@@ -1926,3 +1926,36 @@ fn invalidate_reaches_a_server_without_any_claimed_address() {
     sim.collect(dom, 0).unwrap();
     assert_eq!(h.0, 1);
 }
+
+#[test]
+fn a_server_on_a_shared_handle_owns_it_and_can_move_to_a_thread() {
+    let sim = Sim::new();
+    let dom = sim.create_guest(1);
+    let xen = Arc::new(Xen::new(sim.clone()).unwrap());
+    let mut srv = IoreqServer::create_shared(xen.clone(), dom, ServerOptions::default()).unwrap();
+    // Still one server per handle, shared or not.
+    let e = IoreqServer::create_shared(xen.clone(), dom, ServerOptions::default()).unwrap_err();
+    assert!(e.to_string().contains("already has an IoreqServer"), "{e}");
+    assert!(IoreqServer::create(&xen, dom, ServerOptions::default()).is_err());
+    srv.map_range(RangeKind::Port, 0x80, 0x80).unwrap();
+    // No borrow to outlive: the server moves into the serving thread, handle and all.
+    let rec = Rec::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let t = {
+        let (mut h, stop) = (rec.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let r = srv.run(&mut h, &stop);
+            (srv, r)
+        })
+    };
+    sim.vcpu(dom, 0).pio_out(0x80, 1, 0x42).unwrap();
+    stop.store(true, Ordering::Release);
+    sim.wake();
+    let (srv, r) = t.join().unwrap();
+    r.unwrap();
+    assert_eq!(rec.take(), [Ev::Write(Space::Port, 0x80, Size::B1, 0x42)]);
+    // Dropping it tears it down and frees the handle's slot.
+    drop(srv);
+    assert!(log_strs(&sim).iter().any(|l| l == DESTROY));
+    IoreqServer::create(&xen, dom, ServerOptions::default()).unwrap();
+}

@@ -8,7 +8,7 @@ use xen_sys::*;
 use super::handler::{Handler, RangeChange, Space};
 use super::request::{decode, fallback_size, single, Access, Data, Dir, Invalid, Request, Size};
 use super::slot::Slot;
-use crate::dm::{RangeKind, RangeOp, Xen};
+use crate::dm::{RangeKind, RangeOp, Xen, XenRef};
 use crate::platform::{EventChannels, Pages, Platform};
 use crate::{DomId, Error, EvtchnPort};
 
@@ -260,9 +260,8 @@ fn invalid_answer(raw: &Ioreq) -> Option<u64> {
 /// # }
 /// ```
 pub struct IoreqServer<'x, P: Platform> {
-    xen: &'x Xen<P>,
-    /// The handle's one server slot (see [`Xen`]).
-    _slot: crate::dm::ServerSlot<'x>,
+    /// The handle's one server slot (see [`Xen`]), and the handle.
+    slot: crate::dm::ServerSlot<'x, P>,
     domid: DomId,
     id: Ioservid,
     stage: Stage,
@@ -307,14 +306,53 @@ impl<P: Platform> core::fmt::Debug for IoreqServer<'_, P> {
 impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Set up a server for `domid` in the order Xen requires: nr_vcpus → create → map the ioreq
     /// page(s) → enable → read each vCPU's vp_eport → bind. Any failure undoes what was done.
+    /// The server borrows `xen`; [`create_shared`](Self::create_shared) makes one that owns a
+    /// share of it instead.
     pub fn create(xen: &'x Xen<P>, domid: DomId, opts: ServerOptions) -> Result<Self, Error> {
+        Self::create_in(XenRef::Borrowed(xen), domid, opts)
+    }
+
+    /// [`create`](Self::create) on a shared handle: the server keeps the `Arc`, so it has no
+    /// borrow to outlive and can live next to its handle, in a struct, or move to a thread
+    /// (`IoreqServer<'static, P>`).
+    ///
+    /// ```
+    /// # #[cfg(feature = "sim")] {
+    /// use std::sync::Arc;
+    /// use xen::ioreq::{IoreqServer, ServerOptions};
+    /// use xen::Xen;
+    ///
+    /// /// A device model that owns its server (no lifetime to carry around).
+    /// struct Model {
+    ///     server: IoreqServer<'static, xen::sim::Sim>,
+    /// }
+    ///
+    /// let sim = xen::sim::Sim::new();
+    /// let guest = sim.create_guest(1);
+    /// let xen = Arc::new(Xen::new(sim.clone()).unwrap());
+    /// let model = Model { server: IoreqServer::create_shared(xen.clone(), guest, ServerOptions::default()).unwrap() };
+    /// let t = std::thread::spawn(move || model.server.vcpus());
+    /// assert_eq!(t.join().unwrap(), 1);
+    /// # }
+    /// ```
+    pub fn create_shared(
+        xen: alloc::sync::Arc<Xen<P>>,
+        domid: DomId,
+        opts: ServerOptions,
+    ) -> Result<Self, Error> {
+        Self::create_in(XenRef::Shared(xen), domid, opts)
+    }
+
+    fn create_in(xen: XenRef<'x, P>, domid: DomId, opts: ServerOptions) -> Result<Self, Error> {
         let slot = xen.claim_server().ok_or(Error::InvalidArgument {
             op: "IoreqServer::create",
             what: "this Xen handle already has an IoreqServer (they would share its event channel and take each other's events): put the devices on one server (PciBus) or open another Xen handle",
         })?;
-        let nr = vcpus(xen, domid)?;
-        let id = xen.create_ioreq_server(domid, opts.buffered.to_xen())?;
-        let mut s = Self::created(xen, slot, domid, id, nr, opts, Vec::new());
+        let nr = vcpus(slot.xen(), domid)?;
+        let id = slot
+            .xen()
+            .create_ioreq_server(domid, opts.buffered.to_xen())?;
+        let mut s = Self::created(slot, domid, id, nr, opts, Vec::new());
         // On error, `s` is dropped and tears down what `stage` says.
         s.setup(nr, opts)?;
         Ok(s)
@@ -323,8 +361,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// Server `id` as it exists in Xen, not set up here yet (dropping it tears down what
     /// `stage` says).
     fn created(
-        xen: &'x Xen<P>,
-        slot: crate::dm::ServerSlot<'x>,
+        slot: crate::dm::ServerSlot<'x, P>,
         domid: DomId,
         id: Ioservid,
         nr: u32,
@@ -332,8 +369,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         ranges: Vec<Range>,
     ) -> Self {
         IoreqServer {
-            xen,
-            _slot: slot,
+            slot,
             domid,
             id,
             stage: Stage::Created,
@@ -373,10 +409,32 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         opts: ServerOptions,
         claimed: &[(RangeKind, u64, u64)],
     ) -> Result<Self, Error> {
+        Self::adopt_in(XenRef::Borrowed(xen), domid, id, opts, claimed)
+    }
+
+    /// [`adopt`](Self::adopt) on a shared handle (see [`create_shared`](Self::create_shared)).
+    pub fn adopt_shared(
+        xen: alloc::sync::Arc<Xen<P>>,
+        domid: DomId,
+        id: Ioservid,
+        opts: ServerOptions,
+        claimed: &[(RangeKind, u64, u64)],
+    ) -> Result<Self, Error> {
+        Self::adopt_in(XenRef::Shared(xen), domid, id, opts, claimed)
+    }
+
+    fn adopt_in(
+        xen: XenRef<'x, P>,
+        domid: DomId,
+        id: Ioservid,
+        opts: ServerOptions,
+        claimed: &[(RangeKind, u64, u64)],
+    ) -> Result<Self, Error> {
         let slot = xen.claim_server().ok_or(Error::InvalidArgument {
             op: "IoreqServer::adopt",
             what: "this Xen handle already has an IoreqServer: open another Xen handle",
         })?;
+        let xen = slot.xen();
         let nr = vcpus(xen, domid)?;
         // It exists (ENOENT otherwise), and is ours to serve (EPERM otherwise).
         xen.ioreq_server_info(domid, id)?;
@@ -384,7 +442,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             .iter()
             .map(|&(kind, start, end)| Range { kind, start, end })
             .collect();
-        let mut s = Self::created(xen, slot, domid, id, nr, opts, ranges);
+        let mut s = Self::created(slot, domid, id, nr, opts, ranges);
         s.setup(nr, opts)?;
         // Requests the predecessor took and never answered: served at the next event (binding
         // a port leaves an event pending on it).
@@ -407,7 +465,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         } else {
             (1, ioreq_pages)
         };
-        let pages = self.xen.platform().map_resource(
+        let pages = self.slot.xen().platform().map_resource(
             self.domid,
             XenMemResourceType::IOREQ_SERVER,
             u32::from(self.id),
@@ -428,11 +486,14 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         self.first_slot = Some(first_slot);
         self.pages = Some(pages);
         self.stage = Stage::Mapped;
-        self.xen.set_ioreq_server_state(self.domid, self.id, true)?;
+        self.slot
+            .xen()
+            .set_ioreq_server_state(self.domid, self.id, true)?;
         self.stage = Stage::Enabled;
         let buf_remote = if buffered {
             Some(
-                self.xen
+                self.slot
+                    .xen()
                     .ioreq_server_info(self.domid, self.id)?
                     .bufioreq_port,
             )
@@ -443,12 +504,16 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         for v in 0..nr {
             // SAFETY: v < nr, and the ioreq pages just mapped hold nr slots.
             let remote = unsafe { first_slot.nth(v as usize) }.vp_eport();
-            let local = self.xen.platform().bind_interdomain(self.domid, remote)?;
+            let local = self
+                .slot
+                .xen()
+                .platform()
+                .bind_interdomain(self.domid, remote)?;
             self.ports.push(local);
             self.by_port.push((local, v));
         }
         if let Some(r) = buf_remote {
-            let local = self.xen.platform().bind_interdomain(self.domid, r)?;
+            let local = self.slot.xen().platform().bind_interdomain(self.domid, r)?;
             self.buf_port = Some(local);
         }
         self.by_port.sort_unstable();
@@ -456,8 +521,14 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     }
 
     /// The hypervisor handle the server was created on.
-    pub fn xen(&self) -> &'x Xen<P> {
-        self.xen
+    pub fn xen(&self) -> &Xen<P> {
+        self.slot.xen()
+    }
+
+    /// The handle, for a loop that borrows the server mutably while it polls the handle.
+    #[cfg(all(feature = "std", target_os = "linux"))]
+    pub(crate) fn xen_ref(&self) -> XenRef<'x, P> {
+        self.slot.xen().clone()
     }
 
     /// The server id.
@@ -512,7 +583,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// # }
     /// ```
     pub fn map_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
-        self.xen
+        self.slot
+            .xen()
             .io_range(self.domid, self.id, kind, start, end, RangeOp::Claim)?;
         self.ranges.push(Range { kind, start, end });
         Ok(())
@@ -522,7 +594,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     /// and keeps claiming what is left on either side, so the record is split the same way
     /// (teardown then releases exactly what Xen still holds).
     pub fn unmap_range(&mut self, kind: RangeKind, start: u64, end: u64) -> Result<(), Error> {
-        self.xen
+        self.slot
+            .xen()
             .io_range(self.domid, self.id, kind, start, end, RangeOp::Release)?;
         self.hot = Hot::NONE;
         // Claimed ranges of one kind are disjoint (Xen refuses overlaps), so at most one
@@ -568,7 +641,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
     #[inline]
     pub fn serve_once(&mut self, handler: &mut (impl Handler + ?Sized)) -> Result<usize, Error> {
         if self.batch_next >= self.batch_len {
-            let n = self.xen.platform().wait_pending(&mut self.pending)?;
+            let n = self.slot.xen().platform().wait_pending(&mut self.pending)?;
             self.batch_next = 0;
             self.batch_len = n.min(self.pending.len());
         }
@@ -584,7 +657,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             }
         }
         // Unmask even after a failed notify: a port left masked would never fire again.
-        let unmasked = self.xen.platform().unmask(&self.pending[..n]);
+        let unmasked = self.slot.xen().platform().unmask(&self.pending[..n]);
         match first {
             Some(e) => Err(e),
             None => unmasked.map(|()| n),
@@ -669,7 +742,9 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             },
         };
         // From here on the request is answered whatever happens (the guard's drop).
-        let xen: &'x Xen<P> = self.xen;
+        // A handle the guard can hold while `self` is borrowed mutably below: a copy of the
+        // reference, or of the `Arc` for a shared server (one atomic increment per request).
+        let xen = self.slot.xen().clone();
         let flight = InFlight {
             platform: xen.platform(),
             slot,
@@ -920,7 +995,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
                             let v = handler.read(space, dev(i), a.size) & a.size.mask();
                             let bytes = v.to_le_bytes();
                             if self
-                                .xen
+                                .slot
+                                .xen()
                                 .platform()
                                 .write_guest(self.domid, ram, &bytes[..n])
                                 .is_err()
@@ -932,7 +1008,8 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
                             let buf = &mut self.scratch[..8];
                             buf.fill(0);
                             if self
-                                .xen
+                                .slot
+                                .xen()
                                 .platform()
                                 .read_guest(self.domid, ram, &mut buf[..n])
                                 .is_err()
@@ -997,7 +1074,7 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
         };
         self.hot = Hot::NONE;
         for r in core::mem::take(&mut self.ranges).into_iter().rev() {
-            keep(self.xen.io_range(
+            keep(self.slot.xen().io_range(
                 self.domid,
                 self.id,
                 r.kind,
@@ -1016,29 +1093,33 @@ impl<'x, P: Platform> IoreqServer<'x, P> {
             };
             if let Ok(raw) = slot.take() {
                 slot.complete(&raw, invalid_answer(&raw));
-                keep(self.xen.platform().notify(port));
+                keep(self.slot.xen().platform().notify(port));
             } else if self.orphans.contains(&(v as u32)) {
                 // A predecessor's request never served: answered the same way.
                 if let Some((raw, _)) = slot.take_inprocess_word() {
                     slot.complete(&raw, invalid_answer(&raw));
-                    keep(self.xen.platform().notify(port));
+                    keep(self.slot.xen().platform().notify(port));
                 }
             }
         }
         self.orphans.clear();
         if let Some(p) = self.buf_port.take() {
-            keep(self.xen.platform().unbind(p));
+            keep(self.slot.xen().platform().unbind(p));
         }
         for p in core::mem::take(&mut self.ports).into_iter().rev() {
-            keep(self.xen.platform().unbind(p));
+            keep(self.slot.xen().platform().unbind(p));
         }
         self.by_port.clear();
         if self.stage >= Stage::Enabled {
-            keep(self.xen.set_ioreq_server_state(self.domid, self.id, false));
+            keep(
+                self.slot
+                    .xen()
+                    .set_ioreq_server_state(self.domid, self.id, false),
+            );
         }
         self.first_slot = None;
         self.pages = None;
-        match self.xen.destroy_ioreq_server(self.domid, self.id) {
+        match self.slot.xen().destroy_ioreq_server(self.domid, self.id) {
             // The server is already gone: Xen destroyed it with its domain (the guest shut
             // down or was destroyed first). The dm_ops above then failed for the same reason
             // (ENOENT: no such server; ESRCH: no such domain); nothing is left to undo.

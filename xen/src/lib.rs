@@ -32,6 +32,7 @@ pub mod memory;
 pub mod mmio;
 pub mod pci;
 pub mod platform;
+pub mod ring;
 #[cfg(all(feature = "std", target_os = "linux"))]
 mod serve;
 mod shared;
@@ -41,6 +42,8 @@ pub mod sim;
 pub mod vhost;
 #[cfg(feature = "virtio")]
 pub mod virtio;
+#[cfg(all(feature = "std", unix))]
+pub mod xenbus;
 pub mod xenstore;
 
 pub use dm::Xen;

@@ -1,10 +1,10 @@
-//! The xenstore client against a small in-test daemon over a socket pair: every operation,
-//! errors named by operation and path, watch events arriving before replies, transactions
-//! retried on EAGAIN, and a daemon that misbehaves (wrong ids, oversized or truncated
-//! messages), which must give errors, never a panic or a hang.
+//! The xenstore client against a small in-test daemon (`common/xenstored.rs`) over a socket
+//! pair: every operation, errors named by operation and path, watch events arriving before
+//! replies, transactions retried on EAGAIN, and a daemon that misbehaves (wrong ids, oversized
+//! or truncated messages), which must give errors, never a panic or a hang. The event
+//! descriptor (`Client::event_fd`) is readable exactly while something is there to dispatch.
 #![cfg(all(feature = "std", unix))]
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::thread;
@@ -12,228 +12,16 @@ use std::thread;
 use xen::xenstore::wire::{self, Header, Malformed};
 use xen::xenstore::{Access, Client, Error, Perm, WatchEvent};
 
+#[path = "common/xenstored.rs"]
+mod xenstored;
+use xenstored::{client, Quirks};
+
 // Message types (io/xs_wire.h, from the spec).
 use xen::sys::{
-    XS_DIRECTORY as DIRECTORY, XS_ERROR as ERROR, XS_GET_DOMAIN_PATH as GET_DOMAIN_PATH,
-    XS_GET_PERMS as GET_PERMS, XS_MKDIR as MKDIR, XS_READ as READ, XS_RM as RM,
-    XS_SET_PERMS as SET_PERMS, XS_TRANSACTION_END as TRANSACTION_END,
-    XS_TRANSACTION_START as TRANSACTION_START, XS_UNWATCH as UNWATCH, XS_WATCH as WATCH,
+    XS_DIRECTORY as DIRECTORY, XS_ERROR as ERROR, XS_GET_PERMS as GET_PERMS, XS_READ as READ,
+    XS_TRANSACTION_END as TRANSACTION_END, XS_TRANSACTION_START as TRANSACTION_START,
     XS_WATCH_EVENT as WATCH_EVENT, XS_WRITE as WRITE,
 };
-
-/// How the daemon misbehaves.
-#[derive(Clone, Copy, Default)]
-struct Quirks {
-    /// Fail the first N transaction commits with EAGAIN.
-    conflicts: u32,
-    /// Send a watch event for every watch before each reply.
-    chatty: bool,
-}
-
-#[derive(Default)]
-struct Store {
-    nodes: BTreeMap<String, (Vec<u8>, Vec<String>)>,
-    watches: Vec<(String, String)>,
-    next_tx: u32,
-}
-
-fn send(s: &mut UnixStream, ty: u32, req_id: u32, tx_id: u32, payload: &[u8]) {
-    let h = Header {
-        ty: wire::XsdSockmsgType(ty),
-        req_id,
-        tx_id,
-        len: payload.len() as u32,
-    };
-    let mut m = h.encode().to_vec();
-    m.extend_from_slice(payload);
-    let _ = s.write_all(&m);
-}
-
-fn parent(p: &str) -> Option<&str> {
-    if p == "/" {
-        return None;
-    }
-    let i = p.rfind('/')?;
-    Some(if i == 0 { "/" } else { &p[..i] })
-}
-
-/// Serve the client's requests until it hangs up.
-fn daemon(mut s: UnixStream, mut q: Quirks) {
-    let mut st = Store::default();
-    st.nodes.insert("/".into(), (Vec::new(), vec!["n0".into()]));
-    loop {
-        let mut h = [0u8; 16];
-        if s.read_exact(&mut h).is_err() {
-            return;
-        }
-        let h = Header::decode(&h).unwrap();
-        let mut p = vec![0; h.len as usize];
-        s.read_exact(&mut p).unwrap();
-        let args: Vec<&[u8]> = p.split(|&b| b == 0).collect();
-        let path = String::from_utf8_lossy(args[0]).into_owned();
-        let (id, tx) = (h.req_id, h.tx_id);
-        if q.chatty {
-            for (wp, tok) in st.watches.clone() {
-                send(
-                    &mut s,
-                    WATCH_EVENT,
-                    0,
-                    0,
-                    format!("{wp}\0{tok}\0").as_bytes(),
-                );
-            }
-        }
-        let err = |s: &mut UnixStream, e: &str| send(s, ERROR, id, tx, format!("{e}\0").as_bytes());
-        let fire = |s: &mut UnixStream, st: &Store, changed: &str| {
-            for (wp, tok) in &st.watches {
-                if changed == wp || changed.starts_with(&format!("{wp}/")) {
-                    send(
-                        s,
-                        WATCH_EVENT,
-                        0,
-                        0,
-                        format!("{changed}\0{tok}\0").as_bytes(),
-                    );
-                }
-            }
-        };
-        match h.ty.0 {
-            READ => match st.nodes.get(&path) {
-                Some((v, _)) => send(&mut s, READ, id, tx, v),
-                None => err(&mut s, "ENOENT"),
-            },
-            WRITE | MKDIR => {
-                let value = if h.ty.0 == WRITE {
-                    p[path.len() + 1..].to_vec()
-                } else {
-                    Vec::new()
-                };
-                let mut at = Some(path.as_str());
-                while let Some(a) = at {
-                    st.nodes
-                        .entry(a.to_string())
-                        .or_insert_with(|| (Vec::new(), vec!["n0".into()]));
-                    at = parent(a);
-                }
-                if h.ty.0 == WRITE {
-                    st.nodes.get_mut(&path).unwrap().0 = value;
-                }
-                send(&mut s, h.ty.0, id, tx, b"OK\0");
-                fire(&mut s, &st, &path);
-            }
-            RM => {
-                if st.nodes.remove(&path).is_none() {
-                    err(&mut s, "ENOENT");
-                    continue;
-                }
-                let below = format!("{path}/");
-                st.nodes.retain(|k, _| !k.starts_with(&below));
-                send(&mut s, RM, id, tx, b"OK\0");
-                fire(&mut s, &st, &path);
-            }
-            DIRECTORY => {
-                if !st.nodes.contains_key(&path) {
-                    err(&mut s, "ENOENT");
-                    continue;
-                }
-                let pre = if path == "/" {
-                    "/".to_string()
-                } else {
-                    format!("{path}/")
-                };
-                let mut out = Vec::new();
-                for k in st.nodes.keys() {
-                    if let Some(rest) = k.strip_prefix(&pre) {
-                        if !rest.is_empty() && !rest.contains('/') {
-                            out.extend_from_slice(rest.as_bytes());
-                            out.push(0);
-                        }
-                    }
-                }
-                send(&mut s, DIRECTORY, id, tx, &out);
-            }
-            GET_PERMS => match st.nodes.get(&path) {
-                Some((_, perms)) => {
-                    let mut out = Vec::new();
-                    for x in perms {
-                        out.extend_from_slice(x.as_bytes());
-                        out.push(0);
-                    }
-                    send(&mut s, GET_PERMS, id, tx, &out);
-                }
-                None => err(&mut s, "ENOENT"),
-            },
-            SET_PERMS => {
-                let perms: Vec<String> = args[1..]
-                    .iter()
-                    .filter(|a| !a.is_empty())
-                    .map(|a| String::from_utf8_lossy(a).into_owned())
-                    .collect();
-                match st.nodes.get_mut(&path) {
-                    Some(n) => {
-                        n.1 = perms;
-                        send(&mut s, SET_PERMS, id, tx, b"OK\0");
-                    }
-                    None => err(&mut s, "ENOENT"),
-                }
-            }
-            WATCH => {
-                let tok = String::from_utf8_lossy(args[1]).into_owned();
-                st.watches.push((path.clone(), tok.clone()));
-                send(&mut s, WATCH, id, tx, b"OK\0");
-                send(
-                    &mut s,
-                    WATCH_EVENT,
-                    0,
-                    0,
-                    format!("{path}\0{tok}\0").as_bytes(),
-                );
-            }
-            UNWATCH => {
-                let tok = String::from_utf8_lossy(args[1]).into_owned();
-                let n = st.watches.len();
-                st.watches.retain(|w| *w != (path.clone(), tok.clone()));
-                if st.watches.len() == n {
-                    err(&mut s, "ENOENT");
-                } else {
-                    send(&mut s, UNWATCH, id, tx, b"OK\0");
-                }
-            }
-            TRANSACTION_START => {
-                st.next_tx += 1;
-                send(
-                    &mut s,
-                    TRANSACTION_START,
-                    id,
-                    0,
-                    format!("{}\0", st.next_tx).as_bytes(),
-                );
-            }
-            TRANSACTION_END => {
-                if p.first() == Some(&b'T') && q.conflicts > 0 {
-                    q.conflicts -= 1;
-                    err(&mut s, "EAGAIN");
-                } else {
-                    send(&mut s, TRANSACTION_END, id, tx, b"OK\0");
-                }
-            }
-            GET_DOMAIN_PATH => send(
-                &mut s,
-                GET_DOMAIN_PATH,
-                id,
-                tx,
-                format!("/local/domain/{path}\0").as_bytes(),
-            ),
-            _ => err(&mut s, "EINVAL"),
-        }
-    }
-}
-
-fn client(q: Quirks) -> Client<UnixStream> {
-    let (a, b) = UnixStream::pair().unwrap();
-    thread::spawn(move || daemon(b, q));
-    Client::new(a)
-}
 
 #[test]
 fn every_operation_against_the_daemon() {
@@ -798,4 +586,214 @@ fn a_transaction_dropped_unfinished_is_aborted() {
         let end: &[u8] = if commit { b"T\0" } else { b"F\0" };
         assert_eq!((ty, tx, p.as_slice()), (TRANSACTION_END, 7, end));
     }
+}
+
+/// Whether `fd` polls readable within `ms` milliseconds.
+fn readable(fd: std::os::fd::BorrowedFd<'_>, ms: i64) -> bool {
+    use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    let ts = Timespec {
+        tv_sec: ms / 1000,
+        tv_nsec: (ms % 1000) * 1_000_000,
+    };
+    poll(&mut fds, Some(&ts)).unwrap() == 1
+}
+
+/// A client over one end of a socket pair whose other end the test holds: nothing is read
+/// from it, so the client's reads see exactly what the test wrote. A read that would block is
+/// an error after two seconds, so a regression fails instead of hanging.
+fn over_pair() -> (Client<UnixStream>, UnixStream) {
+    let (a, b) = UnixStream::pair().unwrap();
+    a.set_read_timeout(Some(std::time::Duration::from_secs(2)))
+        .unwrap();
+    (Client::new(a), b)
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn event_fd_is_readable_for_an_event_that_came_with_a_reply() {
+    use std::os::fd::AsFd;
+    // Made before and after the reply: readable either way.
+    for early in [true, false] {
+        let (mut xs, mut daemon) = over_pair();
+        if early {
+            assert!(!readable(xs.event_fd().unwrap(), 0), "idle");
+        }
+        let mut both = frame(WRITE, 1, b"OK\0");
+        both.extend(frame(WATCH_EVENT, 0, b"/w/x\0tok\0"));
+        both.extend(frame(WATCH_EVENT, 0, b"/w/y\0tok\0"));
+        daemon.write_all(&both).unwrap();
+        xs.write("/w/x", b"1").unwrap();
+        // Everything came in one read: the socket has nothing more...
+        assert!(!readable(xs.as_fd(), 0), "the socket is idle");
+        // ... but the event descriptor says there are events.
+        assert!(readable(xs.event_fd().unwrap(), 0), "events queued");
+        // The loop's dispatch does not read (it would wait two seconds and fail).
+        assert_eq!(xs.dispatch().unwrap(), 2);
+        assert_eq!(xs.pending_event().unwrap().path, "/w/x");
+        assert!(readable(xs.event_fd().unwrap(), 0), "one still queued");
+        assert_eq!(xs.pending_event().unwrap().path, "/w/y");
+        assert_eq!(xs.pending_event(), None);
+        assert!(!readable(xs.event_fd().unwrap(), 0), "drained");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn event_fd_is_not_readable_while_the_queue_is_empty_and_the_socket_idle() {
+    let (mut xs, mut daemon) = over_pair();
+    assert!(!readable(xs.event_fd().unwrap(), 50));
+    // A reply alone leaves nothing behind.
+    daemon.write_all(&frame(WRITE, 1, b"OK\0")).unwrap();
+    xs.write("/w/x", b"1").unwrap();
+    assert!(!readable(xs.event_fd().unwrap(), 50));
+    // Half an event is not an event: the socket is drained, nothing is queued.
+    let ev = frame(WATCH_EVENT, 0, b"/w/x\0tok\0");
+    daemon.write_all(&ev[..10]).unwrap();
+    assert!(readable(xs.event_fd().unwrap(), 1000), "bytes to read");
+    assert_eq!(xs.dispatch().unwrap(), 0);
+    assert!(!readable(xs.event_fd().unwrap(), 50), "nothing complete");
+    daemon.write_all(&ev[10..]).unwrap();
+    assert!(readable(xs.event_fd().unwrap(), 1000));
+    assert_eq!(xs.dispatch().unwrap(), 1);
+    assert!(xs.pending_event().is_some());
+    assert!(!readable(xs.event_fd().unwrap(), 50));
+    // The same descriptor every time.
+    use std::os::fd::AsRawFd;
+    let fd = xs.event_fd().unwrap().as_raw_fd();
+    assert_eq!(xs.event_fd().unwrap().as_raw_fd(), fd);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn event_fd_becomes_readable_when_the_daemon_sends_an_event_later() {
+    let (mut xs, mut daemon) = over_pair();
+    assert!(!readable(xs.event_fd().unwrap(), 0));
+    let later = thread::spawn(move || {
+        thread::sleep(std::time::Duration::from_millis(100));
+        daemon
+            .write_all(&frame(WATCH_EVENT, 0, b"/later\0t\0"))
+            .unwrap();
+        daemon
+    });
+    assert!(readable(xs.event_fd().unwrap(), 5000));
+    assert_eq!(xs.dispatch().unwrap(), 1);
+    assert_eq!(xs.pending_event().unwrap().path, "/later");
+    assert!(!readable(xs.event_fd().unwrap(), 0));
+    drop(later.join().unwrap());
+}
+
+/// An event loop on the event descriptor against the daemon: poll, dispatch, drain. The
+/// watch's first event comes right after the reply, often in the same read; none is lost and
+/// no dispatch waits.
+#[cfg(target_os = "linux")]
+#[test]
+fn an_event_loop_on_event_fd_sees_every_event() {
+    let d = xenstored::Xenstored::new();
+    let mut xs = d.connect();
+    xs.watch("/dev", "dev").unwrap();
+    let mut seen = Vec::new();
+    for i in 0..20 {
+        xs.write(&format!("/dev/{i}"), b"x").unwrap();
+        if i % 2 == 1 {
+            d.write(&format!("/dev/t{i}"), b"y"); // by the toolstack, not in a reply's read
+        }
+    }
+    while seen.len() < 31 {
+        assert!(readable(xs.event_fd().unwrap(), 5000), "seen {seen:?}");
+        xs.dispatch().unwrap();
+        while let Some(e) = xs.pending_event() {
+            seen.push(e.path);
+        }
+    }
+    assert_eq!(seen[0], "/dev");
+    assert!(seen.contains(&"/dev/19".to_string()) && seen.contains(&"/dev/t19".to_string()));
+    assert!(!readable(xs.event_fd().unwrap(), 50));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn event_fd_reports_a_message_left_behind_and_a_broken_connection() {
+    use std::os::fd::AsFd;
+    // A reply, then a second reply nobody asked for, in one read.
+    let (mut xs, mut daemon) = over_pair();
+    let mut m = frame(WRITE, 1, b"OK\0");
+    m.extend(frame(READ, 9, b"v"));
+    daemon.write_all(&m).unwrap();
+    xs.write("/x", b"1").unwrap();
+    assert!(!readable(xs.as_fd(), 0));
+    assert!(readable(xs.event_fd().unwrap(), 0), "a message to report");
+    let e = xs.dispatch().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Malformed {
+                what: Malformed::WrongType { .. },
+                ..
+            }
+        ),
+        "{e}"
+    );
+    // Broken now: still readable, so the loop learns it.
+    assert!(readable(xs.event_fd().unwrap(), 0));
+    assert!(matches!(xs.dispatch(), Err(Error::Broken { .. })));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn event_fd_on_a_connection_epoll_cannot_watch_is_an_error() {
+    struct File(std::fs::File);
+    impl Read for File {
+        fn read(&mut self, b: &mut [u8]) -> std::io::Result<usize> {
+            self.0.read(b)
+        }
+    }
+    impl Write for File {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.write(b)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl std::os::fd::AsFd for File {
+        fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+            self.0.as_fd()
+        }
+    }
+    let f = std::fs::File::open(std::env::current_exe().unwrap()).unwrap();
+    let mut xs = Client::new(File(f));
+    let e = xs.event_fd().unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Io {
+                op: "epoll_ctl",
+                errno: 1,
+                ..
+            }
+        ),
+        "{e}"
+    );
+}
+
+#[test]
+fn wait_event_for_leaves_other_watches_events_queued() {
+    let mut xs = client(Quirks::default());
+    xs.watch("/a", "a").unwrap();
+    xs.watch("/b", "b").unwrap();
+    while xs.pending_event().is_some() {}
+    xs.write("/a/x", b"1").unwrap();
+    xs.write("/b/x", b"1").unwrap();
+    xs.write("/a/y", b"1").unwrap();
+    let t = Some(std::time::Duration::from_secs(5));
+    assert_eq!(xs.wait_event_for("b", t).unwrap().unwrap().path, "/b/x");
+    assert_eq!(
+        xs.wait_event_for("b", Some(std::time::Duration::from_millis(50)))
+            .unwrap(),
+        None
+    );
+    assert_eq!(xs.pending_event().unwrap().path, "/a/x");
+    assert_eq!(xs.discard_events("a"), 1);
+    assert_eq!(xs.pending_event(), None);
 }

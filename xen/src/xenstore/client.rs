@@ -174,6 +174,72 @@ pub struct Client<C: Conn = Connection> {
     /// Whether watch events must have request and transaction id 0 (not over the xenbus
     /// device, see [`Client::open_xenbus`]).
     check_event_ids: bool,
+    /// The descriptor of [`Client::event_fd`], once asked for.
+    #[cfg(target_os = "linux")]
+    ready: Option<Readiness>,
+}
+
+/// What [`Client::event_fd`] returns: an epoll instance watching the connection and an eventfd
+/// the client keeps signalled while it holds work for [`Client::dispatch`] or
+/// [`Client::pending_event`] (queued events, a complete message already read, a broken
+/// connection), so the epoll descriptor is readable exactly when a call would not wait.
+#[cfg(target_os = "linux")]
+#[derive(Debug)]
+struct Readiness {
+    epoll: std::os::fd::OwnedFd,
+    flag: std::os::fd::OwnedFd,
+    /// Whether `flag` holds a count now.
+    set: bool,
+}
+
+#[cfg(target_os = "linux")]
+impl Readiness {
+    /// The epoll instance over `conn` and a cleared eventfd.
+    fn new(conn: BorrowedFd<'_>) -> Result<Readiness, Error> {
+        use rustix::event::{epoll, eventfd, EventfdFlags};
+        let err = |op: &'static str| {
+            move |e: rustix::io::Errno| Error::Io {
+                op,
+                path: String::new(),
+                errno: e.raw_os_error(),
+            }
+        };
+        let epoll_fd = epoll::create(epoll::CreateFlags::CLOEXEC).map_err(err("epoll_create1"))?;
+        let flag =
+            eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK).map_err(err("eventfd"))?;
+        for fd in [conn, flag.as_fd()] {
+            epoll::add(
+                &epoll_fd,
+                fd,
+                epoll::EventData::new_u64(0),
+                epoll::EventFlags::IN,
+            )
+            .map_err(err("epoll_ctl"))?;
+        }
+        Ok(Readiness {
+            epoll: epoll_fd,
+            flag,
+            set: false,
+        })
+    }
+
+    /// Signal the eventfd (`on`) or clear it. A failure leaves `set` as it was, so the next
+    /// call tries again (neither can fail on an eventfd of ours whose count is 0 or 1).
+    fn signal(&mut self, on: bool) {
+        let ok = if on {
+            rustix::io::write(&self.flag, &1u64.to_ne_bytes()).is_ok()
+        } else {
+            let mut b = [0u8; 8];
+            // EAGAIN: already clear.
+            matches!(
+                rustix::io::read(&self.flag, &mut b),
+                Ok(_) | Err(rustix::io::Errno::AGAIN)
+            )
+        };
+        if ok {
+            self.set = on;
+        }
+    }
 }
 
 impl<C: Conn> core::fmt::Debug for Client<C> {
@@ -253,6 +319,81 @@ impl<C: Conn> Client<C> {
             dropped: 0,
             broken: false,
             check_event_ids: true,
+            #[cfg(target_os = "linux")]
+            ready: None,
+        }
+    }
+
+    /// A descriptor for an event loop that is readable whenever the client has something for
+    /// it: watch events queued in the client (also those that arrived in the same read as a
+    /// reply, which leave nothing on the connection), or bytes to read from the connection
+    /// (libxenstore's `xs_fileno`). Once it polls readable, call [`dispatch`](Self::dispatch)
+    /// (which then never blocks) and take [`pending_event`](Self::pending_event) until it is
+    /// `None`; it stays readable while an event is queued, so none can be missed.
+    ///
+    /// It is made on the first call (an epoll instance holding the connection and an eventfd
+    /// the client signals while its queue is not empty, so no thread) and the same descriptor
+    /// is returned after; it lives as long as the client. The connection's own descriptor
+    /// ([`AsFd`]) is still there for a loop that calls `pending_event` before every poll. A
+    /// connection epoll cannot watch (a regular file) gives [`Error::Io`] (`epoll_ctl`, EPERM).
+    /// A broken connection (after [`Error::Malformed`], say) leaves it readable, so the loop's
+    /// next `dispatch` reports [`Error::Broken`].
+    ///
+    /// ```
+    /// use std::io::Write;
+    /// use std::os::unix::net::UnixStream;
+    /// use rustix::event::{poll, PollFd, PollFlags, Timespec};
+    /// use xen::xenstore::{wire, Client};
+    ///
+    /// let (conn, mut daemon) = UnixStream::pair()?;
+    /// let mut xs = Client::new(conn);
+    /// let readable = |xs: &mut Client<UnixStream>| -> Result<bool, Box<dyn std::error::Error>> {
+    ///     let fd = xs.event_fd()?;
+    ///     let mut fds = [PollFd::new(&fd, PollFlags::IN)];
+    ///     Ok(poll(&mut fds, Some(&Timespec { tv_sec: 0, tv_nsec: 0 }))? == 1)
+    /// };
+    /// assert!(!readable(&mut xs)?);
+    /// // The daemon fires a watch.
+    /// daemon.write_all(&wire::request(wire::XsdSockmsgType::WATCH_EVENT, 0, 0, &[b"/a\0tok\0"]).unwrap())?;
+    /// assert!(readable(&mut xs)?);
+    /// xs.dispatch()?;
+    /// assert!(readable(&mut xs)?, "one event queued");
+    /// assert_eq!(xs.pending_event().map(|e| e.path).as_deref(), Some("/a"));
+    /// assert!(!readable(&mut xs)?);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[cfg(target_os = "linux")]
+    pub fn event_fd(&mut self) -> Result<BorrowedFd<'_>, Error> {
+        let r = match self.ready.take() {
+            Some(r) => r,
+            None => {
+                let mut r = Readiness::new(self.conn.as_fd())?;
+                if self.wants_dispatch() {
+                    r.signal(true);
+                }
+                r
+            }
+        };
+        Ok(self.ready.insert(r).epoll.as_fd())
+    }
+
+    /// Whether a `dispatch` or `pending_event` would not wait for the connection: events
+    /// queued, a complete message (or a malformed header) already received, or the connection
+    /// broken (`dispatch` then reports it).
+    #[cfg(target_os = "linux")]
+    fn wants_dispatch(&self) -> bool {
+        self.broken || !self.events.is_empty() || !matches!(wire::frame(&self.rx), Ok(None))
+    }
+
+    /// Keep [`event_fd`](Self::event_fd)'s eventfd signalled exactly while
+    /// [`wants_dispatch`](Self::wants_dispatch).
+    fn sync_ready(&mut self) {
+        #[cfg(target_os = "linux")]
+        if self.ready.is_some() {
+            let want = self.wants_dispatch();
+            if let Some(r) = self.ready.as_mut().filter(|r| r.set != want) {
+                r.signal(want);
+            }
         }
     }
 
@@ -417,6 +558,12 @@ impl<C: Conn> Client<C> {
 
     /// The next watch event: a queued one, else the next from the daemon (blocking).
     pub fn next_event(&mut self) -> Result<WatchEvent, Error> {
+        let r = self.next_event_inner();
+        self.sync_ready();
+        r
+    }
+
+    fn next_event_inner(&mut self) -> Result<WatchEvent, Error> {
         loop {
             if let Some(e) = self.events.pop_front() {
                 return Ok(e);
@@ -430,11 +577,54 @@ impl<C: Conn> Client<C> {
     /// when it passed. Queued events come first and the descriptor is polled only when none
     /// is queued, so an event that came with an earlier reply is never waited for.
     pub fn wait_event(&mut self, timeout: Option<Duration>) -> Result<Option<WatchEvent>, Error> {
+        let r = self.wait_matching(timeout, |_| true);
+        self.sync_ready();
+        r
+    }
+
+    /// The next watch event of the watch with `token`, waiting at most `timeout` (`None`:
+    /// without limit); `Ok(None)` when it passed. Events of other watches stay queued, in
+    /// order, for [`pending_event`](Self::pending_event) and the others: a helper waiting for
+    /// its own watch (as [`crate::xenbus`]'s do) takes nothing from the caller's.
+    pub fn wait_event_for(
+        &mut self,
+        token: &str,
+        timeout: Option<Duration>,
+    ) -> Result<Option<WatchEvent>, Error> {
+        let r = self.wait_matching(timeout, |e| e.token == token);
+        self.sync_ready();
+        r
+    }
+
+    /// Drop the queued events of the watch with `token` (after [`unwatch`](Self::unwatch),
+    /// those that came before its reply), keeping the others in order; how many were dropped.
+    pub fn discard_events(&mut self, token: &str) -> usize {
+        self.queue_buffered_events();
+        let before = self.events.len();
+        self.events.retain(|e| e.token != token);
+        self.sync_ready();
+        before - self.events.len()
+    }
+
+    /// The first queued event `want` accepts, else one read after another until one comes or
+    /// the time is up.
+    fn wait_matching(
+        &mut self,
+        timeout: Option<Duration>,
+        want: impl Fn(&WatchEvent) -> bool,
+    ) -> Result<Option<WatchEvent>, Error> {
         use rustix::event::{poll, PollFd, PollFlags, Timespec};
         let end = timeout.map(|t| Instant::now() + t);
         loop {
-            if let Some(e) = self.pending_event() {
-                return Ok(Some(e));
+            self.queue_buffered_events();
+            if let Some(i) = self.events.iter().position(&want) {
+                return Ok(self.events.remove(i));
+            }
+            // Something already here that is not a wanted event (a message no request asked
+            // for, a malformed event): reported now rather than after a poll that would wait.
+            if self.broken || !matches!(wire::frame(&self.rx), Ok(None)) {
+                self.read_events()?;
+                continue;
             }
             let ts = match end {
                 Some(end) => {
@@ -456,9 +646,7 @@ impl<C: Conn> Client<C> {
             };
             match r {
                 Ok(0) | Err(rustix::io::Errno::INTR) => {}
-                Ok(_) => {
-                    self.dispatch()?;
-                }
+                Ok(_) => self.read_events()?,
                 Err(e) => {
                     return Err(Error::Io {
                         op: "poll",
@@ -474,7 +662,9 @@ impl<C: Conn> Client<C> {
     /// read as an earlier reply count as queued).
     pub fn pending_event(&mut self) -> Option<WatchEvent> {
         self.queue_buffered_events();
-        self.events.pop_front()
+        let e = self.events.pop_front();
+        self.sync_ready();
+        e
     }
 
     /// Queue the complete watch events already received (a reply and the events after it often
@@ -514,16 +704,41 @@ impl<C: Conn> Client<C> {
     /// complete watch event in it queued; returns how many events are queued now.
     ///
     /// Take [`pending_event`](Self::pending_event) until it is `None` before polling the
-    /// descriptor again: a reply often brings watch events with it, and those are queued
-    /// already, not left on the descriptor, so poll would not report them.
+    /// connection's descriptor ([`AsFd`]) again: a reply often brings watch events with it, and
+    /// those are queued already, not left on the descriptor, so poll would not report them.
+    /// [`event_fd`](Self::event_fd) is a descriptor that does report them;
     /// [`wait_event`](Self::wait_event) does this for a loop that waits on xenstore alone.
+    ///
+    /// It does not read while events are queued (it returns their number), nor while a
+    /// complete message is already here (one that is not an event is an error with no request
+    /// in flight, reported at once): so after [`event_fd`](Self::event_fd) polled readable it
+    /// never blocks.
     pub fn dispatch(&mut self) -> Result<usize, Error> {
+        let r = self.dispatch_inner();
+        self.sync_ready();
+        r
+    }
+
+    fn dispatch_inner(&mut self) -> Result<usize, Error> {
         self.check_usable(Ty::WATCH_EVENT, "")?;
-        self.fill(Ty::WATCH_EVENT, "")?;
+        self.queue_buffered_events();
+        if self.events.is_empty() || !matches!(wire::frame(&self.rx), Ok(None)) {
+            self.read_events()?;
+        }
+        Ok(self.events.len())
+    }
+
+    /// One read from the connection (none when a complete message is already here), every
+    /// complete message then taken: events queued, anything else malformed.
+    fn read_events(&mut self) -> Result<(), Error> {
+        self.check_usable(Ty::WATCH_EVENT, "")?;
+        if matches!(wire::frame(&self.rx), Ok(None)) {
+            self.fill(Ty::WATCH_EVENT, "")?;
+        }
         while let Some((h, _)) = self.take_frame(Ty::WATCH_EVENT, "")? {
             self.expect_event(h)?;
         }
-        Ok(self.events.len())
+        Ok(())
     }
 
     /// With no request in flight only watch events may come: anything else is malformed.
@@ -591,6 +806,18 @@ impl<C: Conn> Client<C> {
     /// Send one request and return its reply's payload (an `XS_ERROR` reply as
     /// [`Error::Daemon`]), queueing the watch events that come first.
     fn call(&mut self, ty: Ty, tx: Tx, path: &str, parts: &[&[u8]]) -> Result<Vec<u8>, Error> {
+        let r = self.call_inner(ty, tx, path, parts);
+        self.sync_ready();
+        r
+    }
+
+    fn call_inner(
+        &mut self,
+        ty: Ty,
+        tx: Tx,
+        path: &str,
+        parts: &[&[u8]],
+    ) -> Result<Vec<u8>, Error> {
         self.check_usable(ty, path)?;
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1).max(1);

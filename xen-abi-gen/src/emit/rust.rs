@@ -557,7 +557,18 @@ impl Emitter<'_> {
                             regs.push(v);
                         } else if matches!(a.ty, ArgTy::Ptr(_)) {
                             match &s.arg {
-                                None => regs.push("0".into()),
+                                None if s.dir == Dir::None => regs.push("0".into()),
+                                // `arg = "void"`: a pointer to what the spec does not describe.
+                                None => {
+                                    let p = if s.dir == Dir::In { "*const" } else { "*mut" };
+                                    params.push((id.clone(), format!("{p} core::ffi::c_void")));
+                                    regs.push(reg(&id, &a.ty));
+                                    safety = format!("`{id}` must point to the structure Xen documents for this sub-op (the spec does not describe its layout), in memory the backend can hand to Xen, {} for the whole call.", match s.dir {
+                                        Dir::In => "readable",
+                                        Dir::Out => "writable",
+                                        _ => "readable and writable",
+                                    });
+                                }
                                 Some(t) => {
                                     let rt = self.rust_ty(t);
                                     let p = if s.dir == Dir::In { "*const" } else { "*mut" };

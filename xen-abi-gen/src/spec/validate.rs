@@ -1261,11 +1261,12 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
             let s = s.get_ref();
             let name = cx.name(&s.name, "sub-op");
             let value = cx.int_value(&s.value, sel_ty, &format!("sub-op `{name}`"));
-            let arg = if s.arg.get_ref() == "none" {
-                None
-            } else {
-                cx.ty(&s.arg)
+            // "void": a pointer the spec does not type (an architecture-specific structure).
+            let arg = match s.arg.get_ref().as_str() {
+                "none" | "void" => None,
+                _ => cx.ty(&s.arg),
             };
+            let untyped = s.arg.get_ref() == "void";
             let dir = match s.dir.get_ref().as_str() {
                 "in" => Dir::In,
                 "out" => Dir::Out,
@@ -1281,7 +1282,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                     Dir::None
                 }
             };
-            if (dir == Dir::None) != arg.is_none() {
+            if (dir == Dir::None) != (arg.is_none() && !untyped) {
                 let loc = cx.at(&s.dir);
                 cx.err(
                     loc,
@@ -1290,7 +1291,7 @@ fn file_items(cx: &mut Cx<'_>, f: &raw::File) -> Vec<Item> {
                         s.dir.get_ref(),
                         s.arg.get_ref()
                     ),
-                    "`arg = \"none\"` goes with `dir = \"none\"` and only with it",
+                    "`arg = \"none\"` goes with `dir = \"none\"` and only with it (`arg = \"void\"`, an untyped pointer, needs a direction)",
                 );
             }
             let label = format!("sub-op `{name}`");

@@ -149,6 +149,10 @@ done
 for f in libc.a crt1.o crti.o crtn.o; do
   need "arm64 Linux dom0 (probe link)" "$(aarch64-linux-gnu-gcc -print-file-name="$f")"
 done
+# tests/real-xen/virtio-bench.c, static for the arm64 virtio guest.
+for h in $(aarch64-linux-gnu-gcc -M tests/real-xen/virtio-bench.c 2>/dev/null | sed 's/^[^:]*://; s/\\$//'); do
+  if [[ $h == /* ]]; then need "arm64 Linux dom0 (virtio-bench headers)" "$h"; fi
+done
 need_cmd "race check" curl
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \

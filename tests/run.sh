@@ -108,7 +108,7 @@ tests/real-xen/xenstore-grant.sh
 step "real Xen 4.17 (arm64, QEMU): no_std dom0 on the HVC backend, on Debian's Xen and on Xen built with IOREQ servers from Debian's source"
 tests/real-xen/arm64-dom0.sh
 
-step "real Xen 4.17 with IOREQ servers (arm64, QEMU): Debian's Linux arm64 dom0 with Debian's xl creates a Linux guest and an IOREQ server for it, privcmd_check for aarch64 passes, regbank for aarch64 serves the guest's MMIO, the guest's console reaches dom0, a second guest's specification=virtio disk is served over virtio-mmio by virtio_mmio_attach for aarch64 (on Debian's arm64 Xen too, where dm_op is ENOSYS and the disk is refused)"
+step "real Xen 4.17 with IOREQ servers (arm64, QEMU -icount): Debian's Linux arm64 dom0 with Debian's xl creates a Linux guest and an IOREQ server for it, privcmd_check for aarch64 passes, regbank for aarch64 serves the guest's MMIO, the guest's console reaches dom0, a second guest's specification=virtio disk is served over virtio-mmio by virtio_mmio_attach for aarch64 and an rng by vhost-device-rng, with instructions per rng request and per 4 KiB disk read and the rng's back end killed and restarted mid-run (on Debian's arm64 Xen too, where dm_op is ENOSYS and the disk is refused)"
 tests/real-xen/arm64-linux.sh
 
 step "stabilising a new hypercall: prototype, spec, generate, C probe, diff"

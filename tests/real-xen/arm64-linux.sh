@@ -11,8 +11,13 @@
 # through xenconsoled, and the guest reads and writes regbank's registers with busybox devmem.
 # The same dom0 then boots on Debian's own arm64 Xen, where the IOREQ server is refused with
 # ENOSYS (regbank is not started) and the guest still comes up.
-# One "ARM64 LINUX CHECK <name>: ok|FAIL (detail)" line per check, "ARM64 LINUX TIME" lines with
-# the seconds from QEMU's start to dom0's user space and to the guest's marker in dom0.
+# A second guest gets a specification=virtio disk served by virtio_mmio_attach and an rng served
+# by vhost-device-rng; it checks both, measures instructions per operation on each (the first
+# boot runs with QEMU's -icount shift=0, where the guest's CLOCK_MONOTONIC counts the whole
+# machine's instructions) and reads the rng again after dom0 killed and restarted its back end.
+# One "ARM64 LINUX CHECK <name>: ok|FAIL (detail)" line per check, "VIRTIO BENCH arm64 ..." lines
+# with the figures, "ARM64 LINUX TIME" lines with the seconds from QEMU's start to dom0's user
+# space and to the guest's marker in dom0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 . tests/lib/packages.sh
@@ -128,6 +133,9 @@ chmod +x "$gir/init"
 cp "$gir/bin/busybox" "$vgir/bin/busybox"
 ln -s busybox "$vgir/bin/sh"
 cp tests/real-xen/virtio-arm64-guest-init.sh "$vgir/init"
+# The benchmark program (CLOCK_MONOTONIC for its instruction count on aarch64: no TSC there).
+aarch64-linux-gnu-gcc -O2 -Wall -Wextra -Werror -static -o "$vgir/bin/virtio-bench" tests/real-xen/virtio-bench.c ||
+  { echo "FAIL: virtio-bench.c does not build for aarch64"; exit 1; }
 (cd "$vgir" && find . | cpio -o -H newc --quiet) | gzip -1 >"$ir/guest/virtio-initrd.gz"
 cp "$image" "$ir/guest/Image"
 cat >"$ir/etc/xen/guest.cfg" <<CFG
@@ -191,7 +199,12 @@ if xl create -p /etc/xen/guest.cfg "cmdline=\"$cmdline\"" >/tmp/xl-create 2>&1; 
   until grep -q "ARM64 GUEST UP" /var/log/xen/guest-guest.log 2>/dev/null; do
     sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for the guest's marker"; break; }
     # A guest that died (on_crash destroys it) ends the wait.
-    [ $((n % 10)) = 0 ] && ! xl domid guest >/dev/null 2>&1 && { echo "== FAILED: the guest is gone without its marker"; break; }
+    # (xenconsoled may write the guest's last lines after the domain is gone: look once more.)
+    [ $((n % 10)) = 0 ] && ! xl domid guest >/dev/null 2>&1 && {
+      sleep 1
+      grep -q "ARM64 GUEST UP" /var/log/xen/guest-guest.log 2>/dev/null || echo "== FAILED: the guest is gone without its marker"
+      break
+    }
   done
   if grep -q "ARM64 GUEST UP" /var/log/xen/guest-guest.log 2>/dev/null; then
     up guest-marker
@@ -216,6 +229,18 @@ n=0; until grep -q watching /tmp/va.log 2>/dev/null || [ $n -gt 100 ]; do sleep 
 /vhost-device-rng --socket-path /tmp/rng.sock >/tmp/rng.log 2>&1 &
 rb=$!
 vr=
+# await_vguest PATTERN: until the virtio guest's console has PATTERN; fails (with a TIMEOUT or
+# FAILED line but for a guest that finished first) if it finished, went away or 300 s passed.
+await_vguest() {
+  n=0
+  until grep -q "$1" /var/log/xen/guest-vguest.log 2>/dev/null; do
+    grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log 2>/dev/null && return 1
+    sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for '$1' from the virtio guest"; return 1; }
+    [ $((n % 50)) = 0 ] && echo "== still waiting for '$1' ($n polls): $(wc -l </var/log/xen/guest-vguest.log) lines, last: $(tail -n 1 /var/log/xen/guest-vguest.log | tr -d '\r')"
+    [ $((n % 10)) = 0 ] && ! xl domid vguest >/dev/null 2>&1 && { echo "== FAILED: the virtio guest is gone early"; return 1; }
+  done
+  return 0
+}
 if xl create -p /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
   up vguest-created
   vdom=$(xl domid vguest)
@@ -226,11 +251,20 @@ if xl create -p /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
   vr=$!
   n=0; until grep -q serving /tmp/vr.log 2>/dev/null || [ $n -gt 300 ]; do sleep 0.1; n=$((n+1)); done
   xl unpause vguest
-  n=0
-  until grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log 2>/dev/null; do
-    sleep 0.2; n=$((n+1)); [ $n -gt 1500 ] && { echo "== TIMEOUT waiting for the virtio guest"; break; }
-    [ $((n % 10)) = 0 ] && ! xl domid vguest >/dev/null 2>&1 && { echo "== FAILED: the virtio guest is gone early"; break; }
-  done
+  # The rng's back end dies between the guest's reads (it says when) and is started again;
+  # once the front end is connected to it, dom0 says so in sector 301 of the guest's disk.
+  if await_vguest "VIRTIO ARM64 PHASE kill-backend"; then
+    kill -KILL $rb; wait $rb 2>/dev/null
+    echo "== rng back end killed"
+    n=0; until grep -q 'rng.sock0 (device type 4): .*disconnected' /tmp/vr.log || [ $n -gt 300 ]; do sleep 0.1; n=$((n+1)); done
+    sleep 3
+    /vhost-device-rng --socket-path /tmp/rng.sock >/tmp/rng2.log 2>&1 &
+    rb=$!
+    n=0; until grep -q 'rng.sock0 (device type 4): connected again' /tmp/vr.log || [ $n -gt 600 ]; do sleep 0.1; n=$((n+1)); done
+    grep -q 'connected again' /tmp/vr.log && echo "== rng back end restarted, the front end connected again" && up rng-backend-restarted
+    printf 'RESTARTED' | /bin/busybox dd of=/dev/loop0 bs=512 seek=301 conv=notrunc,fsync 2>/dev/null
+  fi
+  await_vguest "VIRTIO ARM64 DONE"
   up vguest-done
   # What maps the guest's RAM by hand goes first (see the guest's /init), then the guest may
   # power off; the disk's front end follows libxl's removal of the device.
@@ -239,6 +273,7 @@ if xl create -p /etc/xen/vguest.cfg >/tmp/xl-vcreate 2>&1; then
   kill -TERM $rb 2>/dev/null; wait $rb 2>/dev/null
   printf 'RELEASED' | /bin/busybox dd of=/dev/loop0 bs=512 seek=300 conv=notrunc,fsync 2>/dev/null
   grep -a "VIRTIO ARM64" /var/log/xen/guest-vguest.log | tr -d '\r'
+  sed 's/^/RNG2: /' /tmp/rng2.log 2>/dev/null
   grep -q "VIRTIO ARM64 DONE" /var/log/xen/guest-vguest.log || tail -n 40 /var/log/xen/guest-vguest.log | tr -d '\r' | sed 's/^/VGUEST LOG: /'
   gone vguest 120
 else
@@ -272,9 +307,17 @@ XEN_ARGS="console=dtuart dtuart=/pl011@9000000 dom0_mem=1024M dom0_max_vcpus=1 l
 DOM0_ARGS="console=hvc0 earlycon=xen loglevel=4 panic=-1 rdinit=/init"
 # One CPU (ARM64_LINUX_SMP overrides): with two (multi-threaded TCG) the same boot took 10-13 s
 # of QEMU instead of 8.5-10 s here.
-qemu_args() { # xen extra-dom0-args
+# With "icount", -icount shift=0,sleep=off as the x86 benchmark runs (virtio-hvm.sh): the virtual
+# clock advances one nanosecond per instruction (idle time skipped), so the guest's
+# CLOCK_MONOTONIC counts the whole machine's instructions. -icount needs single-threaded TCG.
+# The first boot (the virtio guest's benchmark) runs so; ARM64_LINUX_ICOUNT= (empty) leaves it
+# out (no figures then).
+icount=${ARM64_LINUX_ICOUNT-icount}
+qemu_args() { # xen extra-dom0-args [icount]
+  local accel=(-accel "tcg,thread=multi")
+  [ "${3:-}" = icount ] && accel=(-accel tcg -icount "shift=0,sleep=off")
   QEMU=(qemu-system-aarch64 -machine virt,gic-version=3,virtualization=true -cpu cortex-a57
-    -accel tcg,thread=multi -smp "${ARM64_LINUX_SMP:-1}" -m 2048 -nographic -no-reboot
+    "${accel[@]}" -smp "${ARM64_LINUX_SMP:-1}" -m 2048 -nographic -no-reboot
     -kernel "$1" -append "$XEN_ARGS"
     -device "guest-loader,addr=$KADDR,kernel=$image,bootargs=$DOM0_ARGS${2:+ $2}"
     -device "guest-loader,addr=$RADDR,initrd=$cpio_file")
@@ -282,16 +325,16 @@ qemu_args() { # xen extra-dom0-args
 
 # boot XEN LOG: QEMU with it; sets rc, ms, L (the log without carriage returns) and marks (a file:
 # when each marker first appeared in the log, in ms from QEMU's start, noted by a watcher).
-boot() { # xen log [extra dom0 arguments]
+boot() { # xen log [extra dom0 arguments] [icount]
   local watcher
   log=$2 marks="$2.marks"
-  qemu_args "$1" "${3:-}"
+  qemu_args "$1" "${3:-}" "${4:-}"
   : >"$marks"
   : >"$log"
   start=$(date +%s%N)
   (
     while sleep 0.2; do
-      for m in "Xen version" "== dom0 user space" "GUEST CONSOLE IN DOM0"; do
+      for m in "Xen version" "== dom0 user space" "GUEST CONSOLE IN DOM0" "== virtio guest created" "DOM0 UPTIME vguest-done"; do
         grep -q "^$m	" "$marks" 2>/dev/null && continue
         grep -qa "$m" "$log" && echo "$m	$(( ($(date +%s%N) - start) / 1000000 ))" >>"$marks"
       done
@@ -322,7 +365,7 @@ verdict() { # what: ends the scenario when a check failed
 
 # 1. Xen with IOREQ servers: everything, and the IOREQ server.
 echo "== dom0: $DOM0_ARGS; modules at $KADDR (Image) and $RADDR (initramfs)"
-boot "$xen" "$out/arm64-linux.log" xenabi.regbank
+boot "$xen" "$out/arm64-linux.log" xenabi.regbank "$icount"
 echo "== $(for a in "${QEMU[@]}"; do case $a in *' '*) printf "'%s' " "$a" ;; *) printf '%s ' "$a" ;; esac; done)"
 banner=$(grep -m1 -o 'Xen version [^ ]*' <<<"$L" || true)
 check xen-ioreq-booted "$(has "Xen version ${XEN_ARM64_SOURCE_VERSION%%+*} ")" "${banner:-no Xen banner}, built with $(tr '\n' ' ' <<<"$XEN_ARM64_IOREQ_CONFIG" | sed 's/ $//')"
@@ -357,7 +400,9 @@ served=$(grep -m1 '^VA: virtio_mmio_attach: serving domain' <<<"$L" | sed 's/^VA
 check virtio-disk-served "$([ -n "$served" ] && echo 1 || echo 0)" "${served:-virtio_mmio_attach served nothing}; $(grep -m1 '^VA: .*announces' <<<"$L" | sed 's/^VA: virtio_mmio_attach: //' || true)"
 vok=$(grep -c '^VIRTIO ARM64 CHECK .*: ok' <<<"$L" || true)
 vfail=$(grep '^VIRTIO ARM64 CHECK .*: FAIL' <<<"$L" | sed 's/^VIRTIO ARM64 CHECK //' | paste -sd';' || true)
-check virtio-guest-checks "$([ "$vok" = 7 ] && [ -z "$vfail" ] && echo 1 || echo 0)" "$vok of 7 guest checks passed${vfail:+; failed: $vfail}"
+# 7 for the disk and the rng, 2 benchmark runs, 2 for the rng's back end killed and restarted.
+vwant=11
+check virtio-guest-checks "$([ "$vok" = $vwant ] && [ -z "$vfail" ] && echo 1 || echo 0)" "$vok of $vwant guest checks passed${vfail:+; failed: $vfail}"
 g=$(sed -n 's/^VIRTIO ARM64 DATA md5 //p' <<<"$L" | head -n1)
 d=$(sed -n 's/^VIRTIO ARM64 HOST DATA md5 //p' <<<"$L" | head -n1)
 check virtio-disk-file "$([ -n "$g" ] && [ "$g" = "$d" ] && has '^VIRTIO ARM64 HOST DATA sector200 GUEST-WROTE-THIS' || echo 0)" "dom0's file: md5 '$d' (the guest wrote '$g') and its sector"
@@ -366,11 +411,33 @@ check virtio-teardown "$(grep -q '== virtio_mmio_attach exit 0' <<<"$L" && grep 
 rng=$(grep -m1 '^VR: .*type 4 from the back end' <<<"$L" | sed 's/^VR: virtio_mmio_attach: //' || true)
 check virtio-rng-vhost "$([ -n "$rng" ] && grep -q '== virtio_mmio_attach (rng) exit 0' <<<"$L" && grep -q '^VR: .*stopped after [0-9]* requests (0 refused), torn down' <<<"$L" && echo 1 || echo 0)" \
   "${rng:-no rng device}; $(grep -m1 '^VR: .*stopped after' <<<"$L" | sed 's/^VR: virtio_mmio_attach: //' || echo 'no teardown line')"
-echo "ARM64 LINUX TIME virtio-guest: $(awk '/^DOM0 UPTIME vguest-created / { c = $4 } /^DOM0 UPTIME vguest-done / { d = $4 } END { if (c != "" && d != "") printf "%.1f s from xl create to its last check", d - c; else print "never" }' <<<"$L")"
+# The rng's back end killed mid-run: the front end noticed and connected to the restarted one.
+lost=$(grep -m1 '^VR: WARN: vhost-user back end at .*disconnected' <<<"$L" | sed 's/^VR: WARN: //' || true)
+again=$(grep -m1 '^VR: INFO: vhost-user back end at .*connected again' <<<"$L" | sed 's/^VR: INFO: //' || true)
+check virtio-rng-backend-restart "$(grep -q '^== rng back end killed' <<<"$L" && [ -n "$lost" ] && [ -n "$again" ] && has '^== rng back end restarted' || echo 0)" \
+  "${lost:-the front end never noticed that the back end died}; ${again:-never connected again}"
+# Instructions per operation: under -icount shift=0 the guest's CLOCK_MONOTONIC ("tsc=", see
+# tests/real-xen/virtio-bench.c) counts the whole machine's instructions.
+per() { # what who: instructions per operation
+  sed -n "s/^VIRTIO ARM64 BENCH $1 $2 ops=\([0-9]*\) bytes=[0-9]* tsc=\([0-9]*\) .*/\2 \1/p" <<<"$L" | head -n1 |
+    awk '$2 > 0 { printf "%d", $1 / $2 }'
+}
+bench_rng=$(per rng vhost-user)
+bench_disk=$(per disk in-process)
+if [ "$icount" = icount ]; then
+  echo "VIRTIO BENCH arm64 rng: instructions per rng request (64 bytes): ours (vhost-user) ${bench_rng:-MISSING}"
+  echo "VIRTIO BENCH arm64 disk: instructions per 4 KiB read (O_DIRECT): ours (in-process virtio-blk) ${bench_disk:-MISSING}"
+  check virtio-bench-figures "$([ -n "$bench_rng" ] && [ -n "$bench_disk" ] && echo 1 || echo 0)" \
+    "instructions per operation (-icount shift=0): rng ${bench_rng:-missing}, disk ${bench_disk:-missing}"
+else
+  echo "VIRTIO BENCH arm64: not measured (ARM64_LINUX_ICOUNT=$icount: without -icount the figures would be nanoseconds)"
+fi
+# (Dom0's clock is the machine's virtual clock: under -icount, instructions and skipped idle time.)
+echo "ARM64 LINUX TIME virtio-guest: $(awk '/^DOM0 UPTIME vguest-created / { c = $4 } /^DOM0 UPTIME vguest-done / { d = $4 } END { if (c != "" && d != "") printf "%.1f s of dom0'"'"'s clock from xl create to its last check", d - c; else print "never" }' <<<"$L"), $(at '== virtio guest created') to $(at 'DOM0 UPTIME vguest-done') of QEMU"
 echo "ARM64 LINUX TIME xen-banner: $(at 'Xen version')"
 echo "ARM64 LINUX TIME dom0-userspace: $(at '== dom0 user space')"
 echo "ARM64 LINUX TIME guest-marker-in-dom0: $(at 'GUEST CONSOLE IN DOM0')"
-echo "ARM64 LINUX TIME qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
+echo "ARM64 LINUX TIME qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc${icount:+, -icount shift=0})"
 echo "ARM64 LINUX TIME dom0-clock: $(awk '/^DOM0 UPTIME / { printf "%s%s %s s", sep, $3, $4; sep = ", " }' <<<"$L")"
 verdict "Xen with IOREQ servers"
 t_ioreq=$ms
@@ -390,4 +457,4 @@ refused=$(grep -m1 '^VA: .*XEN_DMOP_nr_vcpus: ENOSYS' <<<"$L" | sed 's/^VA: virt
 check debian-xen-virtio-refused "$([ -n "$refused" ] && has '== virtio guest: xl create failed' || echo 0)" "${refused:-no refusal}; xl create failed cleanly"
 echo "ARM64 LINUX TIME debian-xen-qemu-total: $(( ms / 1000 )).$(( ms % 1000 / 100 )) s (exit status $rc)"
 verdict "Debian's Xen"
-echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file, and an rng from a partial device tree served by vhost-device-rng (aarch64) on the disk's SPI) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS, the virtio disk refused)"
+echo "ok   arm64: Debian's Linux $kver dom0 and guest with Debian's xl on Xen $XEN_ARM64_SOURCE_VERSION built with IOREQ servers ($((t_ioreq / 1000)) s of QEMU; regbank served the guest's MMIO; a second guest's specification=virtio disk served by virtio_mmio_attach (aarch64) over virtio-mmio, data round-tripped into dom0's file, and an rng from a partial device tree served by vhost-device-rng (aarch64) on the disk's SPI, its back end killed and restarted mid-run; ${bench_rng:-?} instructions per rng request, ${bench_disk:-?} per 4 KiB disk read) and on Debian's arm64 Xen ($((ms / 1000)) s; dm_op: ENOSYS, the virtio disk refused)"

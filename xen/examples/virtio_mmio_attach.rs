@@ -18,6 +18,12 @@
 //! waits for that), then `Connected`. The guest's RAM is Arm's guest layout for its
 //! `memory/static-max`. A malformed entry is reported with its key and left alone.
 //!
+//! A vhost-user back end that goes away is reported and its device set to `NEEDS_RESET`; the
+//! others keep working. Its socket is tried again every 500 ms; when a back end answers, the
+//! device resumes where the guest's driver left it (or, if the driver reset it meanwhile, is set
+//! up afresh), as in `virtio_attach` (the same code: `xen::vhost` and the transport-neutral
+//! device state under both transports).
+//!
 //! SIGTERM or SIGINT stops everything; the servers are torn down. A guest whose RAM a device
 //! model (or a vhost-user back end) still maps cannot be destroyed: stop the devices served by
 //! hand before the guest goes (those from xenstore stop when libxl removes them).

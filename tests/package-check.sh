@@ -17,6 +17,9 @@ cd "$(dirname "$0")/.."
 . tests/lib/debian-rust.sh
 # shellcheck source=tests/lib/xen-releases.sh
 . tests/lib/xen-releases.sh
+# The MSRV check's toolchain (Debian 12's rustc-web and cargo-web 1.85), then the cross checks'.
+ensure_msrv_rust >/dev/null
+MSRV_RUSTC=$DEBIAN_RUSTC MSRV_RUST_LD=$DEBIAN_RUST_LD
 ensure_debian_rust >/dev/null
 
 declared="$TEST_PACKAGES $DEBIAN_RUST_PACKAGES"
@@ -112,9 +115,11 @@ need_cmd() {
     need "$stage" "$path"
   done
 }
-need_lib_deps() { # stage binary [skip-dir]: the shared libraries ldd resolves for it
+# need_lib_deps STAGE BINARY [SKIP-DIR]: the shared libraries ldd resolves for it (one that ldd
+# does not find fails, by its name, as not on this machine).
+need_lib_deps() {
   local lib
-  for lib in $(ldd "$2" 2>/dev/null | awk '/=> \// { print $3 } /^\t\/lib/ { print $1 }'); do
+  for lib in $(ldd "$2" 2>/dev/null | awk '/=> \// { print $3 } /=> not found/ { print $1 } /^\t\/lib/ { print $1 }'); do
     [ -n "${3:-}" ] && [[ $lib == "$3"/* ]] && continue
     need "$1" "$lib"
   done
@@ -184,6 +189,9 @@ done
 # Debian's rustc for the cross checks is unpacked from its .debs; what it loads from the
 # machine (LLVM, declared by ensure_debian_rust) must be installed like the rest.
 LD_LIBRARY_PATH="$DEBIAN_RUST_LD" need_lib_deps "Debian's rustc (cross checks)" "$DEBIAN_RUSTC" "$DEBIAN_RUST_LD"
+# The MSRV check's rustc and cargo, unpacked the same way (PKGS_MSRV declares what cargo loads).
+LD_LIBRARY_PATH="$MSRV_RUST_LD" need_lib_deps "MSRV check (Debian's rustc $MSRV)" "$MSRV_RUSTC" "$MSRV_RUST_LD"
+need_lib_deps "MSRV check (Debian's cargo $MSRV)" "$MSRV_CARGO"
 
 mapfile -t uniq < <(printf '%s\n' "${NEED_PATH[@]}" | sort -u)
 owners "${uniq[@]}"

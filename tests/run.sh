@@ -75,6 +75,8 @@ tests/release-probe.sh
 
 step "Rust on every target: cargo check with Debian's rustc-web and foreign std"
 tests/cross-check.sh
+step "MSRV: every crate's rust-version with Debian 12's rustc-web and cargo-web of that version (cargo check --locked, the host crates and the no_std crates on every target)"
+tests/msrv-check.sh
 step "call backends: wrappers compile to the hand-written hypercall sequence on every target"
 tests/disasm-check.sh
 

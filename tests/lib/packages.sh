@@ -25,6 +25,10 @@ PKGS_IOREQ="$PKGS_LINUX_DOM0 xen-utils-4.17 xenstore-utils libxen-dev libc6-dev 
   gcc-i686-linux-gnu libc6-dev-i386-cross strace"
 # Virtio next to QEMU (tests/real-xen/virtio-hvm.sh): Debian's Xen device model.
 PKGS_VIRTIO_HVM="$PKGS_IOREQ qemu-system-xen"
+# The MSRV check (tests/msrv-check.sh): Debian 12's cargo-web of the MSRV is extracted, not
+# installed, so the libraries it links against are declared here (its rustc's libllvm is read
+# from its package, like the cross checks').
+PKGS_MSRV="libcurl4 libhttp-parser2.9 libpcre3 libsqlite3-0 libssh2-1 libssl3 zlib1g"
 # The race check (tests/race-check.sh): curl fetches rustup-init for its pinned nightly.
 PKGS_RACE="curl"
 # Real Xen on arm64: QEMU, fdtput for the device tree, the aarch64 linker for the dom0.
@@ -40,7 +44,7 @@ PKGS_ARM64_LINUX="$PKGS_ARM64_XEN_BUILD binutils cpio"
 # The union, which tests/run.sh installs before the first stage (README.md lists it).
 # shellcheck disable=SC2086
 TEST_PACKAGES=$(printf '%s\n' $PKGS_BASE $PKGS_C_PROBE $PKGS_XEN_X86 $PKGS_LINUX_DOM0 \
-  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_ARM64_LINUX $PKGS_RACE | sort -u | tr '\n' ' ')
+  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_ARM64_LINUX $PKGS_MSRV $PKGS_RACE | sort -u | tr '\n' ' ')
 
 # Installs the packages that are not installed yet (as root; otherwise names them and exits).
 ensure_packages() {

@@ -159,6 +159,11 @@ for h in $(aarch64-linux-gnu-gcc -M tests/real-xen/virtio-bench.c 2>/dev/null | 
   if [[ $h == /* ]]; then need "arm64 Linux dom0 (virtio-bench headers)" "$h"; fi
 done
 need_cmd "race check" curl
+# libfuzzer-sys compiles libFuzzer with c++ (the cc crate), archives it with ar, links libstdc++.
+need_cmd "guided spec fuzz" curl c++ ar timeout
+if command -v c++ >/dev/null; then
+  need "guided spec fuzz (link)" "$(c++ -print-file-name=libstdc++.so)"
+fi
 # The C programs of the IOREQ scenario: their headers and what they link.
 for src in tests/c-server/cserver.c tests/real-xen/insn-windows.c tests/real-xen/mmio-bench.c \
   tests/real-xen/set-target.c tests/real-xen/virtio-bench.c; do

@@ -48,6 +48,7 @@ cargo fmt --manifest-path tests/xen-arm64-dom0/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-pvh-guest/Cargo.toml -- --check
 cargo fmt --manifest-path tests/freestanding-mem/Cargo.toml -- --check
 cargo fmt --manifest-path tests/xen-pvh-stubdom/Cargo.toml -- --check
+cargo fmt --manifest-path xen-abi-gen/fuzz/Cargo.toml -- --check
 
 step "clippy"
 cargo clippy --locked --workspace --all-targets --all-features -- -D warnings
@@ -133,6 +134,9 @@ RUSTFLAGS="--cfg xen_fetch_audit" CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/tar
 
 step "xen: data races under ThreadSanitizer (every xen suite, hostile and audit included; a known race as control)"
 tests/race-check.sh
+
+step "xen-abi-gen: coverage-guided spec fuzz (cargo-fuzz with the race check's nightly, a fixed number of executions and seed; controls first)"
+tests/spec-fuzz-guided.sh
 
 step "tests"
 mkdir -p target

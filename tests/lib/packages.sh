@@ -31,6 +31,9 @@ PKGS_VIRTIO_HVM="$PKGS_IOREQ qemu-system-xen"
 PKGS_MSRV="libcurl4 libhttp-parser2.9 libpcre3 libsqlite3-0 libssh2-1 libssl3 zlib1g"
 # The race check (tests/race-check.sh): curl fetches rustup-init for its pinned nightly.
 PKGS_RACE="curl"
+# The guided spec fuzz (tests/spec-fuzz-guided.sh): the race check's nightly (curl), and g++ for
+# libFuzzer, which libfuzzer-sys builds from its C++ sources and links with libstdc++.
+PKGS_SPEC_FUZZ="curl g++"
 # Real Xen on arm64: QEMU, fdtput for the device tree, the aarch64 linker for the dom0.
 PKGS_ARM64="qemu-system-arm device-tree-compiler gcc-aarch64-linux-gnu libc6-dev-arm64-cross"
 # An arm64 Xen with IOREQ servers from Debian's source package (tests/lib/xen-arm64-ioreq.sh):
@@ -44,7 +47,8 @@ PKGS_ARM64_LINUX="$PKGS_ARM64_XEN_BUILD binutils cpio"
 # The union, which tests/run.sh installs before the first stage (README.md lists it).
 # shellcheck disable=SC2086
 TEST_PACKAGES=$(printf '%s\n' $PKGS_BASE $PKGS_C_PROBE $PKGS_XEN_X86 $PKGS_LINUX_DOM0 \
-  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_ARM64_LINUX $PKGS_MSRV $PKGS_RACE | sort -u | tr '\n' ' ')
+  $PKGS_IOREQ $PKGS_VIRTIO_HVM $PKGS_ARM64 $PKGS_ARM64_XEN_BUILD $PKGS_ARM64_LINUX $PKGS_MSRV \
+  $PKGS_RACE $PKGS_SPEC_FUZZ | sort -u | tr '\n' ' ')
 
 # Installs the packages that are not installed yet (as root; otherwise names them and exits).
 ensure_packages() {

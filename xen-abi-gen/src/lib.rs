@@ -18,6 +18,8 @@ pub mod arch;
 pub mod diag;
 pub mod diff;
 pub mod emit;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod layout;
 pub mod model;
 pub mod names;

@@ -7,7 +7,7 @@
 # with xen-abi-gen/tests/spec_fuzz.rs): no panic, a refused spec gets diagnostics that all point
 # at a file:line:column, an accepted one generates modules that all parse (compiling is left to
 # spec_fuzz.rs's sample: seconds an input). Built with debug assertions (overflow checks on)
-# and no sanitizer: xen-abi-gen has no unsafe code, and a sanitizer would halve the executions.
+# and no sanitizer: xen-abi-gen has no unsafe code, and a sanitizer would slow every execution.
 #
 # Controls first, on one small input each: a clean run's count is parsed exactly and a run short
 # of its count is judged a failure; the check made to break on purpose (SPEC_FUZZ_TAMPER:
@@ -17,9 +17,9 @@
 # (runs from libFuzzer's `Done N runs` line, corpus and cov from its last status line). A crash,
 # timeout or out-of-memory is verdict=fail with the reproducer's path and how to rerun it, and
 # exit 1. A longer run: SPEC_FUZZ_RUNS=20000 SPEC_FUZZ_SEED=7 tests/spec-fuzz-guided.sh.
-# The seed fixes libFuzzer's choices, not the coverage fed back to them: xen-abi-gen's std
-# HashMaps hash with random keys, so the corpus (and cov) differ a little from run to run; the
-# count and the check do not. 3,000 executions take about 2.5 minutes on a busy two-core
+# The seed fixes libFuzzer's choices, not the coverage fed back to them (xen-abi-gen's std
+# HashMaps, for one, hash with random keys), so the corpus and cov differ a little from run to
+# run; the count and the check do not. 3,000 executions take about 2.5 minutes on a busy two-core
 # machine (about 20 a second: each accepted input generates every module).
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -143,3 +143,16 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
     // checks.
     assert_eq!(d.0.len(), n - 100);
 }
+
+#[test]
+fn a_syntax_error_after_a_wide_character_and_an_equals_sign_is_located_not_a_panic() {
+    // Found by the guided fuzzer (tests/spec-fuzz-guided.sh): a NUL in a string right after
+    // `é=` is a TOML error; the help for too-large values then looked for the key before the
+    // `=` and sliced inside the `é`.
+    for wide in ["é", "\u{fffd}", "😀"] {
+        let text = format!("{HEADER}\n[[const]]\nname = \"x{wide}=\u{0}\"\n");
+        let d = refused_within(&with_extra(text), Duration::from_secs(10));
+        assert_eq!(d.0.len(), 1, "{d}");
+        assert_eq!(d.0[0].loc.line, 9, "{d}");
+    }
+}

@@ -124,10 +124,12 @@ fn too_large_value(text: &str, at: usize) -> Option<String> {
         .trim_end()
         .strip_suffix('=')?
         .trim_end();
-    // The key is the last word before `=` (`value`, also inside an inline table).
-    let key = &key[key
-        .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .map_or(0, |i| i + 1)..];
+    // The key is the last word before `=` (`value`, also inside an inline table). Split, not
+    // sliced at the byte after the last other character: that one may be wider than a byte.
+    let key = key
+        .rsplit(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .next()
+        .unwrap_or(key);
     if key != "value" {
         return None;
     }

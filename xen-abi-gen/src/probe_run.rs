@@ -221,7 +221,7 @@ pub struct Release {
     /// New or patched headers on top of the release's (laid out like `xen/`: `trial.h`,
     /// `hvm/dm_op.h`), e.g. from the Xen tree that adds a hypercall: the spec files of those
     /// headers are measured against them whatever their `since`
-    /// ([`c_probe::c_probe_with_new`]).
+    /// ([`c_probe::ReleaseHeaders`]).
     pub new_headers: Option<PathBuf>,
 }
 

@@ -38,7 +38,7 @@
 //! ```
 //!
 //! [`IoBus::claim`] claims every registered range on an
-//! [`IoreqServer`](crate::ioreq::IoreqServer), and the bus is the server's
+//! [`IoreqServer`], and the bus is the server's
 //! [`Handler`].
 
 use alloc::boxed::Box;

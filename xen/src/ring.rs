@@ -231,7 +231,8 @@ impl From<Error> for crate::Error {
 }
 
 /// Memory given by address and length ([`BackRing::from_raw`], [`FrontRing::from_raw`]),
-/// valid by the caller's promise.
+/// valid by the caller's promise, which covers this value for as long as it exists (a ring's
+/// `into_memory` gives it back, and safe code may make a new ring on it).
 #[derive(Debug)]
 pub struct RawMemory {
     base: *mut u8,
@@ -380,7 +381,9 @@ impl<Req: FromBytes + IntoBytes, Rsp: FromBytes + IntoBytes> BackRing<Req, Rsp, 
     ///
     /// # Safety
     ///
-    /// For as long as the ring lives (it may be moved to another thread): `base .. base + len`
+    /// For as long as the ring lives (it may be moved to another thread), and after it any
+    /// [`RawMemory`] that [`into_memory`](Self::into_memory) gives back (a new ring can be made
+    /// on it in safe code): `base .. base + len`
     /// is valid for reads and writes by atomic accesses of 1 and 4 bytes; no Rust reference
     /// (`&`/`&mut`) to any of it exists; whoever else writes it (the front end, another
     /// domain) does so with atomic or volatile accesses or from outside this program.
